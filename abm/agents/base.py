@@ -1,0 +1,43 @@
+"""Common base of all agents: a Mesa agent on the lending network that owns one balance sheet row."""
+
+from __future__ import annotations
+
+from mesa.discrete_space import FixedAgent
+
+MINER, NEOCLOUD, LENDER, BUYER = range(4)
+TYPE_NAMES = ("miner", "neocloud", "lender", "buyer")
+
+# agent status
+ACTIVE, DEFAULTED, FAILED = range(3)
+STATUS_NAMES = ("active", "defaulted", "failed")
+
+
+class BalanceSheetAgent(FixedAgent):
+    """An agent whose holdings live in the model's vectorised books at row ``idx``.
+
+    The properties read the books, so the agent object, the panel output and the network export all
+    see one balance sheet.
+    """
+
+    type_code = -1
+
+    def __init__(self, model, idx: int, cell) -> None:
+        super().__init__(model)
+        self.idx = idx
+        self.cell = cell
+
+    @property
+    def agent_type(self) -> str:
+        return TYPE_NAMES[self.type_code]
+
+    @property
+    def status(self) -> str:
+        return STATUS_NAMES[int(self.model.status[self.idx])]
+
+    @property
+    def cash_usd(self) -> float:
+        return float(self.model.acct.cash[self.idx])
+
+    def balance_sheet(self) -> dict:
+        """Assets, liabilities and equity (USD) at current marks."""
+        return self.model.balance_sheet(self.idx)

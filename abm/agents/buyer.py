@@ -1,0 +1,70 @@
+"""Secondary-market GPU buyers: hyperscalers, tier-2 clouds, brokers, overseas buyers, start-ups,
+sovereign/academic.
+
+Each buyer values a GPU by the DCF of its expected rents at its own hurdle rate, less the cost of
+integrating it, and bids a downward-sloping schedule: a few units near its valuation and more only at
+deeper discounts. Its bids are capped by its monthly budget and by the MW of compatible power and
+cooling it can bring online this month (liquid-cooled generations need liquid-cooling capability;
+overseas buyers are capped at the export-control performance limit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents.base import ACTIVE, BUYER, BalanceSheetAgent
+
+
+class SecondaryBuyer(BalanceSheetAgent):
+    type_code = BUYER
+
+    @property
+    def kind(self) -> str:
+        return self.model.buyer_kind_names[int(self.model.buyer_kind[self.idx])]
+
+
+def valuations(m) -> np.ndarray:
+    """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""
+    b = m.buyer_idx
+    dcf = m.compute.value_per_gpu(m.month, m.hurdle[b])  # gens x buyers
+    value = np.maximum(dcf - m.integration_usd[b][None, :], 0.0)
+    compatible = (~m.liquid[:, None] | m.buyer_liquid[b][None, :]) & (
+        m.perf[:, None] <= m.buyer_max_perf[b][None, :]
+    )
+    return np.where(compatible, value, 0.0)
+
+
+def bid_schedules(m, offered_units: np.ndarray):
+    """Bids per generation given the units offered in each generation this round.
+
+    Budget and MW left this month are split across generations in proportion to the offered value and
+    offered MW in each. Returns a list over generations of (buyer_idx, price_usd, units) arrays, with
+    each buyer's steps in descending price order.
+    """
+    b = m.buyer_idx
+    active = m.status[b] == ACTIVE
+    value = valuations(m)  # gens x buyers
+    steps = m.cfg["buyers"]["bid_steps"]
+    floor = m.cfg["buyers"]["bid_floor"]
+    level = 1.0 - (1.0 - floor) * np.arange(steps) / max(steps - 1, 1)
+    offered_value = offered_units[:, None] * value
+    offered_mw = offered_units[:, None] * m.kw[:, None] / 1000.0 * (value > 0)
+    budget_share = offered_value / np.maximum(offered_value.sum(axis=0, keepdims=True), 1e-9)
+    mw_share = offered_mw / np.maximum(offered_mw.sum(axis=0, keepdims=True), 1e-9)
+    budget = budget_share * np.maximum(m.budget_left[b], 0.0)[None, :]
+    mw = mw_share * np.maximum(m.mw_left[b], 0.0)[None, :]
+    out = []
+    for g in range(m.G):
+        if offered_units[g] <= 0:
+            out.append((np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)))
+            continue
+        cap_units = np.minimum(mw[g] * 1000.0 / m.kw[g], offered_units[g])  # buyers
+        prices = value[g][:, None] * level[None, :]  # buyers x steps
+        cum = cap_units[:, None] * (np.arange(1, steps + 1) / steps)[None, :]
+        cum = np.minimum(cum, budget[g][:, None] / np.maximum(prices, 1e-9))
+        cum = np.floor(np.maximum.accumulate(cum, axis=1))
+        incr = np.diff(cum, axis=1, prepend=0.0).astype(np.int64)
+        ok = (incr > 0) & (prices > 0) & active[:, None]
+        buyer_rows = np.broadcast_to(b[:, None], prices.shape)
+        out.append((buyer_rows[ok], prices[ok], incr[ok]))
+    return out

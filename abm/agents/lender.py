@@ -1,0 +1,96 @@
+"""Lenders: banks, private-credit funds, HY/convert funds, crypto lenders, vendor finance.
+
+Decisions (all lenders decide from the same state, vectorised over the loans or lenders concerned):
+appetite from capital and recent sector losses; waive or accelerate a covenant breach; roll a maturing
+loan or not; how much seized inventory to offer and at what reserve; whether to fund a new loan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent
+
+
+class Lender(BalanceSheetAgent):
+    type_code = LENDER
+
+    @property
+    def kind(self) -> str:
+        return self.model.lender_kind_names[int(self.model.lender_kind[self.idx])]
+
+    @property
+    def appetite(self) -> float:
+        return float(self.model.appetite[self.idx])
+
+
+def update_appetite(m) -> None:
+    """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
+
+    ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
+    where loss_rate is sector-wide realised losses over the memory window / total lending at start.
+    Failed lenders have zero appetite.
+    """
+    lenders = m.lender_idx
+    equity = m.lender_equity()
+    assets = np.maximum(m.lender_assets(), 1.0)
+    ratio = equity / assets
+    target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
+    base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
+    window = m.cfg["credit"]["loss_memory_months"]
+    recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
+    loss_rate = recent / max(m.initial_lending_usd, 1.0)
+    appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
+    appetite[m.status[lenders] != ACTIVE] = 0.0
+    m.appetite[lenders] = appetite
+
+
+def respond_to_breaches(m, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
+    """True where the lender waives (and reprices) a breach that outlived its cure period.
+
+    A lender waives when its appetite-scaled tolerance covers the breach's relative severity; a failed
+    lender in run-off never waives.
+    """
+    lender = m.loans.lender[loans]
+    tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
+    return (m.status[lender] == ACTIVE) & (severity <= tolerance)
+
+
+def decide_rollovers(m, loans: np.ndarray, borrower_healthy: np.ndarray) -> np.ndarray:
+    """True where the lender rolls a maturing loan: it is active, has appetite, the borrower pays."""
+    lender = m.loans.lender[loans]
+    return (
+        (m.status[lender] == ACTIVE)
+        & (m.appetite[lender] >= m.cfg["credit"]["roll_min_appetite"])
+        & borrower_healthy
+    )
+
+
+def reserve_multiplier(m, lenders: np.ndarray) -> np.ndarray:
+    """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
+    stressed = (m.appetite[lenders] < 0.3) | (m.status[lenders] != ACTIVE)
+    return np.where(
+        stressed,
+        m.lk["distressed_reserve_multiplier"][lenders],
+        m.lk["reserve_multiplier"][lenders],
+    )
+
+
+def lending_capacity(m, lenders: np.ndarray) -> np.ndarray:
+    """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by appetite."""
+    equity = np.maximum(m.lender_equity_of(lenders), 0.0)
+    assets = m.lender_assets_of(lenders)
+    floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
+    room = equity / np.maximum(floor, 1e-9) - assets
+    ok = (m.status[lenders] == ACTIVE) & (
+        m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
+    )
+    return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
+
+
+def new_loan_terms(m, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
+    a = m.appetite[lenders]
+    ltv = m.lk["origination_ltv"][lenders] * (0.5 + 0.5 * a)
+    spread = m.lk["loan_spread"][lenders] + (1.0 - a) * 0.03
+    return ltv, spread

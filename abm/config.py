@@ -1,0 +1,560 @@
+"""Scenario schema, TOML loading and field-level validation.
+
+A scenario is a TOML file. ``baseline.toml`` holds every parameter; other scenarios say
+``extends = "baseline"`` (or a path) and override only what differs. The schema below states each
+field's type and allowed range; any unknown key, wrong type or out-of-range value raises
+:class:`ConfigError` naming the dotted field and what is allowed, before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCENARIO_PACKAGE = "abm.scenarios"
+INF = math.inf
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class ConfigError(ValueError):
+    """A scenario or override is invalid; the message names the field and the allowed values."""
+
+
+@dataclass(frozen=True)
+class F:
+    """One leaf field: its kind, range and a short description with its unit."""
+
+    kind: str  # "float", "int", "bool", "str", "month", "range" (two floats lo <= hi), "choice"
+    lo: float = -INF
+    hi: float = INF
+    doc: str = ""
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "month":
+            return "a month 'YYYY-MM'"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "str":
+            return "a string"
+        what = {"float": "a number", "int": "an integer", "range": "[low, high] with low <= high"}
+        return f"{what[self.kind]} in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A table whose keys are free names (e.g. generation names) and whose values share a schema."""
+
+    item: dict
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """An array of tables sharing a schema (e.g. pinned shocks)."""
+
+    item: dict
+    doc: str = ""
+
+
+def _fmt(x: float) -> str:
+    if x == INF:
+        return "inf"
+    if x == -INF:
+        return "-inf"
+    return f"{x:g}"
+
+
+P = F("float", 0.0, 1.0)  # a probability or share
+
+
+LENDER_KIND = {
+    "capital_ratio": F("float", 0.01, 1.0, "equity / total assets at start"),
+    "interbank_funding_share": F("float", 0.0, 1.0, "share of debt funding borrowed from banks"),
+    "funding_spread": F("float", 0.0, 0.2, "cost of outside funding over the base rate, per year"),
+    "loan_spread": F("float", 0.0, 0.3, "spread over base rate on new secured loans, per year"),
+    "origination_ltv": F("float", 0.05, 1.0, "max loan-to-value on new secured loans"),
+    "covenant_headroom": F("float", 0.0, 1.0, "max-LTV covenant = origination LTV + headroom"),
+    "min_coverage": F("float", 0.0, 10.0, "minimum debt service coverage covenant (x)"),
+    "cure_months": F("int", 0, 24, "months a breach may persist before the lender acts"),
+    "waiver_tolerance": F("float", 0.0, 2.0, "largest relative breach a healthy lender waives"),
+    "mark_policy": F("choice", doc="how collateral is marked", choices=("market", "appraisal")),
+    "reserve_multiplier": F("float", 0.0, 1.5, "reserve price / fundamental value when selling"),
+    "distressed_reserve_multiplier": F("float", 0.0, 1.5, "reserve when the lender is stressed"),
+    "offer_share_per_month": F("float", 0.0, 1.0, "share of seized inventory offered each month"),
+    "loss_sensitivity": F("float", 0.0, 100.0, "appetite cut per unit of recent sector loss rate"),
+}
+
+BUYER_KIND = {
+    "count": F("int", 0, 1000, "number of buyers of this kind"),
+    "monthly_budget_usd": F("float", 0.0, 1e12, "cash available for purchases each month (USD)"),
+    "absorption_mw_per_month": F("float", 0.0, 1e5, "MW of compatible power/cooling per month"),
+    "hurdle_rate": F("float", 0.0, 2.0, "discount rate for valuing GPUs, per year"),
+    "integration_cost_usd_per_gpu": F("float", 0.0, 1e6, "cost of installing a used GPU (USD)"),
+    "liquid_cooling": F("bool", doc="can host generations that need liquid cooling"),
+    "max_perf": F("float", 0.0, 1e3, "highest relative performance it may buy (export cap)"),
+    "installed_units": F("int", 0, 10_000_000, "H100-equivalent GPUs installed at start"),
+}
+
+GENERATION = {
+    "release": F("month", doc="volume release month"),
+    "perf": F("float", 1e-3, 1e3, "performance relative to H100"),
+    "kw_per_gpu": F("float", 0.01, 20.0, "IT power per GPU incl. share of server (kW)"),
+    "list_price_usd": F("float", 0.0, 1e7, "new price per GPU (USD)"),
+    "liquid_cooling": F("bool", doc="needs liquid-cooled racks"),
+}
+
+PINNED = {
+    "variable": F("choice", doc="what is shocked", choices=("btc", "ai_demand")),
+    "start": F("month", doc="first month of the shock"),
+    "end": F("month", doc="last month of the shock"),
+    "total_change": F("float", -0.99, 10.0, "total relative change over the window"),
+    "force_stress": F("bool", doc="hold the stress regime during the window"),
+}
+
+SCHEMA: dict[str, Any] = {
+    "name": F("str", doc="scenario name"),
+    "description": F("str", doc="one line"),
+    "extends": F("str", doc="scenario this one overrides (name or path)"),
+    "run": {
+        "start": F("month", doc="first simulated month"),
+        "months": F("int", 1, 600, "number of monthly steps"),
+        "max_cascade_rounds": F("int", 1, 50, "within-month rounds of tests/resolution/market"),
+    },
+    "generations": MapOf(GENERATION, "NVIDIA generations by name"),
+    "compute": {
+        "rent_per_perf_hour_usd": F(
+            "float", 0.0, 100.0, "spot rent of one H100-equivalent at start"
+        ),
+        "rent_deflation_per_year": F("float", 0.0, 0.95, "trend fall of rent per unit of perf"),
+        "release_step_down": F("float", 0.0, 0.9, "extra fall of all rents at each release"),
+        "demand_growth_per_year": F("float", -0.9, 10.0, "trend growth of demand for compute"),
+        "spot_elasticity": F("float", 0.0, 10.0, "spot rent response to utilisation (exponent)"),
+        "utilisation_ref": F("float", 0.05, 1.0, "utilisation at which spot = trend rent"),
+        "utilisation_max": F("float", 0.05, 1.0, "physical maximum utilisation"),
+        "contract_premium": F("float", -0.5, 2.0, "contract rent over spot at signing"),
+        "contract_tenor_months": F("int", 1, 240, "customer contract tenor"),
+        "take_or_pay_share": P,
+        "prepayment_share": F("float", 0.0, 1.0, "share of contract value prepaid at signing"),
+        "customer_default_prob_per_year": F("float", 0.0, 1.0, "non-IG customers, in calm"),
+        "customer_default_prob_per_year_stress": F(
+            "float", 0.0, 1.0, "non-IG customers, in stress"
+        ),
+        "ig_customer_default_prob_per_year": F("float", 0.0, 1.0, "investment-grade customers"),
+        "hours_per_month": F("float", 1.0, 744.0, "billable hours in a month"),
+        "power_price_usd_per_kwh": F("float", 0.0, 10.0, "neocloud/buyer power price"),
+        "pue": F("float", 1.0, 3.0, "power usage effectiveness"),
+        "colo_usd_per_kw_month": F("float", 0.0, 1e4, "third-party colocation price"),
+        "gpu_life_months": F("int", 1, 240, "economic life from release"),
+        "failure_scrap_rate_per_year": F("float", 0.0, 1.0, "units scrapped each year"),
+        "fundamental_discount_rate": F("float", 0.0, 2.0, "discount rate of fundamental value"),
+        "all_in_cost_multiplier": F(
+            "float", 1.0, 5.0, "all-in capex / list price (fabric, servers)"
+        ),
+        "calm_market_discount": F(
+            "float", 0.0, 0.9, "used-market index below fundamental w/o trades"
+        ),
+        "mark_window_months": F("int", 1, 24, "months a clearing price sets market marks"),
+        "appraisal_lag_months": F("int", 1, 36, "months averaged by appraisal marks"),
+    },
+    "crypto": {
+        "btc_price_usd": F("float", 1e-6, 1e9, "BTC price at start"),
+        "drift_per_year": F("float", -5.0, 5.0, "expected log return"),
+        "vol_per_year": F("float", 0.0, 5.0, "volatility in calm"),
+        "vol_per_year_stress": F("float", 0.0, 5.0, "volatility in stress"),
+        "tail_df": F("float", 2.1, 1000.0, "Student-t degrees of freedom"),
+        "jump_prob_per_month": P,
+        "jump_mean": F("float", -1.0, 1.0, "mean log jump"),
+        "jump_sd": F("float", 0.0, 2.0, "sd of log jump"),
+        "price_impact_per_10k_btc": F("float", 0.0, 1.0, "log price fall per 10,000 BTC sold"),
+        "network_hashrate_eh": F("float", 1e-3, 1e6, "network hashrate at start (EH/s)"),
+        "hashrate_growth_per_year": F("float", -0.9, 10.0, "trend growth"),
+        "hashrate_price_elasticity": F(
+            "float", 0.0, 5.0, "growth response to log hashprice vs start"
+        ),
+        "block_subsidy_btc": F("float", 0.0, 50.0, "BTC per block at start"),
+        "fees_btc_per_block": F("float", 0.0, 10.0, "fees per block"),
+        "halving": F("month", doc="next halving month"),
+        "blocks_per_month": F("float", 1.0, 1e5, "blocks mined per month"),
+    },
+    "shocks": {
+        "p_calm_to_stress": P,
+        "p_stress_to_calm": P,
+        "corr_calm": F("float", -1.0, 1.0, "BTC / AI-demand shock correlation in calm"),
+        "corr_stress_target": F("float", -1.0, 1.0, "correlation stress converges to"),
+        "corr_convergence_months": F("float", 0.1, 120.0, "e-folding time of the convergence"),
+        "ai_demand_vol_per_year": F("float", 0.0, 5.0, "volatility of the AI demand shock"),
+        "ai_demand_persistence": F("float", 0.0, 0.999, "AR(1) coefficient of the demand shock"),
+        "ai_demand_stress_drift": F("float", -1.0, 1.0, "monthly log drift of demand in stress"),
+        "btc_stress_drift": F("float", -1.0, 1.0, "monthly log drift of BTC in stress"),
+        "pinned": ListOf(PINNED, "deterministic shocks"),
+    },
+    "credit": {
+        "base_rate_start": F("float", 0.0, 0.5, "SOFR at start, per year"),
+        "base_rate_end": F("float", 0.0, 0.5, "SOFR at the end (linear path)"),
+        "target_capital_ratio_multiple": F("float", 0.1, 10.0, "appetite 1 at this x start ratio"),
+        "loss_memory_months": F("int", 1, 60, "window of recent sector losses"),
+        "min_capital_ratio_multiple": F(
+            "float", 0.05, 1.0, "lenders grow loans until capital ratio = this x start"
+        ),
+        "roll_min_appetite": P,
+        "new_loan_min_appetite": P,
+        "payment_grace_months": F("int", 0, 12, "months of arrears before payment default"),
+        "recovery_estimate": F("float", 0.0, 1.0, "lender value of an unresolved defaulted claim"),
+        "estate_reserve_multiplier": F(
+            "float", 0.0, 1.5, "bankruptcy estate reserve / fundamental"
+        ),
+        "voluntary_reserve_multiplier": F(
+            "float", 0.0, 1.5, "distressed seller reserve / fundamental"
+        ),
+    },
+    "neoclouds": {
+        "count": F("int", 0, 100_000, "number of neoclouds"),
+        "fleet_units": F("range", 1, 1e8, "H100-equivalent GPUs at start (log-uniform)"),
+        "gen_mix": MapOf(F("float", 0.0, 1.0), "fleet share by generation at start"),
+        "gpu_loan_tenor_months": F(
+            "int", 1, 240, "amortisation tenor of GPU term loans from purchase"
+        ),
+        "unsecured_debt_to_fleet_value": F("range", 0.0, 5.0, "notes + converts at start"),
+        "note_coupon": F("float", 0.0, 0.5, "HY note coupon per year"),
+        "convert_coupon": F("float", 0.0, 0.5, "convertible coupon per year"),
+        "unsecured_months_left": F("range", 1, 240, "months to maturity at start"),
+        "cash_months": F("range", 0.0, 120.0, "cash / monthly operating costs at start"),
+        "sga_share_of_revenue": F("float", 0.0, 1.0, "overheads as a share of revenue"),
+        "hosted_share": F("float", 0.0, 1.0, "share of fleet power leased from miner hosts"),
+        "contracted_share": F("range", 0.0, 1.0, "share of the fleet under take-or-pay contracts"),
+        "ig_customer_share": F(
+            "range", 0.0, 1.0, "share of contracts with investment-grade customers"
+        ),
+        "max_growth_per_month": F("float", 0.0, 1.0, "largest monthly fleet growth"),
+        "build_ahead_months": F(
+            "int", 0, 60, "capacity is bought for demand this many months ahead"
+        ),
+        "investment_hurdle": F("float", 0.0, 2.0, "required NPV margin to expand"),
+        "cash_buffer_months": F("float", 0.0, 60.0, "cash kept back from investment"),
+        "new_loan_months": F("int", 1, 240, "tenor of new GPU term loans"),
+    },
+    "miners": {
+        "count": F("int", 0, 100_000, "number of miners"),
+        "hashrate_eh": F("range", 0.0, 1e4, "own hashrate at start (EH/s)"),
+        "efficiency_j_per_th": F("float", 1.0, 200.0, "fleet efficiency"),
+        "power_price_usd_per_kwh": F("float", 0.0, 10.0, "miners' power price"),
+        "site_opex_usd_per_mw_month": F("float", 0.0, 1e7, "non-power site costs"),
+        "hosting_mw": F("range", 0.0, 1e5, "AI-hosting MW at start (leased out)"),
+        "btc_holdings": F("range", 0.0, 1e7, "BTC treasury at start (log-uniform)"),
+        "btc_sell_share": F("float", 0.0, 1.0, "share of mined BTC sold each month"),
+        "cash_usd": F("range", 0.0, 1e12, "cash at start"),
+        "debt_to_assets": F("range", 0.0, 5.0, "notes + converts / (site + BTC + cash) at start"),
+        "convert_share": F("float", 0.0, 1.0, "share of that debt in convertible notes"),
+        "convert_coupon": F("float", 0.0, 0.5, "per year"),
+        "secured_coupon": F("float", 0.0, 0.5, "per year"),
+        "debt_months_left": F("range", 1, 240, "months to maturity at start"),
+        "btc_loan_share": F("float", 0.0, 1.0, "share of treasury pledged to BTC loans"),
+        "btc_loan_ltv": F("float", 0.0, 1.0, "BTC loan / collateral at origination"),
+        "btc_margin_call_ltv": F("float", 0.0, 2.0, "LTV that triggers a margin call"),
+        "btc_liquidation_ltv": F("float", 0.0, 2.0, "LTV at which collateral is liquidated"),
+        "btc_loan_rate": F("float", 0.0, 0.5, "per year"),
+        "hosting_rate_usd_per_kw_month": F("float", 0.0, 1e4, "lease price of AI hosting"),
+        "hosting_site_cost_share": F("float", 0.0, 1.0, "host's costs as share of lease income"),
+        "lease_months": F("int", 1, 360, "hosting lease tenor"),
+        "conversion_capex_usd_per_mw": F("float", 0.0, 1e9, "cost to convert 1 MW to AI hosting"),
+        "conversion_months": F("int", 1, 60, "time to convert"),
+        "project_loan_ltc": F("float", 0.0, 1.0, "project loan / conversion cost"),
+        "max_conversion_share_per_month": F("float", 0.0, 1.0, "of mining MW"),
+        "sga_usd_per_mw_month": F("range", 0.0, 1e7, "cash overheads per MW of capacity"),
+        "site_value_usd_per_mining_mw": F("float", 0.0, 1e9, "ASICs and site per mining MW"),
+        "asic_usd_per_th": F("float", 0.0, 1e4, "price of new ASIC hashrate (fleet refresh)"),
+        "site_recovery_share": F("float", 0.0, 1.0, "site sale price / book value in default"),
+    },
+    "lenders": {
+        "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),
+        "kinds": MapOf(LENDER_KIND, "behaviour and balance sheet by lender kind"),
+        "lenders_per_borrower": F("range", 1, 50, "secured lenders per borrower"),
+        "size_concentration": F("float", 0.0, 5.0, "preferential attachment exponent"),
+    },
+    "buyers": {
+        "kinds": MapOf(BUYER_KIND, "secondary-market GPU buyers by kind"),
+        "stress_budget_multiplier": F("float", 0.0, 2.0, "budget and absorption x in stress"),
+        "bid_steps": F("int", 1, 50, "price steps of each bid schedule"),
+        "bid_floor": F("float", 0.0, 1.0, "lowest bid / valuation"),
+    },
+    "network": {
+        "topology": F("choice", doc="lending network", choices=("calibrated", "random")),
+    },
+}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def packaged_scenarios() -> dict[str, Path]:
+    """Names and paths of the scenarios shipped in ``abm/scenarios``."""
+    root = resources.files(SCENARIO_PACKAGE)
+    out = {}
+    for entry in root.iterdir():
+        if entry.name.endswith(".toml"):
+            out[entry.name[:-5]] = Path(str(entry))
+    return dict(sorted(out.items()))
+
+
+def _resolve_path(name_or_path: str | Path, base_dir: Path | None = None) -> Path:
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or "\\" in text:
+        path = Path(text)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+        if not path.exists():
+            raise ConfigError(f"scenario: file {text!r} does not exist")
+        return path
+    scenarios = packaged_scenarios()
+    if text not in scenarios:
+        raise ConfigError(
+            f"scenario: unknown scenario {text!r}; allowed: {', '.join(scenarios)} or a path to a .toml file"
+        )
+    return scenarios[text]
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario: {path} is not valid TOML: {exc}") from exc
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` with ``override`` merged in (tables merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_raw(name_or_path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
+    base_dir = chain[-1].parent if chain else None
+    path = _resolve_path(name_or_path, base_dir).resolve()
+    if path in chain:
+        raise ConfigError(f"extends: circular chain {' -> '.join(str(p) for p in chain + (path,))}")
+    raw = _read_toml(path)
+    parent = raw.get("extends")
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"extends: must be a string (scenario name or path), got {parent!r}")
+    merged = deep_merge(_load_raw(parent, chain + (path,)), raw)
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` (the value in TOML syntax; bare words are strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set: {text!r} must look like key.path=value")
+    key, value_text = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set: {text!r} has no key")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    return key, value
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
+    """Set dotted keys (``{"compute.pue": 1.2}``) on a copy of a raw config."""
+    out = copy.deepcopy(raw)
+    for dotted, value in (overrides or {}).items():
+        parts = dotted.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a table")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_scenario(
+    name_or_path: str | Path = "baseline", overrides: dict[str, Any] | None = None
+) -> dict:
+    """Load a packaged scenario by name (or a TOML file by path), apply overrides, validate.
+
+    Parameters
+    ----------
+    name_or_path:
+        A packaged scenario name (see ``abm scenarios``) or a path to a ``.toml`` file.
+    overrides:
+        Dotted keys to set after loading, e.g. ``{"run.months": 24, "compute.pue": 1.2}``.
+
+    Returns
+    -------
+    dict
+        The fully resolved, validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        Unknown scenario, unknown key, wrong type or out-of-range value; the message names the field.
+    """
+    raw = _load_raw(name_or_path)
+    raw = apply_overrides(raw, overrides)
+    raw.setdefault("name", Path(str(name_or_path)).stem)
+    raw.pop("extends", None)
+    validate(raw)
+    return raw
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_leaf(path: str, spec: F, value: Any) -> None:
+    bad = f"{path}: must be {spec.allowed()}, got {value!r}"
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(bad)
+        return
+    if spec.kind in ("str", "choice", "month"):
+        if not isinstance(value, str):
+            raise ConfigError(bad)
+        if spec.kind == "choice" and value not in spec.choices:
+            raise ConfigError(bad)
+        if spec.kind == "month" and not MONTH_RE.match(value):
+            raise ConfigError(bad)
+        return
+    if spec.kind == "range":
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
+            raise ConfigError(bad)
+        lo, hi = value
+        if not (spec.lo <= lo <= hi <= spec.hi) or any(math.isnan(v) for v in value):
+            raise ConfigError(bad)
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(bad)
+    if spec.kind == "int" and not isinstance(value, int):
+        raise ConfigError(bad)
+    if math.isnan(value) or not (spec.lo <= value <= spec.hi):
+        raise ConfigError(bad)
+
+
+def _check(path: str, spec: Any, value: Any) -> None:
+    if isinstance(spec, F):
+        _check_leaf(path, spec, value)
+    elif isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: must be a table ({spec.doc})")
+        for key, item in value.items():
+            _check(f"{path}.{key}", spec.item, item)
+    elif isinstance(spec, ListOf):
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: must be an array of tables ({spec.doc})")
+        for i, item in enumerate(value):
+            _check(f"{path}[{i}]", spec.item, item)
+    elif isinstance(spec, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: must be a table with keys {', '.join(spec)}")
+        _check_table(path, spec, value)
+
+
+def _check_table(prefix: str, schema: dict, table: dict, required: bool = True) -> None:
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in schema:
+            raise ConfigError(f"{path}: unknown key; allowed here: {', '.join(schema)}")
+        _check(path, schema[key], value)
+    if required:
+        optional = {"extends", "description", "pinned"}
+        for key, spec in schema.items():
+            if key not in table and key not in optional:
+                path = f"{prefix}.{key}" if prefix else key
+                raise ConfigError(f"{path}: missing; must be {_describe(spec)}")
+
+
+def _describe(spec: Any) -> str:
+    if isinstance(spec, F):
+        return spec.allowed()
+    return "a table"
+
+
+def validate(cfg: dict) -> None:
+    """Check types, ranges and cross-field rules; raise :class:`ConfigError` on the first problem."""
+    _check_table("", SCHEMA, cfg)
+    gens = cfg["generations"]
+    if not gens:
+        raise ConfigError("generations: at least one generation is required")
+    releases = [g["release"] for g in gens.values()]
+    if releases != sorted(releases):
+        raise ConfigError("generations: must be listed in order of release month")
+    for name, share in cfg["neoclouds"]["gen_mix"].items():
+        if name not in gens:
+            raise ConfigError(
+                f"neoclouds.gen_mix.{name}: unknown generation; allowed: {', '.join(gens)}"
+            )
+        if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
+            raise ConfigError(f"neoclouds.gen_mix.{name}: released after run.start")
+    if sum(cfg["neoclouds"]["gen_mix"].values()) <= 0:
+        raise ConfigError("neoclouds.gen_mix: shares must sum to more than 0")
+    for kind in cfg["lenders"]["mix"]:
+        if kind not in cfg["lenders"]["kinds"]:
+            raise ConfigError(
+                f"lenders.mix.{kind}: no parameters under lenders.kinds.{kind}; "
+                f"allowed: {', '.join(cfg['lenders']['kinds'])}"
+            )
+    for kind in LENDER_ROLES:
+        if kind not in cfg["lenders"]["kinds"]:
+            raise ConfigError(
+                f"lenders.kinds.{kind}: missing; required kinds: {', '.join(LENDER_ROLES)}"
+            )
+    m = cfg["miners"]
+    if not m["btc_margin_call_ltv"] <= m["btc_liquidation_ltv"]:
+        raise ConfigError("miners.btc_margin_call_ltv: must be <= miners.btc_liquidation_ltv")
+    if cfg["crypto"]["halving"] < cfg["run"]["start"]:
+        raise ConfigError("crypto.halving: must not be before run.start")
+    for i, pin in enumerate(cfg["shocks"].get("pinned", [])):
+        for key in PINNED:
+            if key not in pin:
+                raise ConfigError(
+                    f"shocks.pinned[{i}].{key}: missing; must be {PINNED[key].allowed()}"
+                )
+        if pin["end"] < pin["start"]:
+            raise ConfigError(f"shocks.pinned[{i}].end: must not be before start ({pin['start']})")
+    for kind, spec in cfg["lenders"]["kinds"].items():
+        if spec["distressed_reserve_multiplier"] > spec["reserve_multiplier"]:
+            raise ConfigError(
+                f"lenders.kinds.{kind}.distressed_reserve_multiplier: must be <= reserve_multiplier"
+            )
+
+
+# Lender kinds the model gives a role to: which kind lends what.
+LENDER_ROLES = ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
+
+
+def month_index(month: str, start: str) -> int:
+    """Whole months from ``start`` to ``month`` (both 'YYYY-MM')."""
+    y1, m1 = (int(x) for x in start.split("-"))
+    y2, m2 = (int(x) for x in month.split("-"))
+    return (y2 - y1) * 12 + (m2 - m1)
+
+
+def month_label(index: int, start: str) -> str:
+    """The 'YYYY-MM' label of month ``index`` counted from ``start``."""
+    y, m = (int(x) for x in start.split("-"))
+    total = y * 12 + (m - 1) + index
+    return f"{total // 12:04d}-{total % 12 + 1:02d}"

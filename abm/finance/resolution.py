@@ -1,0 +1,228 @@
+"""Phase 7: default resolution. Secured lenders seize pledged collateral (GPU lots at their marks, BTC
+sold at once); the rest of the borrower becomes an estate whose cash and sale proceeds pay the remaining
+claims by seniority; claims left when the estate is empty (or after the work-out period) are written off.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
+from abm.finance.instruments import (
+    ACTIVE as LOAN_ACTIVE,
+)
+from abm.finance.instruments import (
+    BTC_LOAN,
+    CLOSED,
+    INTERBANK,
+    REPAID,
+    SENIOR_SECURED,
+    SENIOR_UNSECURED,
+)
+from abm.finance.instruments import (
+    DEFAULTED as LOAN_DEFAULTED,
+)
+
+WORKOUT_MONTHS = 24  # an estate that cannot sell its assets within this is closed
+
+
+def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
+    """Put borrower ``b`` into default: log it, seize collateral, end its contracts and leases."""
+    loans, lots = m.loans, m.lots
+    if m.status[b] != ACTIVE:
+        return int(m.default_event[b])
+    mine = np.flatnonzero(
+        (loans.borrower == b) & (loans.status == LOAN_ACTIVE) & (loans.kind != INTERBANK)
+    )
+    debt = float(loans.principal_usd[mine].sum())
+    eid = m.events.add(t, "default", b, cause=cause, parents=parents, amount=debt)
+    m.default_event[b] = eid
+    m.default_month[b] = t
+    m.status[b] = DEFAULTED
+    m.defaults[TYPE_NAMES[m.type[b]]] += 1
+    # accrued arrears become part of the claim
+    loans.principal_usd[mine] += loans.arrears_usd[mine] - loans.arrears_principal_usd[mine]
+    loans.arrears_usd[mine] = 0.0
+    loans.arrears_principal_usd[mine] = 0.0
+    coll = m.collateral_value()
+    btc_rows = [r for r in mine if loans.kind[r] == BTC_LOAN and loans.collateral_btc[r] > 0]
+    for loan in mine:
+        if loans.kind[loan] != BTC_LOAN:
+            _seize_lots(m, t, loan, eid, coll)
+    if btc_rows:
+        _sell_btc_collateral(m, t, np.array(btc_rows), eid)
+    loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
+    loans.seniority[mine] = np.where(
+        loans.seniority[mine] == SENIOR_SECURED, SENIOR_UNSECURED, loans.seniority[mine]
+    )
+    lots.loan = np.where(
+        np.isin(lots.loan, mine), -1, lots.loan
+    )  # excess collateral joins the estate
+    _end_contracts_and_leases(m, b, t, eid)
+    return eid
+
+
+def _seize_lots(m, t: int, loan: int, eid: int, coll: np.ndarray) -> None:
+    """Transfer enough pledged units (at the lender's marks) to cover the claim to the lender."""
+    loans, lots = m.loans, m.lots
+    lender = int(loans.lender[loan])
+    rows = np.flatnonzero((lots.loan == loan) & (lots.units > 0))
+    if len(rows) == 0:
+        return
+    claim = float(loans.principal_usd[loan])
+    marks = (m.mark_market if m.market_policy[lender] else m.mark_appraisal)[lots.gen[rows]]
+    for row, mark in zip(rows, marks, strict=True):
+        if claim <= 1e-6:
+            break
+        units = int(lots.units[row])
+        take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+        if take <= 0:
+            continue
+        if take < units:  # split the lot: the rest stays in the estate
+            lots.add(
+                owner=lots.owner[row],
+                gen=lots.gen[row],
+                units=units - take,
+                acquired_month=lots.acquired_month[row],
+                cost_usd_per_unit=lots.cost_usd_per_unit[row],
+            )
+            lots.units[row] = take
+        book = float(m.mark_market[lots.gen[row]])  # carried at fair value
+        lots.owner[row] = lender
+        lots.loan[row] = -1
+        lots.book_value_usd_per_unit[row] = book
+        lots.acquired_month[row] = t
+        value = take * book
+        sid = m.events.add(
+            t,
+            "seizure",
+            lender,
+            cause="",
+            counterparty=int(loans.borrower[loan]),
+            parents=[eid],
+            amount=value,
+            units=take,
+            price=book,
+        )
+        m.lot_origin_event[int(row)] = sid
+        recovered = min(claim, value)
+        claim -= recovered
+        # the seized units' fair value beyond the claim is owed back to the estate: keep it simple and
+        # count it against the claim only (units taken are rounded up, so the excess is under one GPU)
+    loans.principal_usd[loan] = max(claim, 0.0)
+
+
+def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
+    from abm.phases.debt import sell_btc  # local: phases import this module
+
+    loans = m.loans
+    btc = loans.collateral_btc[rows].copy()
+    borrower = int(loans.borrower[rows[0]])
+    # the collateral is sold for the borrower's estate, proceeds go first to the secured lender
+    m.acct.btc[borrower] += btc.sum()
+    loans.collateral_btc[rows] = 0.0
+    price = sell_btc(m, np.array([borrower]), np.array([btc.sum()]))
+    for k, loan in enumerate(rows):
+        proceeds = btc[k] * price
+        pay = min(proceeds, float(loans.principal_usd[loan]))
+        m.acct.transfer(borrower, int(loans.lender[loan]), pay)
+        loans.principal_usd[loan] -= pay
+        ev = m.events.add(
+            t,
+            "btc_liquidation",
+            int(loans.lender[loan]),
+            counterparty=borrower,
+            parents=[eid],
+            amount=proceeds,
+            price=price,
+        )
+        m.btc_sale_events.append(ev)
+
+
+def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
+    ct, ls = m.contracts, m.leases
+    ct.active = np.where(ct.provider == b, False, ct.active)
+    ct.prepaid_usd = np.where(ct.provider == b, 0.0, ct.prepaid_usd)  # customers lose prepayments
+    as_tenant = np.flatnonzero(ls.active & (ls.tenant == b))
+    for row in as_tenant:
+        host = int(ls.host[row])
+        ls.active[row] = False
+        if host >= 0 and m.status[host] == ACTIVE:
+            lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
+            m.lost_revenue_usd[host] += lost
+            m.lost_revenue_event[host] = m.events.add(
+                t,
+                "lease_terminated",
+                host,
+                cause="counterparty",
+                counterparty=b,
+                parents=[eid],
+                amount=lost,
+            )
+    if m.type[b] == MINER:
+        # the site (and its leases) is sold to an outside infrastructure buyer
+        price = m.cfg["miners"]["site_recovery_share"] * m.site_value_usd[b]
+        m.acct.from_sector("infrastructure_buyers", b, price)
+        m.site_value_usd[b] = 0.0
+        m.hashrate_eh[b] = m.mining_mw[b] = m.hosting_mw[b] = 0.0
+        ls.host = np.where(ls.host == b, -1, ls.host)
+        m.conversions.active = np.where(m.conversions.miner == b, False, m.conversions.active)
+
+
+def distribute_all_estates(m, t: int) -> None:
+    for b in np.flatnonzero(m.status == DEFAULTED):
+        distribute_estate(m, int(b), t)
+
+
+def distribute_estate(m, b: int, t: int) -> None:
+    """Pay the estate's cash to its remaining claims by seniority; close it when nothing is left."""
+    loans, acct = m.loans, m.acct
+    claims = np.flatnonzero((loans.borrower == b) & (loans.status == LOAN_DEFAULTED))
+    if len(claims) == 0:
+        return
+    if acct.btc[b] > 0:
+        from abm.phases.debt import sell_btc
+
+        sell_btc(m, np.array([b]), np.array([acct.btc[b]]))
+    cash = max(float(acct.cash[b]), 0.0)
+    for seniority in np.unique(loans.seniority[claims]):
+        rows = claims[loans.seniority[claims] == seniority]
+        owed = loans.principal_usd[rows]
+        total = float(owed.sum())
+        if total <= 0 or cash <= 0:
+            continue
+        pay = owed * min(1.0, cash / total)
+        acct.transfer(np.full(len(rows), b), loans.lender[rows], pay)
+        loans.principal_usd[rows] -= pay
+        cash -= float(pay.sum())
+    lots_left = (m.lots.owner == b) & (m.lots.units > 0)
+    worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
+    if not lots_left.any() or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
+        for loan in claims:
+            write_off(m, t, int(loan))
+
+
+def write_off(m, t: int, loan: int) -> None:
+    loans = m.loans
+    amount = float(loans.principal_usd[loan])
+    lender = int(loans.lender[loan])
+    if amount > 0:
+        record_loss(m, lender, amount)
+        m.events.add(
+            t,
+            "write_off",
+            lender,
+            counterparty=int(loans.borrower[loan]),
+            parents=[int(m.default_event[loans.borrower[loan]])],
+            amount=amount,
+        )
+    loans.principal_usd[loan] = 0.0
+    loans.status[loan] = CLOSED
+
+
+def record_loss(m, lender: int, amount: float) -> None:
+    m.written_off_usd[lender] += amount
+    m.lender_losses_usd += amount
+    m.month_loss += amount

@@ -1,0 +1,115 @@
+"""The compute rental market: spot rents, utilisation and fundamental GPU values per generation.
+
+Rents are quoted per GPU-hour. Every generation rents at ``perf_g`` times one market price per unit of
+performance, so the newest generation caps what older ones can charge per unit of compute. That price
+falls along a deflation trend, steps down at every release (new supply per unit of performance is
+cheaper), and responds to utilisation: demand for compute (in H100-equivalents) against the supply of
+all GPUs in service, including those re-deployed by fire-sale buyers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ComputeMarket:
+    """Spot rents, utilisation and DCF fundamental values per generation.
+
+    Parameters
+    ----------
+    cfg:
+        The ``compute`` table of a scenario.
+    perf, kw_per_gpu:
+        Arrays over generations: performance relative to H100 and IT kW per GPU.
+    release_month:
+        Month index of each generation's release relative to the run start (may be negative).
+    """
+
+    def __init__(
+        self, cfg: dict, perf: np.ndarray, kw_per_gpu: np.ndarray, release_month: np.ndarray
+    ):
+        self.cfg = cfg
+        self.perf = perf
+        self.kw_per_gpu = kw_per_gpu
+        self.release_month = release_month
+        self.hours = cfg["hours_per_month"]
+        self.trend_price_per_perf_hour = cfg["rent_per_perf_hour_usd"]
+        self.demand_perf_units = 0.0  # H100-equivalents demanded
+        self.supply_perf_units = 0.0
+        self.utilisation = cfg["utilisation_ref"]
+        self.spot_factor = 1.0
+        n = len(perf)
+        self.rent_spot = np.zeros(n)  # USD per GPU-hour
+        self.fundamental_value = np.zeros(n)  # USD per GPU
+        # operating cost per GPU-hour when running: power (with PUE) and colocation
+        self.power_cost_per_hour = kw_per_gpu * cfg["pue"] * cfg["power_price_usd_per_kwh"]
+        self.colo_cost_per_hour = kw_per_gpu * cfg["colo_usd_per_kw_month"] / self.hours
+
+    def released(self, month: int) -> np.ndarray:
+        """Boolean mask of generations released by ``month``."""
+        return self.release_month <= month
+
+    def step_trend(self, releases_now: int) -> None:
+        """Advance the per-performance price one month along the trend and release steps."""
+        monthly = (1.0 - self.cfg["rent_deflation_per_year"]) ** (1.0 / 12.0)
+        self.trend_price_per_perf_hour *= (
+            monthly * (1.0 - self.cfg["release_step_down"]) ** releases_now
+        )
+
+    def clear(self, demand_perf_units: float, supply_perf_units: float) -> None:
+        """Set utilisation and spot rents from demand and in-service supply (both in H100-equivalents)."""
+        cfg = self.cfg
+        self.demand_perf_units = demand_perf_units
+        self.supply_perf_units = supply_perf_units
+        ratio = (
+            demand_perf_units / supply_perf_units
+            if supply_perf_units > 0
+            else cfg["utilisation_max"]
+        )
+        self.utilisation = float(min(cfg["utilisation_max"], ratio))
+        factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
+        self.spot_factor = float(np.clip(factor, 0.2, 2.5))
+        self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
+
+    def running(self) -> np.ndarray:
+        """Generations worth running: spot revenue per hour covers power (colocation is sunk)."""
+        return self.rent_spot * self.utilisation > self.power_cost_per_hour
+
+    def net_cash_per_gpu_month(self) -> np.ndarray:
+        """Spot rent at current utilisation less power and colocation, per GPU-month (USD)."""
+        gross = self.rent_spot * self.utilisation
+        net = gross - self.power_cost_per_hour - self.colo_cost_per_hour
+        return np.where(self.running(), net, -self.colo_cost_per_hour) * self.hours
+
+    def value_per_gpu(self, month: int, annual_discount_rate, horizon: int = 120) -> np.ndarray:
+        """DCF value of one GPU of each generation (USD), running only while it earns its power.
+
+        Expected rents follow the deflation trend and one release step per ``cadence`` months from
+        current spot; the GPU is retired at ``gpu_life_months`` after release. Returns an array over
+        generations (or generations x rates if ``annual_discount_rate`` is an array).
+        """
+        cfg = self.cfg
+        k = np.arange(1, horizon + 1)
+        cadence = self._cadence_months()
+        monthly_decay = (1.0 - cfg["rent_deflation_per_year"]) ** (1.0 / 12.0) * (
+            1.0 - cfg["release_step_down"]
+        ) ** (1.0 / cadence)
+        rent = self.rent_spot[:, None] * monthly_decay ** k[None, :] * self.utilisation
+        op = self.power_cost_per_hour[:, None]
+        margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None] * (rent > op)
+        cash = margin * self.hours
+        life_left = self.release_month + cfg["gpu_life_months"] - month
+        alive = k[None, :] <= life_left[:, None]
+        cash = np.where(alive, cash, 0.0)
+        rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
+        disc = (1.0 + rates[:, None]) ** (-k[None, :] / 12.0)  # rates x months
+        values = cash @ disc.T  # gens x rates
+        values = np.maximum(values, 0.0)
+        return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
+
+    def update_fundamentals(self, month: int) -> None:
+        self.fundamental_value = self.value_per_gpu(month, self.cfg["fundamental_discount_rate"])
+
+    def _cadence_months(self) -> float:
+        gaps = np.diff(np.sort(self.release_month))
+        return float(np.mean(gaps[gaps > 0])) if np.any(gaps > 0) else 12.0

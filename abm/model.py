@@ -1,0 +1,397 @@
+"""The Mesa model: builds the world from a scenario and runs the monthly schedule of DESIGN.md section 3.
+
+One step is one month:
+
+ 1. shocks       regime, BTC return, AI-demand shock, generation releases, base rate
+ 2. markets      compute rents and utilisation; BTC price; hashprice; fundamental values
+ 3. operations   revenues, power and site costs, leases, mining, contracts, scrapping
+ 4. debt service interest and amortisation; shortfalls -> BTC sales (one clearing), then arrears
+ 5-9. rounds     tests -> lender response -> resolution -> secondary market -> marks,
+                 repeated until a round brings no new default and no trade (or max rounds)
+10. lenders      capital, failures, clearing of the lender funding network (Eisenberg-Noe)
+11. investment   fleet expansion, conversions, new loans at current appetite
+12. collect      time series row, agent panel row, events
+"""
+
+from __future__ import annotations
+
+import mesa
+import networkx as nx
+import numpy as np
+from mesa.discrete_space import Network
+
+from abm import network as netmod
+from abm import phases, world
+from abm.accounts import Accounts
+from abm.agents import (
+    BUYER,
+    LENDER,
+    MINER,
+    NEOCLOUD,
+    TYPE_NAMES,
+    Lender,
+    Miner,
+    Neocloud,
+    SecondaryBuyer,
+)
+from abm.agents.base import ACTIVE
+from abm.config import load_scenario, month_index, month_label
+from abm.events import EventLog
+from abm.finance.instruments import (
+    ACTIVE as LOAN_ACTIVE,
+)
+from abm.finance.instruments import (
+    BTC_LOAN,
+    GPU_TERM,
+    INTERBANK,
+    ContractBook,
+    ConversionBook,
+    LeaseBook,
+    LoanBook,
+    LotBook,
+)
+from abm.finance.instruments import (
+    DEFAULTED as LOAN_DEFAULTED,
+)
+from abm.markets.compute import ComputeMarket
+from abm.markets.crypto import CryptoMarket
+from abm.markets.shocks import Shocks
+
+AGENT_CLASSES = {MINER: Miner, NEOCLOUD: Neocloud, LENDER: Lender, BUYER: SecondaryBuyer}
+
+
+class AIComputeCreditModel(mesa.Model):
+    """Credit contagion in AI-compute infrastructure.
+
+    Parameters
+    ----------
+    config:
+        A validated scenario (``abm.load_scenario``); default: the packaged ``baseline``.
+    rng:
+        Seed or ``numpy.random.Generator``; all randomness flows from it (Mesa's ``Model(rng=...)``).
+    months:
+        Overrides ``run.months``.
+    """
+
+    def __init__(self, config: dict | None = None, rng=None, months: int | None = None) -> None:
+        super().__init__(rng=rng)
+        self.cfg = cfg = config if config is not None else load_scenario("baseline")
+        self.start = cfg["run"]["start"]
+        self.months = int(months if months is not None else cfg["run"]["months"])
+        self.month = 0
+        gens = cfg["generations"]
+        self.gen_names = list(gens)
+        self.G = len(self.gen_names)
+        self.perf = np.array([gens[g]["perf"] for g in self.gen_names])
+        self.kw = np.array([gens[g]["kw_per_gpu"] for g in self.gen_names])
+        self.liquid = np.array([gens[g]["liquid_cooling"] for g in self.gen_names])
+        self.list_price = np.array([gens[g]["list_price_usd"] for g in self.gen_names])
+        self.release_month = np.array(
+            [month_index(gens[g]["release"], self.start) for g in self.gen_names]
+        )
+        self.base_rate = cfg["credit"]["base_rate_start"]
+
+        # agents and per-agent state
+        world.build_agent_table(self)
+        n = self.n
+        self.status = np.full(n, ACTIVE, dtype=np.int64)
+        self.acct = Accounts(n)
+        for name in (
+            "hashrate_eh",
+            "mining_mw",
+            "hosting_mw",
+            "site_value_usd",
+            "sga_usd",
+            "sga_share",
+            "outside_funding_usd",
+            "appetite",
+            "capital_ratio_start",
+            "written_off_usd",
+            "lost_revenue_usd",
+            "budget_left",
+            "mw_left",
+            "contracted_share",
+            "ig_share",
+        ):
+            setattr(self, name, np.zeros(n))
+        self.appetite[self.lender_idx] = 1.0
+        self.default_event = np.full(n, -1, dtype=np.int64)
+        self.lost_revenue_event = np.full(n, -1, dtype=np.int64)
+        self.ebitda_hist = np.zeros((n, 12))
+        self.service_hist = np.zeros((n, 12))
+        self.hist_months = 0
+        self.lots, self.loans = LotBook(256), LoanBook(256)
+        self.contracts, self.leases, self.conversions = (
+            ContractBook(64),
+            LeaseBook(64),
+            ConversionBook(16),
+        )
+        self.lot_origin_event = {}  # lot row -> seizure event id
+        self.buyer_lots = {}  # (buyer, generation) -> the buyer's lot row for bought units
+        self.default_month = np.full(n, -1, dtype=np.int64)
+        self.btc_sale_events: list[int] = []
+        self.outside_funder_losses_usd = 0.0
+        self.unmet_hosting_mw = 0.0
+        self.credit_supply_usd = 0.0
+        self.monthly_opex_usd = np.zeros(n)
+        self.monthly_outflow_usd = np.zeros(n)
+        self.month_trade_price = np.full(self.G, np.nan)
+
+        # markets
+        self.compute = ComputeMarket(cfg["compute"], self.perf, self.kw, self.release_month)
+        self.crypto = CryptoMarket(
+            cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.rng
+        )
+        self.shocks = Shocks(cfg["shocks"], self.start, self.rng)
+        self.compute.clear(1.0, 1.0 / cfg["compute"]["utilisation_ref"])
+        self.compute.update_fundamentals(0)
+        index = self.compute.fundamental_value * (1.0 - cfg["compute"]["calm_market_discount"])
+        self.index_history = [index]
+        self.mark_market = index.copy()
+        self.mark_appraisal = index.copy()
+        self.last_trade_price = np.full(self.G, np.nan)
+        self.last_trade_month = np.full(self.G, -10_000, dtype=np.int64)
+        self.last_trade_events: list[list[int]] = [[] for _ in range(self.G)]
+        self.last_trade_sellers: list[set] = [set() for _ in range(self.G)]
+
+        # balance sheets and the lending network
+        load = np.zeros(n)
+        world.build_neoclouds(self, load)
+        world.build_contracts(self)
+        world.build_miners(self, load)
+        world.build_leases(self)
+        world.build_miner_debt(self, load)
+        world.build_buyers(self)
+        world.initial_cash_for_borrowers(self)
+        world.build_lender_funding(self, load)
+        self.primary_lender = netmod.primary_lenders(self)
+        self.initial_lending_usd = float(
+            self.loans.principal_usd[self.loans.kind != INTERBANK].sum()
+        )
+        self.capital_ratio_start[self.lender_idx] = self.lender_equity() / np.maximum(
+            self.lender_assets(), 1.0
+        )
+        demand0 = self.in_service_perf_units() * cfg["compute"]["utilisation_ref"]
+        self.demand_base_perf_units = demand0
+        self.log_demand_level = 0.0
+        self.demand_shock = 0.0
+        self.compute.clear(demand0, self.in_service_perf_units())
+        self.graph = netmod.build_graph(self)
+        self.grid = Network(self.graph, random=self.random)
+        self.agent_objects = []
+        for i in range(n):
+            cls = AGENT_CLASSES[int(self.type[i])]
+            self.agent_objects.append(cls(self, i, self.grid._cells[i]))
+        self.agent_ids = np.array([a.unique_id for a in self.agent_objects], dtype=np.int64)
+        self.events = EventLog(self.agent_ids, [TYPE_NAMES[t] for t in self.type])
+
+        # accounting baselines and output accumulators
+        self.initial_cash_usd = float(self.acct.cash.sum())
+        self.initial_btc = self.total_btc()
+        self.initial_gpu_units = int(self.lots.units.sum())
+        self.gpu_delivered = 0
+        self.gpu_scrapped = 0
+        self.fire_sale_units = 0
+        self.lender_losses_usd = 0.0
+        self.loss_history: list[float] = []
+        self.month_loss = 0.0
+        self.min_discount = np.full(self.G, np.nan)  # clearing price / fundamental, this month
+        self.month_trade_units = np.zeros(self.G, dtype=np.int64)
+        self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
+        self.timeseries_rows: list[dict] = []
+        self.panel_rows: list[np.ndarray] = []
+        self.cascade_rounds_used = 0
+        self.running = True
+        self.datacollector = mesa.DataCollector(
+            model_reporters=phases.collect.model_reporters(self)
+        )
+
+    # ------------------------------------------------------------------ the monthly schedule
+    def step(self) -> None:
+        self.month = t = self.steps - 1
+        phases.environment.shocks_and_markets(self, t)  # 1-2
+        phases.operations.run(self, t)  # 3
+        phases.debt.service(self, t)  # 4
+        for r in range(self.cfg["run"]["max_cascade_rounds"]):  # 5-9
+            new_defaults = phases.debt.tests_and_responses(self, t, r)
+            traded = phases.market.secondary_round(self, t, r)
+            phases.market.update_marks(self, t)
+            phases.debt.settle_arrears(self)
+            new_defaults |= phases.debt.unpaid_suppliers(self, t)
+            self.cascade_rounds_used = r + 1
+            if not new_defaults and not traded:
+                break
+        phases.lenders.run(self, t)  # 10
+        phases.investment.run(self, t)  # 11
+        phases.collect.collect(self, t)  # 12
+        self.datacollector.collect(self)
+        if self.steps >= self.months:
+            self.running = False
+
+    def run(self) -> None:
+        while self.running:
+            self.step()
+
+    # ------------------------------------------------------------------ valuation helpers
+    @property
+    def date(self) -> str:
+        return month_label(self.month, self.start)
+
+    def total_btc(self) -> float:
+        return float(self.acct.btc.sum() + self.loans.collateral_btc.sum())
+
+    def free_hosting_mw(self) -> np.ndarray:
+        """AI-hosting MW built by each miner and not leased out."""
+        ls = self.leases
+        leased = np.bincount(
+            np.maximum(ls.host, 0), weights=ls.mw * ls.active * (ls.host >= 0), minlength=self.n
+        )
+        return np.maximum(self.hosting_mw - leased, 0.0)
+
+    def mining_margin_per_mw_month(self) -> np.ndarray:
+        """Per agent: mining revenue less power and site costs per MW-month (USD) at current BTC
+        economics and each miner's own fleet efficiency (EH/s per MW)."""
+        mc = self.cfg["miners"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eh_per_mw = np.where(
+                self.mining_mw > 0,
+                self.hashrate_eh / self.mining_mw,
+                1.0 / mc["efficiency_j_per_th"],
+            )
+        revenue = self.crypto.btc_mined_per_eh_month() * self.crypto.price_usd * eh_per_mw
+        power = 1000.0 * self.cfg["compute"]["hours_per_month"] * mc["power_price_usd_per_kwh"]
+        return revenue - power - mc["site_opex_usd_per_mw_month"]
+
+    def in_service(self) -> np.ndarray:
+        """Lots earning rent: owned by an active miner, neocloud or buyer."""
+        owner = self.lots.owner
+        return (self.status[owner] == ACTIVE) & (self.type[owner] != LENDER) & (self.lots.units > 0)
+
+    def in_service_perf_units(self) -> float:
+        live = self.in_service()
+        return float((self.lots.units[live] * self.perf[self.lots.gen[live]]).sum())
+
+    def it_kw_of(self, i: int) -> float:
+        mine = self.lots.owner == i
+        return float((self.lots.units[mine] * self.kw[self.lots.gen[mine]]).sum())
+
+    def gpu_units_by_agent(self) -> np.ndarray:
+        return np.bincount(self.lots.owner, weights=self.lots.units, minlength=self.n)
+
+    def gpu_value_by_agent(self) -> np.ndarray:
+        value = self.lots.units * self.mark_market[self.lots.gen]
+        return np.bincount(self.lots.owner, weights=value, minlength=self.n)
+
+    def loan_rates(self) -> np.ndarray:
+        loans = self.loans
+        return np.where(loans.floating, self.base_rate + loans.spread, loans.fixed_rate)
+
+    def collateral_value(self) -> np.ndarray:
+        """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
+        loans, lots = self.loans, self.lots
+        pledged = lots.loan >= 0
+        policy_market = self.market_policy[loans.lender[lots.loan[pledged]]]
+        marks = np.where(
+            policy_market,
+            self.mark_market[lots.gen[pledged]],
+            self.mark_appraisal[lots.gen[pledged]],
+        )
+        value = np.bincount(
+            lots.loan[pledged], weights=lots.units[pledged] * marks, minlength=loans.n
+        )
+        btc = loans.kind == BTC_LOAN
+        value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
+        return value
+
+    def claims_value(self) -> np.ndarray:
+        """Lenders' carrying value of each loan: principal if performing, expected recovery if defaulted."""
+        loans = self.loans
+        value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
+        dflt = loans.status == LOAN_DEFAULTED
+        value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
+        return value
+
+    def lender_assets(self) -> np.ndarray:
+        """Total assets of every lender (USD), lender rows only."""
+        loans = self.loans
+        claims = np.bincount(loans.lender, weights=self.claims_value(), minlength=self.n)
+        inventory = self.gpu_value_by_agent()
+        return (self.acct.cash + claims + inventory)[self.lender_idx]
+
+    def lender_liabilities(self) -> np.ndarray:
+        loans = self.loans
+        owed = np.where(loans.status != 3, loans.principal_usd, 0.0) * (loans.kind == INTERBANK)
+        interbank = np.bincount(loans.borrower, weights=owed, minlength=self.n)
+        return (self.outside_funding_usd + interbank)[self.lender_idx]
+
+    def lender_equity(self) -> np.ndarray:
+        return self.lender_assets() - self.lender_liabilities()
+
+    def lender_equity_of(self, lenders: np.ndarray) -> np.ndarray:
+        eq = np.zeros(self.n)
+        eq[self.lender_idx] = self.lender_equity()
+        return eq[lenders]
+
+    def lender_assets_of(self, lenders: np.ndarray) -> np.ndarray:
+        assets = np.zeros(self.n)
+        assets[self.lender_idx] = self.lender_assets()
+        return assets[lenders]
+
+    def balance_sheets(self) -> dict[str, np.ndarray]:
+        """Assets, liabilities and equity of every agent at current marks (USD)."""
+        loans = self.loans
+        open_ = loans.status != 3
+        debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
+        claims = np.bincount(loans.lender, weights=self.claims_value(), minlength=self.n)
+        btc = self.acct.btc + np.bincount(
+            loans.borrower, weights=loans.collateral_btc * open_, minlength=self.n
+        )
+        deferred = np.bincount(
+            self.contracts.provider,
+            weights=self.contracts.prepaid_usd * self.contracts.active,
+            minlength=self.n,
+        )
+        assets = (
+            self.acct.cash
+            + btc * self.crypto.price_usd
+            + self.gpu_value_by_agent()
+            + self.site_value_usd
+            + claims
+        )
+        liabilities = debt + deferred + self.outside_funding_usd
+        return {
+            "assets": assets,
+            "liabilities": liabilities,
+            "equity": assets - liabilities,
+            "debt": debt,
+            "btc": btc,
+        }
+
+    def balance_sheet(self, i: int) -> dict:
+        sheets = self.balance_sheets()
+        return {k: float(v[i]) for k, v in sheets.items()}
+
+    def coverage(self) -> np.ndarray:
+        """Trailing (up to 12-month) EBITDA / debt service per agent; inf with no service or history."""
+        k = min(self.hist_months, 12)
+        if k < 3:
+            return np.full(self.n, np.inf)
+        ebitda = self.ebitda_hist[:, :k].sum(axis=1)
+        service = self.service_hist[:, :k].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov = np.where(service > 0, ebitda / service, np.inf)
+        return cov
+
+    def gpu_ltv(self) -> np.ndarray:
+        """Per borrower: secured GPU debt / collateral value (nan without GPU loans)."""
+        loans = self.loans
+        gpu = (loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE)
+        coll = self.collateral_value()
+        debt = np.bincount(loans.borrower[gpu], weights=loans.principal_usd[gpu], minlength=self.n)
+        value = np.bincount(loans.borrower[gpu], weights=coll[gpu], minlength=self.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)
+
+    def lending_graph(self) -> nx.MultiDiGraph:
+        """The lending network with current attributes (for export and drawing)."""
+        return netmod.refresh_graph(self)

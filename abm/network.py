@@ -1,0 +1,116 @@
+"""The lending network: a typed ``networkx.MultiDiGraph`` over all agents.
+
+Edges: ``loan`` (lender -> borrower, one per loan, key ``loan<row>``, attribute ``loan_kind``),
+``funding`` (funder -> lender, interbank loans), ``lease`` (tenant -> host). Nodes are agent rows
+(``agent_id`` attribute = Mesa unique_id); the export relabels them by agent id.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from abm.agents.base import STATUS_NAMES, TYPE_NAMES
+from abm.finance.instruments import INTERBANK, LOAN_KIND_NAMES, LOAN_STATUS_NAMES
+
+
+def build_graph(m) -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph()
+    g.add_nodes_from(range(m.n))
+    loans = m.loans
+    for row in range(loans.n):
+        _add_loan(g, int(loans.lender[row]), int(loans.borrower[row]), row, int(loans.kind[row]))
+    ls = m.leases
+    m.lease_hosts = {}
+    for row in range(ls.n):
+        m.lease_hosts[row] = int(ls.host[row])
+        g.add_edge(int(ls.tenant[row]), int(ls.host[row]), key=f"lease{row}", edge_type="lease")
+    return g
+
+
+def _add_loan(g, lender: int, borrower: int, row: int, kind: int) -> None:
+    edge_type = "funding" if kind == INTERBANK else "loan"
+    g.add_edge(
+        lender, borrower, key=f"loan{row}", edge_type=edge_type, loan_kind=LOAN_KIND_NAMES[kind]
+    )
+
+
+def add_loan_edge(m, lender: int, borrower: int, row: int) -> None:
+    """Register a new loan in the graph and connect the two cells of the Mesa network space."""
+    new_pair = not m.graph.has_edge(lender, borrower)
+    _add_loan(m.graph, lender, borrower, row, int(m.loans.kind[row]))
+    if new_pair:
+        m.grid._cells[lender].connect(m.grid._cells[borrower], borrower)
+
+
+def refresh_graph(m) -> nx.MultiDiGraph:
+    """Copy current balances onto the graph's node and edge attributes."""
+    g = m.graph
+    sheets = m.balance_sheets()
+    units = m.gpu_units_by_agent()
+    for i in range(m.n):
+        g.nodes[i].update(
+            agent_id=int(m.agent_ids[i]),
+            agent_type=TYPE_NAMES[m.type[i]],
+            status=STATUS_NAMES[m.status[i]],
+            cash_usd=float(m.acct.cash[i]),
+            gpu_units=int(units[i]),
+            debt_usd=float(sheets["debt"][i]),
+            equity_usd=float(sheets["equity"][i]),
+        )
+    loans = m.loans
+    rates = m.loan_rates()
+    for row in range(loans.n):
+        lender, borrower = int(loans.lender[row]), int(loans.borrower[row])
+        key = f"loan{row}"
+        if not g.has_edge(lender, borrower, key):
+            _add_loan(g, lender, borrower, row, int(loans.kind[row]))
+        g.edges[lender, borrower, key].update(
+            principal_usd=float(loans.principal_usd[row]),
+            status=LOAN_STATUS_NAMES[loans.status[row]],
+            rate=float(rates[row]),
+            maturity_month=int(loans.maturity_month[row]),
+        )
+    ls = m.leases
+    for row in range(ls.n):
+        tenant = int(ls.tenant[row])
+        host = m.lease_hosts.setdefault(row, int(ls.host[row]))  # the original host keeps the edge
+        key = f"lease{row}"
+        if host < 0:
+            continue
+        if not g.has_edge(tenant, host, key):
+            g.add_edge(tenant, host, key=key, edge_type="lease")
+        g.edges[tenant, host, key].update(
+            mw=float(ls.mw[row]),
+            active=bool(ls.active[row] and ls.host[row] >= 0),
+            rate_usd_per_kw_month=float(ls.rate_usd_per_kw_month[row]),
+        )
+    return g
+
+
+def export_graph(m) -> nx.MultiDiGraph:
+    """The network relabelled by agent id, with only GraphML-safe attributes."""
+    g = refresh_graph(m)
+    mapping = {i: int(m.agent_ids[i]) for i in range(m.n)}
+    out = nx.relabel_nodes(g, mapping, copy=True)
+    out.graph["month"] = int(m.month)
+    out.graph["date"] = m.date
+    return out
+
+
+def node_positions(m, seed: int = 0) -> dict:
+    """A deterministic layout (seeded spring layout) of the network."""
+    simple = nx.Graph(m.graph)
+    return nx.spring_layout(simple, seed=seed, k=1.5 / np.sqrt(max(m.n, 1)))
+
+
+def primary_lenders(m) -> np.ndarray:
+    """Each borrower's main GPU lender (largest GPU term loan at start), -1 if none; it funds expansion."""
+    from abm.finance.instruments import GPU_TERM
+
+    loans = m.loans
+    out = np.full(m.n, -1, dtype=np.int64)
+    gpu = np.flatnonzero(loans.kind == GPU_TERM)
+    order = gpu[np.argsort(loans.principal_usd[gpu], kind="stable")]
+    out[loans.borrower[order]] = loans.lender[order]  # the largest comes last and wins
+    return out

@@ -1,0 +1,105 @@
+"""Phase 12: collect one time-series row (through Mesa's DataCollector) and one agent-panel slice."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.config import month_label
+
+BASE_COLUMNS = (
+    "month",
+    "date",
+    "regime",
+    "btc_price",
+    "hashprice_usd_per_ph_day",
+    "base_rate",
+    "ai_demand_perf_units",
+    "gpu_supply_perf_units",
+    "utilisation",
+    "fire_sale_units",
+    "fire_sale_units_cum",
+    "defaults_miner",
+    "defaults_neocloud",
+    "defaults_lender",
+    "lender_losses_usd",
+    "lender_capital_usd",
+    "outside_funder_losses_usd",
+    "credit_supply_usd",
+    "gpu_units_total",
+    "gpu_units_delivered",
+    "gpu_units_scrapped",
+    "cascade_rounds",
+    "min_discount",
+)
+
+
+def columns(gen_names) -> list[str]:
+    cols = list(BASE_COLUMNS)
+    for g in gen_names:
+        cols += [f"rent_spot_{g}", f"secondary_price_{g}", f"fundamental_value_{g}", f"mark_{g}"]
+    return cols
+
+
+def model_reporters(m) -> dict:
+    """DataCollector reporters: each reads the row computed once in :func:`collect`."""
+    return {col: (lambda model, c=col: model.current_row[c]) for col in columns(m.gen_names)}
+
+
+def collect(m, t: int) -> None:
+    lenders = m.lender_idx
+    row = {
+        "month": t,
+        "date": month_label(t, m.start),
+        "regime": "stress" if m.shocks.stress else "calm",
+        "btc_price": m.crypto.price_usd,
+        "hashprice_usd_per_ph_day": m.crypto.hashprice_usd_per_ph_day(),
+        "base_rate": m.base_rate,
+        "ai_demand_perf_units": m.compute.demand_perf_units,
+        "gpu_supply_perf_units": m.compute.supply_perf_units,
+        "utilisation": m.compute.utilisation,
+        "fire_sale_units": int(m.month_trade_units.sum()),
+        "fire_sale_units_cum": int(m.fire_sale_units),
+        "defaults_miner": m.defaults["miner"],
+        "defaults_neocloud": m.defaults["neocloud"],
+        "defaults_lender": m.defaults["lender"],
+        "lender_losses_usd": m.lender_losses_usd,
+        "lender_capital_usd": float(m.lender_equity().sum()) if len(lenders) else 0.0,
+        "outside_funder_losses_usd": m.outside_funder_losses_usd,
+        "credit_supply_usd": m.credit_supply_usd,
+        "gpu_units_total": int(m.lots.units.sum()),
+        "gpu_units_delivered": m.gpu_delivered,
+        "gpu_units_scrapped": m.gpu_scrapped,
+        "cascade_rounds": m.cascade_rounds_used,
+        "min_discount": float(np.nanmin(m.min_discount))
+        if np.isfinite(m.min_discount).any()
+        else np.nan,
+    }
+    for k, g in enumerate(m.gen_names):
+        row[f"rent_spot_{g}"] = float(m.compute.rent_spot[k]) if m.release_month[k] <= t else np.nan
+        row[f"secondary_price_{g}"] = float(m.month_trade_price[k])
+        row[f"fundamental_value_{g}"] = (
+            float(m.compute.fundamental_value[k]) if m.release_month[k] <= t else np.nan
+        )
+        row[f"mark_{g}"] = float(m.mark_market[k]) if m.release_month[k] <= t else np.nan
+    m.current_row = row
+
+    sheets = m.balance_sheets()
+    ltv = m.gpu_ltv()
+    cov = m.coverage()
+    m.panel_rows.append(
+        np.column_stack(
+            [
+                np.full(m.n, t),
+                m.agent_ids,
+                m.type,
+                m.status,
+                m.acct.cash,
+                m.gpu_units_by_agent(),
+                sheets["btc"],
+                sheets["debt"],
+                sheets["equity"],
+                ltv,
+                np.where(np.isfinite(cov), cov, np.nan),
+            ]
+        )
+    )

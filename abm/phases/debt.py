@@ -1,0 +1,439 @@
+"""Phases 4-7: debt service, covenant and margin tests, lender responses, and defaults.
+
+Borrowers pay interest and amortisation from cash; miners short of cash sell BTC in one clearing with
+routine production sales. Unpaid amounts become arrears, cured from later sale proceeds or turning into
+payment defaults after the grace period. Tests run on all loans at once from the same marks; lenders
+respond simultaneously; then all the round's defaults are resolved together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents import lender as lender_rules
+from abm.agents import miner as miner_rules
+from abm.agents.base import ACTIVE, FAILED, MINER, NEOCLOUD
+from abm.finance import resolution
+from abm.finance.instruments import (
+    ACTIVE as LOAN_ACTIVE,
+)
+from abm.finance.instruments import (
+    BTC_LOAN,
+    GPU_TERM,
+    INTERBANK,
+    PROJECT,
+    REPAID,
+)
+
+
+def _serviced(m) -> np.ndarray:
+    loans = m.loans
+    return (
+        (loans.status == LOAN_ACTIVE)
+        & (loans.kind != INTERBANK)
+        & (m.status[loans.borrower] == ACTIVE)
+    )
+
+
+def service(m, t: int) -> None:
+    loans, acct = m.loans, m.acct
+    live = _serviced(m)
+    interest = np.where(live, loans.principal_usd * m.loan_rates() / 12.0, 0.0)
+    amortising = live & ((loans.kind == GPU_TERM) | (loans.kind == PROJECT))
+    amort = np.where(amortising, np.minimum(loans.principal_usd, loans.amort_usd_per_month), 0.0)
+    due = interest + amort
+    due_by = np.bincount(loans.borrower, weights=due + loans.arrears_usd * live, minlength=m.n)
+    m.service_hist = np.roll(m.service_hist, 1, axis=1)
+    m.service_hist[:, 0] = np.bincount(loans.borrower, weights=due, minlength=m.n)
+    m.hist_months += 1
+    loans.arrears_months = np.where(
+        live & (loans.arrears_usd > 0), loans.arrears_months + 1, loans.arrears_months
+    )
+
+    # miners sell routine production and cover shortfalls with BTC in one clearing
+    shortfall = np.maximum(due_by - acct.cash, 0.0)
+    sell = miner_rules.plan_btc_sales(m, shortfall) + m.btc_production_sale[m.miner_idx]
+    sell = np.minimum(sell, acct.btc[m.miner_idx])
+    sell_btc(m, m.miner_idx, sell)
+
+    # pay pro rata to what is due, as far as cash goes
+    cash = np.maximum(acct.cash, 0.0)
+    due_now = np.bincount(loans.borrower, weights=due, minlength=m.n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(due_now > 0, np.minimum(1.0, cash / due_now), 1.0)
+    r = ratio[loans.borrower]
+    paid = due * r
+    acct.transfer(loans.borrower[live], loans.lender[live], paid[live])
+    loans.principal_usd = loans.principal_usd - amort * r
+    loans.arrears_usd = loans.arrears_usd + (due - paid)
+    loans.arrears_principal_usd = loans.arrears_principal_usd + amort * (1.0 - r)
+    m.monthly_outflow_usd = m.monthly_opex_usd + m.service_hist[:, 0]
+
+
+def sell_btc(m, sellers: np.ndarray, btc: np.ndarray) -> float:
+    """Sell BTC from ``sellers`` in one clearing; all get the post-impact price. Returns the price."""
+    total = float(btc.sum())
+    if total <= 0:
+        return m.crypto.price_usd
+    price = m.crypto.clear_sales(total)
+    m.acct.btc_from_sector("btc_market", sellers, -btc)
+    m.acct.from_sector("btc_market", sellers, btc * price)
+    return price
+
+
+def settle_arrears(m) -> None:
+    """Borrowers pay arrears from whatever cash sales brought in (oldest first: pro rata)."""
+    loans, acct = m.loans, m.acct
+    owed = (
+        (loans.status == LOAN_ACTIVE)
+        & (loans.arrears_usd > 0)
+        & (m.status[loans.borrower] == ACTIVE)
+    )
+    if not owed.any():
+        return
+    total = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
+    cash = np.maximum(acct.cash, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(total > 0, np.minimum(1.0, cash / total), 0.0)
+    r = np.where(owed, ratio[loans.borrower], 0.0)
+    pay = loans.arrears_usd * r
+    acct.transfer(loans.borrower[owed], loans.lender[owed], pay[owed])
+    loans.principal_usd = loans.principal_usd - loans.arrears_principal_usd * r
+    loans.arrears_principal_usd = loans.arrears_principal_usd * (1.0 - r)
+    loans.arrears_usd = loans.arrears_usd - pay
+    cleared = owed & (loans.arrears_usd <= 1e-6)
+    loans.arrears_usd = np.where(cleared, 0.0, loans.arrears_usd)
+    loans.arrears_months = np.where(cleared, 0, loans.arrears_months)
+
+
+def _release_collateral(m, loan: int) -> None:
+    lots, loans = m.lots, m.loans
+    lots.loan = np.where(lots.loan == loan, -1, lots.loan)
+    if loans.collateral_btc[loan] > 0:
+        m.acct.btc[loans.borrower[loan]] += loans.collateral_btc[loan]
+        loans.collateral_btc[loan] = 0.0
+
+
+def repay_in_full(m, loan: int) -> bool:
+    """The borrower repays principal and arrears now if its cash allows; the loan closes."""
+    loans = m.loans
+    b = int(loans.borrower[loan])
+    owed = float(
+        loans.principal_usd[loan] + loans.arrears_usd[loan] - loans.arrears_principal_usd[loan]
+    )
+    if m.acct.cash[b] < owed:
+        return False
+    m.acct.transfer(b, int(loans.lender[loan]), owed)
+    loans.principal_usd[loan] = 0.0
+    loans.arrears_usd[loan] = 0.0
+    loans.arrears_principal_usd[loan] = 0.0
+    loans.status[loan] = REPAID
+    _release_collateral(m, loan)
+    return True
+
+
+def _mark_parents(m, t: int, gen_ids, borrower: int) -> list[int]:
+    """Trade events of other sellers that set the market marks of these generations recently."""
+    window = m.cfg["compute"]["mark_window_months"]
+    parents = []
+    for g in set(int(x) for x in gen_ids):
+        if t - m.last_trade_month[g] < window and borrower not in m.last_trade_sellers[g]:
+            parents.extend(m.last_trade_events[g][:20])
+    return parents
+
+
+def tests_and_responses(m, t: int, rnd: int) -> bool:
+    """Maturities, margin calls, covenant tests, lender responses; resolve the round's defaults.
+
+    Returns True if any borrower defaulted in this round.
+    """
+    loans = m.loans
+    defaults: dict[int, tuple[str, list[int]]] = {}
+    lender_rules.update_appetite(m)
+    if rnd == 0:
+        _maturities(m, t, defaults)
+    _margin_calls(m, t, rnd, defaults)
+    _covenants(m, t, rnd, defaults)
+    if rnd == 0:
+        grace = m.cfg["credit"]["payment_grace_months"]
+        late = _serviced(m) & (loans.arrears_months > grace)
+        for b in np.unique(loans.borrower[late]):
+            if b in defaults:
+                continue
+            if m.lost_revenue_event[b] > 0:
+                defaults[int(b)] = ("counterparty", [int(m.lost_revenue_event[b])])
+            else:
+                defaults[int(b)] = ("payment", [])
+    for b, (cause, parents) in sorted(defaults.items()):
+        resolution.default_borrower(m, b, t, cause, parents)
+    if defaults:
+        resolution.distribute_all_estates(m, t)
+    return bool(defaults)
+
+
+def _maturities(m, t: int, defaults: dict) -> None:
+    loans = m.loans
+    due = np.flatnonzero(_serviced(m) & (loans.maturity_month <= t))
+    if len(due) == 0:
+        return
+    coll = m.collateral_value()
+    borrower = loans.borrower[due]
+    cov = m.coverage()[borrower]
+    sheets = m.balance_sheets()
+    equity, debt = sheets["equity"][borrower], sheets["debt"][borrower]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ltv = np.where(coll[due] > 0, loans.principal_usd[due] / coll[due], 0.0)
+    # a lender refinances a borrower that pays, sits within its LTV covenant and either covers its
+    # debt service or has ample equity behind the debt (asset coverage)
+    solvent = (cov >= 1.0) | (equity >= 0.5 * debt)
+    healthy = (loans.arrears_usd[due] <= 0) & solvent & (equity > 0) & (ltv <= loans.max_ltv[due])
+    roll = lender_rules.decide_rollovers(m, due, healthy)
+    _, spreads = lender_rules.new_loan_terms(m, loans.lender[due])
+    for k, loan in enumerate(due):
+        lender = int(loans.lender[loan])
+        if roll[k]:
+            kind = loans.kind[loan]
+            tenor = 12 if kind == BTC_LOAN else m.cfg["neoclouds"]["new_loan_months"]
+            loans.maturity_month[loan] = t + tenor
+            if loans.floating[loan]:
+                loans.spread[loan] = spreads[k]
+            else:
+                loans.fixed_rate[loan] = max(loans.fixed_rate[loan], m.base_rate + spreads[k])
+            if kind == GPU_TERM:
+                loans.amort_usd_per_month[loan] = loans.principal_usd[loan] / tenor
+            m.events.add(
+                t,
+                "rollover",
+                lender,
+                counterparty=int(loans.borrower[loan]),
+                amount=float(loans.principal_usd[loan]),
+            )
+            continue
+        b = int(loans.borrower[loan])
+        refused = m.events.add(
+            t,
+            "refused_rollover",
+            lender,
+            counterparty=b,
+            amount=float(loans.principal_usd[loan]),
+            parents=[int(m.default_event[lender])] if m.status[lender] == FAILED else [],
+        )
+        if b not in defaults and m.type[b] == MINER and m.acct.cash[b] < loans.principal_usd[loan]:
+            need = (loans.principal_usd[loan] - m.acct.cash[b]) * 1.02 / m.crypto.price_usd
+            sell_btc(m, np.array([b]), np.array([min(need, m.acct.btc[b])]))
+        if repay_in_full(m, loan) or b in defaults:
+            continue
+        if m.status[lender] == FAILED:
+            defaults[b] = ("lender_failure", [refused, int(m.default_event[lender])])
+        else:
+            defaults[b] = ("maturity", [refused])
+
+
+def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
+    loans = m.loans
+    btc = np.flatnonzero(_serviced(m) & (loans.kind == BTC_LOAN))
+    if len(btc) == 0:
+        return
+    price = m.crypto.price_usd
+    ltv = loans.principal_usd[btc] / np.maximum(loans.collateral_btc[btc] * price, 1e-9)
+    called = btc[ltv > loans.margin_call_ltv[btc]]
+    liquidate = []
+    for loan in called:
+        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
+        if loans.breach_months[loan] == 0:
+            loans.breach_event[loan] = m.events.add(
+                t,
+                "margin_call",
+                b,
+                cause="margin_call",
+                counterparty=lender,
+                amount=float(loans.principal_usd[loan]),
+                parents=m.btc_sale_events[-20:],
+            )
+        miner_rules.answer_margin_call(m, loan)
+        value = loans.collateral_btc[loan] * m.crypto.price_usd
+        ltv_now = loans.principal_usd[loan] / max(value, 1e-9)
+        if ltv_now <= loans.margin_call_ltv[loan]:
+            loans.breach_months[loan] = 0
+            continue
+        if rnd == 0 or loans.breach_months[loan] == 0:
+            loans.breach_months[loan] += 1
+        if (
+            ltv_now > loans.liquidation_ltv[loan]
+            or loans.breach_months[loan] > loans.cure_months[loan]
+        ):
+            liquidate.append(loan)
+    if liquidate:
+        _liquidate_btc_loans(m, t, np.array(liquidate), defaults)
+
+
+def _liquidate_btc_loans(m, t: int, rows: np.ndarray, defaults: dict) -> None:
+    """Lenders sell the BTC collateral of margin-called loans in one clearing and repay themselves."""
+    loans = m.loans
+    btc = loans.collateral_btc[rows].copy()
+    lenders = loans.lender[rows]
+    # the collateral goes straight to the market: lenders never hold BTC
+    m.acct.sector_btc_in["btc_market"] -= float(btc.sum())
+    loans.collateral_btc[rows] = 0.0
+    price = m.crypto.clear_sales(float(btc.sum()))
+    proceeds = btc * price
+    for k, loan in enumerate(rows):
+        b, lender = int(loans.borrower[loan]), int(lenders[k])
+        owed = float(
+            loans.principal_usd[loan] + loans.arrears_usd[loan] - loans.arrears_principal_usd[loan]
+        )
+        to_lender = min(proceeds[k], owed)
+        m.acct.from_sector("btc_market", lender, to_lender)
+        m.acct.from_sector("btc_market", b, proceeds[k] - to_lender)
+        eid = m.events.add(
+            t,
+            "btc_liquidation",
+            lender,
+            cause="margin_call",
+            counterparty=b,
+            amount=float(proceeds[k]),
+            price=price,
+            parents=[int(loans.breach_event[loan])],
+        )
+        m.btc_sale_events.append(eid)
+        loans.principal_usd[loan] = owed - to_lender
+        loans.arrears_usd[loan] = 0.0
+        loans.arrears_principal_usd[loan] = 0.0
+        if loans.principal_usd[loan] <= 1e-6:
+            loans.principal_usd[loan] = 0.0
+            loans.status[loan] = REPAID
+        elif not repay_in_full(m, loan) and b not in defaults:
+            defaults[b] = ("margin_call", [eid])
+
+
+def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
+    loans = m.loans
+    rows = np.flatnonzero(_serviced(m) & (loans.kind == GPU_TERM))
+    if len(rows) == 0:
+        return
+    coll = m.collateral_value()[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ltv = np.where(coll > 0, loans.principal_usd[rows] / coll, np.inf)
+    cov = m.coverage()[loans.borrower[rows]]
+    ltv_breach = ltv > loans.max_ltv[rows]
+    cov_breach = cov < loans.min_coverage[rows]
+    breach = ltv_breach | cov_breach
+    months = loans.breach_months[rows]
+    counted = np.where(breach, np.where((rnd == 0) | (months == 0), months + 1, months), 0)
+    loans.breach_months[rows] = counted
+    new = breach & (months == 0)
+    for k in np.flatnonzero(new):
+        loan = rows[k]
+        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
+        cause = "ltv" if ltv_breach[k] else "coverage"
+        parents = []
+        if ltv_breach[k] and m.market_policy[lender]:
+            gens = m.lots.gen[m.lots.loan == loan]
+            parents = _mark_parents(m, t, gens, b)
+        if cause == "coverage" and m.lost_revenue_event[b] > 0:
+            parents.append(int(m.lost_revenue_event[b]))
+        loans.breach_event[loan] = m.events.add(
+            t,
+            "covenant_breach",
+            b,
+            cause=cause,
+            counterparty=lender,
+            parents=parents,
+            amount=float(loans.principal_usd[loan]),
+            price=float(ltv[k] if np.isfinite(ltv[k]) else 0.0),
+        )
+        if ltv_breach[k] and np.isfinite(ltv[k]):
+            _try_equity_cure(m, t, loan, coll[k])
+    overdue = (
+        breach
+        & (loans.breach_months[rows] > loans.cure_months[rows])
+        & (loans.status[rows] == LOAN_ACTIVE)
+    )
+    if not overdue.any():
+        return
+    od = rows[overdue]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sev_ltv = np.where(ltv_breach[overdue], ltv[overdue] / loans.max_ltv[od] - 1.0, 0.0)
+        sev_cov = np.where(
+            cov_breach[overdue], loans.min_coverage[od] / np.maximum(cov[overdue], 1e-9) - 1.0, 0.0
+        )
+    severity = np.maximum(sev_ltv, sev_cov)
+    waive = lender_rules.respond_to_breaches(m, od, severity)
+    for k, loan in enumerate(od):
+        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
+        cause = "ltv" if ltv_breach[overdue][k] else "coverage"
+        parent = int(loans.breach_event[loan])
+        if waive[k]:
+            m.events.add(
+                t,
+                "waiver",
+                lender,
+                cause=cause,
+                counterparty=b,
+                parents=[parent],
+                amount=float(loans.principal_usd[loan]),
+            )
+            loans.breach_months[loan] = 0
+            loans.spread[loan] += 0.01  # waivers are repriced
+            if cause == "ltv":
+                loans.max_ltv[loan] = max(loans.max_ltv[loan], ltv[overdue][k] * 1.05)
+            else:
+                loans.min_coverage[loan] = min(loans.min_coverage[loan], cov[overdue][k] * 0.95)
+            continue
+        acc = m.events.add(
+            t,
+            "acceleration",
+            lender,
+            cause=cause,
+            counterparty=b,
+            parents=[parent],
+            amount=float(loans.principal_usd[loan]),
+        )
+        if repay_in_full(m, loan) or b in defaults:
+            continue
+        breach_parents = [int(p) for p in m.events.rows[parent - 1][7].split(";") if p]
+        defaults[b] = (cause, [acc, parent] + breach_parents)
+
+
+def _try_equity_cure(m, t: int, loan: int, collateral_usd: float) -> None:
+    """A borrower with spare cash prepays enough to bring LTV 5 % under the covenant."""
+    loans = m.loans
+    b = int(loans.borrower[loan])
+    cure = loans.principal_usd[loan] - 0.95 * loans.max_ltv[loan] * collateral_usd
+    spare = m.acct.cash[b] - m.cfg["neoclouds"]["cash_buffer_months"] * max(
+        m.monthly_outflow_usd[b], 0.0
+    )
+    if 0 < cure <= spare:
+        m.acct.transfer(b, int(loans.lender[loan]), cure)
+        loans.principal_usd[loan] -= cure
+        loans.breach_months[loan] = 0
+        m.events.add(
+            t,
+            "equity_cure",
+            b,
+            cause="ltv",
+            counterparty=int(loans.lender[loan]),
+            amount=float(cure),
+            parents=[int(loans.breach_event[loan])],
+        )
+
+
+def unpaid_suppliers(m, t: int) -> bool:
+    """An active borrower left with negative cash after all sales cannot pay its suppliers: default."""
+    short = np.flatnonzero(
+        (m.acct.cash < -1e-6) & (m.status == ACTIVE) & np.isin(m.type, (MINER, NEOCLOUD))
+    )
+    for b in short:
+        if m.acct.btc[b] > 0:
+            sell_btc(
+                m,
+                np.array([b]),
+                np.array([min(m.acct.btc[b], -m.acct.cash[b] * 1.02 / m.crypto.price_usd)]),
+            )
+    short = [b for b in short if m.acct.cash[b] < -1e-6]
+    for b in short:
+        parents = [int(m.lost_revenue_event[b])] if m.lost_revenue_event[b] > 0 else []
+        resolution.default_borrower(m, int(b), t, "counterparty" if parents else "payment", parents)
+    if short:
+        resolution.distribute_all_estates(m, t)
+    return bool(short)

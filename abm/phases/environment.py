@@ -1,0 +1,55 @@
+"""Phases 1-2: shocks, generation releases, base rate, compute and BTC markets, buyers' budgets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def shocks_and_markets(m, t: int) -> None:
+    cfg = m.cfg
+    sh = cfg["shocks"]
+    z_btc, z_ai, pinned = m.shocks.step(t)
+    stress = m.shocks.stress
+    btc_return = m.crypto.draw_return(z_btc, stress) + pinned["btc"]
+    if stress:
+        btc_return += sh["btc_stress_drift"]
+    m.crypto.step(t, btc_return)
+
+    # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
+    sigma = sh["ai_demand_vol_per_year"] / math.sqrt(12.0)
+    m.demand_shock = sh["ai_demand_persistence"] * m.demand_shock + sigma * z_ai
+    m.log_demand_level += (
+        math.log1p(cfg["compute"]["demand_growth_per_year"]) / 12.0 + pinned["ai_demand"]
+    )
+    if stress:
+        m.log_demand_level += sh["ai_demand_stress_drift"]
+    demand = m.demand_base_perf_units * math.exp(m.log_demand_level + m.demand_shock)
+
+    span = max(m.months - 1, 1)
+    c = cfg["credit"]
+    m.base_rate = c["base_rate_start"] + (c["base_rate_end"] - c["base_rate_start"]) * t / span
+
+    if t > 0:
+        m.compute.step_trend(int(np.sum(m.release_month == t)))
+    m.compute.clear(demand, m.in_service_perf_units())
+    m.compute.update_fundamentals(t)
+    index = m.compute.fundamental_value * (1.0 - cfg["compute"]["calm_market_discount"])
+    m.index_history.append(index)
+    lag = cfg["compute"]["appraisal_lag_months"]
+    m.mark_appraisal = np.mean(m.index_history[-lag:], axis=0)
+
+    # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus
+    b = m.buyer_idx
+    mult = cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
+    m.budget_left[b] = m.budget_usd[b] * mult
+    m.mw_left[b] = m.absorption_mw[b] * mult
+    m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
+
+    # month accumulators
+    m.month_loss = 0.0
+    m.min_discount[:] = np.nan
+    m.month_trade_units[:] = 0
+    m.month_trade_price = np.full(m.G, np.nan)
+    m.lost_revenue_usd[:] = 0.0

@@ -1,0 +1,106 @@
+"""Phase 10: lenders. Interbank interest, liquidity, capital, failures, and the clearing of the lender
+funding network (Eisenberg-Noe) that passes a failed lender's shortfall on to its funders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents import lender as lender_rules
+from abm.agents.base import ACTIVE, FAILED
+from abm.finance import resolution
+from abm.finance.clearing import eisenberg_noe
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.finance.instruments import INTERBANK
+
+
+def run(m, t: int) -> None:
+    loans = m.loans
+    ib = np.flatnonzero((loans.kind == INTERBANK) & (loans.status == LOAN_ACTIVE))
+    if len(ib):
+        interest = loans.principal_usd[ib] * m.loan_rates()[ib] / 12.0
+        m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
+    top_up_liquidity(m)
+    _failures(m, t)
+    lender_rules.update_appetite(m)
+    m.loss_history.append(m.month_loss)
+
+
+def top_up_liquidity(m) -> None:
+    """A lender short of cash draws on its outside funders (deposits, fund calls)."""
+    lenders = m.lender_idx
+    short = np.maximum(-m.acct.cash[lenders], 0.0)
+    if short.any():
+        m.outside_funding_usd[lenders] += short
+        m.acct.from_sector("outside_funders", lenders, short)
+
+
+def _failures(m, t: int) -> None:
+    lenders = m.lender_idx
+    equity = m.lender_equity()
+    insolvent = equity < -1e-6
+    if not insolvent.any():
+        return
+    loans = m.loans
+    k = len(lenders)
+    pos = {int(i): j for j, i in enumerate(lenders)}
+    ib = np.flatnonzero((loans.kind == INTERBANK) & (loans.status == LOAN_ACTIVE))
+    # nodes: lenders 0..k-1 and the outside funders k
+    L = np.zeros((k + 1, k + 1))
+    for row in ib:
+        L[pos[int(loans.borrower[row])], pos[int(loans.lender[row])]] += loans.principal_usd[row]
+    L[:k, k] = m.outside_funding_usd[lenders]
+    interbank_claims = np.zeros(k)
+    np.add.at(interbank_claims, [pos[int(x)] for x in loans.lender[ib]], loans.principal_usd[ib])
+    external = np.maximum(m.lender_assets() - interbank_claims, 0.0)
+    p = eisenberg_noe(L, np.append(external, 0.0))
+    pbar = L.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(pbar > 0, p / pbar, 1.0)[:k]
+    failing = np.flatnonzero((ratio < 1.0 - 1e-9) | insolvent)
+    # events first (parents: the failures of lenders that owed it money, else its borrowers' defaults)
+    new = [j for j in failing if m.status[lenders[j]] == ACTIVE]
+    hit_by = {}
+    for row in ib:
+        debtor, funder = pos[int(loans.borrower[row])], pos[int(loans.lender[row])]
+        if ratio[debtor] < 1.0 - 1e-9:
+            hit_by.setdefault(funder, []).append(int(lenders[debtor]))
+    for j in new:
+        i = int(lenders[j])
+        debtors = [d for d in hit_by.get(j, []) if m.default_event[d] > 0 or d in lenders[new]]
+        cause = "lender_failure" if debtors and not insolvent[j] else "counterparty"
+        parents = _borrower_parents(m, i)
+        m.status[i] = FAILED
+        m.defaults["lender"] += 1
+        m.default_event[i] = m.events.add(
+            t, "default", i, cause=cause, parents=parents, amount=float(-equity[j])
+        )
+    for j in new:  # second pass: link funding-channel parents now that every failure has an id
+        i = int(lenders[j])
+        extra = [int(m.default_event[d]) for d in hit_by.get(j, []) if m.default_event[d] > 0]
+        if extra:
+            row = list(m.events.rows[m.default_event[i] - 1])
+            merged = set(int(x) for x in row[7].split(";") if x) | set(extra)
+            row[7] = ";".join(str(x) for x in sorted(merged))
+            m.events.rows[m.default_event[i] - 1] = tuple(row)
+    # write liabilities down to what the clearing pays: funders and outside investors take the loss
+    for row in ib:
+        debtor = pos[int(loans.borrower[row])]
+        if ratio[debtor] < 1.0 - 1e-9:
+            loss = loans.principal_usd[row] * (1.0 - ratio[debtor])
+            loans.principal_usd[row] -= loss
+            resolution.record_loss(m, int(loans.lender[row]), float(loss))
+    cut = ratio < 1.0 - 1e-9
+    m.outside_funder_losses_usd += float(
+        (m.outside_funding_usd[lenders] * (1.0 - ratio) * cut).sum()
+    )
+    m.outside_funding_usd[lenders] = np.where(
+        cut, m.outside_funding_usd[lenders] * ratio, m.outside_funding_usd[lenders]
+    )
+
+
+def _borrower_parents(m, lender: int) -> list[int]:
+    """Default events of this lender's borrowers (the losses that sank it), most recent first."""
+    loans = m.loans
+    borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
+    events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
+    return sorted(events)[-20:]

@@ -1,0 +1,152 @@
+"""Phases 8-9: the secondary GPU market round and the re-marking of collateral.
+
+Offers come from lenders' seized inventory (a share per month, at a reserve that drops when the lender is
+stressed), bankruptcy estates (everything, at the distressed reserve) and, in the first round, borrowers
+in arrears (free lots, at the voluntary reserve). Buyers bid from their valuations, budgets and MW.
+Each generation clears once at a uniform price; then marks move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents import buyer as buyer_rules
+from abm.agents import lender as lender_rules
+from abm.agents import neocloud as neocloud_rules
+from abm.agents.base import ACTIVE, DEFAULTED, LENDER
+from abm.finance import resolution
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.markets.secondary import clear_uniform
+from abm.world import match_cumulative
+
+
+def _offers(m, t: int, rnd: int):
+    """(lot rows, units, reserve USD per unit) of everything for sale this round."""
+    lots = m.lots
+    fundamental = m.compute.fundamental_value
+    has = (lots.units > 0) & (lots.offered_month != t)
+    owner = lots.owner
+    rows_l = np.flatnonzero(has & (m.type[owner] == LENDER))
+    units_l = np.ceil(lots.units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
+        np.int64
+    )
+    res_l = lender_rules.reserve_multiplier(m, owner[rows_l]) * fundamental[lots.gen[rows_l]]
+    rows_e = np.flatnonzero(has & (m.status[owner] == DEFAULTED))
+    units_e = lots.units[rows_e]
+    res_e = m.cfg["credit"]["estate_reserve_multiplier"] * fundamental[lots.gen[rows_e]]
+    parts = [(rows_l, units_l, res_l), (rows_e, units_e, res_e)]
+    if rnd == 0:
+        loans = m.loans
+        owed = (loans.status == LOAN_ACTIVE) & (m.status[loans.borrower] == ACTIVE)
+        arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
+        arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
+        parts.append(neocloud_rules.voluntary_offers(m, arrears))
+    rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    units = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    reserve = np.concatenate([p[2] for p in parts]).astype(float)
+    keep = units > 0
+    return rows[keep], units[keep], reserve[keep]
+
+
+def secondary_round(m, t: int, rnd: int) -> bool:
+    """Collect all offers and bids, clear each generation once, settle. Returns True if anything traded."""
+    rows, units, reserve = _offers(m, t, rnd)
+    if len(rows) == 0:
+        return False
+    lots = m.lots
+    lots.offered_month[rows] = t
+    gen = lots.gen[rows]
+    offered = np.bincount(gen, weights=units, minlength=m.G)
+    bids = buyer_rules.bid_schedules(m, offered)
+    traded = False
+    estates = set()
+    for g in np.flatnonzero(offered):
+        bid_buyer, bid_price, bid_units = bids[g]
+        sel = np.flatnonzero(gen == g)
+        result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
+        if result.quantity <= 0:
+            continue
+        traded = True
+        event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
+        for s in sellers:
+            if m.status[s] == DEFAULTED:
+                estates.add(s)
+        fundamental = m.compute.fundamental_value[g]
+        m.fire_sale_units += result.quantity
+        m.month_trade_units[g] += result.quantity
+        m.month_trade_price[g] = result.price
+        if fundamental > 0:
+            ratio = result.price / fundamental
+            m.min_discount[g] = (
+                ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
+            )
+        m.last_trade_price[g] = result.price
+        m.last_trade_month[g] = t
+        m.last_trade_events[g] = event_ids
+        m.last_trade_sellers[g] = sellers
+    for b in sorted(estates):
+        resolution.distribute_estate(m, int(b), t)
+    return traded
+
+
+def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarray):
+    """Move units and cash for one generation's clearing; log one trade event per seller-buyer pair."""
+    lots, acct = m.lots, m.acct
+    price = result.price
+    sold = result.sold
+    bought_by = np.bincount(bid_buyer, weights=result.bought, minlength=m.n)
+    buyers = np.flatnonzero(bought_by)
+    seller_rows = np.flatnonzero(sold)
+    s_i, b_i, amount = match_cumulative(sold[seller_rows].astype(float), bought_by[buyers])
+    event_ids, sellers = [], set()
+    for si, bi, q in zip(s_i, b_i, np.rint(amount).astype(np.int64), strict=True):
+        if q <= 0:
+            continue
+        row = int(lot_rows[seller_rows[si]])
+        buyer = int(buyers[bi])
+        seller = int(lots.owner[row])
+        cash = q * price
+        acct.transfer(buyer, seller, cash)
+        lots.units[row] -= q
+        _add_to_buyer(m, buyer, g, q, price, t)
+        m.budget_left[buyer] -= cash
+        m.mw_left[buyer] -= q * m.kw[g] / 1000.0
+        parents = [m.lot_origin_event.get(row, 0)]
+        if m.status[seller] == DEFAULTED:
+            parents.append(int(m.default_event[seller]))
+        if m.type[seller] == LENDER:
+            realised = q * (lots.book_value_usd_per_unit[row] - price)
+            if realised > 0:  # gains above book simply add to the lender's cash and capital
+                resolution.record_loss(m, seller, realised)
+        eid = m.events.add(
+            t,
+            "trade",
+            seller,
+            counterparty=buyer,
+            parents=parents,
+            amount=cash,
+            units=q,
+            price=price,
+        )
+        event_ids.append(eid)
+        sellers.add(seller)
+    return event_ids, sellers
+
+
+def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
+    key = (buyer, g)
+    row = m.buyer_lots.get(key)
+    if row is None:
+        row = int(
+            m.lots.add(owner=buyer, gen=g, units=0, acquired_month=t, cost_usd_per_unit=price)[0]
+        )
+        m.buyer_lots[key] = row
+    m.lots.units[row] += units
+
+
+def update_marks(m, t: int) -> None:
+    """Market marks follow recent clearing prices, else the used-market index; appraisals lag."""
+    c = m.cfg["compute"]
+    index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
+    recent = (t - m.last_trade_month) < c["mark_window_months"]
+    m.mark_market = np.where(recent, m.last_trade_price, index)

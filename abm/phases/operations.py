@@ -1,0 +1,207 @@
+"""Phase 3: operations. Rents (contracted and spot), hosting leases, mining, power and site costs,
+overheads, lenders' funding costs, GPU scrapping and completed conversions. Vectorised over lots,
+contracts and leases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
+
+
+def _monthly_prob(per_year: float) -> float:
+    return 1.0 - (1.0 - per_year) ** (1.0 / 12.0)
+
+
+def run(m, t: int) -> None:
+    cfg = m.cfg
+    c = cfg["compute"]
+    n, G = m.n, m.G
+    acct = m.acct
+    hours = c["hours_per_month"]
+    util = m.compute.utilisation
+    revenue = np.zeros(n)
+    opex = np.zeros(n)
+
+    _renew_and_cut_contracts(m, t)
+    lots = m.lots
+    live = m.in_service()
+    owned = np.zeros((n, G))
+    np.add.at(owned, (lots.owner[live], lots.gen[live]), lots.units[live])
+
+    # contracted revenue (take-or-pay share paid whatever the usage); prepayments released first
+    ct = m.contracts
+    act = ct.active & (m.status[ct.provider] == ACTIVE)
+    contracted = np.zeros((n, G))
+    np.add.at(contracted, (ct.provider[act], ct.gen[act]), ct.units[act])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
+    usage = ct.take_or_pay_share + (1.0 - ct.take_or_pay_share) * util
+    value = np.where(
+        act, ct.units * ct.rent_per_gpu_hour * hours * usage * scale[ct.provider, ct.gen], 0.0
+    )
+    release = np.minimum(ct.prepaid_usd, ct.prepay_release_share * value)
+    ct.prepaid_usd = ct.prepaid_usd - release
+    contract_cash = np.bincount(ct.provider, weights=value - release, minlength=n)
+    revenue += np.bincount(ct.provider, weights=value, minlength=n)
+
+    # spot revenue on uncontracted units of generations worth running
+    running = m.compute.running()
+    spot_units = np.maximum(owned - contracted, 0.0)
+    spot = (spot_units * (m.compute.rent_spot * util * hours * running)[None, :]).sum(axis=1)
+    revenue += spot
+    acct.from_sector("compute_customers", np.arange(n), contract_cash + spot)
+
+    # power for running units, colocation for all installed kW not hosted by a miner
+    run_units = np.minimum(contracted, owned) + spot_units * running[None, :]
+    power = (
+        run_units * (m.kw * c["pue"] * c["power_price_usd_per_kwh"] * hours * util)[None, :]
+    ).sum(axis=1)
+    it_kw = (owned * m.kw[None, :]).sum(axis=1)
+    ls = m.leases
+    lact = ls.active & (m.status[ls.tenant] == ACTIVE)
+    _renew_leases(m, t, lact)
+    hosted_kw = np.bincount(ls.tenant[lact], weights=ls.mw[lact] * 1000.0, minlength=n)
+    colo = np.maximum(it_kw - hosted_kw, 0.0) * c["colo_usd_per_kw_month"]
+    colo[m.type == MINER] = 0.0  # miners run their own GPUs in their own halls
+    opex += power + colo
+    acct.to_sector("power_and_sites", np.arange(n), power + colo)
+
+    # hosting leases: tenant -> host (or the outside buyer of a defaulted host's site)
+    lease_pay = ls.mw[lact] * 1000.0 * ls.rate_usd_per_kw_month[lact]
+    tenants, hosts = ls.tenant[lact], ls.host[lact]
+    opex += np.bincount(tenants, weights=lease_pay, minlength=n)
+    to_host = hosts >= 0
+    acct.transfer(tenants[to_host], hosts[to_host], lease_pay[to_host])
+    acct.to_sector("infrastructure_buyers", tenants[~to_host], lease_pay[~to_host])
+    lease_income = np.bincount(hosts[to_host], weights=lease_pay[to_host], minlength=n)
+    site_cost = lease_income * cfg["miners"]["hosting_site_cost_share"]
+    revenue += lease_income
+    opex += site_cost
+    acct.to_sector("power_and_sites", np.arange(n), site_cost)
+
+    _mining(m, revenue, opex)
+
+    # overheads
+    sga = np.where(m.type == NEOCLOUD, m.sga_share * revenue, 0.0)
+    sga[m.miner_idx] = m.sga_usd[m.miner_idx]
+    sga[m.status != ACTIVE] = 0.0
+    opex += sga
+    acct.to_sector("staff_and_suppliers", np.arange(n), sga)
+
+    # lenders pay their outside funders
+    lenders = m.lender_idx
+    funding_cost = (
+        m.outside_funding_usd[lenders] * (m.base_rate + m.lk["funding_spread"][lenders]) / 12.0
+    )
+    acct.to_sector("outside_funders", lenders, funding_cost)
+    acct.from_sector(
+        "money_market", lenders, np.maximum(acct.cash[lenders], 0.0) * m.base_rate / 12.0
+    )
+
+    ebitda = revenue - opex
+    ebitda[(m.type == LENDER) | (m.type == BUYER)] = 0.0
+    m.ebitda_hist = np.roll(m.ebitda_hist, 1, axis=1)
+    m.ebitda_hist[:, 0] = ebitda
+    m.monthly_opex_usd = opex
+    m.revenue_usd = revenue
+
+    _scrap(m, t)
+    _complete_conversions(m, t)
+
+
+def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
+    """Miners earn BTC from the network for their hashrate (switching off when power costs more)."""
+    mc = m.cfg["miners"]
+    idx = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
+    hours = m.cfg["compute"]["hours_per_month"]
+    margin_on = (m.mining_margin_per_mw_month()[idx] > -mc["site_opex_usd_per_mw_month"]).astype(
+        float
+    )
+    btc = m.hashrate_eh[idx] * m.crypto.btc_mined_per_eh_month() * margin_on
+    m.acct.btc_from_sector("btc_network", idx, btc)
+    m.btc_production_sale = np.zeros(m.n)
+    m.btc_production_sale[idx] = btc * mc["btc_sell_share"]
+    power = m.mining_mw[idx] * 1000.0 * hours * mc["power_price_usd_per_kwh"] * margin_on
+    site = m.mining_mw[idx] * mc["site_opex_usd_per_mw_month"]
+    revenue[idx] += btc * m.crypto.price_usd
+    opex[idx] += power + site
+    m.acct.to_sector("power_and_sites", idx, power + site)
+    # fleet refresh: profitable miners replace ASICs to keep pace with the network's efficiency trend,
+    # as far as spare cash allows (same MW, more EH/s)
+    growth = (1.0 + m.cfg["crypto"]["hashrate_growth_per_year"]) ** (1.0 / 12.0) - 1.0
+    add_eh = m.hashrate_eh[idx] * max(growth, 0.0) * margin_on
+    capex = add_eh * 1e6 * mc["asic_usd_per_th"]
+    spare = np.maximum(m.acct.cash[idx] - 3.0 * m.monthly_opex_usd[idx], 0.0)
+    frac = np.where(capex > 0, np.minimum(1.0, spare / np.maximum(capex, 1e-9)), 0.0)
+    m.hashrate_eh[idx] += add_eh * frac
+    m.acct.to_sector("asic_vendor", idx, capex * frac)
+    m.site_value_usd[idx] += capex * frac
+
+
+def _renew_and_cut_contracts(m, t: int) -> None:
+    """Customers default (contract cut) or contracts roll over at the current spot rent."""
+    c = m.cfg["compute"]
+    ct = m.contracts
+    act = ct.active & (m.status[ct.provider] == ACTIVE)
+    p = c[
+        "customer_default_prob_per_year_stress"
+        if m.shocks.stress
+        else "customer_default_prob_per_year"
+    ]
+    p_contract = np.where(
+        ct.investment_grade, _monthly_prob(c["ig_customer_default_prob_per_year"]), _monthly_prob(p)
+    )
+    cut = act & (m.rng.random(ct.n) < p_contract)
+    for row in np.flatnonzero(cut):
+        m.events.add(
+            t,
+            "contract_cut",
+            int(ct.provider[row]),
+            amount=float(ct.prepaid_usd[row]),
+            units=int(ct.units[row]),
+            price=float(ct.rent_per_gpu_hour[row]),
+        )
+    ct.active = ct.active & ~cut
+    ct.prepaid_usd = np.where(
+        cut, 0.0, ct.prepaid_usd
+    )  # a defaulted customer forfeits its prepayment
+    renew = act & ~cut & (ct.end_month <= t)
+    if renew.any():
+        rows = np.flatnonzero(renew)
+        rent = m.compute.rent_spot[ct.gen[rows]] * (1.0 + c["contract_premium"])
+        # renewals on installed GPUs re-price to today's rent; prepayments fund new capacity only
+        ct.rent_per_gpu_hour[rows] = rent
+        ct.end_month[rows] = t + c["contract_tenor_months"]
+        ct.prepay_release_share[rows] = 0.0
+
+
+def _renew_leases(m, t: int, lact: np.ndarray) -> None:
+    ls = m.leases
+    due = lact & (ls.end_month <= t)
+    ls.end_month = np.where(due, t + m.cfg["miners"]["lease_months"], ls.end_month)
+
+
+def _scrap(m, t: int) -> None:
+    """Failures beyond repair and end of economic life remove GPUs from the world."""
+    lots = m.lots
+    c = m.cfg["compute"]
+    has = lots.units > 0
+    if not has.any():
+        return
+    p = _monthly_prob(c["failure_scrap_rate_per_year"])
+    failed = np.zeros(lots.n, dtype=np.int64)
+    failed[has] = m.rng.binomial(lots.units[has], p)
+    dead = has & (m.release_month[lots.gen] + c["gpu_life_months"] <= t)
+    failed[dead] = lots.units[dead]
+    lots.units = lots.units - failed
+    m.gpu_scrapped += int(failed.sum())
+
+
+def _complete_conversions(m, t: int) -> None:
+    cv = m.conversions
+    done = cv.active & (cv.done_month <= t)
+    if done.any():
+        ok = done & (m.status[cv.miner] == ACTIVE)
+        np.add.at(m.hosting_mw, cv.miner[ok], cv.mw[ok])
+        cv.active = cv.active & ~done
