@@ -175,6 +175,9 @@ SCHEMA: dict[str, Any] = {
         "jump_mean": F("float", -1.0, 1.0, "mean log jump"),
         "jump_sd": F("float", 0.0, 2.0, "sd of log jump"),
         "price_impact_per_10k_btc": F("float", 0.0, 1.0, "log price fall per 10,000 BTC sold"),
+        "impact_half_life_months": F(
+            "float", 0.1, 1200.0, "half-life of the impact of forced sales"
+        ),
         "network_hashrate_eh": F("float", 1e-3, 1e6, "network hashrate at start (EH/s)"),
         "hashrate_growth_per_year": F("float", -0.9, 10.0, "trend growth"),
         "hashrate_price_elasticity": F(
@@ -214,6 +217,9 @@ SCHEMA: dict[str, Any] = {
         ),
         "voluntary_reserve_multiplier": F(
             "float", 0.0, 1.5, "distressed seller reserve / fundamental"
+        ),
+        "reserve_decay_per_unsold_month": F(
+            "float", 0.0, 1.0, "reserve x this for each month a lot stays unsold"
         ),
     },
     "neoclouds": {

@@ -10,15 +10,17 @@ import numpy as np
 class CryptoMarket:
     """BTC price (fat-tailed log returns with jumps), network hashrate and mining revenue.
 
-    Forced and routine BTC sales by miners and lenders are collected within a phase and cleared once
-    (``clear_sales``): the net quantity moves the log price by ``price_impact_per_10k_btc`` per
-    10,000 BTC, and every seller receives the same post-impact price.
+    Forced BTC sales by miners, estates and lenders are collected within a phase and cleared once
+    (``clear_sales``): the quantity moves the log price by ``price_impact_per_10k_btc`` per
+    10,000 BTC, and every seller receives the same post-impact price. The impact is transient: it
+    reverts with ``impact_half_life_months`` as other holders step in.
     """
 
     def __init__(self, cfg: dict, halving_month: int, rng: np.random.Generator):
         self.cfg = cfg
         self.rng = rng
         self.price_usd = cfg["btc_price_usd"]
+        self.impact_log = 0.0  # cumulative log price impact of forced sales, decaying
         self.network_hashrate_eh = cfg["network_hashrate_eh"]
         self.subsidy_btc = cfg["block_subsidy_btc"]
         self.halving_month = halving_month
@@ -44,7 +46,11 @@ class CryptoMarket:
     def step(self, month: int, log_return: float) -> None:
         """Move the price, the network hashrate (chasing price with a lag) and the subsidy."""
         cfg = self.cfg
-        self.price_usd *= math.exp(log_return)
+        # forced-sale impact reverts with its half-life: the price recovers part of it each month
+        decay = 0.5 ** (1.0 / cfg["impact_half_life_months"])
+        recovered = self.impact_log * (1.0 - decay)
+        self.impact_log -= recovered
+        self.price_usd *= math.exp(log_return + recovered)
         self.price_history.append(self.price_usd)
         if month == self.halving_month:
             self.subsidy_btc /= 2.0
@@ -77,6 +83,7 @@ class CryptoMarket:
         if btc_sold <= 0:
             return self.price_usd
         impact = self.cfg["price_impact_per_10k_btc"] * btc_sold / 10_000.0
+        self.impact_log += impact
         self.price_usd *= math.exp(-impact)
         self.price_history[-1] = self.price_usd
         self.sold_btc_this_month += btc_sold

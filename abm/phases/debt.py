@@ -50,11 +50,15 @@ def service(m, t: int) -> None:
         live & (loans.arrears_usd > 0), loans.arrears_months + 1, loans.arrears_months
     )
 
-    # miners sell routine production and cover shortfalls with BTC in one clearing
+    # routine sales of production are part of the market's normal flow (no extra impact); miners short
+    # of cash also sell treasury BTC, and those forced sales clear together against market depth
+    routine = np.minimum(m.btc_production_sale[m.miner_idx], acct.btc[m.miner_idx])
+    price = m.crypto.price_usd
+    acct.btc_from_sector("btc_market", m.miner_idx, -routine)
+    acct.from_sector("btc_market", m.miner_idx, routine * price)
     shortfall = np.maximum(due_by - acct.cash, 0.0)
-    sell = miner_rules.plan_btc_sales(m, shortfall) + m.btc_production_sale[m.miner_idx]
-    sell = np.minimum(sell, acct.btc[m.miner_idx])
-    sell_btc(m, m.miner_idx, sell)
+    forced = np.minimum(miner_rules.plan_btc_sales(m, shortfall), acct.btc[m.miner_idx])
+    sell_btc(m, m.miner_idx, forced)
 
     # pay pro rata to what is due, as far as cash goes
     cash = np.maximum(acct.cash, 0.0)

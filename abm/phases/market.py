@@ -60,6 +60,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
     bids = buyer_rules.bid_schedules(m, offered)
     traded = False
     estates = set()
+    sold_by_offer = np.zeros(len(rows), dtype=np.int64)
     for g in np.flatnonzero(offered):
         bid_buyer, bid_price, bid_units = bids[g]
         sel = np.flatnonzero(gen == g)
@@ -67,6 +68,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
         if result.quantity <= 0:
             continue
         traded = True
+        sold_by_offer[sel] = result.sold
         event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
         for s in sellers:
             if m.status[s] == DEFAULTED:
@@ -84,6 +86,10 @@ def secondary_round(m, t: int, rnd: int) -> bool:
         m.last_trade_month[g] = t
         m.last_trade_events[g] = event_ids
         m.last_trade_sellers[g] = sellers
+    # a lot offered by a lender or an estate that did not sell out cuts its reserve next time
+    forced = (m.type[lots.owner[rows]] == LENDER) | (m.status[lots.owner[rows]] == DEFAULTED)
+    unsold = forced & (sold_by_offer < units)
+    lots.unsold_months[rows[unsold]] += 1
     for b in sorted(estates):
         resolution.distribute_estate(m, int(b), t)
     return traded

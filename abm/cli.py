@@ -1,0 +1,148 @@
+"""The ``abm`` command.
+
+``abm run [--scenario NAME|PATH] [--seed N] [--months N] [--out DIR] [--set key=value ...]`` runs one
+scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios.
+Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: same form, exit 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"abm: error: {message}\n")
+
+
+def _non_negative_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        return value
+
+    return parse
+
+
+def _months(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--months must be an integer, got {text!r}") from None
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"--months must be in [1, 600], got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="abm", description="Credit contagion in AI-compute infrastructure.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run one scenario and write its outputs")
+    run.add_argument(
+        "--scenario", default="baseline", help="packaged scenario name or path to a .toml file"
+    )
+    run.add_argument(
+        "--seed", type=_non_negative_int("--seed"), default=0, help="random seed (>= 0)"
+    )
+    run.add_argument(
+        "--months", type=_months, default=None, help="months to simulate (default: scenario's)"
+    )
+    run.add_argument(
+        "--out", default=None, help="output folder (default: results/<scenario>-seed<N>/)"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario parameter, e.g. --set compute.pue=1.2 (repeatable)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--no-figure", action="store_true", help="skip overview.png")
+    sub.add_parser("scenarios", help="list the packaged scenarios")
+    return parser
+
+
+def _describe(path: Path) -> str:
+    import tomllib
+
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    return raw.get("description", "")
+
+
+def cmd_scenarios() -> int:
+    for name, path in packaged_scenarios().items():
+        print(f"{name:18s} {_describe(path)}")
+    return 0
+
+
+def _format_summary(summary: dict, out_dir: Path) -> str:
+    lines = [
+        f"scenario {summary['scenario']}  seed {summary['seed']}  months {summary['months']}",
+        f"defaults: miners {summary['defaults_miner']}, neoclouds {summary['defaults_neocloud']}, "
+        f"lenders {summary['defaults_lender']}",
+    ]
+    by_cause = summary["defaults_by_type_and_cause"]
+    if by_cause:
+        lines.append(
+            "  by type/cause: " + ", ".join(f"{k} {v}" for k, v in sorted(by_cause.items()))
+        )
+    disc = summary["deepest_fire_sale_discount"]
+    lines.append(
+        f"fire sales: {summary['fire_sale_units']:,} GPUs; deepest clearing price / fundamental: "
+        + (f"{disc:.2f}" if disc is not None else "no trades")
+    )
+    lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")
+    lines.append(f"runtime: {summary['runtime_s']:.2f} s   outputs: {out_dir}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from abm.io import check_destination, write_run
+    from abm.results import run
+
+    overrides = dict(parse_override(text) for text in args.overrides)
+    config = load_scenario(args.scenario, overrides)
+    out_dir = Path(args.out) if args.out else Path("results") / f"{config['name']}-seed{args.seed}"
+    check_destination(out_dir)
+    progress = not args.no_progress and sys.stderr.isatty()
+    result = run(config, seed=args.seed, months=args.months, progress=progress)
+    write_run(result, out_dir, figure=not args.no_figure)
+    print(_format_summary(result.summary(), out_dir))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "scenarios":
+            return cmd_scenarios()
+        return cmd_run(args)
+    except ConfigError as exc:
+        print(f"abm: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,153 @@
+"""Writing a run's results: tables, network, figure and a manifest, atomically.
+
+Everything is first written into a temporary sibling folder; only when every file is complete does it
+replace the destination, so a crash never leaves half a result and never destroys an earlier one. An
+existing destination is replaced only if it is an earlier ``abm`` result (it has a manifest.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import networkx as nx
+
+from abm.config import ConfigError
+
+RUN_FILES = (
+    "timeseries.csv",
+    "agents.csv",
+    "events.csv",
+    "network.graphml",
+    "overview.png",
+    "manifest.json",
+)
+PACKAGES = ("abm", "mesa", "numpy", "pandas", "networkx", "matplotlib", "tqdm")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree the package runs from, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_destination(out_dir: Path) -> None:
+    """Refuse to replace a folder that is not an earlier abm result (exit code 2 via ConfigError)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out: {out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+        raise ConfigError(
+            f"--out: {out_dir} exists, is not empty and is not an abm result; choose another folder"
+        )
+
+
+def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    g = graph.copy()
+    for _, data in g.nodes(data=True):
+        for key, value in list(data.items()):
+            if value is None:
+                del data[key]
+    for *_, data in g.edges(data=True, keys=True):
+        for key, value in list(data.items()):
+            if value is None:
+                del data[key]
+    return g
+
+
+def write_run(result, out_dir: str | Path, figure: bool = True) -> Path:
+    """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    check_destination(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        result.timeseries.to_csv(tmp / "timeseries.csv", index=False)
+        result.agents.to_csv(tmp / "agents.csv", index=False)
+        result.events.to_csv(tmp / "events.csv", index=False)
+        nx.write_graphml(_graphml_safe(result.network), tmp / "network.graphml")
+        if figure:
+            from abm.viz.overview import overview_figure
+
+            overview_figure(result, tmp / "overview.png")
+        manifest = dict(result.manifest)
+        manifest["versions"] = versions()
+        manifest["git_commit"] = git_commit()
+        manifest["files"] = {
+            p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"
+        }
+        with open(tmp / "manifest.json", "w") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Swap ``new`` into place of ``dest`` with renames (the old result survives until the swap)."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        try:
+            os.replace(new, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, dest)
+
+
+def write_json_atomic(data: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

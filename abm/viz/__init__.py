@@ -1,0 +1,1 @@
+"""Figures of runs: the overview written with every run."""
