@@ -1,0 +1,132 @@
+"""The abm command: outputs, summary, and bad input (exit 2, field named, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from abm.cli import main
+from abm.io import sha256
+
+FILES = {
+    "timeseries.csv",
+    "agents.csv",
+    "events.csv",
+    "network.graphml",
+    "manifest.json",
+    "overview.png",
+}
+
+
+def test_run_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "run",
+                "--scenario",
+                "correlated_crash",
+                "--seed",
+                "1",
+                "--months",
+                "30",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert {p.name for p in out.iterdir()} == FILES
+    printed = capsys.readouterr().out
+    assert "defaults:" in printed and "lender losses" in printed and "runtime" in printed
+    ts = pd.read_csv(out / "timeseries.csv")
+    assert len(ts) == 30
+    for col in (
+        "month",
+        "date",
+        "btc_price",
+        "fire_sale_units",
+        "defaults_miner",
+        "defaults_neocloud",
+        "defaults_lender",
+        "lender_losses_usd",
+        "credit_supply_usd",
+        "gpu_units_total",
+        "gpu_units_delivered",
+        "gpu_units_scrapped",
+        "rent_spot_H100",
+        "secondary_price_H100",
+        "fundamental_value_H100",
+    ):
+        assert col in ts.columns
+    agents = pd.read_csv(out / "agents.csv")
+    assert list(agents.columns) == [
+        "month",
+        "agent_id",
+        "agent_type",
+        "status",
+        "cash_usd",
+        "gpu_units",
+        "btc",
+        "debt_usd",
+        "equity_usd",
+        "ltv",
+        "coverage",
+    ]
+    events = pd.read_csv(out / "events.csv")
+    assert list(events.columns)[:3] == ["event_id", "month", "event"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 1 and manifest["config"]["name"] == "correlated_crash"
+    for name, digest in manifest["files"].items():
+        assert sha256(out / name) == digest
+    assert manifest["versions"]["mesa"] == "3.3.1"
+
+
+def test_scenarios_lists_packaged(capsys):
+    assert main(["scenarios"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"baseline", "calm", "correlated_crash", "rubin_shock", "buyer_vacuum"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--scenario", "no_such"], "scenario"),
+        (["--set", "compute.no_such_key=1"], "compute.no_such_key"),
+        (["--set", "compute.pue=fast"], "compute.pue"),
+        (["--set", "crypto.btc_price_usd=-5"], "crypto.btc_price_usd"),
+        (["--set", "lenders.kinds.bank.origination_ltv=1.2"], "lenders.kinds.bank.origination_ltv"),
+        (["--set", "run.months=0"], "run.months"),
+        (["--months", "0"], "--months"),
+        (["--seed", "-1"], "--seed"),
+        (["--set", "neoclouds.fleet_units=[5, 1]"], "neoclouds.fleet_units"),
+    ],
+)
+def test_bad_input_exits_2_names_field_writes_nothing(tmp_path, capsys, args, field):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(["run", *args, "--out", str(out)]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert field in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_foreign_folder_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    assert main(["run", "--months", "2", "--out", str(out)]) == 2
+    assert (out / "notes.txt").read_text() == "precious"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_bad_override_does_not_touch_an_earlier_result(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--months", "3", "--out", str(out), "--no-figure"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["run", "--months", "3", "--out", str(out), "--set", "compute.pue=0.5"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

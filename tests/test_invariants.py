@@ -1,0 +1,105 @@
+"""Accounting identities hold every month, in every packaged scenario and under random parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import abm
+from abm import invariants
+from abm.agents.base import LENDER
+from abm.finance.instruments import CLOSED
+from abm.model import AIComputeCreditModel
+
+
+def _step_and_check(model, months=None):
+    for _ in range(months or model.months):
+        model.step()
+        problems = invariants.check(model)
+        assert problems == [], f"month {model.month}: {problems}"
+
+
+@pytest.mark.parametrize(
+    "scenario", ["baseline", "correlated_crash", "buyer_vacuum", "rubin_shock"]
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_identities_hold_every_month(scenario, seed):
+    model = AIComputeCreditModel(abm.load_scenario(scenario), rng=seed)
+    _step_and_check(model)
+
+
+def test_gpu_units_total_matches_holdings_and_flows(run_cache):
+    res = run_cache("correlated_crash", 1)
+    ts, agents = res.timeseries, res.agents
+    held = agents.groupby("month")["gpu_units"].sum().to_numpy()
+    assert np.array_equal(held, ts["gpu_units_total"].to_numpy())
+    initial = res.model.initial_gpu_units
+    expected = initial + ts["gpu_units_delivered"] - ts["gpu_units_scrapped"]
+    assert np.array_equal(ts["gpu_units_total"].to_numpy(), expected.to_numpy())
+    # the crash really moved GPUs between balance sheets
+    assert ts["fire_sale_units_cum"].iloc[-1] > 0
+
+
+def test_each_loan_is_one_lenders_asset_and_one_borrowers_liability(run_cache):
+    res = run_cache("correlated_crash", 1)
+    m = res.model
+    loans = m.loans
+    assert np.all(m.type[loans.lender] == LENDER)
+    open_ = loans.status != CLOSED
+    asset = np.bincount(loans.lender, weights=loans.principal_usd * open_, minlength=m.n)
+    liability = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=m.n)
+    assert asset.sum() == pytest.approx(liability.sum(), rel=1e-12)
+    # every loan edge of the exported network carries the same amount as the loan book
+    for u, v, key, data in res.network.edges(keys=True, data=True):
+        if data["edge_type"] in ("loan", "funding"):
+            row = int(key[len("loan") :])
+            assert data["principal_usd"] == pytest.approx(loans.principal_usd[row])
+            assert u == m.agent_ids[loans.lender[row]] and v == m.agent_ids[loans.borrower[row]]
+
+
+def test_cash_moves_only_between_balance_sheets_and_named_sectors(run_cache):
+    res = run_cache("buyer_vacuum", 2)
+    m = res.model
+    assert set(m.acct.sector_cash_in) == set(abm.accounts.SECTORS)
+    total_in = sum(m.acct.sector_cash_in.values())
+    assert m.acct.cash.sum() == pytest.approx(m.initial_cash_usd + total_in, rel=1e-9)
+
+
+def test_no_negative_holdings_without_default(run_cache):
+    res = run_cache("correlated_crash", 2)
+    a = res.agents
+    assert (a["gpu_units"] >= 0).all()
+    assert (a["btc"] >= -1e-9).all()
+    borrowers = a[a["agent_type"].isin(["miner", "neocloud"])]
+    negative = borrowers[borrowers["cash_usd"] < -1e-6]
+    assert (negative["status"] != "active").all()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    deflation=st.floats(0.0, 0.6),
+    demand_growth=st.floats(-0.3, 1.0),
+    p_stress=st.floats(0.0, 0.3),
+    neoclouds=st.integers(1, 8),
+    miners=st.integers(0, 8),
+    impact=st.floats(0.0, 0.2),
+)
+def test_identities_hold_under_random_parameters(
+    seed, deflation, demand_growth, p_stress, neoclouds, miners, impact
+):
+    cfg = abm.load_scenario(
+        "baseline",
+        {
+            "compute.rent_deflation_per_year": deflation,
+            "compute.demand_growth_per_year": demand_growth,
+            "shocks.p_calm_to_stress": p_stress,
+            "neoclouds.count": neoclouds,
+            "miners.count": miners,
+            "crypto.price_impact_per_10k_btc": impact,
+        },
+    )
+    model = AIComputeCreditModel(cfg, rng=seed, months=24)
+    _step_and_check(model, 24)
