@@ -195,6 +195,8 @@ class AIComputeCreditModel(mesa.Model):
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
         self.month_loss = 0.0
+        self.month_cures = 0
+        self.month_cure_usd = 0.0
         self.min_discount = np.full(self.G, np.nan)  # clearing price / fundamental, this month
         self.month_trade_units = np.zeros(self.G, dtype=np.int64)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}

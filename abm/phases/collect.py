@@ -30,6 +30,8 @@ BASE_COLUMNS = (
     "gpu_units_scrapped",
     "cascade_rounds",
     "min_discount",
+    "equity_cures",
+    "equity_cure_usd",
 )
 
 
@@ -70,6 +72,8 @@ def collect(m, t: int) -> None:
         "gpu_units_delivered": m.gpu_delivered,
         "gpu_units_scrapped": m.gpu_scrapped,
         "cascade_rounds": m.cascade_rounds_used,
+        "equity_cures": m.month_cures,
+        "equity_cure_usd": m.month_cure_usd,
         "min_discount": float(np.nanmin(m.min_discount))
         if np.isfinite(m.min_discount).any()
         else np.nan,

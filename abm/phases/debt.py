@@ -137,11 +137,14 @@ def repay_in_full(m, loan: int) -> bool:
 
 
 def _mark_parents(m, t: int, gen_ids, borrower: int) -> list[int]:
-    """Trade events of other sellers that set the market marks of these generations recently."""
+    """Trade events of other sellers that set the market marks of these generations recently and
+    pulled them below the used-market index (the mark a calm market would give)."""
     window = m.cfg["compute"]["mark_window_months"]
+    index = m.compute.fundamental_value * (1.0 - m.cfg["compute"]["calm_market_discount"])
     parents = []
     for g in set(int(x) for x in gen_ids):
-        if t - m.last_trade_month[g] < window and borrower not in m.last_trade_sellers[g]:
+        recent = t - m.last_trade_month[g] < window
+        if recent and borrower not in m.last_trade_sellers[g] and m.last_trade_price[g] < index[g]:
             parents.extend(m.last_trade_events[g][:20])
     return parents
 
@@ -320,6 +323,8 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
         ltv = np.where(coll > 0, loans.principal_usd[rows] / coll, np.inf)
     cov = m.coverage()[loans.borrower[rows]]
     ltv_breach = ltv > loans.max_ltv[rows]
+    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach)
+    ltv_breach &= ~cured
     cov_breach = cov < loans.min_coverage[rows]
     breach = ltv_breach | cov_breach
     months = loans.breach_months[rows]
@@ -346,8 +351,6 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
             amount=float(loans.principal_usd[loan]),
             price=float(ltv[k] if np.isfinite(ltv[k]) else 0.0),
         )
-        if ltv_breach[k] and np.isfinite(ltv[k]):
-            _try_equity_cure(m, t, loan, coll[k])
     overdue = (
         breach
         & (loans.breach_months[rows] > loans.cure_months[rows])
@@ -384,42 +387,49 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
             else:
                 loans.min_coverage[loan] = min(loans.min_coverage[loan], cov[overdue][k] * 0.95)
             continue
+        # the lender decides at today's marks: fire sales that set them pushed this decision
+        marks = []
+        if cause == "ltv" and m.market_policy[lender]:
+            marks = _mark_parents(m, t, m.lots.gen[m.lots.loan == loan], b)
         acc = m.events.add(
             t,
             "acceleration",
             lender,
             cause=cause,
             counterparty=b,
-            parents=[parent],
+            parents=[parent, *marks],
             amount=float(loans.principal_usd[loan]),
         )
         if repay_in_full(m, loan) or b in defaults:
             continue
         breach_parents = [int(p) for p in m.events.rows[parent - 1][7].split(";") if p]
-        defaults[b] = (cause, [acc, parent] + breach_parents)
+        defaults[b] = (cause, [acc, parent, *marks] + breach_parents)
 
 
-def _try_equity_cure(m, t: int, loan: int, collateral_usd: float) -> None:
-    """A borrower with spare cash prepays enough to bring LTV 5 % under the covenant."""
+def _borrowing_base_sweep(
+    m, rows: np.ndarray, coll: np.ndarray, ltv_breach: np.ndarray
+) -> np.ndarray:
+    """Equity cures, decided by all borrowers at once: a borrower whose loans sit above their LTV
+    covenant prepays them to 5 % under it when its cash above the buffer covers all of them (the
+    breach is then cured within the test period and never reported). Returns the cured mask."""
     loans = m.loans
-    b = int(loans.borrower[loan])
-    cure = loans.principal_usd[loan] - 0.95 * loans.max_ltv[loan] * collateral_usd
-    spare = m.acct.cash[b] - m.cfg["neoclouds"]["cash_buffer_months"] * max(
-        m.monthly_outflow_usd[b], 0.0
+    borrower = loans.borrower[rows]
+    cure = np.where(
+        ltv_breach & np.isfinite(coll) & (coll > 0),
+        loans.principal_usd[rows] - 0.95 * loans.max_ltv[rows] * coll,
+        0.0,
     )
-    if 0 < cure <= spare:
-        m.acct.transfer(b, int(loans.lender[loan]), cure)
-        loans.principal_usd[loan] -= cure
-        loans.breach_months[loan] = 0
-        m.events.add(
-            t,
-            "equity_cure",
-            b,
-            cause="ltv",
-            counterparty=int(loans.lender[loan]),
-            amount=float(cure),
-            parents=[int(loans.breach_event[loan])],
-        )
+    cure = np.maximum(cure, 0.0)
+    need = np.bincount(borrower, weights=cure, minlength=m.n)
+    buffer = m.cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd, 0.0)
+    able = (need > 0) & (need <= m.acct.cash - buffer)
+    cured = ltv_breach & (cure > 0) & able[borrower]
+    if cured.any():
+        m.acct.transfer(borrower[cured], loans.lender[rows[cured]], cure[cured])
+        loans.principal_usd[rows[cured]] -= cure[cured]
+        m.month_cures += int(cured.sum())
+        m.month_cure_usd += float(cure[cured].sum())
+    return cured
 
 
 def unpaid_suppliers(m, t: int) -> bool:
