@@ -128,6 +128,8 @@ class AIComputeCreditModel(mesa.Model):
         )
         self.lot_origin_event = {}  # lot row -> seizure event id
         self.buyer_lots = {}  # (buyer, generation) -> the buyer's lot row for bought units
+        self.open_tranches = {}  # (borrower, lender) -> loan row of the latest GPU-loan tranche
+        self.tranche_lots = {}  # (loan row, generation) -> lot row bought under that tranche
         self.default_month = np.full(n, -1, dtype=np.int64)
         self.btc_sale_events: list[int] = []
         self.outside_funder_losses_usd = 0.0

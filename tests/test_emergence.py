@@ -106,10 +106,10 @@ def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
             _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(1.0)))
         )
         deep.append(
-            _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(0.1)))
+            _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(0.05)))
         )
     assert np.mean(deep) < np.mean(shallow) - 0.02
-    assert sum(d < s for d, s in zip(deep, shallow, strict=True)) >= 2
+    assert all(d < s for d, s in zip(deep, shallow, strict=True))
 
 
 def test_fire_sale_sets_market_marks(run_cache):

@@ -13,6 +13,8 @@ from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
 from abm.phases.lenders import top_up_liquidity
 from abm.world import lenders_of_kind, match_cumulative
 
+TRANCHE_MONTHS = 12  # draws within a year of a tranche's opening join it
+
 
 def run(m, t: int) -> None:
     m.credit_supply_usd = float(lender_rules.lending_capacity(m, m.lender_idx).sum())
@@ -57,32 +59,76 @@ def _expand_fleets(m, t: int) -> None:
     idx, units, lenders, ltv, spread = idx[ok], units[ok], lenders[ok], ltv[ok], spread[ok]
     principal = units * cost * ltv
     tenor = cfg["neoclouds"]["new_loan_months"]
-    new_loans = m.loans.add(
-        lender=lenders,
-        borrower=idx,
-        kind=GPU_TERM,
-        seniority=SENIOR_SECURED,
-        principal_usd=principal,
-        spread=spread,
-        floating=True,
-        amort_usd_per_month=principal / tenor,
-        maturity_month=t + tenor,
-        max_ltv=m.lk["origination_ltv"][lenders] + m.lk["covenant_headroom"][lenders],
-        min_coverage=m.lk["min_coverage"][lenders],
-        cure_months=m.lk["cure_months"][lenders],
-        initial_ltv=ltv,
-        origination_month=t,
-    )
-    m.lots.add(
-        owner=idx, gen=g, units=units, acquired_month=t, cost_usd_per_unit=cost, loan=new_loans
-    )
+    _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, cost)
     m.acct.transfer(lenders, idx, principal)
     m.acct.to_sector("gpu_vendor", idx, units * cost)
     m.gpu_delivered += int(units.sum())
-    for loan, lender, b in zip(new_loans, lenders, idx, strict=True):
-        netmod_add_edge(m, int(lender), int(b), int(loan))
     _sign_contracts(m, t, idx, g, units)
     _lease_hosting(m, t, idx, units * m.kw[g] / 1000.0 * cfg["neoclouds"]["hosted_share"])
+
+
+def _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, cost):
+    """Book each purchase as a draw on a delayed-draw term loan.
+
+    Draws within ``TRANCHE_MONTHS`` of a tranche's opening join it (one loan row and one lot per
+    generation, amortising over the tranche's remaining term); otherwise a new tranche opens. This keeps
+    the books small in long runs with many borrowers, as real facilities do with their draw periods.
+    """
+    loans, lots = m.loans, m.lots
+    out = np.empty(len(idx), dtype=np.int64)
+    fresh = []
+    for k, (b, lender) in enumerate(zip(idx.tolist(), lenders.tolist(), strict=True)):
+        row = m.open_tranches.get((b, lender))
+        if (
+            row is not None
+            and loans.status[row] == 0
+            and t - loans.origination_month[row] < TRANCHE_MONTHS
+            and loans.maturity_month[row] > t
+        ):
+            loans.principal_usd[row] += principal[k]
+            loans.amort_usd_per_month[row] = loans.principal_usd[row] / (
+                loans.maturity_month[row] - t
+            )
+            lot = m.tranche_lots.get((row, g))
+            if lot is None:
+                lot = int(
+                    lots.add(
+                        owner=b, gen=g, units=0, acquired_month=t, cost_usd_per_unit=cost, loan=row
+                    )[0]
+                )
+                m.tranche_lots[(row, g)] = lot
+            lots.units[lot] += units[k]
+            out[k] = row
+        else:
+            fresh.append(k)
+    if fresh:
+        f = np.array(fresh)
+        rows = loans.add(
+            lender=lenders[f],
+            borrower=idx[f],
+            kind=GPU_TERM,
+            seniority=SENIOR_SECURED,
+            principal_usd=principal[f],
+            spread=spread[f],
+            floating=True,
+            amort_usd_per_month=principal[f] / tenor,
+            maturity_month=t + tenor,
+            max_ltv=m.lk["origination_ltv"][lenders[f]] + m.lk["covenant_headroom"][lenders[f]],
+            min_coverage=m.lk["min_coverage"][lenders[f]],
+            cure_months=m.lk["cure_months"][lenders[f]],
+            initial_ltv=ltv[f],
+            origination_month=t,
+        )
+        new_lots = lots.add(
+            owner=idx[f], gen=g, units=units[f], acquired_month=t, cost_usd_per_unit=cost, loan=rows
+        )
+        for k, row, lot in zip(f, rows, new_lots, strict=True):
+            b, lender = int(idx[k]), int(lenders[k])
+            m.open_tranches[(b, lender)] = int(row)
+            m.tranche_lots[(int(row), g)] = int(lot)
+            netmod_add_edge(m, lender, b, int(row))
+            out[k] = row
+    return out
 
 
 def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> None:
