@@ -131,6 +131,9 @@ class AIComputeCreditModel(mesa.Model):
         self.open_tranches = {}  # (borrower, lender) -> loan row of the latest GPU-loan tranche
         self.tranche_lots = {}  # (loan row, generation) -> lot row bought under that tranche
         self.default_month = np.full(n, -1, dtype=np.int64)
+        self.open_estates: set[int] = (
+            set()
+        )  # defaulted borrowers with claims still being worked out
         self.btc_sale_events: list[int] = []
         self.outside_funder_losses_usd = 0.0
         self.unmet_hosting_mw = 0.0

@@ -106,7 +106,9 @@ def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
             _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(1.0)))
         )
         deep.append(
-            _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(0.05)))
+            _volume_weighted_discount(
+                run_cache("correlated_crash", seed, None, _buyer_scaled(0.05))
+            )
         )
     assert np.mean(deep) < np.mean(shallow) - 0.02
     assert all(d < s for d, s in zip(deep, shallow, strict=True))

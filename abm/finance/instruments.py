@@ -42,15 +42,15 @@ class Book:
         }
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_capacity", capacity)
+        self._refresh_views()
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        data = object.__getattribute__(self, "_data")
-        if name in data:
-            return data[name][: object.__getattribute__(self, "n")]
-        raise AttributeError(name)
+    def _refresh_views(self) -> None:
+        # live-row views kept as plain attributes: reading a column is a dict lookup (hot path)
+        for name, array in self._data.items():
+            object.__setattr__(self, name, array[: self.n])
 
     def __setattr__(self, name: str, value) -> None:
-        if name in self._data:
+        if name in self._data:  # ``book.col = values`` writes into the live rows
             self._data[name][: self.n] = value
         else:
             object.__setattr__(self, name, value)
@@ -82,6 +82,7 @@ class Book:
                 raise KeyError(f"{type(self).__name__} has no column {name!r}")
             self._data[name][start : start + count] = value
         object.__setattr__(self, "n", start + count)
+        self._refresh_views()
         return np.arange(start, start + count)
 
 

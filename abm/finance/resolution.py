@@ -40,6 +40,7 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     eid = m.events.add(t, "default", b, cause=cause, parents=parents, amount=debt)
     m.default_event[b] = eid
     m.default_month[b] = t
+    m.open_estates.add(b)
     m.status[b] = DEFAULTED
     m.defaults[TYPE_NAMES[m.type[b]]] += 1
     # accrued arrears become part of the claim
@@ -172,7 +173,7 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
 
 
 def distribute_all_estates(m, t: int) -> None:
-    for b in np.flatnonzero(m.status == DEFAULTED):
+    for b in sorted(m.open_estates):
         distribute_estate(m, int(b), t)
 
 
@@ -181,6 +182,7 @@ def distribute_estate(m, b: int, t: int) -> None:
     loans, acct = m.loans, m.acct
     claims = np.flatnonzero((loans.borrower == b) & (loans.status == LOAN_DEFAULTED))
     if len(claims) == 0:
+        m.open_estates.discard(b)
         return
     if acct.btc[b] > 0:
         from abm.phases.debt import sell_btc
@@ -202,6 +204,7 @@ def distribute_estate(m, b: int, t: int) -> None:
     if not lots_left.any() or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
         for loan in claims:
             write_off(m, t, int(loan))
+        m.open_estates.discard(b)
 
 
 def write_off(m, t: int, loan: int) -> None:

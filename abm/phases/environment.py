@@ -16,6 +16,9 @@ def shocks_and_markets(m, t: int) -> None:
     if stress:
         btc_return += sh["btc_stress_drift"]
     m.crypto.step(t, btc_return)
+    # the modelled miners are part of the network: it can never be smaller than their hashrate
+    own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == 0].sum())
+    m.crypto.network_hashrate_eh = max(m.crypto.network_hashrate_eh, own / 0.9)
 
     # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
     sigma = sh["ai_demand_vol_per_year"] / math.sqrt(12.0)
