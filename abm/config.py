@@ -292,6 +292,15 @@ SCHEMA: dict[str, Any] = {
         "bid_steps": F("int", 1, 50, "price steps of each bid schedule"),
         "bid_floor": F("float", 0.0, 1.0, "lowest bid / valuation"),
     },
+    "channels": {
+        "fire_sale": F("bool", doc="fire-sale clearing prices re-mark everyone's GPU collateral"),
+        "funding": F(
+            "bool", doc="lenders fund each other; failures clear through the funding network"
+        ),
+        "credit_crunch": F("bool", doc="lenders' appetite follows their capital and sector losses"),
+        "margin_calls": F("bool", doc="BTC loans call margin; forced BTC sales move the price"),
+        "counterparty": F("bool", doc="defaulted tenants stop paying hosts; customers can default"),
+    },
     "network": {
         "topology": F("choice", doc="lending network", choices=("calibrated", "random")),
     },

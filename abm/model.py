@@ -147,6 +147,7 @@ class AIComputeCreditModel(mesa.Model):
         self.crypto = CryptoMarket(
             cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.rng
         )
+        self.crypto.depth_channel = 1.0 if cfg["channels"]["margin_calls"] else 0.0
         self.shocks = Shocks(cfg["shocks"], self.start, self.rng)
         self.compute.clear(1.0, 1.0 / cfg["compute"]["utilisation_ref"])
         self.compute.update_fundamentals(0)

@@ -21,9 +21,10 @@ def build_graph(m) -> nx.MultiDiGraph:
     for row in range(loans.n):
         _add_loan(g, int(loans.lender[row]), int(loans.borrower[row]), row, int(loans.kind[row]))
     ls = m.leases
-    m.lease_hosts = {}
+    m.lease_hosts, m.lease_tenants = {}, {}
     for row in range(ls.n):
         m.lease_hosts[row] = int(ls.host[row])
+        m.lease_tenants[row] = int(ls.tenant[row])
         g.add_edge(int(ls.tenant[row]), int(ls.host[row]), key=f"lease{row}", edge_type="lease")
     return g
 
@@ -73,10 +74,12 @@ def refresh_graph(m) -> nx.MultiDiGraph:
         )
     ls = m.leases
     for row in range(ls.n):
-        tenant = int(ls.tenant[row])
-        host = m.lease_hosts.setdefault(row, int(ls.host[row]))  # the original host keeps the edge
+        tenant = m.lease_tenants.setdefault(
+            row, int(ls.tenant[row])
+        )  # original parties keep the edge
+        host = m.lease_hosts.setdefault(row, int(ls.host[row]))
         key = f"lease{row}"
-        if host < 0:
+        if host < 0 or tenant < 0:
             continue
         if not g.has_edge(tenant, host, key):
             g.add_edge(tenant, host, key=key, edge_type="lease")

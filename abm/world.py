@@ -419,7 +419,9 @@ def build_lender_funding(m, load: np.ndarray) -> None:
         equity_ratio = m.lk["capital_ratio"][i]
         debt = (1.0 - equity_ratio) * total
         interbank = (
-            m.lk["interbank_funding_share"][i] * debt if len(banks) and i not in set(banks) else 0.0
+            m.lk["interbank_funding_share"][i] * debt
+            if len(banks) and i not in set(banks) and m.cfg["channels"]["funding"]
+            else 0.0
         )
         m.acct.cash[i] = cash
         if interbank > 0:

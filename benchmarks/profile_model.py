@@ -39,9 +39,8 @@ for p in (str(HERE), str(ROOT)):  # PYTHONPATH (e.g. another checkout of abm) st
     if p not in sys.path:
         sys.path.append(p)
 
-from bench_model import SEED, _git, large_overrides  # noqa: E402
+from bench_model import SEED, _git, large_config  # noqa: E402
 
-import abm  # noqa: E402
 from abm.model import AIComputeCreditModel  # noqa: E402
 
 TIMED = (
@@ -144,11 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=HERE / "results" / "profile_large.txt", help="report file"
     )
+    parser.add_argument(
+        "--large-scenario", default="auto", metavar="NAME", help="as in bench_model.py"
+    )
     args = parser.parse_args(argv)
-    cfg = abm.load_scenario("baseline", overrides=large_overrides())
+    label, _, cfg = large_config(args.large_scenario)
     report = [
         f"abm large-network profile, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
         f"code: {_git()}",
+        f"large case: {label}",
         "",
         "== phase breakdown ==",
         phase_breakdown(cfg),

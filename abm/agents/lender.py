@@ -41,6 +41,8 @@ def update_appetite(m) -> None:
     recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
     loss_rate = recent / max(m.initial_lending_usd, 1.0)
     appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
+    if not m.cfg["channels"]["credit_crunch"]:
+        appetite = np.ones(len(lenders))  # channel off: appetite ignores capital and losses
     appetite[m.status[lenders] != ACTIVE] = 0.0
     m.appetite[lenders] = appetite
 

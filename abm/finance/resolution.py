@@ -147,6 +147,9 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     ct.active = np.where(ct.provider == b, False, ct.active)
     ct.prepaid_usd = np.where(ct.provider == b, 0.0, ct.prepaid_usd)  # customers lose prepayments
     as_tenant = np.flatnonzero(ls.active & (ls.tenant == b))
+    if not m.cfg["channels"]["counterparty"]:
+        ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
+        as_tenant = as_tenant[:0]
     for row in as_tenant:
         host = int(ls.host[row])
         ls.active[row] = False

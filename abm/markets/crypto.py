@@ -21,6 +21,7 @@ class CryptoMarket:
         self.rng = rng
         self.price_usd = cfg["btc_price_usd"]
         self.impact_log = 0.0  # cumulative log price impact of forced sales, decaying
+        self.depth_channel = 1.0  # 0 when the margin-call channel is off: forced sales move nothing
         self.network_hashrate_eh = cfg["network_hashrate_eh"]
         self.subsidy_btc = cfg["block_subsidy_btc"]
         self.halving_month = halving_month
@@ -82,7 +83,7 @@ class CryptoMarket:
         """Clear ``btc_sold`` (net, BTC) against the market's depth; return the execution price (USD)."""
         if btc_sold <= 0:
             return self.price_usd
-        impact = self.cfg["price_impact_per_10k_btc"] * btc_sold / 10_000.0
+        impact = self.cfg["price_impact_per_10k_btc"] * btc_sold / 10_000.0 * self.depth_channel
         self.impact_log += impact
         self.price_usd *= math.exp(-impact)
         self.price_history[-1] = self.price_usd

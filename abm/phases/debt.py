@@ -239,7 +239,7 @@ def _maturities(m, t: int, defaults: dict) -> None:
 def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
     btc = np.flatnonzero(_serviced(m) & (loans.kind == BTC_LOAN))
-    if len(btc) == 0:
+    if len(btc) == 0 or not m.cfg["channels"]["margin_calls"]:
         return
     price = m.crypto.price_usd
     ltv = loans.principal_usd[btc] / np.maximum(loans.collateral_btc[btc] * price, 1e-9)

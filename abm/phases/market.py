@@ -155,4 +155,6 @@ def update_marks(m, t: int) -> None:
     c = m.cfg["compute"]
     index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
     recent = (t - m.last_trade_month) < c["mark_window_months"]
+    if not m.cfg["channels"]["fire_sale"]:
+        recent[:] = False  # channel off: clearing prices never re-mark collateral
     m.mark_market = np.where(recent, m.last_trade_price, index)

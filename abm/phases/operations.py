@@ -59,21 +59,29 @@ def run(m, t: int) -> None:
     ).sum(axis=1)
     it_kw = (owned * m.kw[None, :]).sum(axis=1)
     ls = m.leases
-    lact = ls.active & (m.status[ls.tenant] == ACTIVE)
+    outside = ls.tenant < 0  # a lease taken over by an outside tenant (counterparty channel off)
+    lact = ls.active & (outside | (m.status[np.maximum(ls.tenant, 0)] == ACTIVE))
     _renew_leases(m, t, lact)
-    hosted_kw = np.bincount(ls.tenant[lact], weights=ls.mw[lact] * 1000.0, minlength=n)
+    inside = lact & ~outside
+    hosted_kw = np.bincount(ls.tenant[inside], weights=ls.mw[inside] * 1000.0, minlength=n)
     colo = np.maximum(it_kw - hosted_kw, 0.0) * c["colo_usd_per_kw_month"]
     colo[m.type == MINER] = 0.0  # miners run their own GPUs in their own halls
     opex += power + colo
     acct.to_sector("power_and_sites", np.arange(n), power + colo)
 
     # hosting leases: tenant -> host (or the outside buyer of a defaulted host's site)
-    lease_pay = ls.mw[lact] * 1000.0 * ls.rate_usd_per_kw_month[lact]
-    tenants, hosts = ls.tenant[lact], ls.host[lact]
+    lease_pay = ls.mw[inside] * 1000.0 * ls.rate_usd_per_kw_month[inside]
+    tenants, hosts = ls.tenant[inside], ls.host[inside]
     opex += np.bincount(tenants, weights=lease_pay, minlength=n)
     to_host = hosts >= 0
     acct.transfer(tenants[to_host], hosts[to_host], lease_pay[to_host])
     acct.to_sector("infrastructure_buyers", tenants[~to_host], lease_pay[~to_host])
+    ext = lact & outside & (ls.host >= 0)
+    ext_pay = ls.mw[ext] * 1000.0 * ls.rate_usd_per_kw_month[ext]
+    acct.from_sector("compute_customers", ls.host[ext], ext_pay)
+    hosts = np.concatenate([hosts[to_host], ls.host[ext]])
+    lease_pay = np.concatenate([lease_pay[to_host], ext_pay])
+    to_host = np.ones(len(hosts), dtype=bool)
     lease_income = np.bincount(hosts[to_host], weights=lease_pay[to_host], minlength=n)
     site_cost = lease_income * cfg["miners"]["hosting_site_cost_share"]
     revenue += lease_income
@@ -152,7 +160,10 @@ def _renew_and_cut_contracts(m, t: int) -> None:
     p_contract = np.where(
         ct.investment_grade, _monthly_prob(c["ig_customer_default_prob_per_year"]), _monthly_prob(p)
     )
-    cut = act & (m.rng.random(ct.n) < p_contract)
+    draws = m.rng.random(
+        ct.n
+    )  # drawn whatever the channel, so switching it keeps other draws aligned
+    cut = act & (draws < p_contract) & m.cfg["channels"]["counterparty"]
     for row in np.flatnonzero(cut):
         m.events.add(
             t,
