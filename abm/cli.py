@@ -106,6 +106,15 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
         + (f"{disc:.2f}" if disc is not None else "no trades")
     )
     lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")
+    cascade = summary.get("cascade")
+    if cascade:
+        pushes = ", ".join(f"{k} {v}" for k, v in cascade["pushes_by_channel"].items() if v)
+        lines.append(
+            f"cascade: depth {cascade['cascade_depth']}, roots {cascade['cascade_roots']}, "
+            f"first default month {cascade['first_default_month']}, "
+            f"DebtRank at start {cascade['debtrank_start']:.3f}"
+            + (f"; pushes by channel: {pushes}" if pushes else "")
+        )
     lines.append(f"runtime: {summary['runtime_s']:.2f} s   outputs: {out_dir}")
     return "\n".join(lines)
 
@@ -121,7 +130,9 @@ def cmd_run(args) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     result = run(config, seed=args.seed, months=args.months, progress=progress)
     write_run(result, out_dir, figure=not args.no_figure)
-    print(_format_summary(result.summary(), out_dir))
+    summary = result.summary()
+    summary["cascade"] = result.cascade_metrics()
+    print(_format_summary(summary, out_dir))
     return 0
 
 

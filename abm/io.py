@@ -22,6 +22,7 @@ import networkx as nx
 from abm.config import ConfigError
 
 RUN_FILES = (
+    "cascade.json",
     "timeseries.csv",
     "agents.csv",
     "events.csv",
@@ -104,6 +105,9 @@ def write_run(result, out_dir: str | Path, figure: bool = True) -> Path:
         result.agents.to_csv(tmp / "agents.csv", index=False)
         result.events.to_csv(tmp / "events.csv", index=False)
         nx.write_graphml(_graphml_safe(result.network), tmp / "network.graphml")
+        with open(tmp / "cascade.json", "w") as fh:
+            json.dump(result.cascade_metrics(), fh, indent=2, sort_keys=True)
+            fh.write("\n")
         if figure:
             from abm.viz.overview import overview_figure
 

@@ -210,6 +210,14 @@ class AIComputeCreditModel(mesa.Model):
         self.panel_rows: list[np.ndarray] = []
         self.cascade_rounds_used = 0
         self.running = True
+        sheets = self.balance_sheets()
+        self.start_snapshot = {
+            "lender": self.loans.lender.copy(),
+            "borrower": self.loans.borrower.copy(),
+            "principal_usd": self.loans.principal_usd.copy(),
+            "equity_usd": sheets["equity"].copy(),
+            "assets_usd": sheets["assets"].copy(),
+        }
         self.datacollector = mesa.DataCollector(
             model_reporters=phases.collect.model_reporters(self)
         )

@@ -40,6 +40,14 @@ class RunResult:
     manifest: dict = field(default_factory=dict)
     model: object = None
 
+    def cascade_metrics(self) -> dict:
+        """Cascade measurements (cached): see :func:`abm.analysis.cascade_metrics`."""
+        if "_cascade" not in self.__dict__:
+            from abm.analysis import cascade_metrics
+
+            self.__dict__["_cascade"] = cascade_metrics(self)
+        return self.__dict__["_cascade"]
+
     def summary(self) -> dict:
         """Headline numbers: defaults by type and cause, deepest discount, losses, runtime."""
         ts, ev = self.timeseries, self.events

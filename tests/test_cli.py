@@ -11,6 +11,7 @@ from abm.cli import main
 from abm.io import sha256
 
 FILES = {
+    "cascade.json",
     "timeseries.csv",
     "agents.csv",
     "events.csv",

@@ -1,0 +1,134 @@
+"""Cascade measurement: the default genealogy and summary metrics of a run.
+
+The event log links every default to the events that pushed it (``parent_event_ids``). Walking those
+links back to the nearest earlier defaults gives the cascade tree: an edge A -> B says default A
+pushed default B, labelled by the channel the push travelled through (the kinds of events on the way).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from abm.finance.debtrank import debtrank, debtrank_value
+
+# which channel an intermediate event belongs to
+EVENT_CHANNEL = {
+    "trade": "fire_sale",
+    "seizure": "fire_sale",
+    "lease_terminated": "counterparty",
+    "contract_cut": "counterparty",
+    "margin_call": "margin_calls",
+    "btc_liquidation": "margin_calls",
+    "refused_rollover": "credit_crunch",
+}
+CHANNELS = ("fire_sale", "funding", "credit_crunch", "margin_calls", "counterparty")
+
+
+def _parents(text) -> list[int]:
+    if not isinstance(text, str) or not text:
+        return []
+    return [int(p) for p in text.split(";") if p]
+
+
+def _edge_channel(
+    path_events: list[str], parent_type: str, child_type: str, child_cause: str
+) -> str:
+    """The channel of a push from one default to another, from the events between them."""
+    for event in path_events:
+        if event in EVENT_CHANNEL:
+            return EVENT_CHANNEL[event]
+    if parent_type == "lender":
+        # a failed lender hurts its funders (funding network) or its borrowers (no rollover)
+        return "funding" if child_type == "lender" else "credit_crunch"
+    if child_type == "lender":
+        return "counterparty"  # a lender's losses on its defaulted borrowers
+    return "counterparty" if child_cause == "counterparty" else "fire_sale"
+
+
+def cascade_tree(events: pd.DataFrame) -> nx.DiGraph:
+    """The default genealogy as a DiGraph (parent default -> child default, ``channel`` on edges).
+
+    Nodes are the ``event_id`` of default events with attributes month, agent_id, agent_type and
+    cause. A default with no earlier default among its ancestors is a root (an exogenous first
+    domino).
+    """
+    ev = events.set_index("event_id")
+    defaults = ev[ev["event"] == "default"]
+    tree = nx.DiGraph()
+    for eid, row in defaults.iterrows():
+        tree.add_node(int(eid), month=int(row["month"]), agent_id=int(row["agent_id"]),
+                      agent_type=row["agent_type"], cause=row["cause"])  # fmt: skip
+    for eid, row in defaults.iterrows():
+        # breadth-first back along parent links, stopping at the nearest defaults
+        frontier = [(p, []) for p in _parents(row["parent_event_ids"])]
+        seen = set()
+        while frontier:
+            node, path = frontier.pop(0)
+            if node in seen or node not in ev.index:
+                continue
+            seen.add(node)
+            kind = ev.at[node, "event"]
+            if kind == "default":
+                channel = _edge_channel(
+                    path, ev.at[node, "agent_type"], row["agent_type"], row["cause"]
+                )
+                if node != eid and not tree.has_edge(int(node), int(eid)):
+                    tree.add_edge(int(node), int(eid), channel=channel)
+                continue
+            frontier.extend((p, [*path, kind]) for p in _parents(ev.at[node, "parent_event_ids"]))
+    return tree
+
+
+def cascade_depth(tree: nx.DiGraph) -> int:
+    """Number of defaults on the longest chain (0 without defaults, 1 when none pushed another)."""
+    if tree.number_of_nodes() == 0:
+        return 0
+    return nx.dag_longest_path_length(tree) + 1
+
+
+def start_debtrank(model, shock: float = 0.2) -> float:
+    """DebtRank (single-hit) of the lending network at the start when every borrower loses ``shock``
+    of its equity: the extra distress, weighted by total assets, that the network adds."""
+    snap = model.start_snapshot
+    n = model.n
+    exposures = np.zeros((n, n))
+    np.add.at(exposures, (snap["lender"], snap["borrower"]), snap["principal_usd"])
+    np.fill_diagonal(exposures, 0.0)
+    equity = np.maximum(snap["equity_usd"], 1.0)
+    h0 = np.where(np.isin(np.arange(n), model.borrower_idx), shock, 0.0)
+    weights = snap["assets_usd"] / max(snap["assets_usd"].sum(), 1.0)
+    h = debtrank(exposures, equity, h0, value_weights=weights, variant="single_hit")
+    return float(debtrank_value(h, h0, weights))
+
+
+def cascade_metrics(result) -> dict:
+    """Headline contagion measurements of one run (see README for definitions)."""
+    events, ts, agents = result.events, result.timeseries, result.agents
+    tree = cascade_tree(events)
+    defaults = events[events["event"] == "default"]
+    first = agents[agents["month"] == agents["month"].min()]
+    counts = first["agent_type"].value_counts().to_dict()
+    by_type = defaults["agent_type"].value_counts().to_dict()
+    by_channel = {c: 0 for c in CHANNELS}
+    for *_, data in tree.edges(data=True):
+        by_channel[data["channel"]] = by_channel.get(data["channel"], 0) + 1
+    disc = ts["min_discount"]
+    model = getattr(result, "model", None)
+    return {
+        "defaults": int(len(defaults)),
+        "defaults_by_type": {t: int(by_type.get(t, 0)) for t in ("miner", "neocloud", "lender")},
+        "default_share_by_type": {
+            t: (by_type.get(t, 0) / counts[t]) if counts.get(t) else 0.0
+            for t in ("miner", "neocloud", "lender")
+        },
+        "defaults_by_cause": {str(k): int(v) for k, v in defaults["cause"].value_counts().items()},
+        "pushes_by_channel": by_channel,
+        "cascade_roots": int(sum(1 for n in tree if tree.in_degree(n) == 0)),
+        "cascade_depth": cascade_depth(tree),
+        "first_default_month": int(defaults["month"].min()) if len(defaults) else None,
+        "lender_losses_usd": float(ts["lender_losses_usd"].iloc[-1]),
+        "deepest_fire_sale_discount": float(np.nanmin(disc)) if disc.notna().any() else None,
+        "debtrank_start": start_debtrank(model) if model is not None else None,
+    }

@@ -1,0 +1,77 @@
+"""Cascade tree and metrics on a hand-built event log and on a model run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from abm.analysis import cascade_depth, cascade_metrics, cascade_tree
+from abm.events import COLUMNS
+
+
+def _events(rows):
+    full = []
+    for r in rows:
+        base = dict.fromkeys(COLUMNS, "")
+        base.update(amount_usd=0.0, units=0, price_usd=0.0, counterparty_id=-1)
+        base.update(r)
+        full.append(base)
+    return pd.DataFrame(full, columns=list(COLUMNS))
+
+
+def test_tree_links_defaults_through_intermediate_events():
+    # miner 1 defaults (root); its lender seizes and sells GPUs; the trade marks down neocloud 2's
+    # collateral -> breach -> acceleration -> default; neocloud 2 was tenant of miner 3, whose lost
+    # lease leads to miner 3's counterparty default. Lender 9 fails from its losses on 2.
+    ev = _events([
+        dict(event_id=1, month=1, event="default", agent_id=1, agent_type="miner", cause="payment"),
+        dict(event_id=2, month=1, event="seizure", agent_id=9, agent_type="lender", parent_event_ids="1"),
+        dict(event_id=3, month=1, event="trade", agent_id=9, agent_type="lender", parent_event_ids="2"),
+        dict(event_id=4, month=2, event="covenant_breach", agent_id=2, agent_type="neocloud", cause="ltv", parent_event_ids="3"),
+        dict(event_id=5, month=3, event="acceleration", agent_id=9, agent_type="lender", cause="ltv", parent_event_ids="4"),
+        dict(event_id=6, month=3, event="default", agent_id=2, agent_type="neocloud", cause="ltv", parent_event_ids="4;5"),
+        dict(event_id=7, month=3, event="lease_terminated", agent_id=3, agent_type="miner", cause="counterparty", parent_event_ids="6"),
+        dict(event_id=8, month=5, event="default", agent_id=3, agent_type="miner", cause="counterparty", parent_event_ids="7"),
+        dict(event_id=9, month=6, event="default", agent_id=9, agent_type="lender", cause="counterparty", parent_event_ids="6;8"),
+        dict(event_id=10, month=7, event="default", agent_id=4, agent_type="miner", cause="maturity"),
+    ])  # fmt: skip
+    tree = cascade_tree(ev)
+    assert set(tree.nodes) == {1, 6, 8, 9, 10}
+    assert tree.edges[1, 6]["channel"] == "fire_sale"
+    assert tree.edges[6, 8]["channel"] == "counterparty"
+    assert tree.edges[6, 9]["channel"] == "counterparty"
+    assert tree.edges[8, 9]["channel"] == "counterparty"
+    assert not tree.has_edge(1, 8)  # the walk stops at the nearest default
+    assert cascade_depth(tree) == 4  # 1 -> 6 -> 8 -> 9
+    assert [n for n in tree if tree.in_degree(n) == 0] == [1, 10]
+
+
+def test_lender_failure_pushes_are_funding_or_credit_crunch():
+    ev = _events([
+        dict(event_id=1, month=1, event="default", agent_id=7, agent_type="lender", cause="counterparty"),
+        dict(event_id=2, month=1, event="default", agent_id=8, agent_type="lender", cause="lender_failure", parent_event_ids="1"),
+        dict(event_id=3, month=2, event="refused_rollover", agent_id=7, agent_type="lender", parent_event_ids="1"),
+        dict(event_id=4, month=2, event="default", agent_id=5, agent_type="neocloud", cause="lender_failure", parent_event_ids="3;1"),
+    ])  # fmt: skip
+    tree = cascade_tree(ev)
+    assert tree.edges[1, 2]["channel"] == "funding"
+    assert tree.edges[1, 4]["channel"] == "credit_crunch"
+
+
+def test_metrics_of_a_crash_run(run_cache, tmp_path):
+    res = run_cache("correlated_crash", 1)
+    metrics = cascade_metrics(res)
+    assert metrics["defaults"] == (res.events["event"] == "default").sum()
+    assert sum(metrics["defaults_by_type"].values()) == metrics["defaults"]
+    assert metrics["cascade_depth"] >= 2  # at least one default pushed another
+    assert metrics["pushes_by_channel"]["fire_sale"] >= 1
+    assert 0.0 < metrics["deepest_fire_sale_discount"] < 1.0
+    assert metrics["debtrank_start"] > 0.0
+    json.dumps(metrics)  # serialisable for cascade.json
+
+
+def test_calm_run_has_an_empty_tree(run_cache):
+    metrics = cascade_metrics(run_cache("calm", 0))
+    assert metrics["defaults"] == 0 and metrics["cascade_depth"] == 0
+    assert metrics["first_default_month"] is None
