@@ -405,38 +405,39 @@ def initial_cash_for_borrowers(m) -> None:
 
 
 def build_lender_funding(m, load: np.ndarray) -> None:
-    """Lender balance sheets: loans + liquidity = equity + outside funding + interbank borrowing."""
+    """Lender balance sheets: loans + liquidity = equity + outside funding + interbank borrowing.
+
+    Non-bank lenders borrow ``interbank_funding_share`` of their debt from a bank (back-leverage);
+    banks come last because those loans are part of their assets. With the funding channel off the
+    same funder is drawn (so the rest of the world is identical) but the funding comes from outside.
+    """
     loans = m.loans
-    lender_assets = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)
     banks = lenders_of_kind(m, ("bank",))
-    order = [i for i in m.lender_idx if i not in set(banks)] + list(
-        banks
-    )  # banks last: they fund others
+    bank_set = set(banks.tolist())
+    order = [i for i in m.lender_idx if i not in bank_set] + list(banks)
     for i in order:
         assets_loans = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)[i]
         cash = 0.05 * assets_loans + 2.0e7
-        total = assets_loans + cash
-        equity_ratio = m.lk["capital_ratio"][i]
-        debt = (1.0 - equity_ratio) * total
-        interbank = (
-            m.lk["interbank_funding_share"][i] * debt
-            if len(banks) and i not in set(banks) and m.cfg["channels"]["funding"]
-            else 0.0
-        )
+        debt = (1.0 - m.lk["capital_ratio"][i]) * (assets_loans + cash)
         m.acct.cash[i] = cash
+        interbank = (
+            m.lk["interbank_funding_share"][i] * debt if len(banks) and i not in bank_set else 0.0
+        )
         if interbank > 0:
             funder = _choose_lenders(m, banks, 1, load)[0]
-            m.loans.add(
-                lender=funder,
-                borrower=i,
-                kind=INTERBANK,
-                seniority=SENIOR_UNSECURED,
-                principal_usd=interbank,
-                spread=m.lk["funding_spread"][funder] + 0.01,
-                floating=True,
-                maturity_month=10_000,
-                origination_month=-1,
-            )
             load[funder] += 1
+            if not m.cfg["channels"]["funding"]:
+                interbank = 0.0
+            else:
+                m.loans.add(
+                    lender=funder,
+                    borrower=i,
+                    kind=INTERBANK,
+                    seniority=SENIOR_UNSECURED,
+                    principal_usd=interbank,
+                    spread=m.lk["funding_spread"][funder] + 0.01,
+                    floating=True,
+                    maturity_month=10_000,
+                    origination_month=-1,
+                )
         m.outside_funding_usd[i] = debt - interbank
-    del lender_assets

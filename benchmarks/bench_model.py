@@ -290,12 +290,14 @@ def _git() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    diff = run("diff", "HEAD", "--", "abm")
+    status = run("status", "--porcelain", "--", "abm")
+    diff = status + "\n" + run("diff", "HEAD", "--", "abm") if status else ""
     return {
         "commit": run("rev-parse", "HEAD") or None,
-        # others edit abm/ concurrently: record whether the measured code had uncommitted changes,
-        # and a fingerprint of them so two results can be tied to the same code
-        "abm_dirty": bool(run("status", "--porcelain", "--", "abm")),
+        # others edit abm/ concurrently: record whether the measured code had uncommitted changes
+        # (or untracked files), and a fingerprint of them so two results can be tied to the same code
+        "abm_dirty": bool(status),
+        "abm_changes": status.splitlines()[:20],
         "abm_diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None,
     }
 
