@@ -117,6 +117,7 @@ class AIComputeCreditModel(mesa.Model):
         self.appetite[self.lender_idx] = 1.0
         self.default_event = np.full(n, -1, dtype=np.int64)
         self.lost_revenue_event = np.full(n, -1, dtype=np.int64)
+        self.lost_revenue_month = np.full(n, -10_000, dtype=np.int64)
         self.ebitda_hist = np.zeros((n, 12))
         self.service_hist = np.zeros((n, 12))
         self.hist_months = 0

@@ -159,10 +159,14 @@ def build_neoclouds(m, load: np.ndarray) -> None:
                 # a delayed-draw term loan drawn at purchase: origination LTV on cost, straight-line
                 # amortisation since; its covenant sits the lender's headroom above where it starts
                 months_left = max(tenor + acquired, 6)
-                principal = m.lk["origination_ltv"][lender] * cost * u * months_left / tenor
                 mark = m.mark_appraisal[g] if not m.market_policy[lender] else m.mark_market[g]
-                ltv_now = principal / max(u * mark, 1.0)
                 headroom = m.lk["covenant_headroom"][lender]
+                orig_ltv = m.lk["origination_ltv"][lender]
+                principal = orig_ltv * cost * u * months_left / tenor
+                # a loan still performing in 2025 has been kept within its covenant by earlier cures
+                # and paydowns: at most halfway into its headroom at today's marks
+                principal = min(principal, (orig_ltv + 0.5 * headroom) * u * mark)
+                ltv_now = principal / max(u * mark, 1.0)
                 loan = m.loans.add(
                     lender=lender,
                     borrower=i,

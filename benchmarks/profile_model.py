@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     label, _, cfg = large_config(args.large_scenario)
     report = [
         f"abm large-network profile, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
-        f"code: {_git()}",
+        f"code: abm from {Path(sys.modules['abm'].__file__).parent}, {_git()}",
         f"large case: {label}",
         "",
         "== phase breakdown ==",

@@ -90,7 +90,7 @@ def _seize_lots(m, t: int, loan: int, eid: int, coll: np.ndarray) -> None:
                 cost_usd_per_unit=lots.cost_usd_per_unit[row],
             )
             lots.units[row] = take
-        book = float(m.mark_market[lots.gen[row]])  # carried at fair value
+        book = float(mark)  # carried at the value the claim was reduced by
         lots.owner[row] = lender
         lots.loan[row] = -1
         lots.book_value_usd_per_unit[row] = book
@@ -156,6 +156,7 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
         if host >= 0 and m.status[host] == ACTIVE:
             lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
             m.lost_revenue_usd[host] += lost
+            m.lost_revenue_month[host] = t
             m.lost_revenue_event[host] = m.events.add(
                 t,
                 "lease_terminated",

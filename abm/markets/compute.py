@@ -72,14 +72,8 @@ class ComputeMarket:
         self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
 
     def running(self) -> np.ndarray:
-        """Generations worth running: spot revenue per hour covers power (colocation is sunk)."""
-        return self.rent_spot * self.utilisation > self.power_cost_per_hour
-
-    def net_cash_per_gpu_month(self) -> np.ndarray:
-        """Spot rent at current utilisation less power and colocation, per GPU-month (USD)."""
-        gross = self.rent_spot * self.utilisation
-        net = gross - self.power_cost_per_hour - self.colo_cost_per_hour
-        return np.where(self.running(), net, -self.colo_cost_per_hour) * self.hours
+        """Generations worth running: rent per busy hour covers power (colocation is sunk)."""
+        return self.rent_spot > self.power_cost_per_hour
 
     def value_per_gpu(self, month: int, annual_discount_rate, horizon: int = 120) -> np.ndarray:
         """DCF value of one GPU of each generation (USD), running only while it earns its power.
@@ -94,8 +88,10 @@ class ComputeMarket:
         monthly_decay = (1.0 - cfg["rent_deflation_per_year"]) ** (1.0 / 12.0) * (
             1.0 - cfg["release_step_down"]
         ) ** (1.0 / cadence)
+        # revenue and power both scale with utilisation (as in operations); colocation is paid while
+        # the GPU is kept, i.e. while it earns more than its power
         rent = self.rent_spot[:, None] * monthly_decay ** k[None, :] * self.utilisation
-        op = self.power_cost_per_hour[:, None]
+        op = self.power_cost_per_hour[:, None] * self.utilisation
         margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None] * (rent > op)
         cash = margin * self.hours
         life_left = self.release_month + cfg["gpu_life_months"] - month

@@ -72,6 +72,12 @@ def service(m, t: int) -> None:
     loans.arrears_usd = loans.arrears_usd + (due - paid)
     loans.arrears_principal_usd = loans.arrears_principal_usd + amort * (1.0 - r)
     m.monthly_outflow_usd = m.monthly_opex_usd + m.service_hist[:, 0]
+    # loans amortised to zero with nothing past due are repaid: their collateral is released
+    done = np.flatnonzero(live & (loans.principal_usd <= 1e-6) & (loans.arrears_usd <= 1e-6))
+    if len(done):
+        loans.principal_usd[done] = 0.0
+        loans.status[done] = REPAID
+        m.lots.loan = np.where(np.isin(m.lots.loan, done), -1, m.lots.loan)
 
 
 def sell_btc(m, sellers: np.ndarray, btc: np.ndarray) -> float:

@@ -58,3 +58,5 @@ def shocks_and_markets(m, t: int) -> None:
     m.month_trade_units[:] = 0
     m.month_trade_price = np.full(m.G, np.nan)
     m.lost_revenue_usd[:] = 0.0
+    # a lost lease explains later distress for a year at most
+    m.lost_revenue_event[t - m.lost_revenue_month > 12] = -1

@@ -26,14 +26,22 @@ def _offers(m, t: int, rnd: int):
     fundamental = m.compute.fundamental_value
     has = (lots.units > 0) & (lots.offered_month != t)
     owner = lots.owner
+    # a forced seller cuts its reserve for every month a lot has stayed unsold
+    decay = m.cfg["credit"]["reserve_decay_per_unsold_month"] ** lots.unsold_months
     rows_l = np.flatnonzero(has & (m.type[owner] == LENDER))
     units_l = np.ceil(lots.units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
         np.int64
     )
-    res_l = lender_rules.reserve_multiplier(m, owner[rows_l]) * fundamental[lots.gen[rows_l]]
+    res_l = (
+        lender_rules.reserve_multiplier(m, owner[rows_l])
+        * fundamental[lots.gen[rows_l]]
+        * decay[rows_l]
+    )
     rows_e = np.flatnonzero(has & (m.status[owner] == DEFAULTED))
     units_e = lots.units[rows_e]
-    res_e = m.cfg["credit"]["estate_reserve_multiplier"] * fundamental[lots.gen[rows_e]]
+    res_e = (
+        m.cfg["credit"]["estate_reserve_multiplier"] * fundamental[lots.gen[rows_e]] * decay[rows_e]
+    )
     parts = [(rows_l, units_l, res_l), (rows_e, units_e, res_e)]
     if rnd == 0:
         loans = m.loans
