@@ -218,6 +218,9 @@ SCHEMA: dict[str, Any] = {
         "voluntary_reserve_multiplier": F(
             "float", 0.0, 1.5, "distressed seller reserve / fundamental"
         ),
+        "reserve_floor_multiplier": F(
+            "float", 0.0, 1.5, "lowest reserve / fundamental a forced seller accepts"
+        ),
         "reserve_decay_per_unsold_month": F(
             "float", 0.0, 1.0, "reserve x this for each month a lot stays unsold"
         ),

@@ -103,7 +103,7 @@ def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
     deep, shallow = [], []
     for seed in range(3):
         shallow.append(
-            _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(1.0)))
+            _volume_weighted_discount(run_cache("correlated_crash", seed, None, _buyer_scaled(3.0)))
         )
         deep.append(
             _volume_weighted_discount(

@@ -32,15 +32,16 @@ def _offers(m, t: int, rnd: int):
     units_l = np.ceil(lots.units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
         np.int64
     )
+    floor = m.cfg["credit"]["reserve_floor_multiplier"]
     res_l = (
-        lender_rules.reserve_multiplier(m, owner[rows_l])
+        np.maximum(lender_rules.reserve_multiplier(m, owner[rows_l]) * decay[rows_l], floor)
         * fundamental[lots.gen[rows_l]]
-        * decay[rows_l]
     )
     rows_e = np.flatnonzero(has & (m.status[owner] == DEFAULTED))
     units_e = lots.units[rows_e]
     res_e = (
-        m.cfg["credit"]["estate_reserve_multiplier"] * fundamental[lots.gen[rows_e]] * decay[rows_e]
+        np.maximum(m.cfg["credit"]["estate_reserve_multiplier"] * decay[rows_e], floor)
+        * fundamental[lots.gen[rows_e]]
     )
     parts = [(rows_l, units_l, res_l), (rows_e, units_e, res_e)]
     if rnd == 0:
