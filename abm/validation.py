@@ -51,6 +51,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -414,7 +415,9 @@ def gai_kapadia(
         graph_seed = int(rng.integers(0, 2**63 - 1))
         first = int(rng.integers(0, n))
         graph = nx.fast_gnp_random_graph(n, p, seed=graph_seed, directed=True)
-        edges = np.array(graph.edges(), dtype=np.int64).reshape(-1, 2)
+        flat = itertools.chain.from_iterable(graph.edges())
+        edges = np.fromiter(flat, dtype=np.int64, count=2 * graph.number_of_edges())
+        edges = edges.reshape(-1, 2)
         book = interbank_book(edges[:, 1], edges[:, 0], n, share)  # u owes v: v is the lender
         shares[i] = cascade(book, n, first, capital_ratio=cap, recovery=mode).share_failed
 
