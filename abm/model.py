@@ -190,6 +190,11 @@ class AIComputeCreditModel(mesa.Model):
             cls = AGENT_CLASSES[int(self.type[i])]
             self.agent_objects.append(cls(self, i, self.grid._cells[i]))
         self.agent_ids = np.array([a.unique_id for a in self.agent_objects], dtype=np.int64)
+        # AgentSets by type (Mesa 3): e.g. model.neoclouds.select(lambda a: a.status == "active")
+        self.miners = self.agents.select(agent_type=Miner)
+        self.neoclouds = self.agents.select(agent_type=Neocloud)
+        self.lenders = self.agents.select(agent_type=Lender)
+        self.buyers = self.agents.select(agent_type=SecondaryBuyer)
         self.events = EventLog(self.agent_ids, [TYPE_NAMES[t] for t in self.type])
 
         # accounting baselines and output accumulators

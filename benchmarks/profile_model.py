@@ -133,7 +133,8 @@ def cprofile(cfg: dict, top: int, prof_out: Path | None) -> str:
     for key in ("cumulative", "tottime"):
         out.write(f"\n===== top {top} by {key} =====\n")
         stats.sort_stats(key).print_stats(top)
-    return out.getvalue().replace(str(ROOT) + os.sep, "")
+    package_root = Path(sys.modules["abm"].__file__).resolve().parent.parent
+    return out.getvalue().replace(str(package_root) + os.sep, "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,3 +103,19 @@ def test_identities_hold_under_random_parameters(
     )
     model = AIComputeCreditModel(cfg, rng=seed, months=24)
     _step_and_check(model, 24)
+
+
+def test_agents_are_mesa_agent_sets_matching_the_books():
+    model = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    assert len(model.miners) == model.cfg["miners"]["count"]
+    assert len(model.neoclouds) == model.cfg["neoclouds"]["count"]
+    assert len(model.lenders) == sum(model.cfg["lenders"]["mix"].values())
+    units = model.gpu_units_by_agent()
+    for agent in model.neoclouds:
+        assert agent.gpu_units == units[agent.idx] > 0
+        assert agent.cell.coordinate == agent.idx  # placed on its node of the network space
+    # every loan edge connects the lender's cell to the borrower's cell in the Mesa network space
+    for lender, borrower in zip(model.loans.lender, model.loans.borrower, strict=True):
+        assert (
+            model.grid._cells[int(borrower)] in model.grid._cells[int(lender)].connections.values()
+        )
