@@ -1,6 +1,6 @@
 """Where the large-network run spends its time: a wall-clock phase breakdown and a cProfile.
 
-Run from the repository root (~30 s)::
+Run from the repository root (~6 s)::
 
     PYTHONPATH=. python benchmarks/profile_model.py [--top 30] [--prof-out /tmp/large.prof]
 
