@@ -294,6 +294,16 @@ SCHEMA: dict[str, Any] = {
         "stress_budget_multiplier": F("float", 0.0, 2.0, "budget and absorption x in stress"),
         "bid_steps": F("int", 1, 50, "price steps of each bid schedule"),
         "bid_floor": F("float", 0.0, 1.0, "lowest bid / valuation"),
+        "redeploy_share": F(
+            "float", 0.0, 1.0, "share of bought GPUs that re-enter this market's supply"
+        ),
+    },
+    "market": {
+        "clearing": F(
+            "choice",
+            doc="secondary market: one simultaneous auction, or sellers one at a time",
+            choices=("simultaneous", "sequential"),
+        ),
     },
     "channels": {
         "fire_sale": F("bool", doc="fire-sale clearing prices re-mark everyone's GPU collateral"),

@@ -128,7 +128,7 @@ class AIComputeCreditModel(mesa.Model):
             ConversionBook(16),
         )
         self.lot_origin_event = {}  # lot row -> seizure event id
-        self.buyer_lots = {}  # (buyer, generation) -> the buyer's lot row for bought units
+        self.buyer_lots = {}  # (buyer, generation, exported) -> the buyer's lot row for bought units
         self.open_tranches = {}  # (borrower, lender) -> loan row of the latest GPU-loan tranche
         self.tranche_lots = {}  # (loan row, generation) -> lot row bought under that tranche
         self.default_month = np.full(n, -1, dtype=np.int64)
@@ -287,7 +287,12 @@ class AIComputeCreditModel(mesa.Model):
     def in_service(self) -> np.ndarray:
         """Lots earning rent: owned by an active miner, neocloud or buyer."""
         owner = self.lots.owner
-        return (self.status[owner] == ACTIVE) & (self.type[owner] != LENDER) & (self.lots.units > 0)
+        return (
+            (self.status[owner] == ACTIVE)
+            & (self.type[owner] != LENDER)
+            & (self.lots.units > 0)
+            & ~self.lots.exported
+        )
 
     def in_service_perf_units(self) -> float:
         live = self.in_service()

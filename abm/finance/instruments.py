@@ -98,10 +98,10 @@ class LotBook(Book):
         "loan": (np.int64, -1),  # pledged to this loan row, -1 if free
         "book_value_usd_per_unit": (np.float64, 0.0),  # a lender's carrying value of seized units
         "offered_month": (np.int64, -10_000),  # last month the lot was put up for sale
-        "unsold_months": (
-            np.int64,
-            0,
-        ),  # months offered without selling out: the reserve steps down
+        # months offered without selling out: the reserve steps down
+        "unsold_months": (np.int64, 0),
+        # bought units used outside this market (exported, internal use): no rent, no supply here
+        "exported": (np.bool_, False),
     }
 
 

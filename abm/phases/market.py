@@ -58,43 +58,42 @@ def _offers(m, t: int, rnd: int):
 
 
 def secondary_round(m, t: int, rnd: int) -> bool:
-    """Collect all offers and bids, clear each generation once, settle. Returns True if anything traded."""
+    """Collect all offers and bids, clear, settle. Returns True if anything traded.
+
+    ``market.clearing = "simultaneous"`` (default, DESIGN principle 3): every offer and bid of the
+    round meets in one uniform-price auction per generation. ``"sequential"`` (for comparison): sellers
+    come one at a time in a random order, each clears alone against what is left of the bid book, and
+    the marks move after each seller.
+    """
     rows, units, reserve = _offers(m, t, rnd)
     if len(rows) == 0:
         return False
     lots = m.lots
     lots.offered_month[rows] = t
     gen = lots.gen[rows]
-    offered = np.bincount(gen, weights=units, minlength=m.G)
-    bids = buyer_rules.bid_schedules(m, offered)
-    traded = False
-    estates = set()
+    estates: set[int] = set()
     sold_by_offer = np.zeros(len(rows), dtype=np.int64)
-    for g in np.flatnonzero(offered):
-        bid_buyer, bid_price, bid_units = bids[g]
-        sel = np.flatnonzero(gen == g)
-        result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
-        if result.quantity <= 0:
-            continue
-        traded = True
-        sold_by_offer[sel] = result.sold
-        event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
-        for s in sellers:
-            if m.status[s] == DEFAULTED:
-                estates.add(s)
-        fundamental = m.compute.fundamental_value[g]
-        m.fire_sale_units += result.quantity
-        m.month_trade_units[g] += result.quantity
-        m.month_trade_price[g] = result.price
-        if fundamental > 0:
-            ratio = result.price / fundamental
-            m.min_discount[g] = (
-                ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
+    traded = False
+    if m.cfg["market"]["clearing"] == "sequential":
+        owners = lots.owner[rows]
+        for seller in m.rng.permutation(np.unique(owners)):
+            mine = owners == seller
+            offered = np.bincount(gen[mine], weights=units[mine], minlength=m.G)
+            bids = buyer_rules.bid_schedules(m, offered)
+            for g in np.flatnonzero(offered):
+                sel = np.flatnonzero(mine & (gen == g))
+                traded |= _clear_generation(
+                    m, t, g, rows, units, reserve, sel, bids[g], sold_by_offer, estates
+                )
+            update_marks(m, t)
+    else:
+        offered = np.bincount(gen, weights=units, minlength=m.G)
+        bids = buyer_rules.bid_schedules(m, offered)
+        for g in np.flatnonzero(offered):
+            sel = np.flatnonzero(gen == g)
+            traded |= _clear_generation(
+                m, t, g, rows, units, reserve, sel, bids[g], sold_by_offer, estates
             )
-        m.last_trade_price[g] = result.price
-        m.last_trade_month[g] = t
-        m.last_trade_events[g] = event_ids
-        m.last_trade_sellers[g] = sellers
     # a lot offered by a lender or an estate that did not sell out cuts its reserve next time
     forced = (m.type[lots.owner[rows]] == LENDER) | (m.status[lots.owner[rows]] == DEFAULTED)
     unsold = forced & (sold_by_offer < units)
@@ -102,6 +101,29 @@ def secondary_round(m, t: int, rnd: int) -> bool:
     for b in sorted(estates):
         resolution.distribute_estate(m, int(b), t)
     return traded
+
+
+def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, estates) -> bool:
+    """One call auction for generation ``g`` over the offers ``sel``; settle and record it."""
+    bid_buyer, bid_price, bid_units = bids
+    result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
+    if result.quantity <= 0:
+        return False
+    sold_by_offer[sel] = result.sold
+    event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
+    estates.update(s for s in sellers if m.status[s] == DEFAULTED)
+    fundamental = m.compute.fundamental_value[g]
+    m.fire_sale_units += result.quantity
+    m.month_trade_units[g] += result.quantity
+    m.month_trade_price[g] = result.price
+    if fundamental > 0:
+        ratio = result.price / fundamental
+        m.min_discount[g] = ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
+    m.last_trade_price[g] = result.price
+    m.last_trade_month[g] = t
+    m.last_trade_events[g] = event_ids
+    m.last_trade_sellers[g] = sellers
+    return True
 
 
 def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarray):
@@ -149,14 +171,27 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
 
 
 def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
-    key = (buyer, g)
-    row = m.buyer_lots.get(key)
-    if row is None:
-        row = int(
-            m.lots.add(owner=buyer, gen=g, units=0, acquired_month=t, cost_usd_per_unit=price)[0]
-        )
-        m.buyer_lots[key] = row
-    m.lots.units[row] += units
+    """Credit bought units to the buyer: ``redeploy_share`` of them re-enter this market's compute
+    supply, the rest are used elsewhere (exported, internal use) and stay on its books idle here."""
+    redeployed = int(round(units * m.cfg["buyers"]["redeploy_share"]))
+    for exported, n_units in ((False, redeployed), (True, units - redeployed)):
+        if n_units <= 0:
+            continue
+        key = (buyer, g, exported)
+        row = m.buyer_lots.get(key)
+        if row is None:
+            row = int(
+                m.lots.add(
+                    owner=buyer,
+                    gen=g,
+                    units=0,
+                    acquired_month=t,
+                    cost_usd_per_unit=price,
+                    exported=exported,
+                )[0]
+            )
+            m.buyer_lots[key] = row
+        m.lots.units[row] += n_units
 
 
 def update_marks(m, t: int) -> None:
