@@ -149,6 +149,10 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 1.0, "non-IG customers, in stress"
         ),
         "ig_customer_default_prob_per_year": F("float", 0.0, 1.0, "investment-grade customers"),
+        "renegotiation_threshold": F(
+            "float", 1.0, 100.0, "non-IG customers renegotiate above this x today's contract rent"
+        ),
+        "renegotiation_prob_per_month": F("float", 0.0, 1.0, "chance they do so in a month"),
         "hours_per_month": F("float", 1.0, 744.0, "billable hours in a month"),
         "power_price_usd_per_kwh": F("float", 0.0, 10.0, "neocloud/buyer power price"),
         "pue": F("float", 1.0, 3.0, "power usage effectiveness"),
@@ -205,6 +209,17 @@ SCHEMA: dict[str, Any] = {
         "base_rate_end": F("float", 0.0, 0.5, "SOFR at the end (linear path)"),
         "target_capital_ratio_multiple": F("float", 0.1, 10.0, "appetite 1 at this x start ratio"),
         "loss_memory_months": F("int", 1, 60, "window of recent sector losses"),
+        "funding_clearing": F(
+            "choice",
+            doc="clearing of the lender funding network",
+            choices=("eisenberg_noe", "rogers_veraart"),
+        ),
+        "default_cost_alpha": F(
+            "float", 1e-6, 1.0, "RV: share of external assets a defaulter realises"
+        ),
+        "default_cost_beta": F(
+            "float", 1e-6, 1.0, "RV: share of interbank claims a defaulter realises"
+        ),
         "min_capital_ratio_multiple": F(
             "float", 0.05, 1.0, "lenders grow loans until capital ratio = this x start"
         ),

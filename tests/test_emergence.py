@@ -62,7 +62,7 @@ def test_seized_gpus_clear_below_fundamental_value(run_cache):
 def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
     """An LTV default whose genealogy reaches a trade by another seller: a mark-down from a fire sale."""
     found = []
-    for seed in range(5):
+    for seed in range(16):  # rare: most LTV defaults come from the demand shock's own mark-down
         ev = run_cache("correlated_crash", seed).events
         for row in ev[(ev["event"] == "default") & (ev["cause"] == "ltv")].itertuples():
             anc = _ancestors(ev, row.event_id)

@@ -8,7 +8,7 @@ import numpy as np
 from abm.agents import lender as lender_rules
 from abm.agents.base import ACTIVE, FAILED
 from abm.finance import resolution
-from abm.finance.clearing import eisenberg_noe
+from abm.finance.clearing import eisenberg_noe, rogers_veraart
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
@@ -52,7 +52,12 @@ def _failures(m, t: int) -> None:
     interbank_claims = np.zeros(k)
     np.add.at(interbank_claims, [pos[int(x)] for x in loans.lender[ib]], loans.principal_usd[ib])
     external = np.maximum(m.lender_assets() - interbank_claims, 0.0)
-    p = eisenberg_noe(L, np.append(external, 0.0))
+    credit = m.cfg["credit"]
+    if credit["funding_clearing"] == "rogers_veraart":
+        alpha, beta = credit["default_cost_alpha"], credit["default_cost_beta"]
+        p = rogers_veraart(L, np.append(external, 0.0), alpha, beta)
+    else:
+        p = eisenberg_noe(L, np.append(external, 0.0))
     pbar = L.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(pbar > 0, p / pbar, 1.0)[:k]

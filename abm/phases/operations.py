@@ -160,10 +160,11 @@ def _renew_and_cut_contracts(m, t: int) -> None:
     p_contract = np.where(
         ct.investment_grade, _monthly_prob(c["ig_customer_default_prob_per_year"]), _monthly_prob(p)
     )
-    draws = m.rng.random(
-        ct.n
-    )  # drawn whatever the channel, so switching it keeps other draws aligned
-    cut = act & (draws < p_contract) & m.cfg["channels"]["counterparty"]
+    # drawn whatever the channel, so switching it keeps every other draw aligned
+    draws = m.rng.random(ct.n)
+    reneg_draws = m.rng.random(ct.n)
+    channel = m.cfg["channels"]["counterparty"]
+    cut = act & (draws < p_contract) & channel
     for row in np.flatnonzero(cut):
         m.events.add(
             t,
@@ -174,9 +175,28 @@ def _renew_and_cut_contracts(m, t: int) -> None:
             price=float(ct.rent_per_gpu_hour[row]),
         )
     ct.active = ct.active & ~cut
-    ct.prepaid_usd = np.where(
-        cut, 0.0, ct.prepaid_usd
-    )  # a defaulted customer forfeits its prepayment
+    ct.prepaid_usd = np.where(cut, 0.0, ct.prepaid_usd)  # a defaulted customer forfeits it
+    # a non-investment-grade customer paying far above today's contract price renegotiates down
+    today = m.compute.rent_spot[ct.gen] * (1.0 + c["contract_premium"])
+    reneg = (
+        act
+        & ~cut
+        & ~ct.investment_grade
+        & (ct.rent_per_gpu_hour > c["renegotiation_threshold"] * today)
+        & (reneg_draws < c["renegotiation_prob_per_month"])
+        & channel
+    )
+    for row in np.flatnonzero(reneg):
+        m.events.add(
+            t,
+            "contract_renegotiated",
+            int(ct.provider[row]),
+            cause="counterparty",
+            units=int(ct.units[row]),
+            price=float(today[row]),
+            amount=float(ct.rent_per_gpu_hour[row]),
+        )
+    ct.rent_per_gpu_hour = np.where(reneg, today, ct.rent_per_gpu_hour)
     renew = act & ~cut & (ct.end_month <= t)
     if renew.any():
         rows = np.flatnonzero(renew)
