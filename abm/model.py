@@ -208,6 +208,8 @@ class AIComputeCreditModel(mesa.Model):
         self.loss_history: list[float] = []
         self.month_loss = 0.0
         self.month_cures = 0
+        self.month_renegotiations = 0
+        self.month_renegotiated_usd = 0.0
         self.month_cure_usd = 0.0
         self.min_discount = np.full(self.G, np.nan)  # clearing price / fundamental, this month
         self.month_trade_units = np.zeros(self.G, dtype=np.int64)

@@ -47,11 +47,10 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     loans.principal_usd[mine] += loans.arrears_usd[mine] - loans.arrears_principal_usd[mine]
     loans.arrears_usd[mine] = 0.0
     loans.arrears_principal_usd[mine] = 0.0
-    coll = m.collateral_value()
     btc_rows = [r for r in mine if loans.kind[r] == BTC_LOAN and loans.collateral_btc[r] > 0]
     for loan in mine:
         if loans.kind[loan] != BTC_LOAN:
-            _seize_lots(m, t, loan, eid, coll)
+            _seize_lots(m, t, loan, eid)
     if btc_rows:
         _sell_btc_collateral(m, t, np.array(btc_rows), eid)
     loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
@@ -65,7 +64,7 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     return eid
 
 
-def _seize_lots(m, t: int, loan: int, eid: int, coll: np.ndarray) -> None:
+def _seize_lots(m, t: int, loan: int, eid: int) -> None:
     """Transfer enough pledged units (at the lender's marks) to cover the claim to the lender."""
     loans, lots = m.loans, m.lots
     lender = int(loans.lender[loan])

@@ -32,6 +32,8 @@ BASE_COLUMNS = (
     "min_discount",
     "equity_cures",
     "equity_cure_usd",
+    "contract_renegotiations",
+    "renegotiated_revenue_usd",
 )
 
 
@@ -74,6 +76,8 @@ def collect(m, t: int) -> None:
         "cascade_rounds": m.cascade_rounds_used,
         "equity_cures": m.month_cures,
         "equity_cure_usd": m.month_cure_usd,
+        "contract_renegotiations": m.month_renegotiations,
+        "renegotiated_revenue_usd": m.month_renegotiated_usd,
         "min_discount": float(np.nanmin(m.min_discount))
         if np.isfinite(m.min_discount).any()
         else np.nan,
