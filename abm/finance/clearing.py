@@ -41,6 +41,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from abm.finance._checks import square_matrix
+
 __all__ = [
     "clearing_losses",
     "eisenberg_noe",
@@ -53,18 +55,7 @@ __all__ = [
 # validation helpers
 # --------------------------------------------------------------------------- #
 def _as_liabilities(liabilities) -> np.ndarray:
-    L = np.array(liabilities, dtype=float, copy=True)
-    if L.ndim != 2 or L.shape[0] != L.shape[1]:
-        raise ValueError(
-            f"liabilities must be a square 2-D array of shape (n, n); got shape {L.shape}"
-        )
-    if not np.all(np.isfinite(L)):
-        raise ValueError("liabilities must be finite (no NaN or inf); allowed range is [0, inf)")
-    if np.any(L < 0):
-        raise ValueError("liabilities must be non-negative; allowed range is [0, inf)")
-    if np.any(np.diag(L) != 0):
-        raise ValueError("liabilities must have a zero diagonal (a bank cannot owe itself)")
-    return L
+    return square_matrix("liabilities", liabilities, "a bank cannot owe itself")
 
 
 def _as_vector(name: str, values, n: int) -> np.ndarray:

@@ -39,6 +39,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from abm.finance._checks import square_matrix
+
 __all__ = ["debtrank", "debtrank_value", "impact_matrix"]
 
 _VARIANTS = ("single_hit", "linear")
@@ -48,18 +50,7 @@ _VARIANTS = ("single_hit", "linear")
 # validation helpers
 # --------------------------------------------------------------------------- #
 def _as_exposures(exposures) -> np.ndarray:
-    X = np.array(exposures, dtype=float, copy=True)
-    if X.ndim != 2 or X.shape[0] != X.shape[1]:
-        raise ValueError(
-            f"exposures must be a square 2-D array of shape (n, n); got shape {X.shape}"
-        )
-    if not np.all(np.isfinite(X)):
-        raise ValueError("exposures must be finite (no NaN or inf); allowed range is [0, inf)")
-    if np.any(X < 0):
-        raise ValueError("exposures must be non-negative; allowed range is [0, inf)")
-    if np.any(np.diag(X) != 0):
-        raise ValueError("exposures must have a zero diagonal (a node has no claim on itself)")
-    return X
+    return square_matrix("exposures", exposures, "a node has no claim on itself")
 
 
 def _as_vector(name: str, values, n: int, *, low: float, high: float, open_low: bool):
