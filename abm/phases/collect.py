@@ -33,6 +33,7 @@ BASE_COLUMNS = (
     "equity_cures",
     "equity_cure_usd",
     "contract_renegotiations",
+    "rollovers",
     "renegotiated_revenue_usd",
 )
 
@@ -77,6 +78,7 @@ def collect(m, t: int) -> None:
         "equity_cures": m.month_cures,
         "equity_cure_usd": m.month_cure_usd,
         "contract_renegotiations": m.month_renegotiations,
+        "rollovers": m.month_rollovers,
         "renegotiated_revenue_usd": m.month_renegotiated_usd,
         "min_discount": float(np.nanmin(m.min_discount))
         if np.isfinite(m.min_discount).any()

@@ -142,6 +142,19 @@ def repay_in_full(m, loan: int) -> bool:
     return True
 
 
+def _generations_of(m, loan_rows: np.ndarray) -> dict[int, np.ndarray]:
+    """The generations pledged to each of ``loan_rows`` (one pass over the lots)."""
+    if len(loan_rows) == 0:
+        return {}
+    lots = m.lots
+    mask = np.isin(lots.loan, loan_rows)
+    pairs = np.unique(np.stack([lots.loan[mask], lots.gen[mask]]), axis=1)
+    out: dict[int, list] = {}
+    for loan, gen in pairs.T:
+        out.setdefault(int(loan), []).append(int(gen))
+    return {k: np.array(v) for k, v in out.items()}
+
+
 def _mark_parents(m, t: int, gen_ids, borrower: int) -> list[int]:
     """Trade events of other sellers that set the market marks of these generations recently and
     pulled them below the used-market index (the mark a calm market would give)."""
@@ -202,26 +215,22 @@ def _maturities(m, t: int, defaults: dict) -> None:
     healthy = (loans.arrears_usd[due] <= 0) & solvent & (equity > 0) & (ltv <= loans.max_ltv[due])
     roll = lender_rules.decide_rollovers(m, due, healthy)
     _, spreads = lender_rules.new_loan_terms(m, loans.lender[due])
-    for k, loan in enumerate(due):
+    # rolled loans are re-priced at the lender's current terms (counted, not logged one by one)
+    rolled, spread = due[roll], spreads[roll]
+    tenor = np.where(loans.kind[rolled] == BTC_LOAN, 12, m.cfg["neoclouds"]["new_loan_months"])
+    loans.maturity_month[rolled] = t + tenor
+    floating = loans.floating[rolled]
+    loans.spread[rolled] = np.where(floating, spread, loans.spread[rolled])
+    loans.fixed_rate[rolled] = np.where(
+        floating,
+        loans.fixed_rate[rolled],
+        np.maximum(loans.fixed_rate[rolled], m.base_rate + spread),
+    )
+    term = loans.kind[rolled] == GPU_TERM
+    loans.amort_usd_per_month[rolled[term]] = loans.principal_usd[rolled[term]] / tenor[term]
+    m.month_rollovers += len(rolled)
+    for loan in due[~roll]:
         lender = int(loans.lender[loan])
-        if roll[k]:
-            kind = loans.kind[loan]
-            tenor = 12 if kind == BTC_LOAN else m.cfg["neoclouds"]["new_loan_months"]
-            loans.maturity_month[loan] = t + tenor
-            if loans.floating[loan]:
-                loans.spread[loan] = spreads[k]
-            else:
-                loans.fixed_rate[loan] = max(loans.fixed_rate[loan], m.base_rate + spreads[k])
-            if kind == GPU_TERM:
-                loans.amort_usd_per_month[loan] = loans.principal_usd[loan] / tenor
-            m.events.add(
-                t,
-                "rollover",
-                lender,
-                counterparty=int(loans.borrower[loan]),
-                amount=float(loans.principal_usd[loan]),
-            )
-            continue
         b = int(loans.borrower[loan])
         refused = m.events.add(
             t,
@@ -337,14 +346,19 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
     counted = np.where(breach, np.where((rnd == 0) | (months == 0), months + 1, months), 0)
     loans.breach_months[rows] = counted
     new = breach & (months == 0)
+    overdue = (
+        breach
+        & (loans.breach_months[rows] > loans.cure_months[rows])
+        & (loans.status[rows] == LOAN_ACTIVE)
+    )
+    loan_gens = _generations_of(m, rows[(new | overdue) & ltv_breach])
     for k in np.flatnonzero(new):
         loan = rows[k]
         b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
         cause = "ltv" if ltv_breach[k] else "coverage"
         parents = []
         if ltv_breach[k] and m.market_policy[lender]:
-            gens = m.lots.gen[m.lots.loan == loan]
-            parents = _mark_parents(m, t, gens, b)
+            parents = _mark_parents(m, t, loan_gens.get(int(loan), ()), b)
         if cause == "coverage" and m.lost_revenue_event[b] > 0:
             parents.append(int(m.lost_revenue_event[b]))
         loans.breach_event[loan] = m.events.add(
@@ -357,11 +371,6 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
             amount=float(loans.principal_usd[loan]),
             price=float(ltv[k] if np.isfinite(ltv[k]) else 0.0),
         )
-    overdue = (
-        breach
-        & (loans.breach_months[rows] > loans.cure_months[rows])
-        & (loans.status[rows] == LOAN_ACTIVE)
-    )
     if not overdue.any():
         return
     od = rows[overdue]
@@ -396,7 +405,7 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
         # the lender decides at today's marks: fire sales that set them pushed this decision
         marks = []
         if cause == "ltv" and m.market_policy[lender]:
-            marks = _mark_parents(m, t, m.lots.gen[m.lots.loan == loan], b)
+            marks = _mark_parents(m, t, loan_gens.get(int(loan), ()), b)
         acc = m.events.add(
             t,
             "acceleration",
