@@ -167,6 +167,9 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 0.9, "used-market index below fundamental w/o trades"
         ),
         "mark_window_months": F("int", 1, 24, "months a clearing price sets market marks"),
+        "mark_full_weight_units": F(
+            "float", 1.0, 1e9, "clearing volume (GPUs) that sets the market mark fully"
+        ),
         "appraisal_lag_months": F("int", 1, 36, "months averaged by appraisal marks"),
     },
     "crypto": {
@@ -209,6 +212,7 @@ SCHEMA: dict[str, Any] = {
         "base_rate_end": F("float", 0.0, 0.5, "SOFR at the end (linear path)"),
         "target_capital_ratio_multiple": F("float", 0.1, 10.0, "appetite 1 at this x start ratio"),
         "loss_memory_months": F("int", 1, 60, "window of recent sector losses"),
+        "equity_cures": F("bool", doc="borrowers may prepay to cure an LTV breach"),
         "funding_clearing": F(
             "choice",
             doc="clearing of the lender funding network",

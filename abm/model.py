@@ -153,11 +153,12 @@ class AIComputeCreditModel(mesa.Model):
         self.compute.clear(1.0, 1.0 / cfg["compute"]["utilisation_ref"])
         self.compute.update_fundamentals(0)
         index = self.compute.fundamental_value * (1.0 - cfg["compute"]["calm_market_discount"])
-        self.index_history = [index]
+        self.index_history = [index]  # market marks month by month (appraisals average them)
         self.mark_market = index.copy()
         self.mark_appraisal = index.copy()
         self.last_trade_price = np.full(self.G, np.nan)
         self.last_trade_month = np.full(self.G, -10_000, dtype=np.int64)
+        self.last_trade_weight = np.zeros(self.G)
         self.last_trade_events: list[list[int]] = [[] for _ in range(self.G)]
         self.last_trade_sellers: list[set] = [set() for _ in range(self.G)]
 

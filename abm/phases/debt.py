@@ -155,15 +155,20 @@ def _generations_of(m, loan_rows: np.ndarray) -> dict[int, np.ndarray]:
     return {k: np.array(v) for k, v in out.items()}
 
 
-def _mark_parents(m, t: int, gen_ids, borrower: int) -> list[int]:
+def _mark_parents(m, t: int, gen_ids, borrower: int, lender: int) -> list[int]:
     """Trade events of other sellers that set the market marks of these generations recently and
-    pulled them below the used-market index (the mark a calm market would give)."""
-    window = m.cfg["compute"]["mark_window_months"]
+    pulled them below the used-market index (the mark a calm market would give). Appraisal marks
+    average market marks, so for an appraisal lender a trade counts for the appraisal lag."""
+    c = m.cfg["compute"]
+    window = c["mark_window_months"]
+    if not m.market_policy[lender]:
+        window += c["appraisal_lag_months"]
     index = m.compute.fundamental_value * (1.0 - m.cfg["compute"]["calm_market_discount"])
     parents = []
     for g in set(int(x) for x in gen_ids):
         recent = t - m.last_trade_month[g] < window
-        if recent and borrower not in m.last_trade_sellers[g] and m.last_trade_price[g] < index[g]:
+        moved = m.last_trade_price[g] < index[g] and m.last_trade_weight[g] > 0.1
+        if recent and borrower not in m.last_trade_sellers[g] and moved:
             parents.extend(m.last_trade_events[g][:20])
     return parents
 
@@ -357,8 +362,8 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
         b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
         cause = "ltv" if ltv_breach[k] else "coverage"
         parents = []
-        if ltv_breach[k] and m.market_policy[lender]:
-            parents = _mark_parents(m, t, loan_gens.get(int(loan), ()), b)
+        if ltv_breach[k]:
+            parents = _mark_parents(m, t, loan_gens.get(int(loan), ()), b, lender)
         if cause == "coverage" and m.lost_revenue_event[b] > 0:
             parents.append(int(m.lost_revenue_event[b]))
         loans.breach_event[loan] = m.events.add(
@@ -404,8 +409,8 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
             continue
         # the lender decides at today's marks: fire sales that set them pushed this decision
         marks = []
-        if cause == "ltv" and m.market_policy[lender]:
-            marks = _mark_parents(m, t, loan_gens.get(int(loan), ()), b)
+        if cause == "ltv":
+            marks = _mark_parents(m, t, loan_gens.get(int(loan), ()), b, lender)
         acc = m.events.add(
             t,
             "acceleration",
@@ -428,6 +433,8 @@ def _borrowing_base_sweep(
     covenant prepays them to 5 % under it when its cash above the buffer covers all of them (the
     breach is then cured within the test period and never reported). Returns the cured mask."""
     loans = m.loans
+    if not m.cfg["credit"]["equity_cures"]:
+        return np.zeros(len(rows), dtype=bool)
     borrower = loans.borrower[rows]
     cure = np.where(
         ltv_breach & np.isfinite(coll) & (coll > 0),
@@ -435,10 +442,20 @@ def _borrowing_base_sweep(
         0.0,
     )
     cure = np.maximum(cure, 0.0)
-    need = np.bincount(borrower, weights=cure, minlength=m.n)
-    buffer = m.cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd, 0.0)
-    able = (need > 0) & (need <= m.acct.cash - buffer)
-    cured = ltv_breach & (cure > 0) & able[borrower]
+    # cash down to half the investment buffer is available; each borrower cures its smallest
+    # breaches first, as many as that cash covers (cumulative sum within borrower)
+    buffer = 0.5 * m.cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd, 0.0)
+    spare = np.maximum(m.acct.cash - buffer, 0.0)
+    cand = np.flatnonzero(cure > 0)
+    cured = np.zeros(len(rows), dtype=bool)
+    if len(cand):
+        order = cand[np.lexsort((cure[cand], borrower[cand]))]
+        b_sorted = borrower[order]
+        running = np.cumsum(cure[order])
+        first = np.r_[True, b_sorted[1:] != b_sorted[:-1]]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        before = np.r_[0.0, running][group_start]
+        cured[order] = (running - before) <= spare[b_sorted]
     if cured.any():
         m.acct.transfer(borrower[cured], loans.lender[rows[cured]], cure[cured])
         loans.principal_usd[rows[cured]] -= cure[cured]

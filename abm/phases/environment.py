@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from abm.phases.market import update_marks
+
 
 def shocks_and_markets(m, t: int) -> None:
     cfg = m.cfg
@@ -38,9 +40,11 @@ def shocks_and_markets(m, t: int) -> None:
         m.compute.step_trend(int(np.sum(m.release_month == t)))
     m.compute.clear(demand, m.in_service_perf_units())
     m.compute.update_fundamentals(t)
-    index = m.compute.fundamental_value * (1.0 - cfg["compute"]["calm_market_discount"])
-    m.index_history.append(index)
+    # market marks carried into this month: the index where no recent trade, else (weighted) trades
+    update_marks(m, t)
+    m.index_history.append(m.mark_market.copy())
     lag = cfg["compute"]["appraisal_lag_months"]
+    # appraisals average the market marks of the last ``lag`` months: comparable sales, with a lag
     m.mark_appraisal = np.mean(m.index_history[-lag:], axis=0)
 
     # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus

@@ -120,6 +120,7 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
         ratio = result.price / fundamental
         m.min_discount[g] = ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
     m.last_trade_price[g] = result.price
+    m.last_trade_weight[g] = min(1.0, result.quantity / m.cfg["compute"]["mark_full_weight_units"])
     m.last_trade_month[g] = t
     m.last_trade_events[g] = event_ids
     m.last_trade_sellers[g] = sellers
@@ -201,4 +202,7 @@ def update_marks(m, t: int) -> None:
     recent = (t - m.last_trade_month) < c["mark_window_months"]
     if not m.cfg["channels"]["fire_sale"]:
         recent[:] = False  # channel off: clearing prices never re-mark collateral
-    m.mark_market = np.where(recent, m.last_trade_price, index)
+    # a clearing moves the mark in proportion to its volume: a thin distressed trade barely does,
+    # a sale of mark_full_weight_units GPUs or more sets it
+    traded = index + m.last_trade_weight * (np.nan_to_num(m.last_trade_price) - index)
+    m.mark_market = np.where(recent, traded, index)
