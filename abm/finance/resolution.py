@@ -208,6 +208,11 @@ def distribute_estate(m, b: int, t: int) -> None:
         for loan in claims:
             write_off(m, t, int(loan))
         m.open_estates.discard(b)
+        # GPUs nobody bought by the end of the work-out are abandoned (scrapped): a closed estate
+        # has no creditors left to sell them for
+        abandoned = int(m.lots.units[lots_left].sum())
+        m.lots.units[lots_left] = 0
+        m.gpu_scrapped += abandoned
 
 
 def write_off(m, t: int, loan: int) -> None:

@@ -217,7 +217,7 @@ def _maturities(m, t: int, defaults: dict) -> None:
     # a lender refinances a borrower that pays, sits within its LTV covenant and either covers its
     # debt service or has ample equity behind the debt (asset coverage)
     solvent = (cov >= 1.0) | (equity >= 0.5 * debt)
-    healthy = (loans.arrears_usd[due] <= 0) & solvent & (equity > 0) & (ltv <= loans.max_ltv[due])
+    healthy = (loans.arrears_usd[due] <= 0) & solvent & (ltv <= loans.max_ltv[due])
     roll = lender_rules.decide_rollovers(m, due, healthy)
     _, spreads = lender_rules.new_loan_terms(m, loans.lender[due])
     # rolled loans are re-priced at the lender's current terms (counted, not logged one by one)
