@@ -129,8 +129,10 @@ class AIComputeCreditModel(mesa.Model):
         )
         self.lot_origin_event = {}  # lot row -> seizure event id
         self.buyer_lots = {}  # (buyer, generation, exported) -> the buyer's lot row for bought units
-        self.open_tranches = {}  # (borrower, lender) -> loan row of the latest GPU-loan tranche
-        self.tranche_lots = {}  # (loan row, generation) -> lot row bought under that tranche
+        # each borrower's open GPU-loan tranche, and the lot of its latest generation bought under it
+        self.tranche_row = np.full(n, -1, dtype=np.int64)
+        self.tranche_lot = np.full(n, -1, dtype=np.int64)
+        self.tranche_lot_gen = np.full(n, -1, dtype=np.int64)
         self.default_month = np.full(n, -1, dtype=np.int64)
         self.open_estates: set[int] = (
             set()

@@ -9,6 +9,7 @@ import numpy as np
 from abm.agents import lender as lender_rules
 from abm.agents import miner as miner_rules
 from abm.agents import neocloud as neocloud_rules
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
 from abm.phases.lenders import top_up_liquidity
 from abm.world import lenders_of_kind, match_cumulative
@@ -68,67 +69,73 @@ def _expand_fleets(m, t: int) -> None:
 
 
 def _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, cost):
-    """Book each purchase as a draw on a delayed-draw term loan.
+    """Book each purchase as a draw on a delayed-draw term loan (vectorised over borrowers).
 
-    Draws within ``TRANCHE_MONTHS`` of a tranche's opening join it (one loan row and one lot per
-    generation, amortising over the tranche's remaining term); otherwise a new tranche opens. This keeps
-    the books small in long runs with many borrowers, as real facilities do with their draw periods.
+    Draws within ``TRANCHE_MONTHS`` of the borrower's open tranche with the same lender join it (one
+    loan row, amortising over the tranche's remaining term, and one lot per generation); otherwise a
+    new tranche opens. This keeps the books small in long runs, as real facilities' draw periods do.
     """
     loans, lots = m.loans, m.lots
-    out = np.empty(len(idx), dtype=np.int64)
-    fresh = []
-    for k, (b, lender) in enumerate(zip(idx.tolist(), lenders.tolist(), strict=True)):
-        row = m.open_tranches.get((b, lender))
-        if (
-            row is not None
-            and loans.status[row] == 0
-            and t - loans.origination_month[row] < TRANCHE_MONTHS
-            and loans.maturity_month[row] > t
-        ):
-            loans.principal_usd[row] += principal[k]
-            loans.amort_usd_per_month[row] = loans.principal_usd[row] / (
-                loans.maturity_month[row] - t
+    rows = m.tranche_row[idx]
+    join = rows >= 0
+    r = rows[join]
+    join[join] = (
+        (loans.status[r] == LOAN_ACTIVE)
+        & (loans.lender[r] == lenders[join])
+        & (t - loans.origination_month[r] < TRANCHE_MONTHS)
+        & (loans.maturity_month[r] > t)
+    )
+    if join.any():
+        r, b = rows[join], idx[join]
+        loans.principal_usd[r] += principal[join]
+        loans.amort_usd_per_month[r] = loans.principal_usd[r] / (loans.maturity_month[r] - t)
+        lot = m.tranche_lot[b]
+        same = (lot >= 0) & (m.tranche_lot_gen[b] == g)
+        same[same] &= (lots.loan[lot[same]] == r[same]) & (lots.owner[lot[same]] == b[same])
+        lots.units[lot[same]] += units[join][same]
+        if (~same).any():
+            new = lots.add(
+                owner=b[~same],
+                gen=g,
+                units=units[join][~same],
+                acquired_month=t,
+                cost_usd_per_unit=cost,
+                loan=r[~same],
             )
-            lot = m.tranche_lots.get((row, g))
-            if lot is None:
-                lot = int(
-                    lots.add(
-                        owner=b, gen=g, units=0, acquired_month=t, cost_usd_per_unit=cost, loan=row
-                    )[0]
-                )
-                m.tranche_lots[(row, g)] = lot
-            lots.units[lot] += units[k]
-            out[k] = row
-        else:
-            fresh.append(k)
-    if fresh:
-        f = np.array(fresh)
-        rows = loans.add(
-            lender=lenders[f],
-            borrower=idx[f],
+            m.tranche_lot[b[~same]] = new
+            m.tranche_lot_gen[b[~same]] = g
+    fresh = ~join
+    if fresh.any():
+        b, lender = idx[fresh], lenders[fresh]
+        new_rows = loans.add(
+            lender=lender,
+            borrower=b,
             kind=GPU_TERM,
             seniority=SENIOR_SECURED,
-            principal_usd=principal[f],
-            spread=spread[f],
+            principal_usd=principal[fresh],
+            spread=spread[fresh],
             floating=True,
-            amort_usd_per_month=principal[f] / tenor,
+            amort_usd_per_month=principal[fresh] / tenor,
             maturity_month=t + tenor,
-            max_ltv=m.lk["origination_ltv"][lenders[f]] + m.lk["covenant_headroom"][lenders[f]],
-            min_coverage=m.lk["min_coverage"][lenders[f]],
-            cure_months=m.lk["cure_months"][lenders[f]],
-            initial_ltv=ltv[f],
+            max_ltv=m.lk["origination_ltv"][lender] + m.lk["covenant_headroom"][lender],
+            min_coverage=m.lk["min_coverage"][lender],
+            cure_months=m.lk["cure_months"][lender],
+            initial_ltv=ltv[fresh],
             origination_month=t,
         )
         new_lots = lots.add(
-            owner=idx[f], gen=g, units=units[f], acquired_month=t, cost_usd_per_unit=cost, loan=rows
+            owner=b,
+            gen=g,
+            units=units[fresh],
+            acquired_month=t,
+            cost_usd_per_unit=cost,
+            loan=new_rows,
         )
-        for k, row, lot in zip(f, rows, new_lots, strict=True):
-            b, lender = int(idx[k]), int(lenders[k])
-            m.open_tranches[(b, lender)] = int(row)
-            m.tranche_lots[(int(row), g)] = int(lot)
-            netmod_add_edge(m, lender, b, int(row))
-            out[k] = row
-    return out
+        m.tranche_row[b] = new_rows
+        m.tranche_lot[b] = new_lots
+        m.tranche_lot_gen[b] = g
+        for ln, bb, row in zip(lender.tolist(), b.tolist(), new_rows.tolist(), strict=True):
+            netmod_add_edge(m, ln, bb, row)
 
 
 def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> None:
