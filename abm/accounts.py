@@ -41,6 +41,11 @@ class Accounts:
         np.add.at(self.cash, idx, amount)
         self.sector_cash_in[sector] += float(amount.sum())
 
+    def from_sector_all(self, sector: str, amount: np.ndarray) -> None:
+        """The sector pays ``amount[i]`` USD to every agent i (fast path for economy-wide flows)."""
+        self.cash += amount
+        self.sector_cash_in[sector] += float(amount.sum())
+
     def to_sector(self, sector: str, idx, amount) -> None:
         self.from_sector(sector, idx, -np.asarray(amount, dtype=float))
 

@@ -211,6 +211,7 @@ class AIComputeCreditModel(mesa.Model):
         self.loss_history: list[float] = []
         self.month_loss = 0.0
         self.month_cures = 0
+        self.month_contract_cuts = 0
         self.month_rollovers = 0
         self.month_renegotiations = 0
         self.month_renegotiated_usd = 0.0

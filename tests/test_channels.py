@@ -52,4 +52,8 @@ def test_margin_calls_off_means_no_margin_call_events():
 
 def test_counterparty_off_means_no_contract_cuts_or_lost_leases():
     res = abm.run("correlated_crash", seed=1, overrides={"channels.counterparty": False})
-    assert not res.events["event"].isin(["contract_cut", "lease_terminated"]).any()
+    assert not (res.events["event"] == "lease_terminated").any()
+    assert res.timeseries["contract_cuts"].sum() == 0
+    assert res.timeseries["contract_renegotiations"].sum() == 0
+    on = abm.run("correlated_crash", seed=1)
+    assert on.timeseries["contract_cuts"].sum() > 0

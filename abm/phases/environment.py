@@ -57,6 +57,7 @@ def shocks_and_markets(m, t: int) -> None:
     # month accumulators
     m.month_loss = 0.0
     m.month_cures = 0
+    m.month_contract_cuts = 0
     m.month_rollovers = 0
     m.month_renegotiations = 0
     m.month_renegotiated_usd = 0.0

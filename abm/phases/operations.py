@@ -54,7 +54,7 @@ def run(m, t: int) -> None:
     spot_units = np.maximum(owned - contracted, 0.0)
     spot = (spot_units * (m.compute.rent_spot * util * hours * running)[None, :]).sum(axis=1)
     revenue += spot
-    acct.from_sector("compute_customers", np.arange(n), contract_cash + spot)
+    acct.from_sector_all("compute_customers", contract_cash + spot)
 
     # power for running units, colocation for all installed kW not hosted by a miner
     run_units = np.minimum(contracted, owned) + spot_units * running[None, :]
@@ -71,7 +71,7 @@ def run(m, t: int) -> None:
     colo = np.maximum(it_kw - hosted_kw, 0.0) * c["colo_usd_per_kw_month"]
     colo[m.type == MINER] = 0.0  # miners run their own GPUs in their own halls
     opex += power + colo
-    acct.to_sector("power_and_sites", np.arange(n), power + colo)
+    acct.from_sector_all("power_and_sites", -(power + colo))
 
     # hosting leases: tenant -> host (or the outside buyer of a defaulted host's site)
     lease_pay = ls.mw[inside] * 1000.0 * ls.rate_usd_per_kw_month[inside]
@@ -90,7 +90,7 @@ def run(m, t: int) -> None:
     site_cost = lease_income * cfg["miners"]["hosting_site_cost_share"]
     revenue += lease_income
     opex += site_cost
-    acct.to_sector("power_and_sites", np.arange(n), site_cost)
+    acct.from_sector_all("power_and_sites", -site_cost)
 
     _mining(m, revenue, opex)
 
@@ -99,7 +99,7 @@ def run(m, t: int) -> None:
     sga[m.miner_idx] = m.sga_usd[m.miner_idx]
     sga[m.status != ACTIVE] = 0.0
     opex += sga
-    acct.to_sector("staff_and_suppliers", np.arange(n), sga)
+    acct.from_sector_all("staff_and_suppliers", -sga)
 
     # lenders pay their outside funders
     lenders = m.lender_idx
@@ -169,15 +169,8 @@ def _renew_and_cut_contracts(m, t: int) -> None:
     reneg_draws = m.rng.random(ct.n)
     channel = m.cfg["channels"]["counterparty"]
     cut = act & (draws < p_contract) & channel
-    for row in np.flatnonzero(cut):
-        m.events.add(
-            t,
-            "contract_cut",
-            int(ct.provider[row]),
-            amount=float(ct.prepaid_usd[row]),
-            units=int(ct.units[row]),
-            price=float(ct.rent_per_gpu_hour[row]),
-        )
+    # counted in the time series: many, and a lost customer is not a default's parent
+    m.month_contract_cuts += int(cut.sum())
     ct.active = ct.active & ~cut
     ct.prepaid_usd = np.where(cut, 0.0, ct.prepaid_usd)  # a defaulted customer forfeits it
     # a non-investment-grade customer paying far above today's contract price renegotiates down
