@@ -75,6 +75,10 @@ class AIComputeCreditModel(mesa.Model):
 
     def __init__(self, config: dict | None = None, rng=None, months: int | None = None) -> None:
         super().__init__(rng=rng)
+        # macro shocks (regime, BTC, AI demand) draw from their own stream, derived from the seed, so
+        # that variants of a scenario (channels off, clearing mode, policies) face the same shock
+        # path: common random numbers for comparisons. Agent-level draws use self.rng.
+        self.market_rng = np.random.default_rng(int(self.rng.integers(2**63)))
         self.cfg = cfg = config if config is not None else load_scenario("baseline")
         self.start = cfg["run"]["start"]
         self.months = int(months if months is not None else cfg["run"]["months"])
@@ -133,6 +137,9 @@ class AIComputeCreditModel(mesa.Model):
         self.tranche_row = np.full(n, -1, dtype=np.int64)
         self.tranche_lot = np.full(n, -1, dtype=np.int64)
         self.tranche_lot_gen = np.full(n, -1, dtype=np.int64)
+        # each provider's open customer contract per grade (0 non-IG, 1 IG) and when it opened
+        self.contract_row = np.full((n, 2), -1, dtype=np.int64)
+        self.contract_opened = np.full((n, 2), -10_000, dtype=np.int64)
         self.default_month = np.full(n, -1, dtype=np.int64)
         self.open_estates: set[int] = (
             set()
@@ -148,10 +155,10 @@ class AIComputeCreditModel(mesa.Model):
         # markets
         self.compute = ComputeMarket(cfg["compute"], self.perf, self.kw, self.release_month)
         self.crypto = CryptoMarket(
-            cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.rng
+            cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.market_rng
         )
         self.crypto.depth_channel = 1.0 if cfg["channels"]["margin_calls"] else 0.0
-        self.shocks = Shocks(cfg["shocks"], self.start, self.rng)
+        self.shocks = Shocks(cfg["shocks"], self.start, self.market_rng)
         self.compute.clear(1.0, 1.0 / cfg["compute"]["utilisation_ref"])
         self.compute.update_fundamentals(0)
         index = self.compute.fundamental_value * (1.0 - cfg["compute"]["calm_market_discount"])

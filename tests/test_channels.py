@@ -35,12 +35,19 @@ def test_funding_off_means_no_interbank_loans():
 
 
 def test_fire_sale_off_marks_ignore_clearing_prices():
-    res = abm.run("correlated_crash", seed=1, overrides={"channels.fire_sale": False})
-    ts = res.timeseries
-    traded = ts["secondary_price_H100"].notna()
-    assert traded.any()
-    index = ts["fundamental_value_H100"] * (1 - res.config["compute"]["calm_market_discount"])
-    assert (ts.loc[traded, "mark_H100"] - index[traded]).abs().max() < 1e-6
+    checked = 0
+    for seed in range(5):
+        res = abm.run("correlated_crash", seed=seed, overrides={"channels.fire_sale": False})
+        ts = res.timeseries
+        for g in res.config["generations"]:
+            traded = ts[f"secondary_price_{g}"].notna()
+            discount = res.config["compute"]["calm_market_discount"]
+            index = ts[f"fundamental_value_{g}"] * (1 - discount)
+            assert (ts.loc[traded, f"mark_{g}"] - index[traded]).abs().max(
+                skipna=True
+            ) < 1e-6 or not traded.any()
+            checked += int(traded.sum())
+    assert checked > 0
 
 
 def test_margin_calls_off_means_no_margin_call_events():

@@ -139,28 +139,56 @@ def _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, 
 
 
 def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> None:
+    """Contracts for the contracted share of new units, split by customer grade.
+
+    Units signed within ``TRANCHE_MONTHS`` of an open contract of the same provider, generation and
+    grade join it: rent and end month become unit-weighted averages and the prepayment adds up. This
+    keeps the contract book small in long runs (one row per provider, grade and year).
+    """
     c = m.cfg["compute"]
+    ct = m.contracts
     contracted = np.floor(units * m.contracted_share[idx]).astype(np.int64)
     ig = np.floor(contracted * m.ig_share[idx]).astype(np.int64)
     rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
     tenor = c["contract_tenor_months"]
-    for n_units, is_ig in ((ig, True), (contracted - ig, False)):
+    for grade, n_units in ((1, ig), (0, contracted - ig)):
         ok = n_units > 0
         if not ok.any():
             continue
-        prepay = c["prepayment_share"] * n_units[ok] * rent * c["hours_per_month"] * tenor
-        m.contracts.add(
-            provider=idx[ok],
-            gen=g,
-            units=n_units[ok],
-            rent_per_gpu_hour=rent,
-            end_month=t + tenor,
-            take_or_pay_share=c["take_or_pay_share"],
-            prepaid_usd=prepay,
-            prepay_release_share=c["prepayment_share"],
-            investment_grade=is_ig,
+        b, u = idx[ok], n_units[ok]
+        prepay = c["prepayment_share"] * u * rent * c["hours_per_month"] * tenor
+        m.acct.from_sector("compute_customers", b, prepay)
+        rows = m.contract_row[b, grade]
+        join = rows >= 0
+        r = rows[join]
+        join[join] = (
+            ct.active[r]
+            & (ct.gen[r] == g)
+            & (t - m.contract_opened[b[join], grade] < TRANCHE_MONTHS)
+            & (ct.end_month[r] > t)
         )
-        m.acct.from_sector("compute_customers", idx[ok], prepay)
+        if join.any():
+            r, uj = rows[join], u[join]
+            total = ct.units[r] + uj
+            ct.rent_per_gpu_hour[r] = (ct.rent_per_gpu_hour[r] * ct.units[r] + rent * uj) / total
+            ct.end_month[r] = np.rint((ct.end_month[r] * ct.units[r] + (t + tenor) * uj) / total)
+            ct.units[r] = total
+            ct.prepaid_usd[r] += prepay[join]
+        fresh = ~join
+        if fresh.any():
+            new = ct.add(
+                provider=b[fresh],
+                gen=g,
+                units=u[fresh],
+                rent_per_gpu_hour=rent,
+                end_month=t + tenor,
+                take_or_pay_share=c["take_or_pay_share"],
+                prepaid_usd=prepay[fresh],
+                prepay_release_share=c["prepayment_share"],
+                investment_grade=bool(grade),
+            )
+            m.contract_row[b[fresh], grade] = new
+            m.contract_opened[b[fresh], grade] = t
 
 
 def _lease_hosting(m, t: int, tenants: np.ndarray, need_mw: np.ndarray) -> None:
