@@ -51,6 +51,10 @@ class Accounts:
 
     def transfer(self, payer, payee, amount) -> None:
         """Move USD from ``payer`` to ``payee`` (agent indices, element-wise)."""
+        if np.ndim(payer) == 0 and np.ndim(payee) == 0 and np.ndim(amount) == 0:
+            self.cash[payer] -= amount  # one payment: plain indexing is much cheaper
+            self.cash[payee] += amount
+            return
         payer = np.asarray(payer)
         payee = np.asarray(payee)
         amount = np.broadcast_to(np.asarray(amount, dtype=float), np.broadcast(payer, payee).shape)
