@@ -150,7 +150,6 @@ class AIComputeCreditModel(mesa.Model):
         self.credit_supply_usd = 0.0
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
-        self.month_trade_price = np.full(self.G, np.nan)
 
         # markets
         self.compute = ComputeMarket(cfg["compute"], self.perf, self.kw, self.release_month)
@@ -216,15 +215,7 @@ class AIComputeCreditModel(mesa.Model):
         self.fire_sale_units = 0
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
-        self.month_loss = 0.0
-        self.month_cures = 0
-        self.month_contract_cuts = 0
-        self.month_rollovers = 0
-        self.month_renegotiations = 0
-        self.month_renegotiated_usd = 0.0
-        self.month_cure_usd = 0.0
-        self.min_discount = np.full(self.G, np.nan)  # clearing price / fundamental, this month
-        self.month_trade_units = np.zeros(self.G, dtype=np.int64)
+        phases.environment.reset_month(self)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
         self.timeseries_rows: list[dict] = []
         self.panel_rows: list[np.ndarray] = []
