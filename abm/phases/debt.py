@@ -91,6 +91,19 @@ def sell_btc(m, sellers: np.ndarray, btc: np.ndarray) -> float:
     return price
 
 
+def raise_cash_from_btc(m, b: int, target_usd: float, rounds: int = 4) -> None:
+    """Sell free BTC until the cash of ``b`` reaches ``target_usd`` or the BTC runs out.
+
+    Each sale moves the price (forced-sale impact), so the seller keeps selling what is still missing.
+    """
+    for _ in range(rounds):
+        short = target_usd - m.acct.cash[b]
+        if short <= 0 or m.acct.btc[b] <= 1e-12:
+            return
+        need = short * 1.02 / m.crypto.price_usd
+        sell_btc(m, np.array([b]), np.array([min(need, m.acct.btc[b])]))
+
+
 def settle_arrears(m) -> None:
     """Borrowers pay arrears from whatever cash sales brought in (oldest first: pro rata)."""
     loans, acct = m.loans, m.acct
@@ -245,9 +258,8 @@ def _maturities(m, t: int, defaults: dict) -> None:
             amount=float(loans.principal_usd[loan]),
             parents=[int(m.default_event[lender])] if m.status[lender] == FAILED else [],
         )
-        if b not in defaults and m.type[b] == MINER and m.acct.cash[b] < loans.principal_usd[loan]:
-            need = (loans.principal_usd[loan] - m.acct.cash[b]) * 1.02 / m.crypto.price_usd
-            sell_btc(m, np.array([b]), np.array([min(need, m.acct.btc[b])]))
+        if b not in defaults and m.type[b] == MINER:
+            raise_cash_from_btc(m, b, float(loans.principal_usd[loan] + loans.arrears_usd[loan]))
         if repay_in_full(m, loan) or b in defaults:
             continue
         if m.status[lender] == FAILED:
@@ -470,12 +482,7 @@ def unpaid_suppliers(m, t: int) -> bool:
         (m.acct.cash < -1e-6) & (m.status == ACTIVE) & np.isin(m.type, (MINER, NEOCLOUD))
     )
     for b in short:
-        if m.acct.btc[b] > 0:
-            sell_btc(
-                m,
-                np.array([b]),
-                np.array([min(m.acct.btc[b], -m.acct.cash[b] * 1.02 / m.crypto.price_usd)]),
-            )
+        raise_cash_from_btc(m, int(b), 0.0)
     short = [b for b in short if m.acct.cash[b] < -1e-6]
     for b in short:
         parents = [int(m.lost_revenue_event[b])] if m.lost_revenue_event[b] > 0 else []
