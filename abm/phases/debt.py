@@ -193,7 +193,8 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
     """
     loans = m.loans
     defaults: dict[int, tuple[str, list[int]]] = {}
-    lender_rules.update_appetite(m)
+    if rnd == 0:  # appetite moves with capital and losses: re-read monthly (and after failures)
+        lender_rules.update_appetite(m)
     if rnd == 0:
         _maturities(m, t, defaults)
     _margin_calls(m, t, rnd, defaults)

@@ -18,21 +18,26 @@ TRANCHE_MONTHS = 12  # draws within a year of a tranche's opening join it
 
 
 def run(m, t: int) -> None:
-    m.credit_supply_usd = float(lender_rules.lending_capacity(m, m.lender_idx).sum())
+    # lenders decide their capacity once, from the state at the start of the phase; what they fund
+    # is drawn from it (so fleet expansion and conversions share one budget)
+    m.capacity_left = np.zeros(m.n)
+    m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx)
+    m.credit_supply_usd = float(m.capacity_left.sum())
     _expand_fleets(m, t)
     _convert_sites(m, t)
     top_up_liquidity(m)
 
 
 def _funding_shares(m, lenders: np.ndarray, request_usd: np.ndarray) -> np.ndarray:
-    """Share of each request its lender can fund: capacity over total requests to that lender."""
-    capacity = np.zeros(m.n)
-    uniq = np.unique(lenders)
-    capacity[uniq] = lender_rules.lending_capacity(m, uniq)
+    """Share of each request its lender can fund: capacity left over total requests to that lender."""
     asked = np.bincount(lenders, weights=request_usd, minlength=m.n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(asked > 0, np.minimum(1.0, capacity / asked), 0.0)
+        share = np.where(asked > 0, np.minimum(1.0, m.capacity_left / asked), 0.0)
     return share[lenders]
+
+
+def _draw_capacity(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
+    np.subtract.at(m.capacity_left, lenders, amounts)
 
 
 def _expand_fleets(m, t: int) -> None:
@@ -59,6 +64,7 @@ def _expand_fleets(m, t: int) -> None:
         return
     idx, units, lenders, ltv, spread = idx[ok], units[ok], lenders[ok], ltv[ok], spread[ok]
     principal = units * cost * ltv
+    _draw_capacity(m, lenders, principal)
     tenor = cfg["neoclouds"]["new_loan_months"]
     _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, cost)
     m.acct.transfer(lenders, idx, principal)
@@ -221,8 +227,7 @@ def _convert_sites(m, t: int) -> None:
     banks = lenders_of_kind(m, ("bank",))
     if len(banks) == 0:
         return
-    capacity = lender_rules.lending_capacity(m, banks)
-    lender = np.full(len(miners), banks[int(np.argmax(capacity))])
+    lender = np.full(len(miners), banks[int(np.argmax(m.capacity_left[banks]))])
     capex = mw * mc["conversion_capex_usd_per_mw"]
     loan_usd = capex * mc["project_loan_ltc"]
     share = _funding_shares(m, lender, loan_usd)
@@ -245,6 +250,7 @@ def _convert_sites(m, t: int) -> None:
         maturity_month=t + tenor,
         origination_month=t,
     )
+    _draw_capacity(m, lender, loan_usd)
     m.acct.transfer(lender, miners, loan_usd)
     m.acct.to_sector("power_and_sites", miners, capex)
     m.site_value_usd[miners] += capex

@@ -136,39 +136,45 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     buyers = np.flatnonzero(bought_by)
     seller_rows = np.flatnonzero(sold)
     s_i, b_i, amount = match_cumulative(sold[seller_rows].astype(float), bought_by[buyers])
-    event_ids, sellers = [], set()
-    for si, bi, q in zip(s_i, b_i, np.rint(amount).astype(np.int64), strict=True):
-        if q <= 0:
-            continue
-        row = int(lot_rows[seller_rows[si]])
-        buyer = int(buyers[bi])
-        seller = int(lots.owner[row])
-        cash = q * price
-        acct.transfer(buyer, seller, cash)
-        lots.units[row] -= q
-        _add_to_buyer(m, buyer, g, q, price, t)
-        m.budget_left[buyer] -= cash
-        m.mw_left[buyer] -= q * m.kw[g] / 1000.0
-        parents = [m.lot_origin_event.get(row, 0)]
-        if m.status[seller] == DEFAULTED:
-            parents.append(int(m.default_event[seller]))
-        if m.type[seller] == LENDER:
-            realised = q * (lots.book_value_usd_per_unit[row] - price)
-            if realised > 0:  # gains above book simply add to the lender's cash and capital
-                resolution.record_loss(m, seller, realised)
-        eid = m.events.add(
-            t,
-            "trade",
-            seller,
-            counterparty=buyer,
-            parents=parents,
-            amount=cash,
-            units=q,
-            price=price,
+    q = np.rint(amount).astype(np.int64)
+    keep = q > 0
+    rows = lot_rows[seller_rows[s_i[keep]]]
+    buyer = buyers[b_i[keep]]
+    q = q[keep]
+    seller = lots.owner[rows]
+    cash = q * price
+    # cash, units and buyers' remaining budget and MW, all pairs at once
+    acct.transfer(buyer, seller, cash)
+    np.subtract.at(lots.units, rows, q)
+    np.subtract.at(m.budget_left, buyer, cash)
+    np.subtract.at(m.mw_left, buyer, q * m.kw[g] / 1000.0)
+    per_buyer = np.bincount(buyer, weights=q, minlength=m.n)
+    for b in np.flatnonzero(per_buyer):
+        _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
+    # a lender's realised loss on inventory sold below the value it was booked at
+    is_lender = m.type[seller] == LENDER
+    realised = q * (lots.book_value_usd_per_unit[rows] - price)
+    for k in np.flatnonzero(is_lender & (realised > 0)):
+        resolution.record_loss(m, int(seller[k]), float(realised[k]))
+    event_ids = []
+    for k in range(len(q)):
+        s_k = int(seller[k])
+        parents = [m.lot_origin_event.get(int(rows[k]), 0)]
+        if m.status[s_k] == DEFAULTED:
+            parents.append(int(m.default_event[s_k]))
+        event_ids.append(
+            m.events.add(
+                t,
+                "trade",
+                s_k,
+                counterparty=int(buyer[k]),
+                parents=parents,
+                amount=float(cash[k]),
+                units=int(q[k]),
+                price=price,
+            )
         )
-        event_ids.append(eid)
-        sellers.add(seller)
-    return event_ids, sellers
+    return event_ids, set(seller.tolist())
 
 
 def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
