@@ -3,7 +3,8 @@
 * GPUs: units held by all agents = initial + delivered - scrapped (no GPU appears or vanishes).
 * Cash: total agent cash = initial cash + net payments by the named outside sectors.
 * BTC: total agent BTC (free + pledged) = initial + net BTC from the network and the market.
-* Claims: every open loan is one lender's asset and one borrower's liability of the same amount.
+* Claims: every loan is one record, a lender's asset and another agent's liability of the same amount;
+  lenders' equity is the same whether computed by the lender layer or the agent balance sheets.
 * Holdings: no negative GPU units, BTC or principal; cash negative only for a defaulted estate.
 """
 
@@ -36,15 +37,15 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     neg_cash = (m.acct.cash < -1e-6) & (m.status == ACTIVE) & (m.type != LENDER)
     if neg_cash.any():
         problems.append(f"negative cash at active agents {np.flatnonzero(neg_cash).tolist()}")
-    sheets = m.balance_sheets()
     loans = m.loans
-    open_ = loans.status != 3
-    assets = np.bincount(loans.lender, weights=loans.principal_usd * open_, minlength=m.n).sum()
-    liabilities = np.bincount(
-        loans.borrower, weights=loans.principal_usd * open_, minlength=m.n
-    ).sum()
-    if abs(assets - liabilities) > 1e-6 * max(assets, 1.0):
-        problems.append("loan assets != loan liabilities")
-    if not np.allclose(sheets["assets"] - sheets["liabilities"], sheets["equity"]):
-        problems.append("balance sheet does not add up")
+    # a loan is one record: one lender's asset and one borrower's liability; check that the record
+    # runs from a lender to another agent
+    if np.any(m.type[loans.lender] != LENDER) or np.any(loans.lender == loans.borrower):
+        problems.append("a loan does not run from a lender to another agent")
+    # lenders' equity computed two ways (the lender layer's and the agent panel's) must agree
+    sheets = m.balance_sheets()
+    if len(m.lender_idx) and not np.allclose(
+        sheets["equity"][m.lender_idx], m.lender_equity(), rtol=1e-9, atol=1e-3
+    ):
+        problems.append("lender equity differs between the lender layer and the balance sheets")
     return problems
