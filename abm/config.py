@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SCENARIO_PACKAGE = "abm.scenarios"
 INF = math.inf
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -136,6 +138,13 @@ SCHEMA: dict[str, Any] = {
         ),
         "rent_deflation_per_year": F("float", 0.0, 0.95, "trend fall of rent per unit of perf"),
         "release_step_down": F("float", 0.0, 0.9, "extra fall of all rents at each release"),
+        "release_interval_months": F(
+            "int",
+            0,
+            120,
+            "0 = generations arrive on their listed dates; N = those listed after run.start "
+            "arrive every N months after the last one released by then",
+        ),
         "demand_growth_per_year": F("float", -0.9, 10.0, "trend growth of demand for compute"),
         "spot_elasticity": F("float", 0.0, 10.0, "spot rent response to utilisation (exponent)"),
         "utilisation_ref": F("float", 0.05, 1.0, "utilisation at which spot = trend rent"),
@@ -598,6 +607,22 @@ def month_index(month: str, start: str) -> int:
     y1, m1 = (int(x) for x in start.split("-"))
     y2, m2 = (int(x) for x in month.split("-"))
     return (y2 - y1) * 12 + (m2 - m1)
+
+
+def release_months(cfg: dict) -> np.ndarray:
+    """Release month of each generation, counted from ``run.start`` (negative = before it).
+
+    With ``compute.release_interval_months`` = N > 0, the generations listed after ``run.start``
+    keep their order but arrive every N months after the last generation released by the start
+    (the generation cadence as one parameter)."""
+    start = cfg["run"]["start"]
+    listed = np.array([month_index(g["release"], start) for g in cfg["generations"].values()])
+    interval = cfg["compute"].get("release_interval_months", 0)
+    if interval > 0:
+        future = listed > 0
+        anchor = listed[~future].max() if (~future).any() else 0
+        listed[future] = anchor + interval * np.arange(1, int(future.sum()) + 1)
+    return listed
 
 
 def month_label(index: int, start: str) -> str:

@@ -35,7 +35,7 @@ from abm.agents import (
     SecondaryBuyer,
 )
 from abm.agents.base import ACTIVE
-from abm.config import load_scenario, month_index, month_label
+from abm.config import load_scenario, month_index, month_label, release_months
 from abm.events import EventLog
 from abm.finance.instruments import (
     ACTIVE as LOAN_ACTIVE,
@@ -90,9 +90,7 @@ class AIComputeCreditModel(mesa.Model):
         self.kw = np.array([gens[g]["kw_per_gpu"] for g in self.gen_names])
         self.liquid = np.array([gens[g]["liquid_cooling"] for g in self.gen_names])
         self.list_price = np.array([gens[g]["list_price_usd"] for g in self.gen_names])
-        self.release_month = np.array(
-            [month_index(gens[g]["release"], self.start) for g in self.gen_names]
-        )
+        self.release_month = release_months(cfg)
         self.base_rate = cfg["credit"]["base_rate_start"]
 
         # agents and per-agent state
