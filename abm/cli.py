@@ -1,7 +1,8 @@
 """The ``abm`` command.
 
 ``abm run [--scenario NAME|PATH] [--seed N] [--months N] [--out DIR] [--set key=value ...]`` runs one
-scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios.
+scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios;
+``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing.
 """
 
@@ -72,7 +73,106 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--no-figure", action="store_true", help="skip overview.png")
     sub.add_parser("scenarios", help="list the packaged scenarios")
+
+    sweep = sub.add_parser(
+        "sweep", help="run an experiment (grid / LHS / Sobol x replications) on Dask or serially"
+    )
+    sweep.add_argument(
+        "experiment", help="experiment file (.toml), e.g. experiments/buyer_depth.toml"
+    )
+    sweep.add_argument(
+        "--out", default=None, help="sweep folder (default: results/sweeps/<experiment name>/)"
+    )
+    sweep.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        default=None,
+        help="worker processes of the embedded Dask cluster (default: one per core)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else local)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("dask", "serial"),
+        default="dask",
+        help="dask (default) or serial: every run in this process, for debugging",
+    )
+    sweep.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
+    sweep.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: run failed runs again"
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    analyze = sub.add_parser(
+        "analyze", help="summaries with confidence intervals and Sobol indices of a sweep"
+    )
+    analyze.add_argument("sweep_dir", metavar="DIR", help="a folder written by abm sweep")
+    analyze.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        default=None,
+        help="metric to report (repeatable; default: the experiment's headline metrics)",
+    )
+    analyze.add_argument(
+        "--confidence", type=float, default=None, help="confidence level in [0.5, 1) (0.95)"
+    )
     return parser
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def cmd_sweep(args) -> int:
+    from abm.sweep import load_experiment, run_sweep
+
+    if args.retry_failed and not args.resume:
+        raise ConfigError("--retry-failed: only together with --resume")
+    exp = load_experiment(args.experiment)
+    out_dir = Path(args.out) if args.out else Path("results") / "sweeps" / exp.name
+    manifest = run_sweep(
+        exp,
+        out_dir,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+    )
+    counts, session = manifest["counts"], manifest["sessions"][-1]
+    print(
+        f"sweep {exp.name}: {manifest['status']}; {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['missing']} missing of {counts['runs']} runs "
+        f"({session['runs_executed']} run now in {session['wall_s']:.1f} s)\n"
+        f"outputs: {out_dir}   next: abm analyze {out_dir}"
+    )
+    if counts["failed"]:
+        print(f"tracebacks of failed runs: {out_dir / 'failures'}")
+    return 0 if manifest["status"] == "complete" else 1
+
+
+def cmd_analyze(args) -> int:
+    from abm.sweep import analyze, format_report
+
+    result = analyze(args.sweep_dir, metrics=args.metrics, confidence=args.confidence)
+    print(format_report(result))
+    print(f"tables: {Path(args.sweep_dir) / 'analysis'}")
+    return 0
 
 
 def _describe(path: Path) -> str:
@@ -142,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "scenarios":
             return cmd_scenarios()
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "analyze":
+            return cmd_analyze(args)
         return cmd_run(args)
     except ConfigError as exc:
         print(f"abm: error: {exc}", file=sys.stderr)
