@@ -286,12 +286,17 @@ def _parameter(raw: Any, index: int, cfg: dict, design: str) -> Parameter:
     if not isinstance(name, str) or not name.isidentifier():
         raise _err(f"{where}.name", f"must be an identifier-like string, got {name!r}")
     path = raw.get("path")
-    if not isinstance(path, str) or not path:
-        raise _err(f"{where}.path", "must be a dotted scenario key such as compute.pue")
+    paths = path if isinstance(path, list) else [path]
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise _err(
+            f"{where}.path",
+            "must be a dotted scenario key such as compute.pue (or a list of them)",
+        )
     mode = raw.get("mode", "set")
     if mode not in MODES:
         raise _err(f"{where}.mode", f"must be one of {list(MODES)}, got {mode!r}")
-    targets = _expand(cfg, path, f"{where}.path")
+    targets = list(dict.fromkeys(t for p in paths for t in _expand(cfg, p, f"{where}.path")))
+    path = " + ".join(paths)
     base_values = tuple(_get(cfg, t) for t in targets)
     kinds = {_kind(v) for v in base_values}
     if len(kinds) != 1:
