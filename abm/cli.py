@@ -121,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--confidence", type=float, default=None, help="confidence level in [0.5, 1) (0.95)"
     )
+
+    plot = sub.add_parser(
+        "plot", help="publication figures (PNG and PDF) of a run folder or a sweep folder"
+    )
+    plot.add_argument("directory", metavar="RUN_DIR|SWEEP_DIR", help="written by abm run / sweep")
+    plot.add_argument("--out", default=None, help="figure folder (default: DIR/figures/)")
+    plot.add_argument(
+        "--month",
+        type=_non_negative_int("--month"),
+        default=None,
+        help="run: month of the network drawing (default: the month with most defaulted agents)",
+    )
+    plot.add_argument("--metric", default=None, help="sweep: metric of the phase diagram")
+    plot.add_argument("--no-animation", action="store_true", help="run: skip the GIF/MP4")
+
+    app = sub.add_parser("app", help="the interactive SolaraViz app in your browser")
+    app.add_argument("--host", default="127.0.0.1")
+    app.add_argument("--port", type=_positive_int("--port"), default=8765)
     return parser
 
 
@@ -164,6 +182,44 @@ def cmd_sweep(args) -> int:
     if counts["failed"]:
         print(f"tracebacks of failed runs: {out_dir / 'failures'}")
     return 0 if manifest["status"] == "complete" else 1
+
+
+def cmd_plot(args) -> int:
+    from abm.sweep.runner import read_manifest
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise ConfigError(f"DIR: {directory} is not a folder written by abm run or abm sweep")
+    if read_manifest(directory) is not None:
+        from abm.viz.sweep_figures import plot_sweep
+
+        if args.metric is not None and args.metric not in _metric_names():
+            raise ConfigError(f"--metric: unknown metric {args.metric!r}; see abm analyze")
+        written = plot_sweep(directory, out_dir=args.out, metric=args.metric)
+    else:
+        from abm.viz.run_figures import RunDirError, plot_run
+
+        try:
+            written = plot_run(
+                directory, out_dir=args.out, month=args.month, animate=not args.no_animation
+            )
+        except RunDirError as exc:
+            raise ConfigError(str(exc)) from None
+    for path in written:
+        print(path)
+    return 0
+
+
+def _metric_names():
+    from abm.sweep.metrics import METRICS
+
+    return METRICS
+
+
+def cmd_app(args) -> int:
+    from abm.app import launch
+
+    return launch(host=args.host, port=args.port, open_browser=True)
 
 
 def cmd_analyze(args) -> int:
@@ -246,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sweep(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "plot":
+            return cmd_plot(args)
+        if args.command == "app":
+            return cmd_app(args)
         return cmd_run(args)
     except ConfigError as exc:
         print(f"abm: error: {exc}", file=sys.stderr)
