@@ -138,6 +138,15 @@ SCHEMA: dict[str, Any] = {
         ),
         "rent_deflation_per_year": F("float", 0.0, 0.95, "trend fall of rent per unit of perf"),
         "release_step_down": F("float", 0.0, 0.9, "extra fall of all rents at each release"),
+        "valuation_deflation": F(
+            "choice",
+            doc="rent trend that DCF values (fundamentals, marks, bids, investment) extrapolate: "
+            "the realised one, or the underwriting belief",
+            choices=("realised", "underwriting"),
+        ),
+        "underwriting_deflation_per_year": F(
+            "float", 0.0, 0.95, "rent deflation the market prices GPUs at (underwriting belief)"
+        ),
         "release_interval_months": F(
             "int",
             0,

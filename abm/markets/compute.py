@@ -85,7 +85,7 @@ class ComputeMarket:
         cfg = self.cfg
         k = np.arange(1, horizon + 1)
         cadence = self._cadence_months()
-        monthly_decay = (1.0 - cfg["rent_deflation_per_year"]) ** (1.0 / 12.0) * (
+        monthly_decay = (1.0 - self.expected_deflation_per_year()) ** (1.0 / 12.0) * (
             1.0 - cfg["release_step_down"]
         ) ** (1.0 / cadence)
         # revenue and power both scale with utilisation (as in operations); colocation is paid while
@@ -103,9 +103,26 @@ class ComputeMarket:
         values = np.maximum(values, 0.0)
         return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
 
+    def expected_deflation_per_year(self) -> float:
+        """The rent trend valuations extrapolate: the realised one, or the underwriting belief
+        (``compute.valuation_deflation = "underwriting"``: GPUs priced like infrastructure, at
+        ``underwriting_deflation_per_year`` whatever rents actually do)."""
+        cfg = self.cfg
+        if cfg.get("valuation_deflation", "realised") == "underwriting":
+            return cfg["underwriting_deflation_per_year"]
+        return cfg["rent_deflation_per_year"]
+
     def update_fundamentals(self, month: int) -> None:
         self.fundamental_value = self.value_per_gpu(month, self.cfg["fundamental_discount_rate"])
 
     def _cadence_months(self) -> float:
+        """Mean months between generation releases (12 without two releases). Remembered for the
+        release calendar it was computed from (read on every valuation)."""
+        calendar = self.release_month.tobytes()
+        cached = getattr(self, "_cadence_cache", None)
+        if cached is not None and cached[0] == calendar:
+            return cached[1]
         gaps = np.diff(np.sort(self.release_month))
-        return float(np.mean(gaps[gaps > 0])) if np.any(gaps > 0) else 12.0
+        cadence = float(np.mean(gaps[gaps > 0])) if np.any(gaps > 0) else 12.0
+        self._cadence_cache = (calendar, cadence)
+        return cadence
