@@ -27,9 +27,13 @@ CHANNELS = ("fire_sale", "funding", "credit_crunch", "margin_calls", "counterpar
 
 
 def _parents(text) -> list[int]:
+    """Parent event ids from ``parent_event_ids`` ("3;17"), also when a CSV reader has turned a
+    single id into a number (40 or 40.0); empty or NaN means none."""
+    if isinstance(text, int | float | np.integer | np.floating):
+        return [] if not np.isfinite(text) else [int(text)]
     if not isinstance(text, str) or not text:
         return []
-    return [int(p) for p in text.split(";") if p]
+    return [int(float(p)) for p in text.split(";") if p]
 
 
 def _edge_channel(

@@ -203,7 +203,7 @@ def cmd_plot(args) -> int:
             written = plot_run(
                 directory, out_dir=args.out, month=args.month, animate=not args.no_animation
             )
-        except RunDirError as exc:
+        except (RunDirError, ValueError) as exc:  # a bad folder, month or format
             raise ConfigError(str(exc)) from None
     for path in written:
         print(path)

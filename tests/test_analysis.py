@@ -80,3 +80,12 @@ def test_calm_run_has_an_empty_tree(run_cache):
     metrics = cascade_metrics(run_cache("calm", 0))
     assert metrics["defaults"] == 0 and metrics["cascade_depth"] == 0
     assert metrics["first_default_month"] is None
+
+
+def test_parent_ids_survive_a_naive_csv_round_trip():
+    """pd.read_csv turns a single parent id "40" into 40.0: the genealogy must not lose it."""
+    from abm.analysis import _parents
+
+    assert _parents("3;17") == [3, 17]
+    assert _parents(40.0) == [40] and _parents(40) == [40]
+    assert _parents(float("nan")) == [] and _parents("") == [] and _parents(None) == []

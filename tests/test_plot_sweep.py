@@ -99,3 +99,18 @@ def test_plot_sweep_command_writes_png_and_pdf(sweep, capsys):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert (sweep / "figures" / "phase_diagram.png").read_bytes()[:4] == b"\x89PNG"
     assert (sweep / "figures" / "phase_diagram.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_plot_run_dir_through_the_cli(tmp_path, capsys):
+    import abm
+    from abm.io import write_run
+
+    run_dir = tmp_path / "run"
+    write_run(abm.run("correlated_crash", seed=1, months=12), run_dir, figure=False)
+    assert main(["plot", str(run_dir), "--no-animation", "--month", "6"]) == 0
+    names = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"market.png", "market.pdf", "cascade_tree.pdf", "network_2025-07.png"} <= names
+    assert main(["plot", str(run_dir), "--month", "99", "--no-animation"]) == 2
+    assert "month" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+    assert not (tmp_path / "nothing").exists()

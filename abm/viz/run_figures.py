@@ -1,0 +1,996 @@
+"""Publication figures of one run folder (what ``abm run --out DIR`` writes).
+
+Everything here reads the files of a run folder only; nothing is re-simulated.
+
+>>> run = load_run("results/correlated_crash-seed2")        # doctest: +SKIP
+>>> market_figure(run).savefig("market.pdf")                # doctest: +SKIP
+>>> plot_run("results/correlated_crash-seed2")              # doctest: +SKIP
+
+Figures (each builder returns a :class:`matplotlib.figure.Figure`; none uses pyplot's global state):
+
+* :func:`market_figure`: BTC price, spot rents per GPU generation, secondary clearing price against
+  fundamental value and mark per traded generation, fire-sale volume.
+* :func:`defaults_figure`: cumulative defaults stacked by agent type and by cause.
+* :func:`capital_figure`: each lender's equity against its start, and the lender sector's capital,
+  realised losses and lending capacity.
+* :func:`network_figure` (:mod:`abm.viz.network_view`): the lending network at one month.
+* :func:`cascade_tree_figure`: the default genealogy, edges coloured by contagion channel.
+* :func:`animate_network` (:mod:`abm.viz.animation`): one network frame per month (GIF / MP4).
+* :func:`plot_run`: all of the above as PNG and PDF (written atomically) into ``RUN_DIR/figures``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.animation  # noqa: E402
+import matplotlib.colors  # noqa: E402
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, Patch  # noqa: E402
+
+from abm.analysis import CHANNELS, cascade_tree  # noqa: E402
+from abm.events import CAUSES  # noqa: E402
+from abm.viz.overview import TYPE_COLOURS  # noqa: E402
+
+# --------------------------------------------------------------------------------------------------
+# Style: every palette is defined once here and used by all figures (colourblind-safe throughout).
+# --------------------------------------------------------------------------------------------------
+
+#: Agent types (Okabe-Ito; the same colours as the overview figure).
+AGENT_TYPE_COLOURS: dict[str, str] = dict(TYPE_COLOURS)
+#: Marker shape per agent type (network and genealogy drawings).
+AGENT_TYPE_MARKERS: dict[str, str] = {"miner": "s", "neocloud": "o", "lender": "D", "buyer": "^"}
+#: Borrower / lender types that can default, in stacking order.
+DEFAULTING_TYPES: tuple[str, ...] = ("miner", "neocloud", "lender")
+#: Agent status at a month (abm.agents.base.STATUS_NAMES).
+STATUS_COLOURS: dict[str, str] = {"active": "", "defaulted": "#D55E00", "failed": "#000000"}
+#: Contagion channels of the default genealogy (abm.analysis.CHANNELS; Paul Tol "vibrant"/"muted").
+CHANNEL_COLOURS: dict[str, str] = {
+    "fire_sale": "#EE7733",
+    "funding": "#0077BB",
+    "credit_crunch": "#009988",
+    "margin_calls": "#EE3377",
+    "counterparty": "#332288",
+}
+#: Default causes (abm.events.CAUSES; Paul Tol "bright").
+CAUSE_COLOURS: dict[str, str] = {
+    "payment": "#4477AA",
+    "ltv": "#EE6677",
+    "coverage": "#228833",
+    "maturity": "#CCBB44",
+    "margin_call": "#AA3377",
+    "counterparty": "#66CCEE",
+    "lender_failure": "#000000",
+}
+#: GPU generations are ordered by release, so they get an ordered (perceptually uniform) colormap.
+GENERATION_CMAP = "viridis"
+STRESS_SHADE = {"color": "0.5", "alpha": 0.12, "lw": 0}
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "0.9",
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.4,
+    "savefig.dpi": 200,
+    "pdf.fonttype": 42,
+}
+for _name in CHANNELS:  # a new channel or cause must get a colour here
+    assert _name in CHANNEL_COLOURS, _name
+for _name in CAUSES:
+    assert _name in CAUSE_COLOURS, _name
+
+FIGURE_NAMES = ("market", "defaults", "capital", "network", "cascade_tree")
+
+
+def generation_colours(generations: Iterable[str]) -> dict[str, str]:
+    """One colour per GPU generation, in release order (older = darker)."""
+    gens = list(generations)
+    cmap = matplotlib.colormaps[GENERATION_CMAP]
+    if len(gens) == 1:
+        return {gens[0]: matplotlib.colors.to_hex(cmap(0.0))}
+    return {
+        g: matplotlib.colors.to_hex(cmap(0.85 * k / (len(gens) - 1))) for k, g in enumerate(gens)
+    }
+
+
+def styled(builder: Callable) -> Callable:
+    """Run a figure builder inside the package style (rcParams are applied when artists are made)."""
+
+    @wraps(builder)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return builder(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(**kwargs) -> Figure:
+    """A Figure with an Agg canvas, outside pyplot (no global figure registry to leak)."""
+    kwargs.setdefault("layout", "constrained")
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a run folder
+# --------------------------------------------------------------------------------------------------
+
+REQUIRED_FILES = ("manifest.json", "timeseries.csv", "agents.csv", "events.csv", "network.graphml")
+REQUIRED_COLUMNS = {
+    "timeseries.csv": (
+        "month",
+        "date",
+        "regime",
+        "btc_price",
+        "fire_sale_units",
+        "defaults_miner",
+        "defaults_neocloud",
+        "defaults_lender",
+        "lender_capital_usd",
+        "lender_losses_usd",
+        "credit_supply_usd",
+    ),  # fmt: skip
+    "agents.csv": ("month", "agent_id", "agent_type", "status", "debt_usd", "equity_usd"),
+    "events.csv": (
+        "event_id",
+        "month",
+        "event",
+        "agent_id",
+        "agent_type",
+        "cause",
+        "counterparty_id",
+        "parent_event_ids",
+    ),  # fmt: skip
+}
+
+
+class RunDirError(ValueError):
+    """A folder is not a readable ``abm`` run: a file is missing, unreadable or malformed.
+
+    ``path`` is the offending file (or the folder itself).
+    """
+
+    def __init__(self, message: str, path: str | Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+@dataclass
+class RunData:
+    """One run folder, as read from its files."""
+
+    run_dir: Path
+    timeseries: pd.DataFrame
+    agents: pd.DataFrame
+    events: pd.DataFrame
+    graph: nx.MultiDiGraph  # end-of-run lending network, nodes relabelled to int agent ids
+    manifest: dict
+    cascade: nx.DiGraph  # default genealogy (abm.analysis.cascade_tree of events.csv)
+    cascade_metrics: dict | None = None  # cascade.json, when present
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest.get("config", {}) or {}
+
+    @property
+    def scenario(self) -> str:
+        return str(self.manifest.get("scenario") or self.config.get("name", "") or "run")
+
+    @property
+    def seed(self):
+        return self.manifest.get("seed")
+
+    @property
+    def title(self) -> str:
+        seed = "" if self.seed is None else f", seed {self.seed}"
+        return f"{self.scenario}{seed}"
+
+    @property
+    def months(self) -> np.ndarray:
+        """The model months of the run, in order."""
+        return self.timeseries["month"].to_numpy()
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        """The first day of each month of the run (x axis of every time plot)."""
+        return pd.DatetimeIndex(self.timeseries["_date"])
+
+    def date_of(self, month: int) -> pd.Timestamp:
+        return self.dates[self.month_index(month)]
+
+    def month_index(self, month: int) -> int:
+        idx = np.flatnonzero(self.months == month)
+        if not len(idx):
+            raise ValueError(
+                f"month {month} is not in this run (months {self.months[0]}..{self.months[-1]})"
+            )
+        return int(idx[0])
+
+    def resolve_month(self, month) -> int:
+        """A model month from an int or a 'YYYY-MM' label; None means the default network month."""
+        if month is None:
+            return default_month(self)
+        if isinstance(month, str) and not month.lstrip("-").isdigit():
+            hit = np.flatnonzero(self.timeseries["date"].astype(str).to_numpy() == month)
+            if not len(hit):
+                raise ValueError(f"month {month!r} is not a date of this run")
+            return int(self.months[hit[0]])
+        month = int(month)
+        self.month_index(month)
+        return month
+
+    @property
+    def generations(self) -> list[str]:
+        """GPU generations in the timeseries' column order (the config's release order)."""
+        cols = self.timeseries.columns
+        return [c[len("rent_spot_") :] for c in cols if c.startswith("rent_spot_")]
+
+    def status_panel(self) -> pd.DataFrame:
+        """Agent status, month x agent_id (cached)."""
+        if "status" not in self._cache:
+            self._cache["status"] = self.agents.pivot(
+                index="month", columns="agent_id", values="status"
+            )
+        return self._cache["status"]
+
+    def agents_with_status(self, month: int, status: str) -> set[int]:
+        """Agent ids whose ``status`` in agents.csv at ``month`` is ``status``."""
+        a = self.agents
+        sel = (a["month"] == month) & (a["status"] == status)
+        return set(int(x) for x in a.loc[sel, "agent_id"])
+
+
+def _read(path: Path, reader, *args, **kwargs):
+    if not path.is_file():
+        raise RunDirError(
+            f"{path.name} is missing from {path.parent}: not an abm run folder "
+            f"(expected {', '.join(REQUIRED_FILES)})",
+            path,
+        )
+    try:
+        return reader(path, *args, **kwargs)
+    except Exception as exc:  # a parse error of any reader
+        raise RunDirError(f"{path}: cannot be read ({type(exc).__name__}: {exc})", path) from exc
+
+
+def _read_json(path: Path) -> dict:
+    with open(path) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError("top level is not a JSON object")
+    return data
+
+
+def _check_columns(df: pd.DataFrame, path: Path) -> None:
+    missing = [c for c in REQUIRED_COLUMNS[path.name] if c not in df.columns]
+    if missing:
+        raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}", path)
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run folder written by ``abm run`` / :func:`abm.io.write_run`.
+
+    Raises :class:`RunDirError` (a ``ValueError``) naming the file when the folder does not exist or
+    a required file is missing, unreadable or lacks the expected columns.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run folder", run_dir)
+    manifest = _read(run_dir / "manifest.json", _read_json)
+    ts = _read(run_dir / "timeseries.csv", pd.read_csv, dtype={"date": str, "regime": str})
+    agents = _read(run_dir / "agents.csv", pd.read_csv, dtype={"agent_type": str, "status": str})
+    # parent ids must stay text ("40" would otherwise become 40.0 and lose the cascade link)
+    events = _read(
+        run_dir / "events.csv",
+        pd.read_csv,
+        dtype={"parent_event_ids": str, "cause": str, "event": str, "agent_type": str},
+        keep_default_na=False,
+        na_values={"amount_usd": [""], "price_usd": [""]},
+    )
+    for name, df in (("timeseries.csv", ts), ("agents.csv", agents), ("events.csv", events)):
+        _check_columns(df, run_dir / name)
+    if ts.empty:
+        raise RunDirError(f"{run_dir / 'timeseries.csv'}: has no rows", run_dir / "timeseries.csv")
+    try:
+        ts["_date"] = pd.to_datetime(ts["date"], format="%Y-%m")
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(
+            f"{run_dir / 'timeseries.csv'}: column date is not YYYY-MM ({exc})",
+            run_dir / "timeseries.csv",
+        ) from exc
+    graph = _read(run_dir / "network.graphml", nx.read_graphml, force_multigraph=True)
+    graph = nx.relabel_nodes(
+        graph, {n: int(d.get("agent_id", n)) for n, d in graph.nodes(data=True)}
+    )
+    if not graph.is_directed():
+        graph = nx.MultiDiGraph(graph)
+    try:
+        tree = cascade_tree(events)
+    except (KeyError, ValueError) as exc:
+        raise RunDirError(
+            f"{run_dir / 'events.csv'}: malformed parent links ({exc})", run_dir / "events.csv"
+        ) from exc
+    metrics = None
+    if (run_dir / "cascade.json").is_file():
+        metrics = _read(run_dir / "cascade.json", _read_json)
+    return RunData(run_dir, ts, agents, events, graph, manifest, tree, metrics)
+
+
+def default_month(run: RunData) -> int:
+    """The month with most agents in default (status defaulted or failed), the earliest such month;
+    the last month when nobody defaulted."""
+    a = run.agents
+    counts = (
+        a[a["status"].isin(("defaulted", "failed"))]
+        .groupby("month")
+        .size()
+        .reindex(run.months, fill_value=0)
+    )
+    if counts.max() <= 0:
+        return int(run.months[-1])
+    return int(counts.idxmax())
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared axis helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def date_axis(ax, run: RunData) -> None:
+    """Concise date ticks over the run's months."""
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    half = pd.Timedelta(days=16)
+    ax.set_xlim(run.dates[0] - half, run.dates[-1] + half)
+
+
+def shade_stress(ax, run: RunData) -> bool:
+    """Grey bands over stress-regime months; True if any was drawn."""
+    stress = (run.timeseries["regime"].astype(str) == "stress").to_numpy()
+    dates = run.dates
+    drawn = False
+    k = 0
+    while k < len(stress):
+        if stress[k]:
+            j = k
+            while j + 1 < len(stress) and stress[j + 1]:
+                j += 1
+            end = dates[j] + pd.offsets.MonthBegin(1)
+            ax.axvspan(dates[k], end, zorder=0, **STRESS_SHADE)
+            drawn = True
+            k = j + 1
+        else:
+            k += 1
+    return drawn
+
+
+def stress_handle() -> Patch:
+    return Patch(
+        facecolor=STRESS_SHADE["color"], alpha=STRESS_SHADE["alpha"], label="stress regime"
+    )
+
+
+def _usd_short(x: float) -> str:
+    x = float(x)
+    if abs(x) >= 1e9:
+        return f"${x / 1e9:,.1f}B"
+    if abs(x) >= 1e6:
+        return f"${x / 1e6:,.0f}M"
+    return f"${x / 1e3:,.0f}k"
+
+
+def usd_bn(x):
+    return np.asarray(x, dtype=float) / 1e9
+
+
+def _suptitle(fig: Figure, run: RunData, what: str) -> None:
+    fig.suptitle(f"{what} ({run.title})", fontsize=11, fontweight="bold")
+
+
+# --------------------------------------------------------------------------------------------------
+# Market
+# --------------------------------------------------------------------------------------------------
+
+
+def traded_generations(run: RunData, k: int = 4) -> list[str]:
+    """Generations with secondary trades, the ``k`` with most trading months (release order)."""
+    ts = run.timeseries
+    counts = {
+        g: int(ts[f"secondary_price_{g}"].notna().sum())
+        for g in run.generations
+        if f"secondary_price_{g}" in ts
+    }
+    traded = [g for g in run.generations if counts.get(g, 0) > 0]
+    if len(traded) > k:
+        keep = set(sorted(traded, key=lambda g: -counts[g])[:k])
+        traded = [g for g in traded if g in keep]
+    return traded
+
+
+@styled
+def market_figure(run: RunData) -> Figure:
+    """Markets of the run.
+
+    Panels: (a) BTC price (USD/BTC); (b) spot rent per GPU generation (USD per GPU-hour);
+    (c..) one panel per traded generation (up to four, most trading months): fundamental value (DCF
+    of expected rents), the collateral mark, and the secondary market's uniform clearing price in
+    months with trades (USD per GPU); (last) fire-sale volume (GPUs sold per month, bars).
+    Stress-regime months are shaded grey.
+    """
+    ts = run.timeseries
+    dates = run.dates
+    gens = run.generations
+    gcol = generation_colours(gens)
+    traded = traded_generations(run)
+    ncols = max(len(traded), 2)
+    fig = new_figure(figsize=(11, 9.5))
+    gs = fig.add_gridspec(3, 1, height_ratios=[1.0, 1.05, 0.55])
+    top = gs[0].subgridspec(1, 2)
+    ax_btc = fig.add_subplot(top[0])
+    ax_rent = fig.add_subplot(top[1], sharex=ax_btc)
+
+    ax_btc.plot(dates, ts["btc_price"].to_numpy(dtype=float) / 1e3, color="k", label="BTC price")
+    ax_btc.set_title("(a) Bitcoin price")
+    ax_btc.set_ylabel("USD thousand per BTC")
+    stress = shade_stress(ax_btc, run)
+    if stress:
+        ax_btc.legend(handles=[*ax_btc.get_lines(), stress_handle()], loc="best")
+
+    for g in gens:
+        y = ts[f"rent_spot_{g}"].to_numpy(dtype=float)
+        if np.isfinite(y).any():
+            ax_rent.plot(dates, y, color=gcol[g], label=g)
+    shade_stress(ax_rent, run)
+    ax_rent.set_title("(b) Spot rent per GPU generation")
+    ax_rent.set_ylabel("USD per GPU-hour")
+    ax_rent.set_yscale("log")
+    ax_rent.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax_rent.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_rent.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax_rent.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="generation",
+                   title_fontsize=8, fontsize=7.5)  # fmt: skip
+
+    mid = gs[1].subgridspec(1, ncols)
+    value_axes = []
+    if traded:
+        for k, g in enumerate(traded):
+            ax = fig.add_subplot(mid[k], sharex=ax_btc)
+            value_axes.append(ax)
+            fv = ts[f"fundamental_value_{g}"].to_numpy(dtype=float) / 1e3
+            mark = ts[f"mark_{g}"].to_numpy(dtype=float) / 1e3
+            px = ts[f"secondary_price_{g}"].to_numpy(dtype=float) / 1e3
+            shade_stress(ax, run)
+            ax.plot(dates, fv, color=gcol[g], label="fundamental value")
+            ax.plot(dates, mark, color=gcol[g], ls="--", lw=1.0, label="collateral mark")
+            ax.plot(dates, px, ls="none", marker="o", ms=3.5, mfc="white", mec="#D55E00",
+                    mew=1.1, label="clearing price")  # fmt: skip
+            ax.set_title(f"({chr(ord('c') + k)}) {g}: secondary market")
+            ax.set_ylim(bottom=0)
+            if k == 0:
+                ax.set_ylabel("USD thousand per GPU")
+        value_axes[0].legend(loc="upper right")
+    else:
+        ax = fig.add_subplot(mid[:])
+        value_axes.append(ax)
+        for g in gens:
+            fv = ts[f"fundamental_value_{g}"].to_numpy(dtype=float) / 1e3
+            if np.isfinite(fv).any():
+                ax.plot(dates, fv, color=gcol[g], label=g)
+        ax.set_title(
+            "(c) Fundamental value per generation (no secondary-market trades in this run)"
+        )
+        ax.set_ylabel("USD thousand per GPU")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="generation",
+                  title_fontsize=8, fontsize=7.5)  # fmt: skip
+
+    ax_fs = fig.add_subplot(gs[2], sharex=ax_btc)
+    letter = chr(ord("c") + max(len(traded), 1))
+    units = ts["fire_sale_units"].to_numpy(dtype=float)
+    ax_fs.bar(dates, units, width=24, color="#D55E00", alpha=0.85, label="fire-sale units")
+    shade_stress(ax_fs, run)
+    ax_fs.set_title(f"({letter}) Fire-sale volume (seized and distressed GPUs sold)")
+    ax_fs.set_ylabel("GPUs per month")
+    if units.max(initial=0.0) > 0:
+        ax_fs.set_ylim(0, units.max() * 1.08)
+        ax_fs.yaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+    else:
+        ax_fs.set_ylim(0, 1)
+        ax_fs.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([0, 1]))
+        ax_fs.text(0.5, 0.5, "no fire sales in this run", transform=ax_fs.transAxes,
+                   ha="center", va="center", color="0.3")  # fmt: skip
+    for ax in (ax_btc, ax_rent, *value_axes, ax_fs):
+        date_axis(ax, run)
+    _suptitle(fig, run, "GPU and bitcoin markets")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Defaults
+# --------------------------------------------------------------------------------------------------
+
+
+def defaults_by_cause(run: RunData) -> pd.DataFrame:
+    """Cumulative defaults per month (rows: run months) by cause (columns, CAUSES order + others)."""
+    ev = run.events
+    d = ev[ev["event"] == "default"]
+    causes = list(CAUSES) + sorted(set(d["cause"]) - set(CAUSES))
+    counts = pd.DataFrame(0, index=pd.Index(run.months, name="month"), columns=causes)
+    if len(d):
+        table = d.groupby(["month", "cause"]).size().unstack(fill_value=0)
+        counts = counts.add(table.reindex(index=counts.index, columns=causes), fill_value=0)
+    return counts.fillna(0).astype(int).cumsum()
+
+
+def defaults_by_type(run: RunData) -> pd.DataFrame:
+    """Cumulative defaults per month by agent type (the timeseries' defaults_<type> counters)."""
+    ts = run.timeseries
+    return pd.DataFrame(
+        {t: ts[f"defaults_{t}"].to_numpy(dtype=int) for t in DEFAULTING_TYPES}, index=run.months
+    )
+
+
+def _stacked_bars(ax, run: RunData, table: pd.DataFrame, colours: dict[str, str]) -> None:
+    bottom = np.zeros(len(table))
+    dates = run.dates
+    for col in table.columns:
+        h = table[col].to_numpy(dtype=float)
+        if not h.any():
+            continue
+        ax.bar(dates, h, bottom=bottom, width=24, color=colours.get(col, "0.6"),
+               label=col.replace("_", " "), edgecolor="white", linewidth=0.3)  # fmt: skip
+        bottom += h
+    ax.set_ylim(0, max(bottom.max() * 1.12, 1))
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if bottom.any():
+        ax.legend(loc="upper left", ncol=1)
+    else:
+        ax.text(0.5, 0.5, "no defaults in this run", transform=ax.transAxes, ha="center",
+                va="center", color="0.3")  # fmt: skip
+
+
+@styled
+def defaults_figure(run: RunData) -> Figure:
+    """Cumulative defaults over time as stacked bars: (a) by agent type (lenders: failures), from the
+    timeseries counters; (b) by cause, from the default events of events.csv."""
+    fig = new_figure(figsize=(11, 4.2))
+    ax1, ax2 = fig.subplots(1, 2, sharex=True, sharey=True)
+    _stacked_bars(ax1, run, defaults_by_type(run), AGENT_TYPE_COLOURS)
+    ax1.set_title("(a) Cumulative defaults by agent type")
+    _stacked_bars(ax2, run, defaults_by_cause(run), CAUSE_COLOURS)
+    ax2.set_title("(b) Cumulative defaults by cause")
+    ax1.set_ylabel("agents in default (cumulative count)")
+    ax2.tick_params(labelleft=True)
+    for ax in (ax1, ax2):
+        shade_stress(ax, run)
+        date_axis(ax, run)
+    _suptitle(fig, run, "Defaults")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Lender capital
+# --------------------------------------------------------------------------------------------------
+
+
+def lender_equity_index(run: RunData) -> pd.DataFrame:
+    """Each lender's equity (at market marks) as % of its equity in the first month (month x id)."""
+    a = run.agents
+    eq = a[a["agent_type"] == "lender"].pivot(
+        index="month", columns="agent_id", values="equity_usd"
+    )
+    eq = eq.reindex(run.months)
+    start = eq.iloc[0].where(eq.iloc[0].abs() > 0)
+    return 100.0 * eq / start
+
+
+@styled
+def capital_figure(run: RunData) -> Figure:
+    """Lender capital.
+
+    (a) Each lender's equity at market marks (agents.csv ``equity_usd``) as % of its first-month
+    equity; 0 % is the model's failure threshold (a lender with negative equity fails). Failed lenders
+    are drawn in black with an X at the month they fail.
+    (b) The lender sector: total equity (timeseries ``lender_capital_usd``), cumulative realised
+    losses (``lender_losses_usd``) and lending capacity (``credit_supply_usd``), USD billion.
+
+    Why not equity / total assets: the run tables do not hold lenders' total assets (loan claims at
+    value and seized inventory at marks are not exported per lender), and a lender's ``debt_usd``
+    counts only interbank borrowing, not its outside funding, so equity / (equity + debt_usd) would
+    overstate capital ratios (it is 1 for every lender without interbank debt). The config's capital
+    thresholds (``credit.min_capital_ratio_multiple`` / ``target_capital_ratio_multiple``, multiples of
+    a lender's start ratio equity / assets) therefore cannot be drawn exactly; the start-relative
+    equity index in (a) coincides with the start-relative capital ratio only while total assets stay
+    at their start level.
+    """
+    idx = lender_equity_index(run)
+    dates = run.dates
+    status = run.status_panel()
+    a = run.agents
+    start_eq = (
+        a[(a["agent_type"] == "lender") & (a["month"] == run.months[0])]
+        .set_index("agent_id")["equity_usd"]
+        .reindex(idx.columns)
+    )
+    order = list(start_eq.sort_values(ascending=False, kind="stable").index)
+    n = len(order)
+    small_multiples = 0 < n <= 16
+    ncols = 4 if n > 9 else 3
+    nrows = int(np.ceil(n / ncols)) if small_multiples else 1
+    fig = new_figure(figsize=(12, max(4.6, 1.55 * nrows + 1.3)))
+    left, right = fig.subfigures(1, 2, width_ratios=[2.2 if small_multiples else 1.3, 1])
+    lender_colour = AGENT_TYPE_COLOURS["lender"]
+    ylo = min(-10.0, float(np.nanmin(idx.to_numpy())) - 10.0) if n else -10.0
+    yhi = max(150.0, float(np.nanmax(idx.to_numpy())) + 10.0) if n else 150.0
+    lender_axes = []
+
+    def failed_month(lid):
+        col = status[lid] if lid in status else pd.Series(dtype=object)
+        hit = col.index[col == "failed"]
+        return int(hit[0]) if len(hit) else None
+
+    def draw(ax, lid, label_line: bool):
+        y = idx[lid].to_numpy(dtype=float)
+        fm = failed_month(lid)
+        colour = "k" if fm is not None else lender_colour
+        (line,) = ax.plot(dates, y, color=colour, lw=1.5,
+                          label=f"lender {lid}" if label_line else None)  # fmt: skip
+        line.set_gid(f"lender-equity:{lid}")
+        if fm is not None:
+            k = run.month_index(fm)
+            ax.plot(dates[k], y[k], marker="X", ms=9, color="k", mec="white", ls="none",
+                    label="lender fails" if label_line else None)  # fmt: skip
+        return fm
+
+    if small_multiples:
+        grid = left.add_gridspec(nrows, ncols)
+        for k, lid in enumerate(order):
+            ax = left.add_subplot(grid[k // ncols, k % ncols],
+                                 sharex=lender_axes[0] if lender_axes else None,
+                                 sharey=lender_axes[0] if lender_axes else None)  # fmt: skip
+            lender_axes.append(ax)
+            shade_stress(ax, run)
+            ax.axhline(100, color="0.5", lw=0.8, ls=":")
+            ax.axhline(0, color="#D55E00", lw=1.1, ls="--")
+            fm = draw(ax, lid, False)
+            tag = " — FAILED" if fm is not None else ""
+            ax.set_title(f"lender {lid} (E₀ {_usd_short(start_eq[lid])}){tag}",
+                         fontsize=8, fontweight="normal", loc="left")  # fmt: skip
+            ax.set_ylim(ylo, yhi)
+            ax.tick_params(labelsize=7)
+            if k % ncols:
+                ax.tick_params(labelleft=False)
+            if k // ncols < nrows - 1 and k + ncols < n:
+                ax.tick_params(labelbottom=False)
+        for ax in lender_axes[::ncols]:
+            ax.set_ylabel("% of first-month equity", fontsize=7.5)
+        handles = [
+            Line2D([], [], color=lender_colour, lw=1.5, label="equity at market marks"),
+            Line2D([], [], color="0.5", lw=0.8, ls=":", label="100 %: first-month equity"),
+            Line2D([], [], color="#D55E00", lw=1.1, ls="--",
+                   label="0 %: negative equity ⇒ lender fails"),
+            Line2D([], [], color="k", marker="X", mec="white", ms=8, lw=1.5,
+                   label="failed lender (X: month of failure)"),
+        ]  # fmt: skip
+        left.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=7.5)
+        left.suptitle("(a) Each lender's equity relative to its start", fontsize=10,
+                      fontweight="bold")  # fmt: skip
+    else:
+        ax = left.add_subplot()
+        lender_axes.append(ax)
+        shade_stress(ax, run)
+        if n:
+            arr = idx.to_numpy(dtype=float)
+            lo, med, hi = np.nanpercentile(arr, [10, 50, 90], axis=1)
+            ax.fill_between(dates, lo, hi, color=lender_colour, alpha=0.25,
+                            label="10th-90th percentile")  # fmt: skip
+            ax.plot(dates, med, color=lender_colour, label="median lender")
+            for lid in order:
+                if failed_month(lid) is not None:
+                    draw(ax, lid, True)
+        ax.axhline(100, color="0.5", lw=0.8, ls=":")
+        ax.axhline(0, color="#D55E00", lw=1.1, ls="--", label="0 %: negative equity, fails")
+        ax.set_title(f"(a) Equity of {n} lenders relative to their start")
+        ax.set_ylabel("equity at market marks, % of first month")
+        ax.legend(loc="best")
+    ax2 = right.add_subplot()
+
+    ts = run.timeseries
+    shade_stress(ax2, run)
+    ax2.plot(dates, usd_bn(ts["lender_capital_usd"]), color=AGENT_TYPE_COLOURS["lender"],
+             label="sector equity (capital)")  # fmt: skip
+    ax2.plot(dates, usd_bn(ts["lender_losses_usd"]), color="#D55E00",
+             label="cumulative realised losses")  # fmt: skip
+    ax2.plot(dates, usd_bn(ts["credit_supply_usd"]), color="#0072B2", ls="--",
+             label="lending capacity (credit supply)")  # fmt: skip
+    ax2.set_title("(b) Lender sector")
+    ax2.set_ylabel("USD billion")
+    ax2.set_ylim(bottom=0)
+    ax2.legend(loc="best")
+    for ax in (*lender_axes, ax2):
+        date_axis(ax, run)
+    _suptitle(fig, run, "Lender capital")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Cascade tree
+# --------------------------------------------------------------------------------------------------
+
+
+def cascade_rows(tree: nx.DiGraph) -> dict[int, int]:
+    """Vertical order of the genealogy: depth-first from the roots (by month, then event id), so
+    that every default sits just below the default that first pushed it."""
+
+    def key(n):
+        return (tree.nodes[n].get("month", 0), n)
+
+    row: dict[int, int] = {}
+    roots = sorted((n for n in tree if tree.in_degree(n) == 0), key=key)
+    stack = list(reversed(roots))
+    while stack:
+        n = stack.pop()
+        if n in row:
+            continue
+        row[n] = len(row)
+        stack.extend(sorted(tree.successors(n), key=key, reverse=True))
+    for n in sorted(tree, key=key):  # cycles cannot happen, but never drop a node
+        row.setdefault(n, len(row))
+    return row
+
+
+@styled
+def cascade_tree_figure(run: RunData) -> Figure:
+    """The default genealogy (abm.analysis.cascade_tree of events.csv).
+
+    One marker per default at its month (x), shaped and coloured by agent type and labelled with
+    agent id and cause; an arrow A -> B says default A pushed default B, coloured by the contagion
+    channel. Rows follow the tree depth-first from its roots (defaults no earlier default pushed).
+    A run without defaults gives a figure saying so.
+    """
+    tree = run.cascade
+    n = tree.number_of_nodes()
+    height = min(max(3.2, 0.32 * n + 1.8), 24.0)
+    fig = new_figure(figsize=(10, height))
+    ax = fig.add_subplot()
+    if n == 0:
+        ax.set_axis_off()
+        ax.text(0.5, 0.55, "No defaults in this run", ha="center", va="center", fontsize=14,
+                transform=ax.transAxes)  # fmt: skip
+        ax.text(0.5, 0.38, "the default genealogy is empty", ha="center", va="center",
+                fontsize=9, color="0.4", transform=ax.transAxes)  # fmt: skip
+        _suptitle(fig, run, "Default genealogy")
+        return fig
+    row = cascade_rows(tree)
+    month_date = dict(zip(run.months, run.dates, strict=True))
+    pos = {v: (mdates.date2num(month_date[tree.nodes[v]["month"]]), -row[v]) for v in tree}
+    counts = {c: 0 for c in CHANNELS}
+    for u, v, data in sorted(tree.edges(data=True)):
+        ch = data.get("channel", "")
+        counts[ch] = counts.get(ch, 0) + 1
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        # elbow: down from the parent, then right into the child (labels sit right of nodes)
+        style = "angle,angleA=-90,angleB=180,rad=5" if x1 > x0 else "arc3,rad=0.4"
+        arrow = FancyArrowPatch(
+            (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=10, lw=1.4,
+            color=CHANNEL_COLOURS.get(ch, "0.5"), connectionstyle=style,
+            shrinkA=6, shrinkB=6, zorder=2,
+        )  # fmt: skip
+        arrow.set_gid(f"cascade-edge:{u}:{v}:{ch}")
+        ax.add_patch(arrow)
+    labels = n <= 80
+    for t in AGENT_TYPE_MARKERS:
+        nodes = [v for v in tree if tree.nodes[v].get("agent_type") == t]
+        if not nodes:
+            continue
+        xy = np.array([pos[v] for v in nodes])
+        roots = np.array([tree.in_degree(v) == 0 for v in nodes])
+        sc = ax.scatter(xy[:, 0], xy[:, 1], s=60, marker=AGENT_TYPE_MARKERS[t],
+                        c=AGENT_TYPE_COLOURS[t], edgecolors=np.where(roots, "k", "white"),
+                        linewidths=np.where(roots, 1.4, 0.6), zorder=3)  # fmt: skip
+        sc.set_gid(f"cascade-nodes:{t}")
+        if labels:
+            for v, (x, y) in zip(nodes, xy, strict=True):
+                d = tree.nodes[v]
+                ax.annotate(f"{t} {d['agent_id']} \u00b7 {str(d['cause']).replace('_', ' ')}",
+                            (x, y), xytext=(7, 0), textcoords="offset points", va="center",
+                            fontsize=7.5, color="0.15")  # fmt: skip
+    ax.set_yticks([])
+    ax.spines["left"].set_visible(False)
+    ax.grid(axis="y", visible=False)
+    ax.set_ylim(-n + 0.4, 0.7)
+    xs = [p[0] for p in pos.values()]
+    span = max(max(xs) - min(xs), 60.0)
+    ax.set_xlim(min(xs) - 0.05 * span, max(xs) + (0.3 if labels else 0.05) * span)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("month of default")
+    chan_handles = [
+        Line2D([], [], color=CHANNEL_COLOURS[c], lw=2, label=f"{c.replace('_', ' ')} ({counts[c]})")
+        for c in CHANNELS
+    ]
+    type_handles = [
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker=AGENT_TYPE_MARKERS[t],
+            color=AGENT_TYPE_COLOURS[t],
+            mec="white",
+            ms=8,
+            label=t,
+        )  # fmt: skip
+        for t in DEFAULTING_TYPES
+        if any(tree.nodes[v].get("agent_type") == t for v in tree)
+    ]
+    type_handles.append(
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker="o",
+            mfc="white",
+            mec="k",
+            mew=1.4,
+            ms=8,
+            label="root (no earlier default pushed it)",
+        )  # fmt: skip
+    )
+    leg = ax.legend(handles=chan_handles, title="channel of the push (edges)", loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), title_fontsize=8)  # fmt: skip
+    ax.add_artist(leg)
+    ax.legend(handles=type_handles, title="defaulted agent", loc="upper left",
+              bbox_to_anchor=(1.01, 0.55), title_fontsize=8)  # fmt: skip
+    depth = nx.dag_longest_path_length(tree) + 1 if n else 0
+    roots = sum(1 for v in tree if tree.in_degree(v) == 0)
+    ax.set_title(
+        f"{n} defaults, {tree.number_of_edges()} pushes, {roots} roots, longest chain {depth}",
+        fontweight="normal",
+    )
+    _suptitle(fig, run, "Default genealogy")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Network (implemented in abm.viz.network_view / abm.viz.animation; re-exported here)
+# --------------------------------------------------------------------------------------------------
+
+
+def network_figure(run: RunData, month=None, **kwargs) -> Figure:
+    """The lending network at ``month``: see :func:`abm.viz.network_view.network_figure`."""
+    from abm.viz.network_view import network_figure as _network_figure
+
+    return _network_figure(run, month, **kwargs)
+
+
+def network_layout(run: RunData, seed: int = 0) -> dict[int, np.ndarray]:
+    """Deterministic node positions: see :func:`abm.viz.network_view.network_layout`."""
+    from abm.viz.network_view import network_layout as _network_layout
+
+    return _network_layout(run, seed)
+
+
+def animate_network(run: RunData, path: str | Path, fps: float = 4, **kwargs) -> int:
+    """One network frame per month (GIF / MP4): see :func:`abm.viz.animation.animate_network`."""
+    from abm.viz.animation import animate_network as _animate_network
+
+    return _animate_network(run, path, fps=fps, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path`` and move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 200) -> Path:
+    """Save atomically; PDF and PNG metadata carry no timestamp (same run -> same bytes)."""
+    fmt = path.suffix.lstrip(".").lower()
+    meta = {"CreationDate": None, "ModDate": None} if fmt == "pdf" else {}
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta))
+
+
+def ffmpeg_available() -> bool:
+    return matplotlib.animation.writers.is_available("ffmpeg") or shutil.which("ffmpeg") is not None
+
+
+def plot_run(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    month=None,
+    formats: Iterable[str] = ("png", "pdf"),
+    animate: bool = True,
+    fps: float = 4,
+    dpi: int = 200,
+) -> list[Path]:
+    """Write every figure of a run folder; returns the written paths.
+
+    Files (in ``out_dir``, default ``run_dir/figures``): ``market``, ``defaults``, ``capital``,
+    ``network_<YYYY-MM>`` and ``cascade_tree`` in each of ``formats``, and with ``animate`` the
+    network animation ``network.gif`` (plus ``network.mp4`` when ffmpeg is available). ``month`` (a
+    model month or 'YYYY-MM') picks the network snapshot; the default is the month with most agents in
+    default (the earliest such month), else the last month. ``dpi`` applies to raster formats (the
+    animation has its own modest dpi). Each file is written atomically.
+    Raises :class:`RunDirError` for a folder that is not a readable run.
+    """
+    run = load_run(run_dir)
+    formats = tuple(f.lower().lstrip(".") for f in formats)
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad:
+        raise ValueError(f"formats: {', '.join(bad)} not supported (png, pdf, svg)")
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "figures"
+    month = run.resolve_month(month)
+    label = str(run.timeseries["date"].iloc[run.month_index(month)])
+    builders = (
+        ("market", lambda: market_figure(run)),
+        ("defaults", lambda: defaults_figure(run)),
+        ("capital", lambda: capital_figure(run)),
+        (f"network_{label}", lambda: network_figure(run, month)),
+        ("cascade_tree", lambda: cascade_tree_figure(run)),
+    )
+    written: list[Path] = []
+    for name, build in builders:
+        fig = build()
+        for k, fmt in enumerate(formats):
+            written.append(save_figure(fig, out / f"{name}.{fmt}", dpi=dpi))
+            if k == 0:  # the layout is solved once; later formats reuse it (it is dpi-independent)
+                fig.set_layout_engine("none")
+    if animate:
+        targets = [out / "network.gif"]
+        if ffmpeg_available():
+            targets.append(out / "network.mp4")
+        for target in targets:
+            atomic_write(target, lambda tmp: animate_network(run, tmp, fps=fps))
+            written.append(target)
+    return written
