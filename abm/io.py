@@ -143,12 +143,24 @@ def _replace_dir(new: Path, dest: Path) -> None:
         os.replace(new, dest)
 
 
+def sibling_temp(path: str | Path, suffix: str = "") -> Path:
+    """A new empty temp file next to ``path`` (same file system, so ``os.replace`` is atomic), with
+    the permissions an ordinary new file gets (``mkstemp`` alone would make it owner-only)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    return Path(tmp)
+
+
 def write_json_atomic(data: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = sibling_temp(path)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
         os.replace(tmp, path)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from abm.config import ConfigError
-from abm.io import git_commit, versions, write_json_atomic
+from abm.io import git_commit, sibling_temp, versions, write_json_atomic
 from abm.sweep.experiment import Experiment
 from abm.sweep.metrics import METRICS
 from abm.sweep.tasks import STATUS_FAILED, STATUS_OK, run_task, run_task_on_worker
@@ -42,8 +41,7 @@ MAX_ATTEMPTS = 2  # a run whose worker process dies is tried on a fresh worker o
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = sibling_temp(path)
     try:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
@@ -53,9 +51,9 @@ def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def _atomic_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = sibling_temp(path)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with open(tmp, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -276,8 +274,7 @@ def run_sweep(
     if exp.text:
         _atomic_text(exp.text, out_dir / "experiment.toml")
     design = exp.design_table()
-    fd, tmp = tempfile.mkstemp(prefix=".design.csv.", dir=out_dir)
-    os.close(fd)
+    tmp = sibling_temp(out_dir / "design.csv")
     design.to_csv(tmp, index=False)
     os.replace(tmp, out_dir / "design.csv")
 

@@ -7,7 +7,6 @@ all as PNG and PDF into ``DIR/figures/``. Only the sweep's own files are read.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from abm.io import sibling_temp  # noqa: E402
 from abm.sweep.analyze import load_runs  # noqa: E402
 from abm.sweep.metrics import METRICS  # noqa: E402
 from abm.sweep.tasks import STATUS_OK  # noqa: E402
@@ -181,8 +181,7 @@ def _save(fig: plt.Figure, path: Path, formats) -> list[Path]:
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{fmt}", dir=target.parent)
-        os.close(fd)
+        tmp = sibling_temp(target, suffix=f".{fmt}")
         try:
             fig.savefig(tmp, dpi=160)
             os.replace(tmp, target)
