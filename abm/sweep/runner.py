@@ -193,6 +193,9 @@ def _dask(
                 {
                     "distributed.scheduler.allowed-failures": 0,
                     "distributed.scheduler.worker-saturation": 1.0,
+                    # Dask's default (64 KiB) makes glibc return memory to the OS after almost
+                    # every numpy temporary; a model month allocates thousands of them
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(2**28),
                 }
             )
         )
