@@ -23,6 +23,14 @@ SECTORS = (
 )
 
 
+def _as_float_array(amount, shape: tuple) -> np.ndarray:
+    """``amount`` as a float array of ``shape`` (scalars broadcast); a float array that already has
+    the shape is used as it is (the common case: no broadcasting overhead)."""
+    if isinstance(amount, np.ndarray) and amount.dtype == np.float64 and amount.shape == shape:
+        return amount
+    return np.broadcast_to(np.asarray(amount, dtype=float), shape)
+
+
 class Accounts:
     """Cash and BTC of every agent plus cumulative net flows to/from each outside sector."""
 
@@ -37,7 +45,7 @@ class Accounts:
     def from_sector(self, sector: str, idx, amount) -> None:
         """The sector pays ``amount`` USD to agents ``idx`` (arrays or scalars; negative = agent pays)."""
         idx = np.asarray(idx)
-        amount = np.broadcast_to(np.asarray(amount, dtype=float), idx.shape)
+        amount = _as_float_array(amount, idx.shape)
         np.add.at(self.cash, idx, amount)
         self.sector_cash_in[sector] += float(amount.sum())
 
@@ -57,13 +65,14 @@ class Accounts:
             return
         payer = np.asarray(payer)
         payee = np.asarray(payee)
-        amount = np.broadcast_to(np.asarray(amount, dtype=float), np.broadcast(payer, payee).shape)
+        shape = payer.shape if payer.shape == payee.shape else np.broadcast(payer, payee).shape
+        amount = _as_float_array(amount, shape)
         np.subtract.at(self.cash, payer, amount)
         np.add.at(self.cash, payee, amount)
 
     def btc_from_sector(self, sector: str, idx, btc) -> None:
         idx = np.asarray(idx)
-        btc = np.broadcast_to(np.asarray(btc, dtype=float), idx.shape)
+        btc = _as_float_array(btc, idx.shape)
         np.add.at(self.btc, idx, btc)
         self.sector_btc_in[sector] += float(btc.sum())
 

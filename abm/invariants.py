@@ -6,6 +6,7 @@
 * Claims: every loan is one record, a lender's asset and another agent's liability of the same amount;
   lenders' equity is the same whether computed by the lender layer or the agent balance sheets.
 * Holdings: no negative GPU units, BTC or principal; cash negative only for a defaulted estate.
+* Indexes: the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     # runs from a lender to another agent
     if np.any(m.type[loans.lender] != LENDER) or np.any(loans.lender == loans.borrower):
         problems.append("a loan does not run from a lender to another agent")
+    # the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns
+    problems += m.lots.index_problems() + loans.index_problems()
     # lenders' equity computed two ways (the lender layer's and the agent panel's) must agree
     sheets = m.balance_sheets()
     if len(m.lender_idx) and not np.allclose(

@@ -246,8 +246,8 @@ class AIComputeCreditModel(mesa.Model):
             self.cascade_rounds_used = r + 1
             if not new_defaults and not traded:
                 break
-        phases.lenders.run(self, t)  # 10
-        phases.investment.run(self, t)  # 11
+        lender_sheet = phases.lenders.run(self, t)  # 10
+        phases.investment.run(self, t, lender_sheet)  # 11
         phases.collect.collect(self, t)  # 12
         self.datacollector.collect(self)
         if self.steps >= self.months:
@@ -289,13 +289,8 @@ class AIComputeCreditModel(mesa.Model):
 
     def in_service(self) -> np.ndarray:
         """Lots earning rent: owned by an active miner, neocloud or buyer."""
-        owner = self.lots.owner
-        return (
-            (self.status[owner] == ACTIVE)
-            & (self.type[owner] != LENDER)
-            & (self.lots.units > 0)
-            & ~self.lots.exported
-        )
+        earning_owner = (self.status == ACTIVE) & (self.type != LENDER)  # per agent, then per lot
+        return earning_owner[self.lots.owner] & (self.lots.units > 0) & ~self.lots.exported
 
     def in_service_perf_units(self) -> float:
         live = self.in_service()
@@ -319,18 +314,30 @@ class AIComputeCreditModel(mesa.Model):
     def collateral_value(self) -> np.ndarray:
         """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
         loans, lots = self.loans, self.lots
-        pledged = lots.loan >= 0
-        policy_market = self.market_policy[loans.lender[lots.loan[pledged]]]
+        pledged = np.flatnonzero(lots.loan >= 0)
+        loan, gen = lots.loan[pledged], lots.gen[pledged]
         marks = np.where(
-            policy_market,
-            self.mark_market[lots.gen[pledged]],
-            self.mark_appraisal[lots.gen[pledged]],
+            self.market_policy[loans.lender[loan]], self.mark_market[gen], self.mark_appraisal[gen]
         )
-        value = np.bincount(
-            lots.loan[pledged], weights=lots.units[pledged] * marks, minlength=loans.n
-        )
-        btc = loans.kind == BTC_LOAN
+        value = np.bincount(loan, weights=lots.units[pledged] * marks, minlength=loans.n)
+        btc = np.flatnonzero(loans.kind == BTC_LOAN)
         value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
+        return value
+
+    def collateral_value_of(self, loan_rows: np.ndarray) -> np.ndarray:
+        """``collateral_value()[loan_rows]``, valuing only these loans' lots (the same sums, lot by
+        lot in row order): for a few loans, without a pass over every lot."""
+        loans, lots = self.loans, self.lots
+        pos, rows = lots.pledged_lots(loan_rows)
+        gen = lots.gen[rows]
+        marks = np.where(
+            self.market_policy[loans.lender[loan_rows[pos]]],
+            self.mark_market[gen],
+            self.mark_appraisal[gen],
+        )
+        value = np.bincount(pos, weights=lots.units[rows] * marks, minlength=len(loan_rows))
+        btc = loans.kind[loan_rows] == BTC_LOAN
+        value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
         return value
 
     def claims_value(self) -> np.ndarray:
@@ -341,21 +348,35 @@ class AIComputeCreditModel(mesa.Model):
         value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
         return value
 
-    def lender_assets(self) -> np.ndarray:
-        """Total assets of every lender (USD), lender rows only."""
-        loans = self.loans
-        claims = np.bincount(loans.lender, weights=self.claims_value(), minlength=self.n)
-        inventory = self.gpu_value_by_agent()
+    def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
+        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
+        claims = np.bincount(self.loans.lender, weights=self.claims_value(), minlength=self.n)
+        return claims, self.gpu_value_by_agent()
+
+    def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Total assets of every lender (USD), lender rows only. ``parts``: the current
+        :meth:`claims_and_inventory`, when the caller has them."""
+        claims, inventory = self.claims_and_inventory() if parts is None else parts
         return (self.acct.cash + claims + inventory)[self.lender_idx]
 
     def lender_liabilities(self) -> np.ndarray:
         loans = self.loans
-        owed = np.where(loans.status != 3, loans.principal_usd, 0.0) * (loans.kind == INTERBANK)
-        interbank = np.bincount(loans.borrower, weights=owed, minlength=self.n)
-        return (self.outside_funding_usd + interbank)[self.lender_idx]
+        interbank = np.flatnonzero(loans.kind == INTERBANK)  # the only loans lenders owe
+        owed = np.where(loans.status[interbank] != 3, loans.principal_usd[interbank], 0.0)
+        owed_by = np.bincount(loans.borrower[interbank], weights=owed, minlength=self.n)
+        return (self.outside_funding_usd + owed_by)[self.lender_idx]
 
     def lender_equity(self) -> np.ndarray:
         return self.lender_assets() - self.lender_liabilities()
+
+    def lender_assets_and_equity(
+        self, parts: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(assets, equity) of every lender (USD, lender rows), computing the assets only once.
+        ``parts``: the current :meth:`claims_and_inventory`, when the caller has them."""
+        assets = self.lender_assets(parts)
+        return assets, assets - self.lender_liabilities()
 
     def lender_equity_of(self, lenders: np.ndarray) -> np.ndarray:
         eq = np.zeros(self.n)
@@ -367,12 +388,15 @@ class AIComputeCreditModel(mesa.Model):
         assets[self.lender_idx] = self.lender_assets()
         return assets[lenders]
 
-    def balance_sheets(self) -> dict[str, np.ndarray]:
-        """Assets, liabilities and equity of every agent at current marks (USD)."""
+    def balance_sheets(
+        self, parts: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Assets, liabilities and equity of every agent at current marks (USD). ``parts``: the
+        current :meth:`claims_and_inventory`, when the caller has them."""
         loans = self.loans
+        claims, inventory = self.claims_and_inventory() if parts is None else parts
         open_ = loans.status != 3
         debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
-        claims = np.bincount(loans.lender, weights=self.claims_value(), minlength=self.n)
         btc = self.acct.btc + np.bincount(
             loans.borrower, weights=loans.collateral_btc * open_, minlength=self.n
         )
@@ -382,11 +406,7 @@ class AIComputeCreditModel(mesa.Model):
             minlength=self.n,
         )
         assets = (
-            self.acct.cash
-            + btc * self.crypto.price_usd
-            + self.gpu_value_by_agent()
-            + self.site_value_usd
-            + claims
+            self.acct.cash + btc * self.crypto.price_usd + inventory + self.site_value_usd + claims
         )
         liabilities = debt + deferred + self.outside_funding_usd
         return {
@@ -402,23 +422,37 @@ class AIComputeCreditModel(mesa.Model):
         return {k: float(v[i]) for k, v in sheets.items()}
 
     def coverage(self) -> np.ndarray:
-        """Trailing (up to 12-month) EBITDA / debt service per agent; inf with no service or history."""
+        """Trailing (up to 12-month) EBITDA / debt service per agent; inf with no service or history.
+
+        Read-only. Computed once per state of the histories: the phases replace ``ebitda_hist`` and
+        ``service_hist`` by new arrays once a month (never write them in place afterwards), so the
+        result is reused while both arrays and ``hist_months`` are the ones it was computed from."""
         k = min(self.hist_months, 12)
         if k < 3:
             return np.full(self.n, np.inf)
+        cached = getattr(self, "_coverage_cache", None)
+        if (
+            cached is not None
+            and cached[0] is self.ebitda_hist
+            and cached[1] is self.service_hist
+            and cached[2] == self.hist_months
+        ):
+            return cached[3]
         ebitda = self.ebitda_hist[:, :k].sum(axis=1)
         service = self.service_hist[:, :k].sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             cov = np.where(service > 0, ebitda / service, np.inf)
+        cov.flags.writeable = False
+        self._coverage_cache = (self.ebitda_hist, self.service_hist, self.hist_months, cov)
         return cov
 
     def gpu_ltv(self) -> np.ndarray:
         """Per borrower: secured GPU debt / collateral value (nan without GPU loans)."""
         loans = self.loans
-        gpu = (loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE)
-        coll = self.collateral_value()
-        debt = np.bincount(loans.borrower[gpu], weights=loans.principal_usd[gpu], minlength=self.n)
-        value = np.bincount(loans.borrower[gpu], weights=coll[gpu], minlength=self.n)
+        gpu = np.flatnonzero((loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE))
+        borrower = loans.borrower[gpu]
+        debt = np.bincount(borrower, weights=loans.principal_usd[gpu], minlength=self.n)
+        value = np.bincount(borrower, weights=self.collateral_value()[gpu], minlength=self.n)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)
 

@@ -44,6 +44,25 @@ def add_loan_edge(m, lender: int, borrower: int, row: int) -> None:
         m.grid._cells[lender].connect(m.grid._cells[borrower], borrower)
 
 
+def add_loan_edges(m, lenders, borrowers, rows) -> None:
+    """:func:`add_loan_edge` for each (lender, borrower, loan row), in order (arrays). The same graph
+    and cell connections; Python ints throughout (no per-edge NumPy scalar conversions)."""
+    g, cells = m.graph, m.grid._cells
+    new_pairs = {}
+    for lender, borrower, row, kind in zip(
+        np.asarray(lenders).tolist(),
+        np.asarray(borrowers).tolist(),
+        np.asarray(rows).tolist(),
+        m.loans.kind[rows].tolist(),
+        strict=True,
+    ):
+        if (lender, borrower) not in new_pairs and not g.has_edge(lender, borrower):
+            new_pairs[lender, borrower] = True  # a dict keeps the order of first appearance
+        _add_loan(g, lender, borrower, row, kind)
+    for lender, borrower in new_pairs:
+        cells[lender].connect(cells[borrower], borrower)
+
+
 def refresh_graph(m) -> nx.MultiDiGraph:
     """Copy current balances onto the graph's node and edge attributes."""
     g = m.graph

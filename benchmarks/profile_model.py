@@ -53,6 +53,7 @@ TIMED = (
     ("abm.phases.debt", "_covenants"),
     ("abm.phases.debt", "_try_equity_cure"),
     ("abm.phases.debt", "_mark_parents"),
+    ("abm.phases.debt", "_report_breaches"),
     ("abm.phases.debt", "repay_in_full"),
     ("abm.agents.lender", "update_appetite"),
     ("abm.phases.market", "secondary_round"),

@@ -24,16 +24,17 @@ class Lender(BalanceSheetAgent):
         return float(self.model.appetite[self.idx])
 
 
-def update_appetite(m) -> None:
+def update_appetite(m, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
 
     ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
     where loss_rate is sector-wide realised losses over the memory window / total lending at start.
-    Failed lenders have zero appetite.
+    Failed lenders have zero appetite. ``sheet``: the lenders' (assets, equity) when the caller has
+    them at the current state (:meth:`~abm.model.AIComputeCreditModel.lender_assets_and_equity`).
     """
     lenders = m.lender_idx
-    equity = m.lender_equity()
-    assets = np.maximum(m.lender_assets(), 1.0)
+    assets_usd, equity = m.lender_assets_and_equity() if sheet is None else sheet
+    assets = np.maximum(assets_usd, 1.0)
     ratio = equity / assets
     target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
     base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
@@ -78,10 +79,17 @@ def reserve_multiplier(m, lenders: np.ndarray) -> np.ndarray:
     )
 
 
-def lending_capacity(m, lenders: np.ndarray) -> np.ndarray:
-    """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by appetite."""
-    equity = np.maximum(m.lender_equity_of(lenders), 0.0)
-    assets = m.lender_assets_of(lenders)
+def lending_capacity(
+    m, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by
+    appetite. ``sheet``: all lenders' current (assets, equity), when the caller has them."""
+    assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
+    assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
+        m.lender_assets_and_equity() if sheet is None else sheet
+    )
+    equity = np.maximum(equity_usd[lenders], 0.0)
+    assets = assets_usd[lenders]
     floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
     room = equity / np.maximum(floor, 1e-9) - assets
     ok = (m.status[lenders] == ACTIVE) & (

@@ -29,6 +29,9 @@ LOAN_STATUS_NAMES = ("active", "repaid", "defaulted", "closed")
 SENIOR_SECURED, SENIOR_UNSECURED, SUBORDINATED = range(3)
 
 
+_SCALARS = (int, float, bool, np.generic)
+
+
 class Book:
     """A growable table of NumPy columns. ``book.col`` is a view of the live rows of column ``col``."""
 
@@ -73,7 +76,11 @@ class Book:
 
     def add(self, **columns) -> np.ndarray:
         """Append rows; every keyword is a column (scalars broadcast). Returns the new row indices."""
-        lengths = [np.size(v) for v in columns.values() if np.ndim(v) > 0]
+        lengths = [
+            np.size(v)
+            for v in columns.values()
+            if not isinstance(v, _SCALARS) and np.ndim(v) > 0  # isinstance: cheap test first
+        ]
         count = max(lengths) if lengths else 1
         start = self.n
         self._grow(start + count)
@@ -87,7 +94,13 @@ class Book:
 
 
 class LotBook(Book):
-    """GPU lots: ``units`` GPUs of one generation with one owner, possibly pledged to one loan."""
+    """GPU lots: ``units`` GPUs of one generation with one owner, possibly pledged to one loan.
+
+    A lot is pledged when it is added (``loan`` column) and can only be released (``loan`` set to
+    -1), never re-pledged to another loan. The book therefore keeps an index loan row -> lot rows
+    pledged at creation, so that finding a loan's collateral does not scan every lot:
+    :meth:`rows_of_loan` filters the index by the current ``loan`` column.
+    """
 
     COLUMNS = {
         "owner": (np.int64, -1),  # agent index
@@ -104,9 +117,68 @@ class LotBook(Book):
         "exported": (np.bool_, False),
     }
 
+    SCAN_ABOVE_LOANS = 32  # rows_of_loans: beyond this many loans a full scan beats the index
+
+    def __init__(self, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        object.__setattr__(self, "_lots_of_loan", {})  # loan row -> lot rows pledged at creation
+
+    def add(self, **columns) -> np.ndarray:
+        rows = super().add(**columns)
+        loan = columns.get("loan")
+        if loan is not None:
+            index = self._lots_of_loan
+            pledged_to = np.broadcast_to(loan, rows.shape).tolist()
+            for row, ln in zip(rows.tolist(), pledged_to, strict=True):
+                if ln >= 0:
+                    index.setdefault(ln, []).append(row)
+        return rows
+
+    def rows_of_loan(self, loan: int) -> np.ndarray:
+        """Rows of the lots pledged to ``loan`` now (ascending), as ``flatnonzero(loan == l)``."""
+        candidates = self._lots_of_loan.get(int(loan))
+        if not candidates:
+            return np.empty(0, dtype=np.int64)
+        rows = np.array(candidates, dtype=np.int64)
+        return rows[self.loan[rows] == loan]
+
+    def rows_of_loans(self, loans) -> np.ndarray:
+        """Rows of the lots pledged to any of ``loans`` now (ascending), as ``flatnonzero(isin)``."""
+        loans = np.asarray(loans, dtype=np.int64)
+        if len(loans) > self.SCAN_ABOVE_LOANS:  # many loans: one vectorised pass over all lots
+            return np.flatnonzero(np.isin(self.loan, loans))
+        _, rows = self.pledged_lots(loans)
+        return np.sort(rows)
+
+    def pledged_lots(self, loans) -> tuple[np.ndarray, np.ndarray]:
+        """(position in ``loans``, lot row) of every lot pledged now to one of ``loans``."""
+        loans = np.asarray(loans, dtype=np.int64)
+        index = self._lots_of_loan
+        pairs = [(k, row) for k, ln in enumerate(loans.tolist()) for row in index.get(ln, ())]
+        if not pairs:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        pos, rows = np.array(pairs, dtype=np.int64).T
+        keep = self.loan[rows] == loans[pos]
+        return pos[keep], rows[keep]
+
+    def index_problems(self) -> list[str]:
+        """Pledged lots missing from the loan index (empty when the index is complete)."""
+        indexed = {(ln, row) for ln, rows in self._lots_of_loan.items() for row in rows}
+        pledged = np.flatnonzero(self.loan >= 0)
+        missing = [
+            row
+            for row, ln in zip(pledged.tolist(), self.loan[pledged].tolist(), strict=True)
+            if (ln, row) not in indexed
+        ]
+        return [f"pledged lots missing from the loan index: {missing[:10]}"] if missing else []
+
 
 class LoanBook(Book):
-    """Loans: one lender's asset and one borrower's liability, always the same amount (one row)."""
+    """Loans: one lender's asset and one borrower's liability, always the same amount (one row).
+
+    A loan's borrower never changes, so the book keeps an index borrower -> loan rows
+    (:meth:`rows_of_borrower`) to find one borrower's loans without scanning every loan.
+    """
 
     COLUMNS = {
         "lender": (np.int64, -1),
@@ -134,6 +206,33 @@ class LoanBook(Book):
         "origination_month": (np.int64, 0),
         "breach_event": (np.int64, -1),
     }
+
+    def __init__(self, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        object.__setattr__(self, "_loans_of_borrower", {})  # borrower -> its loan rows, ascending
+
+    def add(self, **columns) -> np.ndarray:
+        rows = super().add(**columns)
+        borrower = columns.get("borrower")
+        if borrower is not None:
+            index = self._loans_of_borrower
+            borrowers = np.broadcast_to(borrower, rows.shape).tolist()
+            for row, b in zip(rows.tolist(), borrowers, strict=True):
+                index.setdefault(b, []).append(row)
+        return rows
+
+    def rows_of_borrower(self, borrower: int) -> np.ndarray:
+        """Rows of the loans of ``borrower`` (ascending), as ``flatnonzero(borrower == b)``."""
+        return np.array(self._loans_of_borrower.get(int(borrower), ()), dtype=np.int64)
+
+    def index_problems(self) -> list[str]:
+        """Differences between the borrower index and the borrower column (empty when none)."""
+        pairs = [(b, row) for b, rows in self._loans_of_borrower.items() for row in rows]
+        borrower, rows = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+        complete = np.array_equal(np.sort(rows), np.arange(self.n))  # every loan exactly once
+        if not complete or np.any(self.borrower[rows] != borrower):
+            return ["the borrower index of the loan book does not match its borrower column"]
+        return []
 
 
 class ContractBook(Book):

@@ -33,9 +33,8 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     loans, lots = m.loans, m.lots
     if m.status[b] != ACTIVE:
         return int(m.default_event[b])
-    mine = np.flatnonzero(
-        (loans.borrower == b) & (loans.status == LOAN_ACTIVE) & (loans.kind != INTERBANK)
-    )
+    mine = loans.rows_of_borrower(b)
+    mine = mine[(loans.status[mine] == LOAN_ACTIVE) & (loans.kind[mine] != INTERBANK)]
     debt = float(loans.principal_usd[mine].sum())
     eid = m.events.add(t, "default", b, cause=cause, parents=parents, amount=debt)
     m.default_event[b] = eid
@@ -47,71 +46,79 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     loans.principal_usd[mine] += loans.arrears_usd[mine] - loans.arrears_principal_usd[mine]
     loans.arrears_usd[mine] = 0.0
     loans.arrears_principal_usd[mine] = 0.0
-    btc_rows = [r for r in mine if loans.kind[r] == BTC_LOAN and loans.collateral_btc[r] > 0]
-    for loan in mine:
-        if loans.kind[loan] != BTC_LOAN:
-            _seize_lots(m, t, loan, eid)
-    if btc_rows:
-        _sell_btc_collateral(m, t, np.array(btc_rows), eid)
+    btc_loan = loans.kind[mine] == BTC_LOAN
+    btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
+    _seize_lots(m, t, mine[~btc_loan], eid)
+    if len(btc_rows):
+        _sell_btc_collateral(m, t, btc_rows, eid)
     loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
     loans.seniority[mine] = np.where(
         loans.seniority[mine] == SENIOR_SECURED, SENIOR_UNSECURED, loans.seniority[mine]
     )
-    lots.loan = np.where(
-        np.isin(lots.loan, mine), -1, lots.loan
-    )  # excess collateral joins the estate
+    lots.loan[lots.rows_of_loans(mine)] = -1  # excess collateral joins the estate
     _end_contracts_and_leases(m, b, t, eid)
     return eid
 
 
-def _seize_lots(m, t: int, loan: int, eid: int) -> None:
-    """Transfer enough pledged units (at the lender's marks) to cover the claim to the lender."""
+def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
+    """For each of ``loan_rows`` (in order), transfer enough pledged units (at the lender's marks)
+    to cover the claim to the lender. A lot is split when only part of it is needed: the rest stays
+    in the estate. The split-off lots and the seizure events are appended in one batch each, in the
+    order a lot-by-lot loop would append them."""
     loans, lots = m.loans, m.lots
-    lender = int(loans.lender[loan])
-    rows = np.flatnonzero((lots.loan == loan) & (lots.units > 0))
-    if len(rows) == 0:
-        return
-    claim = float(loans.principal_usd[loan])
-    marks = (m.mark_market if m.market_policy[lender] else m.mark_appraisal)[lots.gen[rows]]
-    for row, mark in zip(rows, marks, strict=True):
-        if claim <= 1e-6:
-            break
-        units = int(lots.units[row])
-        take = units if mark <= 0 else min(units, math.ceil(claim / mark))
-        if take <= 0:
+    split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+    seized_rows, lenders, borrowers, amounts, units_taken, prices = [], [], [], [], [], []
+    for loan in loan_rows.tolist():
+        rows = lots.rows_of_loan(loan)
+        rows = rows[lots.units[rows] > 0]
+        if len(rows) == 0:
             continue
-        if take < units:  # split the lot: the rest stays in the estate
-            lots.add(
-                owner=lots.owner[row],
-                gen=lots.gen[row],
-                units=units - take,
-                acquired_month=lots.acquired_month[row],
-                cost_usd_per_unit=lots.cost_usd_per_unit[row],
+        lender = int(loans.lender[loan])
+        claim = float(loans.principal_usd[loan])
+        marks = (m.mark_market if m.market_policy[lender] else m.mark_appraisal)[lots.gen[rows]]
+        for row, mark, units in zip(
+            rows.tolist(), marks.tolist(), lots.units[rows].tolist(), strict=True
+        ):
+            if claim <= 1e-6:
+                break
+            take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+            if take <= 0:
+                continue
+            if take < units:  # split the lot: the rest stays in the estate
+                for column, values in split.items():
+                    values.append(units - take if column == "units" else getattr(lots, column)[row])
+                lots.units[row] = take
+            lots.owner[row] = lender
+            lots.loan[row] = -1
+            lots.book_value_usd_per_unit[row] = (
+                mark  # carried at the value the claim was reduced by
             )
-            lots.units[row] = take
-        book = float(mark)  # carried at the value the claim was reduced by
-        lots.owner[row] = lender
-        lots.loan[row] = -1
-        lots.book_value_usd_per_unit[row] = book
-        lots.acquired_month[row] = t
-        value = take * book
-        sid = m.events.add(
+            lots.acquired_month[row] = t
+            value = take * mark
+            seized_rows.append(row)
+            lenders.append(lender)
+            borrowers.append(int(loans.borrower[loan]))
+            amounts.append(value)
+            units_taken.append(take)
+            prices.append(mark)
+            claim -= min(claim, value)
+            # the seized units' fair value beyond the claim is owed back to the estate: keep it simple
+            # and count it against the claim only (units are rounded up: the excess is under one GPU)
+        loans.principal_usd[loan] = max(claim, 0.0)
+    if split["units"]:
+        lots.add(**{column: np.array(values) for column, values in split.items()})
+    if seized_rows:
+        event_ids = m.events.add_many(
             t,
             "seizure",
-            lender,
-            cause="",
-            counterparty=int(loans.borrower[loan]),
-            parents=[eid],
-            amount=value,
-            units=take,
-            price=book,
+            lenders,
+            borrowers,
+            [[eid]] * len(seized_rows),
+            amounts,
+            units=units_taken,
+            prices=prices,
         )
-        m.lot_origin_event[int(row)] = sid
-        recovered = min(claim, value)
-        claim -= recovered
-        # the seized units' fair value beyond the claim is owed back to the estate: keep it simple and
-        # count it against the claim only (units taken are rounded up, so the excess is under one GPU)
-    loans.principal_usd[loan] = max(claim, 0.0)
+        m.lot_origin_event.update(zip(seized_rows, event_ids, strict=True))
 
 
 def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
@@ -143,8 +150,9 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
 
 def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     ct, ls = m.contracts, m.leases
-    ct.active = np.where(ct.provider == b, False, ct.active)
-    ct.prepaid_usd = np.where(ct.provider == b, 0.0, ct.prepaid_usd)  # customers lose prepayments
+    provided = np.flatnonzero(ct.provider == b)
+    ct.active[provided] = False
+    ct.prepaid_usd[provided] = 0.0  # customers lose prepayments
     as_tenant = np.flatnonzero(ls.active & (ls.tenant == b))
     if not m.cfg["channels"]["counterparty"]:
         ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
@@ -183,7 +191,8 @@ def distribute_all_estates(m, t: int) -> None:
 def distribute_estate(m, b: int, t: int) -> None:
     """Pay the estate's cash to its remaining claims by seniority; close it when nothing is left."""
     loans, acct = m.loans, m.acct
-    claims = np.flatnonzero((loans.borrower == b) & (loans.status == LOAN_DEFAULTED))
+    claims = loans.rows_of_borrower(b)
+    claims = claims[loans.status[claims] == LOAN_DEFAULTED]
     if len(claims) == 0:
         m.open_estates.discard(b)
         return
@@ -192,7 +201,7 @@ def distribute_estate(m, b: int, t: int) -> None:
 
         sell_btc(m, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
-    for seniority in np.unique(loans.seniority[claims]):
+    for seniority in np.unique(loans.seniority[claims]) if cash > 0 else ():  # no cash: no payments
         rows = claims[loans.seniority[claims] == seniority]
         owed = loans.principal_usd[rows]
         total = float(owed.sum())
@@ -202,9 +211,10 @@ def distribute_estate(m, b: int, t: int) -> None:
         acct.transfer(np.full(len(rows), b), loans.lender[rows], pay)
         loans.principal_usd[rows] -= pay
         cash -= float(pay.sum())
-    lots_left = (m.lots.owner == b) & (m.lots.units > 0)
+    lots_left = np.flatnonzero(m.lots.owner == b)
+    lots_left = lots_left[m.lots.units[lots_left] > 0]
     worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
-    if not lots_left.any() or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
+    if len(lots_left) == 0 or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
         for loan in claims:
             write_off(m, t, int(loan))
         m.open_estates.discard(b)
@@ -237,3 +247,13 @@ def record_loss(m, lender: int, amount: float) -> None:
     m.written_off_usd[lender] += amount
     m.lender_losses_usd += amount
     m.month_loss += amount
+
+
+def record_losses(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
+    """:func:`record_loss` for each (lender, amount) pair, accumulated in the same order."""
+    np.add.at(m.written_off_usd, lenders, amounts)  # unbuffered: repeated lenders add in order
+    total_usd, month_usd = m.lender_losses_usd, m.month_loss
+    for amount in amounts.tolist():
+        total_usd += amount
+        month_usd += amount
+    m.lender_losses_usd, m.month_loss = total_usd, month_usd

@@ -53,6 +53,8 @@ def model_reporters(m) -> dict:
 
 def collect(m, t: int) -> None:
     lenders = m.lender_idx
+    parts = m.claims_and_inventory()  # shared by the lender layer's and the agents' balance sheets
+    lender_capital_usd = float((m.lender_assets(parts) - m.lender_liabilities()).sum())
     row = {
         "month": t,
         "date": month_label(t, m.start),
@@ -69,7 +71,7 @@ def collect(m, t: int) -> None:
         "defaults_neocloud": m.defaults["neocloud"],
         "defaults_lender": m.defaults["lender"],
         "lender_losses_usd": m.lender_losses_usd,
-        "lender_capital_usd": float(m.lender_equity().sum()) if len(lenders) else 0.0,
+        "lender_capital_usd": lender_capital_usd if len(lenders) else 0.0,
         "outside_funder_losses_usd": m.outside_funder_losses_usd,
         "credit_supply_usd": m.credit_supply_usd,
         "gpu_units_total": int(m.lots.units.sum()),
@@ -95,7 +97,7 @@ def collect(m, t: int) -> None:
         row[f"mark_{g}"] = float(m.mark_market[k]) if m.release_month[k] <= t else np.nan
     m.current_row = row
 
-    sheets = m.balance_sheets()
+    sheets = m.balance_sheets(parts)
     ltv = m.gpu_ltv()
     cov = m.coverage()
     m.panel_rows.append(

@@ -24,15 +24,28 @@ from abm.finance.instruments import (
     PROJECT,
     REPAID,
 )
+from abm.phases.operations import push_history
 
 
 def _serviced(m) -> np.ndarray:
+    """Mask of the loans being serviced: active, not interbank, the borrower active."""
     loans = m.loans
     return (
         (loans.status == LOAN_ACTIVE)
         & (loans.kind != INTERBANK)
         & (m.status[loans.borrower] == ACTIVE)
     )
+
+
+def _serviced_among(m, rows: np.ndarray) -> np.ndarray:
+    """The loans of ``rows`` that are serviced (:func:`_serviced` on a subset, in order)."""
+    loans = m.loans
+    keep = (
+        (loans.status[rows] == LOAN_ACTIVE)
+        & (loans.kind[rows] != INTERBANK)
+        & (m.status[loans.borrower[rows]] == ACTIVE)
+    )
+    return rows[keep]
 
 
 def service(m, t: int) -> None:
@@ -43,8 +56,8 @@ def service(m, t: int) -> None:
     amort = np.where(amortising, np.minimum(loans.principal_usd, loans.amort_usd_per_month), 0.0)
     due = interest + amort
     due_by = np.bincount(loans.borrower, weights=due + loans.arrears_usd * live, minlength=m.n)
-    m.service_hist = np.roll(m.service_hist, 1, axis=1)
-    m.service_hist[:, 0] = np.bincount(loans.borrower, weights=due, minlength=m.n)
+    due_now = np.bincount(loans.borrower, weights=due, minlength=m.n)  # this month's service
+    m.service_hist = push_history(m.service_hist, due_now)
     m.hist_months += 1
     loans.arrears_months = np.where(
         live & (loans.arrears_usd > 0), loans.arrears_months + 1, loans.arrears_months
@@ -62,7 +75,6 @@ def service(m, t: int) -> None:
 
     # pay pro rata to what is due, as far as cash goes
     cash = np.maximum(acct.cash, 0.0)
-    due_now = np.bincount(loans.borrower, weights=due, minlength=m.n)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(due_now > 0, np.minimum(1.0, cash / due_now), 1.0)
     r = ratio[loans.borrower]
@@ -77,7 +89,7 @@ def service(m, t: int) -> None:
     if len(done):
         loans.principal_usd[done] = 0.0
         loans.status[done] = REPAID
-        m.lots.loan = np.where(np.isin(m.lots.loan, done), -1, m.lots.loan)
+        m.lots.loan[m.lots.rows_of_loans(done)] = -1
 
 
 def sell_btc(m, sellers: np.ndarray, btc: np.ndarray) -> float:
@@ -107,31 +119,31 @@ def raise_cash_from_btc(m, b: int, target_usd: float, rounds: int = 4) -> None:
 def settle_arrears(m) -> None:
     """Borrowers pay arrears from whatever cash sales brought in (oldest first: pro rata)."""
     loans, acct = m.loans, m.acct
-    owed = (
-        (loans.status == LOAN_ACTIVE)
-        & (loans.arrears_usd > 0)
-        & (m.status[loans.borrower] == ACTIVE)
-    )
-    if not owed.any():
+    owed = np.flatnonzero(
+        loans.arrears_usd > 0
+    )  # the loans in arrears, serviced by an active borrower
+    owed = owed[(loans.status[owed] == LOAN_ACTIVE) & (m.status[loans.borrower[owed]] == ACTIVE)]
+    if len(owed) == 0:
         return
-    total = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
+    borrower = loans.borrower[owed]
+    total = np.bincount(borrower, weights=loans.arrears_usd[owed], minlength=m.n)
     cash = np.maximum(acct.cash, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(total > 0, np.minimum(1.0, cash / total), 0.0)
-    r = np.where(owed, ratio[loans.borrower], 0.0)
-    pay = loans.arrears_usd * r
-    acct.transfer(loans.borrower[owed], loans.lender[owed], pay[owed])
-    loans.principal_usd = loans.principal_usd - loans.arrears_principal_usd * r
-    loans.arrears_principal_usd = loans.arrears_principal_usd * (1.0 - r)
-    loans.arrears_usd = loans.arrears_usd - pay
-    cleared = owed & (loans.arrears_usd <= 1e-6)
-    loans.arrears_usd = np.where(cleared, 0.0, loans.arrears_usd)
-    loans.arrears_months = np.where(cleared, 0, loans.arrears_months)
+    r = ratio[borrower]
+    pay = loans.arrears_usd[owed] * r
+    acct.transfer(borrower, loans.lender[owed], pay)
+    loans.principal_usd[owed] -= loans.arrears_principal_usd[owed] * r
+    loans.arrears_principal_usd[owed] *= 1.0 - r
+    loans.arrears_usd[owed] -= pay
+    cleared = owed[loans.arrears_usd[owed] <= 1e-6]
+    loans.arrears_usd[cleared] = 0.0
+    loans.arrears_months[cleared] = 0
 
 
 def _release_collateral(m, loan: int) -> None:
     lots, loans = m.lots, m.loans
-    lots.loan = np.where(lots.loan == loan, -1, lots.loan)
+    lots.loan[lots.rows_of_loan(loan)] = -1
     if loans.collateral_btc[loan] > 0:
         m.acct.btc[loans.borrower[loan]] += loans.collateral_btc[loan]
         loans.collateral_btc[loan] = 0.0
@@ -155,35 +167,41 @@ def repay_in_full(m, loan: int) -> bool:
     return True
 
 
-def _generations_of(m, loan_rows: np.ndarray) -> dict[int, np.ndarray]:
-    """The generations pledged to each of ``loan_rows`` (one pass over the lots)."""
-    if len(loan_rows) == 0:
-        return {}
-    lots = m.lots
-    mask = np.isin(lots.loan, loan_rows)
-    pairs = np.unique(np.stack([lots.loan[mask], lots.gen[mask]]), axis=1)
-    out: dict[int, list] = {}
-    for loan, gen in pairs.T:
-        out.setdefault(int(loan), []).append(int(gen))
-    return {k: np.array(v) for k, v in out.items()}
-
-
-def _mark_parents(m, t: int, gen_ids, borrower: int, lender: int) -> list[int]:
-    """Trade events of other sellers that set the market marks of these generations recently and
-    pulled them below the used-market index (the mark a calm market would give). Appraisal marks
-    average market marks, so for an appraisal lender a trade counts for the appraisal lag."""
+def _moved_generations(m, t: int) -> np.ndarray:
+    """(2, G) booleans: whether a recent clearing of generation g pulled its market mark below the
+    used-market index (the mark a calm market would give), as seen by an appraisal lender (row 0)
+    and a market-marking lender (row 1). Appraisal marks average market marks, so for an appraisal
+    lender a trade counts for the appraisal lag too."""
     c = m.cfg["compute"]
+    index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
+    moved = (m.last_trade_price < index) & (m.last_trade_weight > 0.1)
+    age_months = t - m.last_trade_month
     window = c["mark_window_months"]
-    if not m.market_policy[lender]:
-        window += c["appraisal_lag_months"]
-    index = m.compute.fundamental_value * (1.0 - m.cfg["compute"]["calm_market_discount"])
-    parents = []
-    for g in set(int(x) for x in gen_ids):
-        recent = t - m.last_trade_month[g] < window
-        moved = m.last_trade_price[g] < index[g] and m.last_trade_weight[g] > 0.1
-        if recent and borrower not in m.last_trade_sellers[g] and moved:
-            parents.extend(m.last_trade_events[g][:20])
-    return parents
+    return np.stack(
+        [moved & (age_months < window + c["appraisal_lag_months"]), moved & (age_months < window)]
+    )
+
+
+def _mark_parents(m, t: int, loan_rows: np.ndarray, wanted: np.ndarray) -> list[list[int]]:
+    """For each loan of ``loan_rows`` where ``wanted``: the trade events of other sellers that set
+    the marks of the generations pledged to it recently and pulled them below the used-market index
+    (see :func:`_moved_generations`). Empty lists elsewhere. One pass over the pledged lots."""
+    out: list[list[int]] = [[] for _ in range(len(loan_rows))]
+    moved = _moved_generations(m, t)
+    if not moved.any() or not wanted.any():
+        return out
+    asked = np.flatnonzero(wanted)
+    pos, lot_rows = m.lots.pledged_lots(loan_rows[asked])
+    k = asked[pos]
+    gen = m.lots.gen[lot_rows]
+    market_marks = m.market_policy[m.loans.lender[loan_rows[k]]].astype(np.int64)
+    hit = moved[market_marks, gen]
+    pairs = np.unique(k[hit] * m.G + gen[hit])  # each (loan, generation) once
+    borrower = m.loans.borrower[loan_rows].tolist()
+    for kk, g in zip((pairs // m.G).tolist(), (pairs % m.G).tolist(), strict=True):
+        if borrower[kk] not in m.last_trade_sellers[g]:
+            out[kk].extend(m.last_trade_events[g][:20])
+    return out
 
 
 def tests_and_responses(m, t: int, rnd: int) -> bool:
@@ -193,15 +211,17 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
     """
     loans = m.loans
     defaults: dict[int, tuple[str, list[int]]] = {}
-    if rnd == 0:  # appetite moves with capital and losses: re-read monthly (and after failures)
-        lender_rules.update_appetite(m)
     if rnd == 0:
-        _maturities(m, t, defaults)
+        # appetite moves with capital and losses: re-read monthly (and after failures); appetite and
+        # maturity decisions value the same books, so they share one valuation of claims and GPUs
+        parts = m.claims_and_inventory()
+        lender_rules.update_appetite(m, m.lender_assets_and_equity(parts))
+        _maturities(m, t, defaults, parts)
     _margin_calls(m, t, rnd, defaults)
     _covenants(m, t, rnd, defaults)
     if rnd == 0:
         grace = m.cfg["credit"]["payment_grace_months"]
-        late = _serviced(m) & (loans.arrears_months > grace)
+        late = _serviced_among(m, np.flatnonzero(loans.arrears_months > grace))
         for b in np.unique(loans.borrower[late]):
             if b in defaults:
                 continue
@@ -216,18 +236,20 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
     return bool(defaults)
 
 
-def _maturities(m, t: int, defaults: dict) -> None:
+def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray]) -> None:
+    """Roll maturing loans or refuse them. ``parts``: the current claims and GPU inventory
+    (:meth:`~abm.model.AIComputeCreditModel.claims_and_inventory`)."""
     loans = m.loans
     due = np.flatnonzero(_serviced(m) & (loans.maturity_month <= t))
     if len(due) == 0:
         return
-    coll = m.collateral_value()
+    coll = m.collateral_value_of(due)
     borrower = loans.borrower[due]
     cov = m.coverage()[borrower]
-    sheets = m.balance_sheets()
+    sheets = m.balance_sheets(parts)
     equity, debt = sheets["equity"][borrower], sheets["debt"][borrower]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ltv = np.where(coll[due] > 0, loans.principal_usd[due] / coll[due], 0.0)
+        ltv = np.where(coll > 0, loans.principal_usd[due] / coll, 0.0)
     # a lender refinances a borrower that pays, sits within its LTV covenant and either covers its
     # debt service or has ample equity behind the debt (asset coverage)
     solvent = (cov >= 1.0) | (equity >= 0.5 * debt)
@@ -271,7 +293,7 @@ def _maturities(m, t: int, defaults: dict) -> None:
 
 def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
-    btc = np.flatnonzero(_serviced(m) & (loans.kind == BTC_LOAN))
+    btc = _serviced_among(m, np.flatnonzero(loans.kind == BTC_LOAN))
     if len(btc) == 0 or not m.cfg["channels"]["margin_calls"]:
         return
     price = m.crypto.price_usd
@@ -369,74 +391,79 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
         & (loans.breach_months[rows] > loans.cure_months[rows])
         & (loans.status[rows] == LOAN_ACTIVE)
     )
-    loan_gens = _generations_of(m, rows[(new | overdue) & ltv_breach])
-    for k in np.flatnonzero(new):
-        loan = rows[k]
-        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
-        cause = "ltv" if ltv_breach[k] else "coverage"
-        parents = []
-        if ltv_breach[k]:
-            parents = _mark_parents(m, t, loan_gens.get(int(loan), ()), b, lender)
-        if cause == "coverage" and m.lost_revenue_event[b] > 0:
-            parents.append(int(m.lost_revenue_event[b]))
-        loans.breach_event[loan] = m.events.add(
-            t,
-            "covenant_breach",
-            b,
-            cause=cause,
-            counterparty=lender,
-            parents=parents,
-            amount=float(loans.principal_usd[loan]),
-            price=float(ltv[k] if np.isfinite(ltv[k]) else 0.0),
-        )
+    _report_breaches(m, t, rows[new], ltv_breach[new], ltv[new])
     if not overdue.any():
         return
     od = rows[overdue]
+    ltv_od, cov_od, ltv_breach_od = ltv[overdue], cov[overdue], ltv_breach[overdue]
     with np.errstate(divide="ignore", invalid="ignore"):
-        sev_ltv = np.where(ltv_breach[overdue], ltv[overdue] / loans.max_ltv[od] - 1.0, 0.0)
+        sev_ltv = np.where(ltv_breach_od, ltv_od / loans.max_ltv[od] - 1.0, 0.0)
         sev_cov = np.where(
-            cov_breach[overdue], loans.min_coverage[od] / np.maximum(cov[overdue], 1e-9) - 1.0, 0.0
+            cov_breach[overdue], loans.min_coverage[od] / np.maximum(cov_od, 1e-9) - 1.0, 0.0
         )
     severity = np.maximum(sev_ltv, sev_cov)
     waive = lender_rules.respond_to_breaches(m, od, severity)
-    for k, loan in enumerate(od):
-        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
-        cause = "ltv" if ltv_breach[overdue][k] else "coverage"
-        parent = int(loans.breach_event[loan])
-        if waive[k]:
-            m.events.add(
-                t,
-                "waiver",
-                lender,
-                cause=cause,
-                counterparty=b,
-                parents=[parent],
-                amount=float(loans.principal_usd[loan]),
-            )
-            loans.breach_months[loan] = 0
-            loans.spread[loan] += 0.01  # waivers are repriced
-            if cause == "ltv":
-                loans.max_ltv[loan] = max(loans.max_ltv[loan], ltv[overdue][k] * 1.05)
-            else:
-                loans.min_coverage[loan] = min(loans.min_coverage[loan], cov[overdue][k] * 0.95)
-            continue
-        # the lender decides at today's marks: fire sales that set them pushed this decision
-        marks = []
-        if cause == "ltv":
-            marks = _mark_parents(m, t, loan_gens.get(int(loan), ()), b, lender)
-        acc = m.events.add(
-            t,
-            "acceleration",
-            lender,
-            cause=cause,
-            counterparty=b,
-            parents=[parent, *marks],
-            amount=float(loans.principal_usd[loan]),
-        )
+    # one event per overdue breach, in loan order: a waiver, or an acceleration whose parents add
+    # the fire sales that set today's marks (the lender decides at them)
+    borrower, lender = loans.borrower[od], loans.lender[od]
+    breach_event = loans.breach_event[od].tolist()
+    causes = ["ltv" if x else "coverage" for x in ltv_breach_od.tolist()]
+    marks = _mark_parents(m, t, od, ltv_breach_od & ~waive)
+    event_ids = m.events.add_many(
+        t,
+        ["waiver" if w else "acceleration" for w in waive.tolist()],
+        lender.tolist(),
+        borrower.tolist(),
+        [[p, *mk] for p, mk in zip(breach_event, marks, strict=True)],
+        loans.principal_usd[od].tolist(),
+        cause=causes,
+    )
+    # waived breaches are repriced and the covenant reset to where the loan stands
+    waived = od[waive]
+    loans.breach_months[waived] = 0
+    loans.spread[waived] += 0.01
+    # (np.where in the argument order of Python's max(old, new) / min(old, new): the same result)
+    reset_ltv, reset_cov = waive & ltv_breach_od, waive & ~ltv_breach_od
+    old_ltv, new_ltv = loans.max_ltv[od[reset_ltv]], ltv_od[reset_ltv] * 1.05
+    loans.max_ltv[od[reset_ltv]] = np.where(new_ltv > old_ltv, new_ltv, old_ltv)
+    old_cov, new_cov = loans.min_coverage[od[reset_cov]], cov_od[reset_cov] * 0.95
+    loans.min_coverage[od[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
+    # accelerations, one at a time: repaying one loan uses the cash another could have used
+    for k in np.flatnonzero(~waive).tolist():
+        loan, b = int(od[k]), int(borrower[k])
         if repay_in_full(m, loan) or b in defaults:
             continue
+        parent = breach_event[k]
         breach_parents = [int(p) for p in m.events.rows[parent - 1][7].split(";") if p]
-        defaults[b] = (cause, [acc, parent, *marks] + breach_parents)
+        defaults[b] = (causes[k], [event_ids[k], parent, *marks[k]] + breach_parents)
+
+
+def _report_breaches(
+    m, t: int, loan_rows: np.ndarray, ltv_breach: np.ndarray, ltv: np.ndarray
+) -> None:
+    """Log the new covenant breaches (one event each, in loan order) and remember their event ids.
+
+    An LTV breach's parents are the fire sales that set the marks (:func:`_mark_parents`); a coverage
+    breach's parent is the lease its borrower lost in the last year, if any."""
+    if len(loan_rows) == 0:
+        return
+    loans = m.loans
+    borrower = loans.borrower[loan_rows]
+    parents = _mark_parents(m, t, loan_rows, ltv_breach)
+    lost_lease = m.lost_revenue_event[borrower].tolist()
+    for k, is_ltv in enumerate(ltv_breach.tolist()):
+        if not is_ltv and lost_lease[k] > 0:
+            parents[k].append(lost_lease[k])
+    loans.breach_event[loan_rows] = m.events.add_many(
+        t,
+        "covenant_breach",
+        borrower.tolist(),
+        loans.lender[loan_rows].tolist(),
+        parents,
+        loans.principal_usd[loan_rows].tolist(),
+        prices=np.where(np.isfinite(ltv), ltv, 0.0).tolist(),
+        cause=["ltv" if x else "coverage" for x in ltv_breach.tolist()],
+    )
 
 
 def _borrowing_base_sweep(
@@ -479,9 +506,8 @@ def _borrowing_base_sweep(
 
 def unpaid_suppliers(m, t: int) -> bool:
     """An active borrower left with negative cash after all sales cannot pay its suppliers: default."""
-    short = np.flatnonzero(
-        (m.acct.cash < -1e-6) & (m.status == ACTIVE) & np.isin(m.type, (MINER, NEOCLOUD))
-    )
+    short = np.flatnonzero(m.acct.cash < -1e-6)
+    short = short[(m.status[short] == ACTIVE) & np.isin(m.type[short], (MINER, NEOCLOUD))]
     for b in short:
         raise_cash_from_btc(m, int(b), 0.0)
     short = [b for b in short if m.acct.cash[b] < -1e-6]

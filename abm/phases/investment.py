@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm import network
 from abm.agents import lender as lender_rules
 from abm.agents import miner as miner_rules
 from abm.agents import neocloud as neocloud_rules
@@ -17,11 +18,13 @@ from abm.world import lenders_of_kind, match_cumulative
 TRANCHE_MONTHS = 12  # draws within a year of a tranche's opening join it
 
 
-def run(m, t: int) -> None:
+def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Fleet expansion and site conversions. ``lender_sheet``: the lenders' current (assets,
+    equity) when the caller has them (the lender phase returns them; nothing changes in between)."""
     # lenders decide their capacity once, from the state at the start of the phase; what they fund
     # is drawn from it (so fleet expansion and conversions share one budget)
     m.capacity_left = np.zeros(m.n)
-    m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx)
+    m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx, lender_sheet)
     m.credit_supply_usd = float(m.capacity_left.sum())
     _expand_fleets(m, t)
     _convert_sites(m, t)
@@ -140,8 +143,7 @@ def _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, 
         m.tranche_row[b] = new_rows
         m.tranche_lot[b] = new_lots
         m.tranche_lot_gen[b] = g
-        for ln, bb, row in zip(lender.tolist(), b.tolist(), new_rows.tolist(), strict=True):
-            netmod_add_edge(m, ln, bb, row)
+        network.add_loan_edges(m, lender, b, new_rows)
 
 
 def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> None:
@@ -257,12 +259,7 @@ def _convert_sites(m, t: int) -> None:
     m.hashrate_eh[miners] *= 1.0 - mw / m.mining_mw[miners]
     m.mining_mw[miners] -= mw
     m.conversions.add(miner=miners, mw=mw, done_month=t + mc["conversion_months"])
-    for loan, ln, b, cost in zip(rows, lender, miners, capex, strict=True):
-        netmod_add_edge(m, int(ln), int(b), int(loan))
-        m.events.add(t, "conversion_start", int(b), counterparty=int(ln), amount=float(cost))
-
-
-def netmod_add_edge(m, lender: int, borrower: int, loan: int) -> None:
-    from abm import network
-
-    network.add_loan_edge(m, lender, borrower, loan)
+    network.add_loan_edges(m, lender, miners, rows)
+    m.events.add_many(
+        t, "conversion_start", miners.tolist(), lender.tolist(), [()] * len(rows), capex.tolist()
+    )

@@ -13,16 +13,22 @@ from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
 
-def run(m, t: int) -> None:
+def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interbank interest, liquidity, failures and appetite. Returns the lenders' (assets, equity)
+    at the end of the phase, which the investment phase decides its lending capacity from."""
     loans = m.loans
     ib = np.flatnonzero((loans.kind == INTERBANK) & (loans.status == LOAN_ACTIVE))
     if len(ib):
         interest = loans.principal_usd[ib] * m.loan_rates()[ib] / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     top_up_liquidity(m)
-    _failures(m, t)
-    lender_rules.update_appetite(m)
+    sheet = m.lender_assets_and_equity()
+    if _failures(m, t, sheet):
+        # failures wrote claims and funding down: appetite needs fresh balance sheets
+        sheet = m.lender_assets_and_equity()
+    lender_rules.update_appetite(m, sheet)
     m.loss_history.append(m.month_loss)
+    return sheet
 
 
 def top_up_liquidity(m) -> None:
@@ -34,12 +40,14 @@ def top_up_liquidity(m) -> None:
         m.acct.from_sector("outside_funders", lenders, short)
 
 
-def _failures(m, t: int) -> None:
+def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Fail insolvent lenders and clear the funding network. ``sheet``: the lenders' current
+    (assets, equity). Returns True if any lender was insolvent (balance sheets changed)."""
     lenders = m.lender_idx
-    equity = m.lender_equity()
+    assets, equity = sheet
     insolvent = equity < -1e-6
     if not insolvent.any():
-        return
+        return False
     loans = m.loans
     k = len(lenders)
     pos = {int(i): j for j, i in enumerate(lenders)}
@@ -51,7 +59,7 @@ def _failures(m, t: int) -> None:
     L[:k, k] = m.outside_funding_usd[lenders]
     interbank_claims = np.zeros(k)
     np.add.at(interbank_claims, [pos[int(x)] for x in loans.lender[ib]], loans.principal_usd[ib])
-    external = np.maximum(m.lender_assets() - interbank_claims, 0.0)
+    external = np.maximum(assets - interbank_claims, 0.0)
     credit = m.cfg["credit"]
     if credit["funding_clearing"] == "rogers_veraart":
         alpha, beta = credit["default_cost_alpha"], credit["default_cost_beta"]
@@ -101,6 +109,7 @@ def _failures(m, t: int) -> None:
     m.outside_funding_usd[lenders] = np.where(
         cut, m.outside_funding_usd[lenders] * ratio, m.outside_funding_usd[lenders]
     )
+    return True
 
 
 def _borrower_parents(m, lender: int) -> list[int]:

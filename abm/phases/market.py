@@ -27,26 +27,37 @@ def _offers(m, t: int, rnd: int):
     has = (lots.units > 0) & (lots.offered_month != t)
     owner = lots.owner
     # a forced seller cuts its reserve for every month a lot has stayed unsold
-    decay = m.cfg["credit"]["reserve_decay_per_unsold_month"] ** lots.unsold_months
+    decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
     rows_l = np.flatnonzero(has & (m.type[owner] == LENDER))
     units_l = np.ceil(lots.units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
         np.int64
     )
     floor = m.cfg["credit"]["reserve_floor_multiplier"]
     res_l = (
-        np.maximum(lender_rules.reserve_multiplier(m, owner[rows_l]) * decay[rows_l], floor)
+        np.maximum(
+            lender_rules.reserve_multiplier(m, owner[rows_l])
+            * decay_per_month ** lots.unsold_months[rows_l],
+            floor,
+        )
         * fundamental[lots.gen[rows_l]]
     )
     rows_e = np.flatnonzero(has & (m.status[owner] == DEFAULTED))
     units_e = lots.units[rows_e]
     res_e = (
-        np.maximum(m.cfg["credit"]["estate_reserve_multiplier"] * decay[rows_e], floor)
+        np.maximum(
+            m.cfg["credit"]["estate_reserve_multiplier"]
+            * decay_per_month ** lots.unsold_months[rows_e],
+            floor,
+        )
         * fundamental[lots.gen[rows_e]]
     )
     parts = [(rows_l, units_l, res_l), (rows_e, units_e, res_e)]
     if rnd == 0:
         loans = m.loans
-        owed = (loans.status == LOAN_ACTIVE) & (m.status[loans.borrower] == ACTIVE)
+        owed = np.flatnonzero(loans.arrears_usd > 0)  # loans without arrears add nothing
+        owed = owed[
+            (loans.status[owed] == LOAN_ACTIVE) & (m.status[loans.borrower[owed]] == ACTIVE)
+        ]
         arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
         arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
         parts.append(neocloud_rules.voluntary_offers(m, arrears))
@@ -154,26 +165,23 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     # a lender's realised loss on inventory sold below the value it was booked at
     is_lender = m.type[seller] == LENDER
     realised = q * (lots.book_value_usd_per_unit[rows] - price)
-    for k in np.flatnonzero(is_lender & (realised > 0)):
-        resolution.record_loss(m, int(seller[k]), float(realised[k]))
-    event_ids = []
-    for k in range(len(q)):
-        s_k = int(seller[k])
-        parents = [m.lot_origin_event.get(int(rows[k]), 0)]
-        if m.status[s_k] == DEFAULTED:
-            parents.append(int(m.default_event[s_k]))
-        event_ids.append(
-            m.events.add(
-                t,
-                "trade",
-                s_k,
-                counterparty=int(buyer[k]),
-                parents=parents,
-                amount=float(cash[k]),
-                units=int(q[k]),
-                price=price,
-            )
-        )
+    loss = is_lender & (realised > 0)
+    resolution.record_losses(m, seller[loss], realised[loss])
+    # one trade event per seller-buyer pair; parents: the seizure that brought the lot to a lender,
+    # and the seller's default when an estate sells
+    origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]
+    default_event = np.where(m.status[seller] == DEFAULTED, m.default_event[seller], -1).tolist()
+    parents = [[o] if d < 0 else [o, d] for o, d in zip(origin, default_event, strict=True)]
+    event_ids = m.events.add_many(
+        t,
+        "trade",
+        seller.tolist(),
+        buyer.tolist(),
+        parents,
+        cash.tolist(),
+        units=q.tolist(),
+        prices=[price] * len(q),
+    )
     return event_ids, set(seller.tolist())
 
 
@@ -201,6 +209,13 @@ def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> No
         m.lots.units[row] += n_units
 
 
+def _nan_to_zero(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x)`` for a float array (NaN -> 0, +-inf -> the largest finite floats), without
+    its per-call overhead (this runs several times a month on a few generations)."""
+    largest = np.finfo(x.dtype).max
+    return np.where(np.isnan(x), 0.0, np.clip(x, -largest, largest))
+
+
 def update_marks(m, t: int) -> None:
     """Market marks follow recent clearing prices, else the used-market index; appraisals lag."""
     c = m.cfg["compute"]
@@ -210,5 +225,5 @@ def update_marks(m, t: int) -> None:
         recent[:] = False  # channel off: clearing prices never re-mark collateral
     # a clearing moves the mark in proportion to its volume: a thin distressed trade barely does,
     # a sale of mark_full_weight_units GPUs or more sets it
-    traded = index + m.last_trade_weight * (np.nan_to_num(m.last_trade_price) - index)
+    traded = index + m.last_trade_weight * (_nan_to_zero(m.last_trade_price) - index)
     m.mark_market = np.where(recent, traded, index)

@@ -15,6 +15,20 @@ def _table(agent, gen, units, n: int, G: int) -> np.ndarray:
     return flat.reshape(n, G)
 
 
+def push_history(hist: np.ndarray, newest: np.ndarray) -> np.ndarray:
+    """A new (agents x months) history array: ``newest`` in column 0, the older months shifted one
+    column back (the oldest drops out). Same values as ``np.roll`` + assignment, without the roll.
+
+    In row-major order column j + 1 of a row directly follows column j, so shifting the flat array by
+    one element moves every month one column back in a single contiguous copy; the element that
+    wraps into column 0 of the next row is then overwritten by ``newest``."""
+    hist = np.ascontiguousarray(hist)
+    out = np.empty_like(hist)
+    out.reshape(-1)[1:] = hist.reshape(-1)[:-1]
+    out[:, 0] = newest
+    return out
+
+
 def _monthly_prob(per_year: float) -> float:
     return 1.0 - (1.0 - per_year) ** (1.0 / 12.0)
 
@@ -35,19 +49,20 @@ def run(m, t: int) -> None:
     owned = _table(lots.owner[live], lots.gen[live], lots.units[live], n, G)
 
     # contracted revenue (take-or-pay share paid whatever the usage); prepayments released first
+    # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
-    act = ct.active & (m.status[ct.provider] == ACTIVE)
-    contracted = _table(ct.provider[act], ct.gen[act], ct.units[act], n, G)
+    act = np.flatnonzero(ct.active & (m.status[ct.provider] == ACTIVE))
+    provider, gen, units = ct.provider[act], ct.gen[act], ct.units[act]
+    contracted = _table(provider, gen, units, n, G)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
-    usage = ct.take_or_pay_share + (1.0 - ct.take_or_pay_share) * util
-    value = np.where(
-        act, ct.units * ct.rent_per_gpu_hour * hours * usage * scale[ct.provider, ct.gen], 0.0
-    )
-    release = np.minimum(ct.prepaid_usd, ct.prepay_release_share * value)
-    ct.prepaid_usd = ct.prepaid_usd - release
-    contract_cash = np.bincount(ct.provider, weights=value - release, minlength=n)
-    revenue += np.bincount(ct.provider, weights=value, minlength=n)
+    take_or_pay = ct.take_or_pay_share[act]
+    usage = take_or_pay + (1.0 - take_or_pay) * util
+    value = units * ct.rent_per_gpu_hour[act] * hours * usage * scale[provider, gen]
+    release = np.minimum(ct.prepaid_usd[act], ct.prepay_release_share[act] * value)
+    ct.prepaid_usd[act] -= release
+    contract_cash = np.bincount(provider, weights=value - release, minlength=n)
+    revenue += np.bincount(provider, weights=value, minlength=n)
 
     # spot revenue on uncontracted units of generations worth running
     running = m.compute.running()
@@ -113,8 +128,7 @@ def run(m, t: int) -> None:
 
     ebitda = revenue - opex
     ebitda[(m.type == LENDER) | (m.type == BUYER)] = 0.0
-    m.ebitda_hist = np.roll(m.ebitda_hist, 1, axis=1)
-    m.ebitda_hist[:, 0] = ebitda
+    m.ebitda_hist = push_history(m.ebitda_hist, ebitda)
     m.monthly_opex_usd = opex
     m.revenue_usd = revenue
 
@@ -152,46 +166,50 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
 
 
 def _renew_and_cut_contracts(m, t: int) -> None:
-    """Customers default (contract cut) or contracts roll over at the current spot rent."""
+    """Customers default (contract cut) or contracts roll over at the current spot rent.
+
+    Only contracts of active providers can change; the tests run on those rows (``act``), while the
+    draws cover every contract so that their alignment does not depend on who is active."""
     c = m.cfg["compute"]
     ct = m.contracts
-    act = ct.active & (m.status[ct.provider] == ACTIVE)
+    act = np.flatnonzero(ct.active & (m.status[ct.provider] == ACTIVE))
     p = c[
         "customer_default_prob_per_year_stress"
         if m.shocks.stress
         else "customer_default_prob_per_year"
     ]
     p_contract = np.where(
-        ct.investment_grade, _monthly_prob(c["ig_customer_default_prob_per_year"]), _monthly_prob(p)
+        ct.investment_grade[act],
+        _monthly_prob(c["ig_customer_default_prob_per_year"]),
+        _monthly_prob(p),
     )
     # drawn whatever the channel, so switching it keeps every other draw aligned
     draws = m.rng.random(ct.n)
     reneg_draws = m.rng.random(ct.n)
     channel = m.cfg["channels"]["counterparty"]
-    cut = act & (draws < p_contract) & channel
+    cut_mask = (draws[act] < p_contract) & channel
+    cut, kept = act[cut_mask], act[~cut_mask]
     # counted in the time series: many, and a lost customer is not a default's parent
-    m.month_contract_cuts += int(cut.sum())
-    ct.active = ct.active & ~cut
-    ct.prepaid_usd = np.where(cut, 0.0, ct.prepaid_usd)  # a defaulted customer forfeits it
+    m.month_contract_cuts += len(cut)
+    ct.active[cut] = False
+    ct.prepaid_usd[cut] = 0.0  # a defaulted customer forfeits it
     # a non-investment-grade customer paying far above today's contract price renegotiates down
-    today = m.compute.rent_spot[ct.gen] * (1.0 + c["contract_premium"])
-    reneg = (
-        act
-        & ~cut
-        & ~ct.investment_grade
-        & (ct.rent_per_gpu_hour > c["renegotiation_threshold"] * today)
-        & (reneg_draws < c["renegotiation_prob_per_month"])
+    today = m.compute.rent_spot[ct.gen[kept]] * (1.0 + c["contract_premium"])
+    rent = ct.rent_per_gpu_hour[kept]
+    reneg_mask = (
+        ~ct.investment_grade[kept]
+        & (rent > c["renegotiation_threshold"] * today)
+        & (reneg_draws[kept] < c["renegotiation_prob_per_month"])
         & channel
     )
     # counted in the time series (many, and never a default's parent): revenue given up per month
-    m.month_renegotiations += int(reneg.sum())
+    m.month_renegotiations += int(reneg_mask.sum())
     m.month_renegotiated_usd += float(
-        ((ct.rent_per_gpu_hour - today) * ct.units * c["hours_per_month"])[reneg].sum()
+        ((rent - today) * ct.units[kept] * c["hours_per_month"])[reneg_mask].sum()
     )
-    ct.rent_per_gpu_hour = np.where(reneg, today, ct.rent_per_gpu_hour)
-    renew = act & ~cut & (ct.end_month <= t)
-    if renew.any():
-        rows = np.flatnonzero(renew)
+    ct.rent_per_gpu_hour[kept[reneg_mask]] = today[reneg_mask]
+    rows = kept[ct.end_month[kept] <= t]
+    if len(rows):
         rent = m.compute.rent_spot[ct.gen[rows]] * (1.0 + c["contract_premium"])
         # renewals on installed GPUs re-price to today's rent; prepayments fund new capacity only
         ct.rent_per_gpu_hour[rows] = rent
