@@ -23,17 +23,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"abm: error: {message}\n")
 
 
-def _non_negative_int(name: str):
+def _int_at_least(name: str, low: int):
+    """An argparse type: an integer >= ``low``, with a message naming the option."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
         return value
 
     return parse
+
+
+def _non_negative_int(name: str):
+    return _int_at_least(name, 0)
+
+
+def _positive_int(name: str):
+    return _int_at_least(name, 1)
 
 
 def _months(text: str) -> int:
@@ -140,19 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default="127.0.0.1")
     app.add_argument("--port", type=_positive_int("--port"), default=8765)
     return parser
-
-
-def _positive_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
-        return value
-
-    return parse
 
 
 def cmd_sweep(args) -> int:

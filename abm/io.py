@@ -155,6 +155,20 @@ def sibling_temp(path: str | Path, suffix: str = "") -> Path:
     return Path(tmp)
 
 
+def write_atomic(path: str | Path, write, suffix: str = "") -> Path:
+    """Call ``write(tmp)`` on a sibling temp file, then move it onto ``path`` in one rename; on any
+    error the temp file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = sibling_temp(path, suffix)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_json_atomic(data: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,13 @@ design point). Results go to ``DIR/analysis/`` as CSV and are printed as tables.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from abm.config import ConfigError
-from abm.io import sibling_temp, write_json_atomic
+from abm.io import write_atomic, write_json_atomic
 from abm.sweep.metrics import METRICS
 from abm.sweep.runner import consolidate, finished_runs, read_manifest
 from abm.sweep.tasks import STATUS_OK
@@ -128,13 +127,7 @@ def sobol_indices(
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = sibling_temp(path)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def analyze(

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from abm.config import ConfigError
-from abm.io import git_commit, sibling_temp, versions, write_json_atomic
+from abm.io import git_commit, versions, write_atomic, write_json_atomic
 from abm.sweep.experiment import Experiment
 from abm.sweep.metrics import METRICS
 from abm.sweep.tasks import STATUS_FAILED, STATUS_OK, run_task, run_task_on_worker
@@ -41,24 +41,11 @@ MAX_ATTEMPTS = 2  # a run whose worker process dies is tried on a fresh worker o
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = sibling_temp(path)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _atomic_text(text: str, path: Path) -> None:
-    tmp = sibling_temp(path)
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def run_columns(exp: Experiment) -> list[str]:
@@ -277,9 +264,7 @@ def run_sweep(
     if exp.text:
         _atomic_text(exp.text, out_dir / "experiment.toml")
     design = exp.design_table()
-    tmp = sibling_temp(out_dir / "design.csv")
-    design.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "design.csv")
+    write_atomic(out_dir / "design.csv", lambda tmp: design.to_csv(tmp, index=False))
 
     all_tasks = exp.tasks()
     done = finished_runs(out_dir)

@@ -6,7 +6,6 @@ all as PNG and PDF into ``DIR/figures/``. Only the sweep's own files are read.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from abm.io import sibling_temp  # noqa: E402
+from abm.io import write_atomic  # noqa: E402
 from abm.sweep.analyze import load_runs  # noqa: E402
 from abm.sweep.metrics import METRICS  # noqa: E402
 from abm.sweep.tasks import STATUS_OK  # noqa: E402
@@ -181,13 +180,7 @@ def _save(fig: plt.Figure, path: Path, formats) -> list[Path]:
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        tmp = sibling_temp(target, suffix=f".{fmt}")
-        try:
-            fig.savefig(tmp, dpi=160)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, lambda tmp: fig.savefig(tmp, dpi=160), suffix=f".{fmt}")
         written.append(target)
     plt.close(fig)
     return written
