@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from abm.cli import main
 from abm.sweep import analyze, load_experiment, run_seed, run_sweep
 from abm.sweep.metrics import METRICS
+from abm.sweep.runner import runs_schema
 
 TINY = """
 name = "tiny"
@@ -53,6 +55,16 @@ def _experiment(tmp_path: Path, months: int = 12, steps: int = 2, text: str | No
     path = tmp_path / "exp.toml"
     path.write_text(text if text is not None else TINY.format(months=months, steps=steps))
     return path
+
+
+def _assert_runs_schema(exp, out: Path) -> None:
+    """runs.parquet has the fixed schema whatever mix of ok and failed parts it stacks."""
+    schema = pq.read_schema(out / "runs.parquet")
+    assert schema.names == runs_schema(exp).names
+    assert [f.type for f in schema] == [f.type for f in runs_schema(exp)]
+    assert (
+        str(schema.field("seed").type) == "int64" and str(schema.field("defaults").type) == "double"
+    )
 
 
 def _runs(out: Path) -> pd.DataFrame:
@@ -128,20 +140,20 @@ def test_resume_after_kill_finishes_only_the_missing_runs(serial_sweep, tmp_path
     deadline = time.time() + 120
     parts = out / "parts"
     while time.time() < deadline and proc.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("runs-*.parquet"))) >= 3:
+        if parts.is_dir() and len(list(parts.glob("runs-*.arrow"))) >= 3:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the sweep finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in parts.glob("runs-*.parquet")}
+    before = {p.name: p.stat().st_mtime_ns for p in parts.glob("runs-*.arrow")}
     assert 3 <= len(before) < 12
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
 
     assert main(["sweep", str(exp_path), "--out", str(out), "--executor", "serial"]) == 2
     assert main(["sweep", str(exp_path), "--out", str(out), "--resume", "--no-progress",
                  "--executor", "serial"]) == 0  # fmt: skip
-    after = {p.name: p.stat().st_mtime_ns for p in parts.glob("runs-*.parquet")}
+    after = {p.name: p.stat().st_mtime_ns for p in parts.glob("runs-*.arrow")}
     assert len(after) == 12
     assert all(after[name] == mtime for name, mtime in before.items()), "finished runs redone"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -159,7 +171,7 @@ def test_resume_on_dask_runs_only_what_is_missing(serial_sweep, tmp_path):
     out = tmp_path / "partial"
     run_sweep(exp, out, executor="serial", progress=False)
     for rid in (1, 6):
-        (out / "parts" / f"runs-{rid:07d}.parquet").unlink()
+        (out / "parts" / f"runs-{rid:07d}.arrow").unlink()
     manifest = run_sweep(exp, out, executor="dask", workers=2, resume=True, progress=False)
     assert manifest["sessions"][-1]["runs_executed"] == 2
     assert len(manifest["sessions"]) == 2
@@ -179,6 +191,7 @@ def test_a_raising_run_is_recorded_and_the_sweep_goes_on(serial_sweep, tmp_path,
     assert failed[list(METRICS)].isna().all(axis=None)
     trace = (out / "failures" / "run-0000003.txt").read_text()
     assert "Traceback" in trace and "RuntimeError" in trace
+    _assert_runs_schema(exp, out)
     ok = runs[runs["status"] == "ok"]
     pd.testing.assert_frame_equal(ok, _runs(serial_out).drop(index=3))
 
@@ -199,6 +212,7 @@ def test_a_killed_worker_does_not_stop_the_sweep(serial_sweep, tmp_path, monkeyp
     runs = _runs(out)
     assert manifest["counts"]["ok"] == 7 and manifest["counts"]["failed"] == 1
     assert runs.loc[runs["run_id"] == 2, "error"].iloc[0].startswith("KilledWorker")
+    _assert_runs_schema(exp, out)
     pd.testing.assert_frame_equal(runs[runs["status"] == "ok"], _runs(serial_out).drop(index=2))
 
 

@@ -5,13 +5,14 @@ Layout of a sweep folder::
     manifest.json        experiment, resolved design, versions, git commit, sessions and timings
     experiment.toml      the experiment file as given
     design.csv           one row per design point: the values of the varied parameters
-    parts/               one small Parquet file per finished run (written atomically as it ends)
+    parts/               runs-<id>.arrow per finished run (Arrow IPC, written atomically as it
+                         ends; plus timeseries-<id>.arrow / agents-<id>.arrow when kept)
     failures/            run-<id>.txt: the traceback of every failed run
     runs.parquet         one row per run (consolidated from parts/, sorted by run id)
     timeseries.parquet   run_id + the monthly table of every run, when the experiment keeps it
     agents.parquet       run_id + the agent panel of every run, when asked for
 
-A run's ``runs-<id>.parquet`` part is written last, after its tables, so a part on disk means the
+A run's ``runs-<id>.arrow`` part is written last, after its tables, so a part on disk means the
 run is complete; ``--resume`` runs exactly the runs without one. The consolidated files are
 rebuilt from the parts at the end of every session (and by ``abm analyze`` when they are stale).
 """
@@ -26,7 +27,11 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
 
 from abm.config import ConfigError
 from abm.io import git_commit, versions, write_atomic, write_json_atomic
@@ -40,27 +45,57 @@ SWEEP_PACKAGES = ("dask", "distributed", "pyarrow", "SALib")
 MAX_ATTEMPTS = 2  # a run whose worker process dies is tried on a fresh worker once more
 
 
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+# The embedded cluster has no dashboard, so nothing reads the workers' statistical profiler (a
+# stack sample every 10 ms), the 20 ms event-loop health ticks or the 0.5 s system monitor, and
+# with one queued run per worker there is nothing to steal. Each of them wakes a thread that takes
+# the GIL (and a core) from the running models; idle, they cost the main process 7 % of a core
+# and each worker 5 %, and 1 % and 0.4 % without them (benchmarks/README.md, "Sweep").
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+}
+
+
+# Parts are Arrow IPC files: a one-row table costs ~0.3 ms to write and to read, Parquet ~3 ms
+# (the main process writes one per run while the workers compute, and reads them all to resume
+# and to consolidate). The consolidated tables are Parquet.
+PART_SUFFIX = ".arrow"
+
+
+def _atomic_parquet(table: pa.Table, path: Path) -> None:
+    write_atomic(path, lambda tmp: pq.write_table(table, str(tmp)))
+
+
+def _atomic_part(table: pa.Table, path: Path) -> None:
+    write_atomic(
+        path, lambda tmp: feather.write_feather(table, str(tmp), compression="uncompressed")
+    )
+
+
+def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return feather.read_table(str(path), columns=columns, memory_map=False)
 
 
 def _atomic_text(text: str, path: Path) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def run_columns(exp: Experiment) -> list[str]:
-    """Column order of ``runs.parquet``."""
-    return [
-        "run_id",
-        "point",
-        "replicate",
-        "seed",
-        *(p.name for p in exp.parameters),
-        *METRICS,
-        "status",
-        "error",
-        "wall_s",
+def runs_schema(exp: Experiment) -> pa.Schema:
+    """Arrow schema of ``runs.parquet`` (and of every run's part): fixed types, so parts written
+    in different sessions, failed or not, always stack."""
+    fields = [pa.field(name, pa.int64()) for name in ("run_id", "point", "replicate", "seed")]
+    for p in exp.parameters:
+        fields.append(pa.field(p.name, pa.array([pt[p.name] for pt in exp.points]).type))
+    fields += [pa.field(name, pa.float64()) for name in METRICS]
+    fields += [
+        pa.field("status", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("wall_s", pa.float64()),
     ]
+    return pa.schema(fields)
 
 
 def failed_output(task: dict, error: str, tb: str) -> dict:
@@ -116,48 +151,64 @@ def finished_runs(out_dir: Path) -> dict[int, str]:
     done: dict[int, str] = {}
     if not parts.is_dir():
         return done
-    for path in parts.glob("runs-*.parquet"):
+    for path in parts.glob(f"runs-*{PART_SUFFIX}"):
         try:
-            df = pd.read_parquet(path, columns=["run_id", "status"])
+            table = _read_part(path, columns=["run_id", "status"])
         except Exception:  # a torn or foreign file: treat the run as missing
             continue
-        if len(df) == 1:
-            done[int(df["run_id"].iloc[0])] = str(df["status"].iloc[0])
+        if table.num_rows == 1:
+            done[int(table["run_id"][0].as_py())] = str(table["status"][0].as_py())
     return done
 
 
-def _write_part(out_dir: Path, exp: Experiment, output: dict) -> None:
+def _write_part(
+    out_dir: Path, exp: Experiment, output: dict, schema: pa.Schema | None = None
+) -> None:
     row = output["row"]
     rid = int(row["run_id"])
     parts = out_dir / "parts"
     for table in ("timeseries", "agents"):
         if output.get(table) is not None:
-            _atomic_parquet(output[table], parts / f"{table}-{rid:07d}.parquet")
+            frame = pa.Table.from_pandas(output[table], preserve_index=False)
+            _atomic_part(frame, parts / f"{table}-{rid:07d}{PART_SUFFIX}")
     if output.get("traceback"):
         _atomic_text(output["traceback"], out_dir / "failures" / f"run-{rid:07d}.txt")
     else:
         (out_dir / "failures" / f"run-{rid:07d}.txt").unlink(missing_ok=True)
-    frame = pd.DataFrame([row]).reindex(columns=run_columns(exp))
-    _atomic_parquet(frame, parts / f"runs-{rid:07d}.parquet")  # last: marks the run complete
+    schema = schema if schema is not None else runs_schema(exp)
+    table = pa.Table.from_pylist([{name: row.get(name) for name in schema.names}], schema=schema)
+    _atomic_part(table, parts / f"runs-{rid:07d}{PART_SUFFIX}")  # last: marks the run complete
 
 
 def consolidate(out_dir: Path) -> dict[str, int]:
-    """Rebuild runs.parquet (and timeseries/agents.parquet) from the parts, sorted by run id."""
+    """Rebuild runs.parquet (and timeseries/agents.parquet) from the parts, sorted by run id
+    (then month; the sort is stable, so agents keep their order within a month). Returns the
+    number of rows of each table."""
+    return _consolidate(out_dir)[0]
+
+
+def _consolidate(out_dir: Path) -> tuple[dict[str, int], pa.Table | None]:
+    """``consolidate``, also returning the consolidated runs table (None without runs)."""
     out_dir = Path(out_dir)
     parts = out_dir / "parts"
     counts = {}
-    for table, prefix in (("runs", "runs-"), ("timeseries", "timeseries-"), ("agents", "agents-")):
-        files = sorted(parts.glob(f"{prefix}*.parquet"))
+    runs = None
+    for name, prefix in (("runs", "runs-"), ("timeseries", "timeseries-"), ("agents", "agents-")):
+        files = sorted(parts.glob(f"{prefix}*{PART_SUFFIX}"))
         if not files:
-            counts[table] = 0
+            counts[name] = 0
             continue
-        frames = [pd.read_parquet(f) for f in files]
-        df = pd.concat(frames, ignore_index=True)
-        sort = ["run_id", "month"] if table != "runs" and "month" in df else ["run_id"]
-        df = df.sort_values(sort, kind="stable").reset_index(drop=True)
-        _atomic_parquet(df, out_dir / f"{table}.parquet")
-        counts[table] = len(df)
-    return counts
+        tables = [_read_part(f) for f in files]
+        table = pa.concat_tables(tables, promote_options="permissive")
+        keys = (
+            ["run_id", "month"] if name != "runs" and "month" in table.column_names else ["run_id"]
+        )
+        table = table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+        _atomic_parquet(table, out_dir / f"{name}.parquet")
+        counts[name] = table.num_rows
+        if name == "runs":
+            runs = table
+    return counts, runs
 
 
 def _serial(tasks: list[dict], base: dict) -> Iterator[tuple[dict, dict]]:
@@ -183,6 +234,7 @@ def _dask(
                     # Dask's default (64 KiB) makes glibc return memory to the OS after almost
                     # every numpy temporary; a model month allocates thousands of them
                     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(2**28),
+                    **({} if scheduler else QUIET_CLUSTER),
                 }
             )
         )
@@ -311,8 +363,9 @@ def run_sweep(
         else:
             stream = _dask(todo, exp.base_config, workers, scheduler, manifest["fingerprint"][:10])
         with contextlib.closing(stream):  # an interrupt shuts the cluster down at once
+            schema = runs_schema(exp)
             for _task, output in stream:
-                _write_part(out_dir, exp, output)
+                _write_part(out_dir, exp, output, schema)
                 n_new += 1
                 if output["row"]["status"] != STATUS_OK:
                     n_failed += 1
@@ -323,8 +376,12 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
-        counts = consolidate(out_dir)
-        final = finished_runs(out_dir)
+        counts, runs = _consolidate(out_dir)
+        final = (
+            dict(zip(runs["run_id"].to_pylist(), runs["status"].to_pylist(), strict=True))
+            if runs is not None
+            else {}
+        )
         missing = len(all_tasks) - len(final)
         if missing:
             status = "interrupted" if status != "complete" else "incomplete"
@@ -333,10 +390,7 @@ def run_sweep(
             wall_s=round(time.perf_counter() - t0, 3),
             runs_executed=n_new,
             run_time_s_all_runs=round(
-                float(pd.read_parquet(out_dir / "runs.parquet")["wall_s"].sum())
-                if counts.get("runs")
-                else 0.0,
-                3,
+                float(np.nansum(runs["wall_s"].to_numpy())) if runs is not None else 0.0, 3
             ),
         )
         manifest.update(
