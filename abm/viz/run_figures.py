@@ -22,9 +22,7 @@ Figures (each builder returns a :class:`matplotlib.figure.Figure`; none uses pyp
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -47,6 +45,7 @@ from matplotlib.patches import FancyArrowPatch, Patch  # noqa: E402
 
 from abm.analysis import CHANNELS, cascade_tree  # noqa: E402
 from abm.events import CAUSES  # noqa: E402
+from abm.io import write_atomic  # noqa: E402
 from abm.viz.overview import TYPE_COLOURS  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
@@ -912,33 +911,14 @@ def animate_network(run: RunData, path: str | Path, fps: float = 4, **kwargs) ->
 # --------------------------------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path`` and move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_figure(fig: Figure, path: Path, dpi: int = 200) -> Path:
     """Save atomically; PDF and PNG metadata carry no timestamp (same run -> same bytes)."""
     fmt = path.suffix.lstrip(".").lower()
     meta = {"CreationDate": None, "ModDate": None} if fmt == "pdf" else {}
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(
+        path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta), suffix=path.suffix
+    )
 
 
 def ffmpeg_available() -> bool:
@@ -991,6 +971,8 @@ def plot_run(
         if ffmpeg_available():
             targets.append(out / "network.mp4")
         for target in targets:
-            atomic_write(target, lambda tmp: animate_network(run, tmp, fps=fps))
+            write_atomic(
+                target, lambda tmp: animate_network(run, tmp, fps=fps), suffix=target.suffix
+            )
             written.append(target)
     return written
