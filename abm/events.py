@@ -30,7 +30,24 @@ def parent_text(parents: Iterable) -> str:
             return ""
         only = int(parents[0])
         return str(only) if only > 0 else ""
-    return ";".join(str(int(p)) for p in sorted(set(parents)) if p > 0)
+    return ";".join([str(int(p)) for p in sorted(set(parents)) if p > 0])
+
+
+def _parent_texts(parents: Iterable[Iterable]) -> list[str]:
+    """``[parent_text(p) for p in parents]``; lists of several parents repeat (events of one round
+    share the fire sales that set the marks), so each distinct tuple is formatted once."""
+    out: list[str] = []
+    memo: dict[tuple, str] = {}
+    for p in parents:
+        if isinstance(p, (list, tuple)) and len(p) <= 1:
+            out.append(parent_text(p))
+            continue
+        key = tuple(p)
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = parent_text(key)
+        out.append(text)
+    return out
 
 
 class EventLog:
@@ -107,7 +124,7 @@ class EventLog:
                 [types[a] for a in agents],
                 [cause] * count if isinstance(cause, str) else cause,
                 [ids[c] if c >= 0 else -1 for c in counterparties],
-                map(parent_text, parents),
+                _parent_texts(parents),
                 map(float, amounts),
                 [0] * count if units is None else map(int, units),
                 [0.0] * count if prices is None else map(float, prices),

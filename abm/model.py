@@ -315,14 +315,31 @@ class AIComputeCreditModel(mesa.Model):
         """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
         loans, lots = self.loans, self.lots
         pledged = np.flatnonzero(lots.loan >= 0)
-        loan, gen = lots.loan[pledged], lots.gen[pledged]
-        marks = np.where(
-            self.market_policy[loans.lender[loan]], self.mark_market[gen], self.mark_appraisal[gen]
-        )
-        value = np.bincount(loan, weights=lots.units[pledged] * marks, minlength=loans.n)
-        btc = np.flatnonzero(loans.kind == BTC_LOAN)
+        loan = lots.loan[pledged]
+        # each lot's mark picked from one table [appraisal marks, market marks] by its lender's
+        # policy: the same values as np.where(policy, market[gen], appraisal[gen])
+        table = np.concatenate((self.mark_appraisal, self.mark_market))
+        key = lots.gen[pledged] + self.G * self.market_policy[loans.lender[loan]]
+        value = np.bincount(loan, weights=lots.units[pledged] * table[key], minlength=loans.n)
+        btc = self._btc_loan_rows()
         value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
         return value
+
+    def _btc_loan_rows(self) -> np.ndarray:
+        """``flatnonzero(loans.kind == BTC_LOAN)``. A loan's kind never changes and rows are only
+        appended, so the rows found for the first ``n`` loans stay valid: only new rows are scanned."""
+        loans = self.loans
+        cached = getattr(self, "_btc_rows_cache", None)
+        if cached is not None and cached[0] == loans.n:
+            return cached[1]
+        if cached is not None and cached[0] < loans.n:
+            new = cached[0] + np.flatnonzero(loans.kind[cached[0] :] == BTC_LOAN)
+            rows = np.concatenate((cached[1], new)) if len(new) else cached[1]
+        else:
+            rows = np.flatnonzero(loans.kind == BTC_LOAN)
+        rows.flags.writeable = False
+        self._btc_rows_cache = (loans.n, rows)
+        return rows
 
     def collateral_value_of(self, loan_rows: np.ndarray) -> np.ndarray:
         """``collateral_value()[loan_rows]``, valuing only these loans' lots (the same sums, lot by
@@ -397,8 +414,12 @@ class AIComputeCreditModel(mesa.Model):
         claims, inventory = self.claims_and_inventory() if parts is None else parts
         open_ = loans.status != 3
         debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
+        # pledged BTC: only the loans with BTC collateral add to the sums (the others add zeros)
+        pledged = np.flatnonzero(loans.collateral_btc)
         btc = self.acct.btc + np.bincount(
-            loans.borrower, weights=loans.collateral_btc * open_, minlength=self.n
+            loans.borrower[pledged],
+            weights=loans.collateral_btc[pledged] * open_[pledged],
+            minlength=self.n,
         )
         deferred = np.bincount(
             self.contracts.provider,

@@ -46,8 +46,14 @@ def add_loan_edge(m, lender: int, borrower: int, row: int) -> None:
 
 def add_loan_edges(m, lenders, borrowers, rows) -> None:
     """:func:`add_loan_edge` for each (lender, borrower, loan row), in order (arrays). The same graph
-    and cell connections; Python ints throughout (no per-edge NumPy scalar conversions)."""
+    and cell connections; Python ints throughout (no per-edge NumPy scalar conversions).
+
+    The edges are written straight into the graph's adjacency dicts, as ``MultiDiGraph.add_edge``
+    does for an explicit key between existing nodes (same key dicts, attribute dicts and insertion
+    order), with its cache clearing done once at the end instead of per edge."""
     g, cells = m.graph, m.grid._cells
+    succ, pred = g._succ, g._pred
+    key_dict, attr_dict = g.edge_key_dict_factory, g.edge_attr_dict_factory
     new_pairs = {}
     for lender, borrower, row, kind in zip(
         np.asarray(lenders).tolist(),
@@ -56,9 +62,27 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
         m.loans.kind[rows].tolist(),
         strict=True,
     ):
-        if (lender, borrower) not in new_pairs and not g.has_edge(lender, borrower):
+        if lender not in succ or borrower not in succ:  # a new node: the general path
+            if not g.has_edge(lender, borrower):
+                new_pairs[lender, borrower] = True
+            _add_loan(g, lender, borrower, row, kind)
+            continue
+        key = f"loan{row}"
+        keydict = succ[lender].get(borrower)
+        if keydict is None:  # the pair's first edge
             new_pairs[lender, borrower] = True  # a dict keeps the order of first appearance
-        _add_loan(g, lender, borrower, row, kind)
+            keydict = key_dict()
+            succ[lender][borrower] = keydict
+            pred[borrower][lender] = keydict
+        datadict = keydict.get(key)
+        if datadict is None:
+            datadict = attr_dict()
+        datadict.update(
+            edge_type="funding" if kind == INTERBANK else "loan",
+            loan_kind=LOAN_KIND_NAMES[kind],
+        )
+        keydict[key] = datadict
+    nx._clear_cache(g)
     for lender, borrower in new_pairs:
         cells[lender].connect(cells[borrower], borrower)
 

@@ -63,7 +63,10 @@ def bid_schedules(m, offered_units: np.ndarray):
         cum = cap_units[:, None] * (np.arange(1, steps + 1) / steps)[None, :]
         cum = np.minimum(cum, budget[g][:, None] / np.maximum(prices, 1e-9))
         cum = np.floor(np.maximum.accumulate(cum, axis=1))
-        incr = np.diff(cum, axis=1, prepend=0.0).astype(np.int64)
+        # np.diff(cum, axis=1, prepend=0.0) without its concatenation
+        incr = np.empty(cum.shape, dtype=np.int64)
+        incr[:, 0] = cum[:, 0]
+        np.subtract(cum[:, 1:], cum[:, :-1], out=incr[:, 1:], casting="unsafe")
         ok = (incr > 0) & (prices > 0) & active[:, None]
         buyer_rows = np.broadcast_to(b[:, None], prices.shape)
         out.append((buyer_rows[ok], prices[ok], incr[ok]))

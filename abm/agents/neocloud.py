@@ -75,9 +75,9 @@ def voluntary_offers(m, arrears_by_agent: np.ndarray):
     """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to
     cover the arrears. Returns (lot rows, units, reserve USD per unit)."""
     lots = m.lots
-    free = (lots.loan < 0) & (lots.units > 0) & (m.status[lots.owner] == ACTIVE)
-    free &= arrears_by_agent[lots.owner] > 0
-    rows = np.flatnonzero(free)
+    # per agent first (active and in arrears), then per lot
+    selling = (m.status == ACTIVE) & (arrears_by_agent > 0)
+    rows = np.flatnonzero((lots.loan < 0) & (lots.units > 0) & selling.take(lots.owner))
     if len(rows) == 0:
         return rows, rows, np.empty(0)
     reserve = (

@@ -146,7 +146,14 @@ class LotBook(Book):
         """Rows of the lots pledged to any of ``loans`` now (ascending), as ``flatnonzero(isin)``."""
         loans = np.asarray(loans, dtype=np.int64)
         if len(loans) > self.SCAN_ABOVE_LOANS:  # many loans: one vectorised pass over all lots
-            return np.flatnonzero(np.isin(self.loan, loans))
+            if loans.min() < 0:
+                return np.flatnonzero(np.isin(self.loan, loans))
+            # a lookup table loan row -> wanted (np.isin's result, without sorting): free lots
+            # (loan -1) read the table's last slot, which no wanted loan reaches
+            top = max(int(self.loan.max(initial=-1)), int(loans.max()))
+            wanted = np.zeros(top + 2, dtype=bool)
+            wanted[loans] = True
+            return np.flatnonzero(wanted[self.loan])
         _, rows = self.pledged_lots(loans)
         return np.sort(rows)
 

@@ -184,12 +184,28 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
 
 
 def distribute_all_estates(m, t: int) -> None:
-    for b in sorted(m.open_estates):
-        distribute_estate(m, int(b), t)
+    estates = sorted(m.open_estates)
+    if not estates:
+        return
+    # the lots of every estate, found in one pass over the lots (ascending rows per estate, as
+    # ``flatnonzero(owner == b)``): distributing one estate changes no lot of another estate
+    owner = m.lots.owner
+    wanted = np.zeros(m.n + 1, dtype=bool)  # owner -1 (none) reads the last slot
+    wanted[estates] = True
+    rows = np.flatnonzero(wanted[owner])
+    rows = rows[np.argsort(owner[rows], kind="stable")]
+    owners = owner[rows]
+    bounds = (
+        np.searchsorted(owners, estates, side="left"),
+        np.searchsorted(owners, estates, "right"),
+    )
+    for b, lo, hi in zip(estates, bounds[0].tolist(), bounds[1].tolist(), strict=True):
+        distribute_estate(m, int(b), t, rows[lo:hi])
 
 
-def distribute_estate(m, b: int, t: int) -> None:
-    """Pay the estate's cash to its remaining claims by seniority; close it when nothing is left."""
+def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -> None:
+    """Pay the estate's cash to its remaining claims by seniority; close it when nothing is left.
+    ``lots_owned``: ``flatnonzero(m.lots.owner == b)`` when the caller has it."""
     loans, acct = m.loans, m.acct
     claims = loans.rows_of_borrower(b)
     claims = claims[loans.status[claims] == LOAN_DEFAULTED]
@@ -211,7 +227,7 @@ def distribute_estate(m, b: int, t: int) -> None:
         acct.transfer(np.full(len(rows), b), loans.lender[rows], pay)
         loans.principal_usd[rows] -= pay
         cash -= float(pay.sum())
-    lots_left = np.flatnonzero(m.lots.owner == b)
+    lots_left = np.flatnonzero(m.lots.owner == b) if lots_owned is None else lots_owned
     lots_left = lots_left[m.lots.units[lots_left] > 0]
     worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
     if len(lots_left) == 0 or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:

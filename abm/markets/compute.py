@@ -90,7 +90,7 @@ class ComputeMarket:
         ) ** (1.0 / cadence)
         # revenue and power both scale with utilisation (as in operations); colocation is paid while
         # the GPU is kept, i.e. while it earns more than its power
-        rent = self.rent_spot[:, None] * monthly_decay ** k[None, :] * self.utilisation
+        rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * self.utilisation
         op = self.power_cost_per_hour[:, None] * self.utilisation
         margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None] * (rent > op)
         cash = margin * self.hours
@@ -98,10 +98,35 @@ class ComputeMarket:
         alive = k[None, :] <= life_left[:, None]
         cash = np.where(alive, cash, 0.0)
         rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
-        disc = (1.0 + rates[:, None]) ** (-k[None, :] / 12.0)  # rates x months
+        disc = self._discount_factors(rates, k)  # rates x months
         values = cash @ disc.T  # gens x rates
         values = np.maximum(values, 0.0)
         return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
+
+    def _powers(self, monthly_decay: float, k: np.ndarray) -> np.ndarray:
+        """``monthly_decay ** k[None, :]``, remembered for the last decay rate and horizon (the
+        same every month unless the release calendar or the deflation belief changes)."""
+        cached = getattr(self, "_powers_cache", None)
+        if cached is not None and cached[0] == monthly_decay and cached[1] == len(k):
+            return cached[2]
+        powers = monthly_decay ** k[None, :]
+        powers.flags.writeable = False
+        self._powers_cache = (monthly_decay, len(k), powers)
+        return powers
+
+    def _discount_factors(self, rates: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """``(1 + rates[:, None]) ** (-k[None, :] / 12)``, remembered per (rates, horizon): the
+        fundamental rate and the buyers' hurdle rates do not change during a run."""
+        cache = self.__dict__.setdefault("_discount_cache", {})
+        key = (rates.tobytes(), len(k))
+        disc = cache.get(key)
+        if disc is None:
+            if len(cache) >= 16:  # bounded, should rates ever vary
+                cache.clear()
+            disc = (1.0 + rates[:, None]) ** (-k[None, :] / 12.0)
+            disc.flags.writeable = False
+            cache[key] = disc
+        return disc
 
     def expected_deflation_per_year(self) -> float:
         """The rent trend valuations extrapolate: the realised one, or the underwriting belief

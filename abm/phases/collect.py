@@ -100,20 +100,21 @@ def collect(m, t: int) -> None:
     sheets = m.balance_sheets(parts)
     ltv = m.gpu_ltv()
     cov = m.coverage()
-    m.panel_rows.append(
-        np.column_stack(
-            [
-                np.full(m.n, t),
-                m.agent_ids,
-                m.type,
-                m.status,
-                m.acct.cash,
-                m.gpu_units_by_agent(),
-                sheets["btc"],
-                sheets["debt"],
-                sheets["equity"],
-                ltv,
-                np.where(np.isfinite(cov), cov, np.nan),
-            ]
-        )
-    )
+    columns = [
+        np.full(m.n, t),
+        m.agent_ids,
+        m.type,
+        m.status,
+        m.acct.cash,
+        m.gpu_units_by_agent(),
+        sheets["btc"],
+        sheets["debt"],
+        sheets["equity"],
+        ltv,
+        np.where(np.isfinite(cov), cov, np.nan),
+    ]
+    # np.column_stack(columns), filled column by column
+    panel = np.empty((m.n, len(columns)), dtype=np.result_type(*columns))
+    for j, col in enumerate(columns):
+        panel[:, j] = col
+    m.panel_rows.append(panel)

@@ -49,19 +49,23 @@ def _serviced_among(m, rows: np.ndarray) -> np.ndarray:
 
 
 def service(m, t: int) -> None:
+    # Only the serviced loans are read and written (closed rows stay in the book for history): the
+    # other rows would get zero interest and amortisation, and adding zeros changes no sum and no
+    # balance, so the per-borrower sums (in loan-row order) and all results are the same.
     loans, acct = m.loans, m.acct
-    live = _serviced(m)
-    interest = np.where(live, loans.principal_usd * m.loan_rates() / 12.0, 0.0)
-    amortising = live & ((loans.kind == GPU_TERM) | (loans.kind == PROJECT))
-    amort = np.where(amortising, np.minimum(loans.principal_usd, loans.amort_usd_per_month), 0.0)
+    live = np.flatnonzero(_serviced(m))
+    borrower, kind = loans.borrower[live], loans.kind[live]
+    principal, arrears = loans.principal_usd[live], loans.arrears_usd[live]
+    rate = np.where(loans.floating[live], m.base_rate + loans.spread[live], loans.fixed_rate[live])
+    interest = principal * rate / 12.0
+    amortising = (kind == GPU_TERM) | (kind == PROJECT)
+    amort = np.where(amortising, np.minimum(principal, loans.amort_usd_per_month[live]), 0.0)
     due = interest + amort
-    due_by = np.bincount(loans.borrower, weights=due + loans.arrears_usd * live, minlength=m.n)
-    due_now = np.bincount(loans.borrower, weights=due, minlength=m.n)  # this month's service
+    due_by = np.bincount(borrower, weights=due + arrears, minlength=m.n)
+    due_now = np.bincount(borrower, weights=due, minlength=m.n)  # this month's service
     m.service_hist = push_history(m.service_hist, due_now)
     m.hist_months += 1
-    loans.arrears_months = np.where(
-        live & (loans.arrears_usd > 0), loans.arrears_months + 1, loans.arrears_months
-    )
+    loans.arrears_months[live[arrears > 0]] += 1
 
     # routine sales of production are part of the market's normal flow (no extra impact); miners short
     # of cash also sell treasury BTC, and those forced sales clear together against market depth
@@ -77,15 +81,17 @@ def service(m, t: int) -> None:
     cash = np.maximum(acct.cash, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(due_now > 0, np.minimum(1.0, cash / due_now), 1.0)
-    r = ratio[loans.borrower]
+    r = ratio[borrower]
     paid = due * r
-    acct.transfer(loans.borrower[live], loans.lender[live], paid[live])
-    loans.principal_usd = loans.principal_usd - amort * r
-    loans.arrears_usd = loans.arrears_usd + (due - paid)
-    loans.arrears_principal_usd = loans.arrears_principal_usd + amort * (1.0 - r)
+    acct.transfer(borrower, loans.lender[live], paid)
+    principal = principal - amort * r
+    arrears = arrears + (due - paid)
+    loans.principal_usd[live] = principal
+    loans.arrears_usd[live] = arrears
+    loans.arrears_principal_usd[live] += amort * (1.0 - r)
     m.monthly_outflow_usd = m.monthly_opex_usd + m.service_hist[:, 0]
     # loans amortised to zero with nothing past due are repaid: their collateral is released
-    done = np.flatnonzero(live & (loans.principal_usd <= 1e-6) & (loans.arrears_usd <= 1e-6))
+    done = live[(principal <= 1e-6) & (arrears <= 1e-6)]
     if len(done):
         loans.principal_usd[done] = 0.0
         loans.status[done] = REPAID
@@ -165,6 +171,51 @@ def repay_in_full(m, loan: int) -> bool:
     loans.status[loan] = REPAID
     _release_collateral(m, loan)
     return True
+
+
+def _repay_in_full_many(m, rows: np.ndarray) -> list[bool]:
+    """:func:`repay_in_full` on each loan of ``rows`` in order (distinct loans); returns whether each
+    was repaid. The same decisions and the same cash, loan and lot state as the loop: each borrower's
+    cash is drawn down loan by loan in Python floats (the same IEEE operations as the per-loan
+    ``cash[b] -= owed``), the lenders are credited in order with ``np.add.at``, and the repaid loans'
+    collateral is released in one pass. Falls back to the loop when a payee is also a payer."""
+    loans, acct = m.loans, m.acct
+    if len(rows) == 0:
+        return []
+    borrower = loans.borrower[rows]
+    lender = loans.lender[rows]
+    if np.isin(lender, borrower).any():  # a lender's own repayment would depend on its receipts
+        return [repay_in_full(m, int(loan)) for loan in rows.tolist()]
+    owed = loans.principal_usd[rows] + loans.arrears_usd[rows] - loans.arrears_principal_usd[rows]
+    cash = acct.cash
+    left: dict[int, float] = {}
+    ok: list[bool] = []
+    for b, o in zip(borrower.tolist(), owed.tolist(), strict=True):
+        c = left.get(b)
+        if c is None:
+            c = float(cash[b])
+        if c < o:
+            ok.append(False)
+            continue
+        left[b] = c - o
+        ok.append(True)
+    if not left:
+        return ok
+    paid = np.array(ok)
+    done = rows[paid]
+    for b, c in left.items():
+        cash[b] = c
+    np.add.at(cash, lender[paid], owed[paid])
+    loans.principal_usd[done] = 0.0
+    loans.arrears_usd[done] = 0.0
+    loans.arrears_principal_usd[done] = 0.0
+    loans.status[done] = REPAID
+    m.lots.loan[m.lots.rows_of_loans(done)] = -1
+    btc = done[loans.collateral_btc[done] > 0]
+    if len(btc):
+        np.add.at(acct.btc, loans.borrower[btc], loans.collateral_btc[btc])
+        loans.collateral_btc[btc] = 0.0
+    return ok
 
 
 def _moved_generations(m, t: int) -> np.ndarray:
@@ -429,9 +480,11 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
     old_cov, new_cov = loans.min_coverage[od[reset_cov]], cov_od[reset_cov] * 0.95
     loans.min_coverage[od[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
     # accelerations, one at a time: repaying one loan uses the cash another could have used
-    for k in np.flatnonzero(~waive).tolist():
-        loan, b = int(od[k]), int(borrower[k])
-        if repay_in_full(m, loan) or b in defaults:
+    accelerated = np.flatnonzero(~waive)
+    repaid = _repay_in_full_many(m, od[accelerated])
+    for k, ok in zip(accelerated.tolist(), repaid, strict=True):
+        b = int(borrower[k])
+        if ok or b in defaults:
             continue
         parent = breach_event[k]
         breach_parents = [int(p) for p in m.events.rows[parent - 1][7].split(";") if p]
@@ -492,22 +545,29 @@ def _borrowing_base_sweep(
         order = cand[np.lexsort((cure[cand], borrower[cand]))]
         b_sorted = borrower[order]
         running = np.cumsum(cure[order])
-        first = np.r_[True, b_sorted[1:] != b_sorted[:-1]]
+        first = np.empty(len(order), dtype=bool)
+        first[0] = True
+        np.not_equal(b_sorted[1:], b_sorted[:-1], out=first[1:])
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-        before = np.r_[0.0, running][group_start]
-        cured[order] = (running - before) <= spare[b_sorted]
-    if cured.any():
-        m.acct.transfer(borrower[cured], loans.lender[rows[cured]], cure[cured])
-        loans.principal_usd[rows[cured]] -= cure[cured]
-        m.month_cures += int(cured.sum())
-        m.month_cure_usd += float(cure[cured].sum())
+        shifted = np.empty(len(order) + 1)  # np.r_[0.0, running]
+        shifted[0] = 0.0
+        shifted[1:] = running
+        cured[order] = (running - shifted[group_start]) <= spare[b_sorted]
+        done = np.flatnonzero(cured)  # the cured positions, ascending (boolean-mask order)
+        if len(done):
+            paid, cured_rows = cure[done], rows[done]
+            m.acct.transfer(borrower[done], loans.lender[cured_rows], paid)
+            loans.principal_usd[cured_rows] -= paid
+            m.month_cures += len(done)
+            m.month_cure_usd += float(paid.sum())
     return cured
 
 
 def unpaid_suppliers(m, t: int) -> bool:
     """An active borrower left with negative cash after all sales cannot pay its suppliers: default."""
     short = np.flatnonzero(m.acct.cash < -1e-6)
-    short = short[(m.status[short] == ACTIVE) & np.isin(m.type[short], (MINER, NEOCLOUD))]
+    kind = m.type[short]
+    short = short[(m.status[short] == ACTIVE) & ((kind == MINER) | (kind == NEOCLOUD))]
     for b in short:
         raise_cash_from_btc(m, int(b), 0.0)
     short = [b for b in short if m.acct.cash[b] < -1e-6]

@@ -24,12 +24,14 @@ def _offers(m, t: int, rnd: int):
     """(lot rows, units, reserve USD per unit) of everything for sale this round."""
     lots = m.lots
     fundamental = m.compute.fundamental_value
-    has = (lots.units > 0) & (lots.offered_month != t)
+    lot_units = lots.units
+    has = np.flatnonzero((lot_units > 0) & (lots.offered_month != t))
     owner = lots.owner
+    has_owner = owner.take(has)
     # a forced seller cuts its reserve for every month a lot has stayed unsold
     decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
-    rows_l = np.flatnonzero(has & (m.type[owner] == LENDER))
-    units_l = np.ceil(lots.units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
+    rows_l = has[(m.type == LENDER).take(has_owner)]
+    units_l = np.ceil(lot_units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
         np.int64
     )
     floor = m.cfg["credit"]["reserve_floor_multiplier"]
@@ -41,8 +43,8 @@ def _offers(m, t: int, rnd: int):
         )
         * fundamental[lots.gen[rows_l]]
     )
-    rows_e = np.flatnonzero(has & (m.status[owner] == DEFAULTED))
-    units_e = lots.units[rows_e]
+    rows_e = has[(m.status == DEFAULTED).take(has_owner)]
+    units_e = lot_units[rows_e]
     res_e = (
         np.maximum(
             m.cfg["credit"]["estate_reserve_multiplier"]

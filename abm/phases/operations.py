@@ -43,24 +43,30 @@ def run(m, t: int) -> None:
     revenue = np.zeros(n)
     opex = np.zeros(n)
 
-    _renew_and_cut_contracts(m, t)
+    # the contracts still active after this month's cuts (the rows of active providers)
+    act = _renew_and_cut_contracts(m, t)
     lots = m.lots
-    live = m.in_service()
-    owned = _table(lots.owner[live], lots.gen[live], lots.units[live], n, G)
+    # lots in service (as ``m.in_service()``): owned by an active miner, neocloud or buyer
+    earning_owner = (m.status == ACTIVE) & (m.type != LENDER)
+    lot_units = lots.units
+    live = np.flatnonzero(earning_owner.take(lots.owner) & (lot_units > 0) & ~lots.exported)
+    # integer unit counts: the table's sums are exact whatever the order
+    owned = _table(lots.owner.take(live), lots.gen.take(live), lot_units.take(live), n, G)
 
     # contracted revenue (take-or-pay share paid whatever the usage); prepayments released first
     # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
-    act = np.flatnonzero(ct.active & (m.status[ct.provider] == ACTIVE))
-    provider, gen, units = ct.provider[act], ct.gen[act], ct.units[act]
-    contracted = _table(provider, gen, units, n, G)
+    provider, units = ct.provider.take(act), ct.units.take(act)
+    cell = provider * G + ct.gen.take(act)  # (provider, generation) cell of the n x G tables
+    contracted = np.bincount(cell, weights=units, minlength=n * G).reshape(n, G)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
-    take_or_pay = ct.take_or_pay_share[act]
+    take_or_pay = ct.take_or_pay_share.take(act)
     usage = take_or_pay + (1.0 - take_or_pay) * util
-    value = units * ct.rent_per_gpu_hour[act] * hours * usage * scale[provider, gen]
-    release = np.minimum(ct.prepaid_usd[act], ct.prepay_release_share[act] * value)
-    ct.prepaid_usd[act] -= release
+    value = units * ct.rent_per_gpu_hour.take(act) * hours * usage * scale.reshape(-1).take(cell)
+    prepaid = ct.prepaid_usd.take(act)
+    release = np.minimum(prepaid, ct.prepay_release_share.take(act) * value)
+    ct.prepaid_usd[act] = prepaid - release
     contract_cash = np.bincount(provider, weights=value - release, minlength=n)
     revenue += np.bincount(provider, weights=value, minlength=n)
 
@@ -165,56 +171,57 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
     m.site_value_usd[idx] += capex * frac
 
 
-def _renew_and_cut_contracts(m, t: int) -> None:
-    """Customers default (contract cut) or contracts roll over at the current spot rent.
+def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
+    """Customers default (contract cut) or contracts roll over at the current spot rent. Returns the
+    rows still active afterwards (ascending): ``flatnonzero(active & provider active)`` again.
 
     Only contracts of active providers can change; the tests run on those rows (``act``), while the
     draws cover every contract so that their alignment does not depend on who is active."""
     c = m.cfg["compute"]
     ct = m.contracts
-    act = np.flatnonzero(ct.active & (m.status[ct.provider] == ACTIVE))
+    act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
     p = c[
         "customer_default_prob_per_year_stress"
         if m.shocks.stress
         else "customer_default_prob_per_year"
     ]
-    p_contract = np.where(
-        ct.investment_grade[act],
-        _monthly_prob(c["ig_customer_default_prob_per_year"]),
-        _monthly_prob(p),
-    )
+    # monthly default probability by grade (index 1: investment grade)
+    p_grade = np.array([_monthly_prob(p), _monthly_prob(c["ig_customer_default_prob_per_year"])])
     # drawn whatever the channel, so switching it keeps every other draw aligned
     draws = m.rng.random(ct.n)
     reneg_draws = m.rng.random(ct.n)
-    channel = m.cfg["channels"]["counterparty"]
-    cut_mask = (draws[act] < p_contract) & channel
-    cut, kept = act[cut_mask], act[~cut_mask]
-    # counted in the time series: many, and a lost customer is not a default's parent
-    m.month_contract_cuts += len(cut)
-    ct.active[cut] = False
-    ct.prepaid_usd[cut] = 0.0  # a defaulted customer forfeits it
-    # a non-investment-grade customer paying far above today's contract price renegotiates down
-    today = m.compute.rent_spot[ct.gen[kept]] * (1.0 + c["contract_premium"])
-    rent = ct.rent_per_gpu_hour[kept]
-    reneg_mask = (
-        ~ct.investment_grade[kept]
-        & (rent > c["renegotiation_threshold"] * today)
-        & (reneg_draws[kept] < c["renegotiation_prob_per_month"])
-        & channel
-    )
-    # counted in the time series (many, and never a default's parent): revenue given up per month
-    m.month_renegotiations += int(reneg_mask.sum())
-    m.month_renegotiated_usd += float(
-        ((rent - today) * ct.units[kept] * c["hours_per_month"])[reneg_mask].sum()
-    )
-    ct.rent_per_gpu_hour[kept[reneg_mask]] = today[reneg_mask]
-    rows = kept[ct.end_month[kept] <= t]
+    channel = bool(m.cfg["channels"]["counterparty"])
+    if channel:
+        ig = ct.investment_grade.take(act)
+        cut_mask = draws.take(act) < p_grade.take(ig.view(np.uint8))
+        cut, kept = act[cut_mask], act[~cut_mask]
+        # counted in the time series: many, and a lost customer is not a default's parent
+        m.month_contract_cuts += len(cut)
+        ct.active[cut] = False
+        ct.prepaid_usd[cut] = 0.0  # a defaulted customer forfeits it
+        # a non-investment-grade customer paying far above today's contract price renegotiates
+        # down; the (rare) draw is tested first, the other conditions on those rows only
+        today_g = m.compute.rent_spot * (1.0 + c["contract_premium"])
+        cand = kept[(reneg_draws.take(kept) < c["renegotiation_prob_per_month"]) & ~ig[~cut_mask]]
+        today = today_g.take(ct.gen.take(cand))
+        rent = ct.rent_per_gpu_hour.take(cand)
+        reneg = rent > c["renegotiation_threshold"] * today
+        # counted in the time series (many, and never a default's parent): revenue given up
+        m.month_renegotiations += int(np.count_nonzero(reneg))
+        m.month_renegotiated_usd += float(
+            ((rent[reneg] - today[reneg]) * ct.units.take(cand[reneg]) * c["hours_per_month"]).sum()
+        )
+        ct.rent_per_gpu_hour[cand[reneg]] = today[reneg]
+    else:  # channel off: nothing is cut or renegotiated
+        kept = act
+    rows = kept[ct.end_month.take(kept) <= t]
     if len(rows):
         rent = m.compute.rent_spot[ct.gen[rows]] * (1.0 + c["contract_premium"])
         # renewals on installed GPUs re-price to today's rent; prepayments fund new capacity only
         ct.rent_per_gpu_hour[rows] = rent
         ct.end_month[rows] = t + c["contract_tenor_months"]
         ct.prepay_release_share[rows] = 0.0
+    return kept
 
 
 def _renew_leases(m, t: int, lact: np.ndarray) -> None:
@@ -227,15 +234,16 @@ def _scrap(m, t: int) -> None:
     """Failures beyond repair and end of economic life remove GPUs from the world."""
     lots = m.lots
     c = m.cfg["compute"]
-    has = lots.units > 0
-    if not has.any():
+    units = lots.units
+    has = np.flatnonzero(units > 0)
+    if len(has) == 0:
         return
     p = _monthly_prob(c["failure_scrap_rate_per_year"])
-    failed = np.zeros(lots.n, dtype=np.int64)
-    failed[has] = m.rng.binomial(lots.units[has], p)
-    dead = has & (m.release_month[lots.gen] + c["gpu_life_months"] <= t)
-    failed[dead] = lots.units[dead]
-    lots.units = lots.units - failed
+    held = units.take(has)
+    failed = m.rng.binomial(held, p)  # drawn for every lot with units, dead or not
+    dead_gen = m.release_month + c["gpu_life_months"] <= t  # per generation
+    failed = np.where(dead_gen.take(lots.gen.take(has)), held, failed)
+    units[has] = held - failed
     m.gpu_scrapped += int(failed.sum())
 
 
