@@ -44,6 +44,21 @@ def add_loan_edge(m, lender: int, borrower: int, row: int) -> None:
         m.grid._cells[lender].connect(m.grid._cells[borrower], borrower)
 
 
+# networkx >= 3.3 caches per graph and ``add_edge`` clears the cache; the direct writes below do the
+# same once per batch. Without it (older networkx, or a graph subclass) edges go through add_edge.
+_CLEAR_CACHE = getattr(nx, "_clear_cache", None)
+
+
+def _add_loan_edges_slow(m, lenders, borrowers, rows) -> None:
+    for lender, borrower, row in zip(
+        np.asarray(lenders).tolist(),
+        np.asarray(borrowers).tolist(),
+        np.asarray(rows).tolist(),
+        strict=True,
+    ):
+        add_loan_edge(m, lender, borrower, row)
+
+
 def add_loan_edges(m, lenders, borrowers, rows) -> None:
     """:func:`add_loan_edge` for each (lender, borrower, loan row), in order (arrays). The same graph
     and cell connections; Python ints throughout (no per-edge NumPy scalar conversions).
@@ -52,6 +67,9 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
     does for an explicit key between existing nodes (same key dicts, attribute dicts and insertion
     order), with its cache clearing done once at the end instead of per edge."""
     g, cells = m.graph, m.grid._cells
+    if _CLEAR_CACHE is None or type(g) is not nx.MultiDiGraph:
+        _add_loan_edges_slow(m, lenders, borrowers, rows)
+        return
     succ, pred = g._succ, g._pred
     key_dict, attr_dict = g.edge_key_dict_factory, g.edge_attr_dict_factory
     new_pairs = {}
@@ -82,7 +100,7 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
             loan_kind=LOAN_KIND_NAMES[kind],
         )
         keydict[key] = datadict
-    nx._clear_cache(g)
+    _CLEAR_CACHE(g)
     for lender, borrower in new_pairs:
         cells[lender].connect(cells[borrower], borrower)
 

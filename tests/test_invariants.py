@@ -124,3 +124,30 @@ def test_agents_are_mesa_agent_sets_matching_the_books():
         assert (
             model.grid._cells[int(borrower)] in model.grid._cells[int(lender)].connections.values()
         )
+
+
+def _edges(g):
+    return [(u, v, k, dict(d)) for u, v, k, d in g.edges(keys=True, data=True)]
+
+
+def test_batched_loan_edges_equal_add_edge(monkeypatch):
+    """The fast edge writer (straight into networkx's adjacency dicts) builds exactly the graph,
+    edge order and Mesa cell links that one ``add_edge`` per loan builds."""
+    from abm import network
+
+    def run(fast: bool):
+        if not fast:
+            monkeypatch.setattr(network, "_CLEAR_CACHE", None)
+        model = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=3)
+        model.loans_at_start = model.loans.n
+        for _ in range(36):
+            model.step()
+        monkeypatch.undo()
+        links = {i: sorted(c.connections) for i, c in model.grid._cells.items()}
+        return model, _edges(model.graph), [list(model.graph.pred[v]) for v in model.graph], links
+
+    fast_model, *fast = run(True)
+    slow_model, *slow = run(False)
+    assert fast_model.loans.n > fast_model.loans_at_start  # new loans went through the writer
+    assert fast == slow
+    assert fast_model.graph.number_of_edges() == slow_model.graph.number_of_edges()
