@@ -72,6 +72,8 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
         return
     succ, pred = g._succ, g._pred
     key_dict, attr_dict = g.edge_key_dict_factory, g.edge_attr_dict_factory
+    # a new key's attribute dict built in one go (same items, same order as attr_dict() + update)
+    plain = attr_dict is dict
     new_pairs = {}
     for lender, borrower, row, kind in zip(
         np.asarray(lenders).tolist(),
@@ -92,13 +94,14 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
             keydict = key_dict()
             succ[lender][borrower] = keydict
             pred[borrower][lender] = keydict
+        edge_type = "funding" if kind == INTERBANK else "loan"
         datadict = keydict.get(key)
+        if datadict is None and plain:
+            keydict[key] = {"edge_type": edge_type, "loan_kind": LOAN_KIND_NAMES[kind]}
+            continue
         if datadict is None:
             datadict = attr_dict()
-        datadict.update(
-            edge_type="funding" if kind == INTERBANK else "loan",
-            loan_kind=LOAN_KIND_NAMES[kind],
-        )
+        datadict.update(edge_type=edge_type, loan_kind=LOAN_KIND_NAMES[kind])
         keydict[key] = datadict
     _CLEAR_CACHE(g)
     for lender, borrower in new_pairs:

@@ -68,6 +68,7 @@ def bid_schedules(m, offered_units: np.ndarray):
         incr[:, 0] = cum[:, 0]
         np.subtract(cum[:, 1:], cum[:, :-1], out=incr[:, 1:], casting="unsafe")
         ok = (incr > 0) & (prices > 0) & active[:, None]
-        buyer_rows = np.broadcast_to(b[:, None], prices.shape)
-        out.append((buyer_rows[ok], prices[ok], incr[ok]))
+        # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same row-major
+        # order as the masks below (as broadcast_to(b[:, None], shape)[ok], without the view)
+        out.append((b.take(ok.nonzero()[0]), prices[ok], incr[ok]))
     return out

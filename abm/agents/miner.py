@@ -67,6 +67,8 @@ def plan_conversions(m, unmet_hosting_mw: float) -> np.ndarray:
     """
     mc = m.cfg["miners"]
     idx = m.miner_idx
+    if unmet_hosting_mw <= 0:  # nothing to convert for (the test below, before the margins)
+        return np.zeros(len(idx))
     hosting_margin = (
         mc["hosting_rate_usd_per_kw_month"] * 1000.0 * (1.0 - mc["hosting_site_cost_share"])
     )

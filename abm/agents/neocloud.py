@@ -77,6 +77,9 @@ def voluntary_offers(m, arrears_by_agent: np.ndarray):
     lots = m.lots
     # per agent first (active and in arrears), then per lot
     selling = (m.status == ACTIVE) & (arrears_by_agent > 0)
+    if not selling.any():  # nobody sells: the lot scan below would find nothing
+        rows = np.empty(0, dtype=np.intp)
+        return rows, rows, np.empty(0)
     rows = np.flatnonzero((lots.loan < 0) & (lots.units > 0) & selling.take(lots.owner))
     if len(rows) == 0:
         return rows, rows, np.empty(0)

@@ -76,12 +76,16 @@ class Book:
 
     def add(self, **columns) -> np.ndarray:
         """Append rows; every keyword is a column (scalars broadcast). Returns the new row indices."""
-        lengths = [
-            np.size(v)
-            for v in columns.values()
-            if not isinstance(v, _SCALARS) and np.ndim(v) > 0  # isinstance: cheap test first
-        ]
-        count = max(lengths) if lengths else 1
+        # the longest array column sets the row count (scalars broadcast; scalars only: one row)
+        count = -1
+        for v in columns.values():
+            if type(v) is np.ndarray:  # the common case, without np.size / np.ndim dispatch
+                if v.ndim > 0 and v.size > count:
+                    count = v.size
+            elif not isinstance(v, _SCALARS) and np.ndim(v) > 0 and np.size(v) > count:
+                count = np.size(v)
+        if count < 0:
+            count = 1
         start = self.n
         self._grow(start + count)
         for name, value in columns.items():

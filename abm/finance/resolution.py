@@ -217,8 +217,10 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
 
         sell_btc(m, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
-    for seniority in np.unique(loans.seniority[claims]) if cash > 0 else ():  # no cash: no payments
-        rows = claims[loans.seniority[claims] == seniority]
+    seniorities = loans.seniority[claims]
+    # each seniority class once, senior first (np.unique's order); no cash: no payments
+    for seniority in sorted(set(seniorities.tolist())) if cash > 0 else ():
+        rows = claims[seniorities == seniority]
         owed = loans.principal_usd[rows]
         total = float(owed.sum())
         if total <= 0 or cash <= 0:

@@ -344,7 +344,7 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
 
 def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
-    btc = _serviced_among(m, np.flatnonzero(loans.kind == BTC_LOAN))
+    btc = _serviced_among(m, m.loan_rows_of_kind(BTC_LOAN))
     if len(btc) == 0 or not m.cfg["channels"]["margin_calls"]:
         return
     price = m.crypto.price_usd
@@ -425,23 +425,26 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
     if len(rows) == 0:
         return
     coll = m.collateral_value()[rows]
+    borrower_rows, principal, max_ltv = (
+        loans.borrower[rows],
+        loans.principal_usd[rows],
+        loans.max_ltv[rows],
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-        ltv = np.where(coll > 0, loans.principal_usd[rows] / coll, np.inf)
-    cov = m.coverage()[loans.borrower[rows]]
-    ltv_breach = ltv > loans.max_ltv[rows]
-    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach)
+        ltv = np.where(coll > 0, principal / coll, np.inf)
+    cov = m.coverage()[borrower_rows]
+    ltv_breach = ltv > max_ltv
+    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv))
     ltv_breach &= ~cured
     cov_breach = cov < loans.min_coverage[rows]
     breach = ltv_breach | cov_breach
     months = loans.breach_months[rows]
     counted = np.where(breach, np.where((rnd == 0) | (months == 0), months + 1, months), 0)
-    loans.breach_months[rows] = counted
+    changed = counted != months  # (writing the unchanged counts back would change nothing)
+    loans.breach_months[rows[changed]] = counted[changed]
     new = breach & (months == 0)
-    overdue = (
-        breach
-        & (loans.breach_months[rows] > loans.cure_months[rows])
-        & (loans.status[rows] == LOAN_ACTIVE)
-    )
+    # (the rows are serviced loans, so all active: the sweep only changes principals)
+    overdue = breach & (counted > loans.cure_months[rows])
     _report_breaches(m, t, rows[new], ltv_breach[new], ltv[new])
     if not overdue.any():
         return
@@ -520,18 +523,25 @@ def _report_breaches(
 
 
 def _borrowing_base_sweep(
-    m, rows: np.ndarray, coll: np.ndarray, ltv_breach: np.ndarray
+    m,
+    rows: np.ndarray,
+    coll: np.ndarray,
+    ltv_breach: np.ndarray,
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Equity cures, decided by all borrowers at once: a borrower whose loans sit above their LTV
     covenant prepays them to 5 % under it when its cash above the buffer covers all of them (the
-    breach is then cured within the test period and never reported). Returns the cured mask."""
+    breach is then cured within the test period and never reported). Returns the cured mask.
+    ``columns``: the loans' current (borrower, principal, max LTV) when the caller has them."""
     loans = m.loans
     if not m.cfg["credit"]["equity_cures"]:
         return np.zeros(len(rows), dtype=bool)
-    borrower = loans.borrower[rows]
+    if columns is None:
+        columns = loans.borrower[rows], loans.principal_usd[rows], loans.max_ltv[rows]
+    borrower, principal, max_ltv = columns
     cure = np.where(
         ltv_breach & np.isfinite(coll) & (coll > 0),
-        loans.principal_usd[rows] - 0.95 * loans.max_ltv[rows] * coll,
+        principal - 0.95 * max_ltv * coll,
         0.0,
     )
     cure = np.maximum(cure, 0.0)
@@ -542,7 +552,7 @@ def _borrowing_base_sweep(
     cand = np.flatnonzero(cure > 0)
     cured = np.zeros(len(rows), dtype=bool)
     if len(cand):
-        order = cand[np.lexsort((cure[cand], borrower[cand]))]
+        order = cand[_by_borrower_then_value(borrower[cand], cure[cand], m.n)]
         b_sorted = borrower[order]
         running = np.cumsum(cure[order])
         first = np.empty(len(order), dtype=bool)
@@ -561,6 +571,15 @@ def _borrowing_base_sweep(
             m.month_cures += len(done)
             m.month_cure_usd += float(paid.sum())
     return cured
+
+
+def _by_borrower_then_value(borrower: np.ndarray, value: np.ndarray, n_agents: int) -> np.ndarray:
+    """``np.lexsort((value, borrower))``: the same permutation (both sorts stable), with the
+    borrower pass as a radix sort on 16-bit keys when the agent indices fit."""
+    if n_agents > 65535 or len(borrower) < 512:
+        return np.lexsort((value, borrower))
+    by_value = np.argsort(value, kind="stable")
+    return by_value[np.argsort(borrower[by_value].astype(np.uint16), kind="stable")]
 
 
 def unpaid_suppliers(m, t: int) -> bool:

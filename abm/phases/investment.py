@@ -177,9 +177,10 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
         )
         if join.any():
             r, uj = rows[join], u[join]
-            total = ct.units[r] + uj
-            ct.rent_per_gpu_hour[r] = (ct.rent_per_gpu_hour[r] * ct.units[r] + rent * uj) / total
-            ct.end_month[r] = np.rint((ct.end_month[r] * ct.units[r] + (t + tenor) * uj) / total)
+            units_r = ct.units[r]
+            total = units_r + uj
+            ct.rent_per_gpu_hour[r] = (ct.rent_per_gpu_hour[r] * units_r + rent * uj) / total
+            ct.end_month[r] = np.rint((ct.end_month[r] * units_r + (t + tenor) * uj) / total)
             ct.units[r] = total
             ct.prepaid_usd[r] += prepay[join]
         fresh = ~join

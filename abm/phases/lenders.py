@@ -17,9 +17,12 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     """Interbank interest, liquidity, failures and appetite. Returns the lenders' (assets, equity)
     at the end of the phase, which the investment phase decides its lending capacity from."""
     loans = m.loans
-    ib = np.flatnonzero((loans.kind == INTERBANK) & (loans.status == LOAN_ACTIVE))
+    ib = m.loan_rows_of_kind(INTERBANK)
+    ib = ib[loans.status[ib] == LOAN_ACTIVE]
     if len(ib):
-        interest = loans.principal_usd[ib] * m.loan_rates()[ib] / 12.0
+        # the rates of these loans only (m.loan_rates()[ib], element by element the same)
+        rate = np.where(loans.floating[ib], m.base_rate + loans.spread[ib], loans.fixed_rate[ib])
+        interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     top_up_liquidity(m)
     sheet = m.lender_assets_and_equity()
@@ -51,7 +54,8 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
     loans = m.loans
     k = len(lenders)
     pos = {int(i): j for j, i in enumerate(lenders)}
-    ib = np.flatnonzero((loans.kind == INTERBANK) & (loans.status == LOAN_ACTIVE))
+    ib = m.loan_rows_of_kind(INTERBANK)
+    ib = ib[loans.status[ib] == LOAN_ACTIVE]
     # nodes: lenders 0..k-1 and the outside funders k
     L = np.zeros((k + 1, k + 1))
     for row in ib:

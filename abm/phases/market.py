@@ -25,12 +25,16 @@ def _offers(m, t: int, rnd: int):
     lots = m.lots
     fundamental = m.compute.fundamental_value
     lot_units = lots.units
-    has = np.flatnonzero((lot_units > 0) & (lots.offered_month != t))
     owner = lots.owner
+    # forced sellers: lenders (seized inventory) and estates; only their lots are gathered
+    is_lender, is_estate = m.type == LENDER, m.status == DEFAULTED
+    has = np.flatnonzero(
+        (lot_units > 0) & (lots.offered_month != t) & (is_lender | is_estate).take(owner)
+    )
     has_owner = owner.take(has)
     # a forced seller cuts its reserve for every month a lot has stayed unsold
     decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
-    rows_l = has[(m.type == LENDER).take(has_owner)]
+    rows_l = has[is_lender.take(has_owner)]
     units_l = np.ceil(lot_units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
         np.int64
     )
@@ -43,7 +47,7 @@ def _offers(m, t: int, rnd: int):
         )
         * fundamental[lots.gen[rows_l]]
     )
-    rows_e = has[(m.status == DEFAULTED).take(has_owner)]
+    rows_e = has[is_estate.take(has_owner)]
     units_e = lot_units[rows_e]
     res_e = (
         np.maximum(
@@ -211,11 +215,15 @@ def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> No
         m.lots.units[row] += n_units
 
 
+_F64_MAX = np.finfo(np.float64).max
+
+
 def _nan_to_zero(x: np.ndarray) -> np.ndarray:
     """``np.nan_to_num(x)`` for a float array (NaN -> 0, +-inf -> the largest finite floats), without
     its per-call overhead (this runs several times a month on a few generations)."""
-    largest = np.finfo(x.dtype).max
-    return np.where(np.isnan(x), 0.0, np.clip(x, -largest, largest))
+    largest = _F64_MAX if x.dtype == np.float64 else np.finfo(x.dtype).max
+    # np.clip's values (NaN stays NaN, masked anyway), without its Python-level dispatch
+    return np.where(np.isnan(x), 0.0, np.minimum(np.maximum(x, -largest), largest))
 
 
 def update_marks(m, t: int) -> None:

@@ -10,9 +10,41 @@ from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
 
 
 def _table(agent, gen, units, n: int, G: int) -> np.ndarray:
-    """Units by (agent, generation) as an n x G array (bincount: much faster than np.add.at)."""
-    flat = np.bincount(agent * G + gen, weights=units, minlength=n * G)
-    return flat.reshape(n, G)
+    """Units by (generation, agent) as a G x n array (bincount: much faster than np.add.at). Each
+    cell sums its elements in input order, as an n x G table would."""
+    flat = np.bincount(gen * n + agent, weights=units, minlength=G * n)
+    return flat.reshape(G, n)
+
+
+def _sum_over_gens(p: np.ndarray) -> np.ndarray:
+    """``p.T.sum(axis=1)`` of a G x n array, bit for bit, as G vector operations on contiguous rows.
+
+    NumPy sums each row of a C-contiguous n x G array with its pairwise kernel: fewer than 8 terms
+    one after the other; 8 to 128 terms in 8 interleaved partial sums combined as a tree, then the
+    remainder one by one; the result added to the identity 0.0. The per-agent sums of an n x G table
+    over a handful of generations run that kernel once per agent, which is slow; this does the same
+    additions in the same order, one generation (row of the G x n array) at a time."""
+    G = p.shape[0]
+    if G > 128:
+        return np.ascontiguousarray(p.T).sum(axis=1)
+    if G < 8:
+        res = p[0].copy()
+        for i in range(1, G):
+            res += p[i]
+    else:
+        tail = G - G % 8
+        r = p[:8].copy()
+        for i in range(8, tail, 8):
+            r += p[i : i + 8]
+        res = r[0] + r[1]
+        res += r[2] + r[3]
+        hi = r[4] + r[5]
+        hi += r[6] + r[7]
+        res += hi
+        for i in range(tail, G):
+            res += p[i]
+    res += 0.0  # the reduction's identity (turns -0.0 into 0.0, as NumPy's sum does)
+    return res
 
 
 def push_history(hist: np.ndarray, newest: np.ndarray) -> np.ndarray:
@@ -51,14 +83,15 @@ def run(m, t: int) -> None:
     lot_units = lots.units
     live = np.flatnonzero(earning_owner.take(lots.owner) & (lot_units > 0) & ~lots.exported)
     # integer unit counts: the table's sums are exact whatever the order
+    # (G x n tables: per-agent sums over generations run on contiguous rows, see _sum_over_gens)
     owned = _table(lots.owner.take(live), lots.gen.take(live), lot_units.take(live), n, G)
 
     # contracted revenue (take-or-pay share paid whatever the usage); prepayments released first
     # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
     provider, units = ct.provider.take(act), ct.units.take(act)
-    cell = provider * G + ct.gen.take(act)  # (provider, generation) cell of the n x G tables
-    contracted = np.bincount(cell, weights=units, minlength=n * G).reshape(n, G)
+    cell = ct.gen.take(act) * n + provider  # (generation, provider) cell of the G x n tables
+    contracted = np.bincount(cell, weights=units, minlength=G * n).reshape(G, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
     take_or_pay = ct.take_or_pay_share.take(act)
@@ -73,30 +106,32 @@ def run(m, t: int) -> None:
     # spot revenue on uncontracted units of generations worth running
     running = m.compute.running()
     spot_units = np.maximum(owned - contracted, 0.0)
-    spot = (spot_units * (m.compute.rent_spot * util * hours * running)[None, :]).sum(axis=1)
+    spot = _sum_over_gens(spot_units * (m.compute.rent_spot * util * hours * running)[:, None])
     revenue += spot
     acct.from_sector_all("compute_customers", contract_cash + spot)
 
     # power for running units, colocation for all installed kW not hosted by a miner
-    run_units = np.minimum(contracted, owned) + spot_units * running[None, :]
-    power = (
-        run_units * (m.kw * c["pue"] * c["power_price_usd_per_kwh"] * hours * util)[None, :]
-    ).sum(axis=1)
-    it_kw = (owned * m.kw[None, :]).sum(axis=1)
+    run_units = np.minimum(contracted, owned) + spot_units * running[:, None]
+    power = _sum_over_gens(
+        run_units * (m.kw * c["pue"] * c["power_price_usd_per_kwh"] * hours * util)[:, None]
+    )
+    it_kw = _sum_over_gens(owned * m.kw[:, None])
     ls = m.leases
     outside = ls.tenant < 0  # a lease taken over by an outside tenant (counterparty channel off)
     lact = ls.active & (outside | (m.status[np.maximum(ls.tenant, 0)] == ACTIVE))
     _renew_leases(m, t, lact)
-    inside = lact & ~outside
-    hosted_kw = np.bincount(ls.tenant[inside], weights=ls.mw[inside] * 1000.0, minlength=n)
+    inside = np.flatnonzero(lact & ~outside)  # (rows: gathered once for all the columns below)
+    tenants, hosts = ls.tenant.take(inside), ls.host.take(inside)
+    kw_in = ls.mw.take(inside) * 1000.0
+    hosted_kw = np.bincount(tenants, weights=kw_in, minlength=n)
     colo = np.maximum(it_kw - hosted_kw, 0.0) * c["colo_usd_per_kw_month"]
     colo[m.type == MINER] = 0.0  # miners run their own GPUs in their own halls
-    opex += power + colo
-    acct.from_sector_all("power_and_sites", -(power + colo))
+    power_colo = power + colo
+    opex += power_colo
+    acct.from_sector_all("power_and_sites", -power_colo)
 
     # hosting leases: tenant -> host (or the outside buyer of a defaulted host's site)
-    lease_pay = ls.mw[inside] * 1000.0 * ls.rate_usd_per_kw_month[inside]
-    tenants, hosts = ls.tenant[inside], ls.host[inside]
+    lease_pay = kw_in * ls.rate_usd_per_kw_month.take(inside)
     opex += np.bincount(tenants, weights=lease_pay, minlength=n)
     to_host = hosts >= 0
     acct.transfer(tenants[to_host], hosts[to_host], lease_pay[to_host])
@@ -106,8 +141,7 @@ def run(m, t: int) -> None:
     acct.from_sector("compute_customers", ls.host[ext], ext_pay)
     hosts = np.concatenate([hosts[to_host], ls.host[ext]])
     lease_pay = np.concatenate([lease_pay[to_host], ext_pay])
-    to_host = np.ones(len(hosts), dtype=bool)
-    lease_income = np.bincount(hosts[to_host], weights=lease_pay[to_host], minlength=n)
+    lease_income = np.bincount(hosts, weights=lease_pay, minlength=n)
     site_cost = lease_income * cfg["miners"]["hosting_site_cost_share"]
     revenue += lease_income
     opex += site_cost
@@ -194,7 +228,8 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
     if channel:
         ig = ct.investment_grade.take(act)
         cut_mask = draws.take(act) < p_grade.take(ig.view(np.uint8))
-        cut, kept = act[cut_mask], act[~cut_mask]
+        keep_mask = ~cut_mask
+        cut, kept = act[cut_mask], act[keep_mask]
         # counted in the time series: many, and a lost customer is not a default's parent
         m.month_contract_cuts += len(cut)
         ct.active[cut] = False
@@ -202,7 +237,7 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         # a non-investment-grade customer paying far above today's contract price renegotiates
         # down; the (rare) draw is tested first, the other conditions on those rows only
         today_g = m.compute.rent_spot * (1.0 + c["contract_premium"])
-        cand = kept[(reneg_draws.take(kept) < c["renegotiation_prob_per_month"]) & ~ig[~cut_mask]]
+        cand = kept[(reneg_draws.take(kept) < c["renegotiation_prob_per_month"]) & ~ig[keep_mask]]
         today = today_g.take(ct.gen.take(cand))
         rent = ct.rent_per_gpu_hour.take(cand)
         reneg = rent > c["renegotiation_threshold"] * today
@@ -242,7 +277,8 @@ def _scrap(m, t: int) -> None:
     held = units.take(has)
     failed = m.rng.binomial(held, p)  # drawn for every lot with units, dead or not
     dead_gen = m.release_month + c["gpu_life_months"] <= t  # per generation
-    failed = np.where(dead_gen.take(lots.gen.take(has)), held, failed)
+    if dead_gen.any():  # (otherwise the draws stand as they are)
+        failed = np.where(dead_gen.take(lots.gen.take(has)), held, failed)
     units[has] = held - failed
     m.gpu_scrapped += int(failed.sum())
 
