@@ -385,6 +385,8 @@ class AIComputeCreditModel(mesa.Model):
             self.mark_appraisal[gen],
         )
         value = np.bincount(pos, weights=lots.units[rows] * marks, minlength=len(loan_rows))
+        # without any pledged lot, bincount returns int64 and would cut BTC values to whole USD
+        value = value.astype(np.float64, copy=False)
         btc = loans.kind[loan_rows] == BTC_LOAN
         value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
         return value

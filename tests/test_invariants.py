@@ -151,3 +151,17 @@ def test_batched_loan_edges_equal_add_edge(monkeypatch):
     assert fast_model.loans.n > fast_model.loans_at_start  # new loans went through the writer
     assert fast == slow
     assert fast_model.graph.number_of_edges() == slow_model.graph.number_of_edges()
+
+
+def test_collateral_of_btc_loans_alone_is_not_rounded():
+    """Valuing only BTC loans (no pledged GPU lots) keeps cents: bincount of nothing is int64."""
+    from abm.finance.instruments import BTC_LOAN
+
+    model = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    rows = np.flatnonzero(model.loans.kind == BTC_LOAN)
+    assert len(rows) > 0
+    value = model.collateral_value_of(rows)
+    expected = model.loans.collateral_btc[rows] * model.crypto.price_usd
+    assert value.dtype == np.float64
+    np.testing.assert_array_equal(value, expected)
+    assert np.any(expected != np.floor(expected))  # the test would see a cut to whole dollars
