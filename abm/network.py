@@ -120,8 +120,11 @@ def refresh_graph(m) -> nx.MultiDiGraph:
             status=STATUS_NAMES[m.status[i]],
             cash_usd=float(m.acct.cash[i]),
             gpu_units=int(units[i]),
+            assets_usd=float(sheets["assets"][i]),
             debt_usd=float(sheets["debt"][i]),
             equity_usd=float(sheets["equity"][i]),
+            # lenders: equity / assets at the start, the base of their capital thresholds
+            capital_ratio_start=float(m.capital_ratio_start[i]),
         )
     loans = m.loans
     rates = m.loan_rates()

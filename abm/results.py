@@ -20,6 +20,7 @@ PANEL_COLUMNS = (
     "cash_usd",
     "gpu_units",
     "btc",
+    "assets_usd",
     "debt_usd",
     "equity_usd",
     "ltv",

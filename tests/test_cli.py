@@ -71,6 +71,7 @@ def test_run_writes_every_output(tmp_path, capsys):
         "cash_usd",
         "gpu_units",
         "btc",
+        "assets_usd",
         "debt_usd",
         "equity_usd",
         "ltv",

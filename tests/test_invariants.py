@@ -165,3 +165,26 @@ def test_collateral_of_btc_loans_alone_is_not_rounded():
     assert value.dtype == np.float64
     np.testing.assert_array_equal(value, expected)
     assert np.any(expected != np.floor(expected))  # the test would see a cut to whole dollars
+
+
+def test_agent_panel_assets_match_the_balance_sheets():
+    """agents.csv ``assets_usd`` is each agent's total assets; liabilities (assets - equity) hold at
+    least the debt, and a lender's capital ratio equity / assets can be read from the panel."""
+    model = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=1)
+    for _ in range(model.months):
+        model.step()
+    from abm.results import _panel_frame
+
+    panel = _panel_frame(model)
+    last = panel[panel["month"] == panel["month"].max()].set_index("agent_id")
+    sheets = model.balance_sheets()
+    ids = list(model.agent_ids)
+    np.testing.assert_allclose(last.loc[ids, "assets_usd"], sheets["assets"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(last.loc[ids, "debt_usd"], sheets["debt"], rtol=0, atol=1e-6)
+    liabilities = panel["assets_usd"] - panel["equity_usd"]
+    assert (liabilities >= panel["debt_usd"] - 1e-6 * np.maximum(panel["assets_usd"], 1.0)).all()
+    first = panel[panel["month"] == 0].set_index("agent_id").loc[ids]
+    rows = np.flatnonzero(model.type == LENDER)
+    ratio = (first["equity_usd"] / first["assets_usd"]).to_numpy()[rows]
+    # after one month, each lender's capital ratio is still near its kind's calibrated start ratio
+    np.testing.assert_allclose(ratio, model.lk["capital_ratio"][rows], rtol=0, atol=0.02)

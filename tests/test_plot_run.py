@@ -181,9 +181,18 @@ def test_defaults_figure_without_defaults(calm):
 # ---- capital --------------------------------------------------------------------------------------
 
 
-def test_capital_figure_plots_equity_index_and_sector_totals(crash):
+def test_capital_figure_plots_capital_ratios_and_sector_totals(crash):
     fig = rf.capital_figure(crash)
-    idx = rf.lender_equity_index(crash)
+    idx, ratios = rf.lender_capital_index(crash)
+    assert ratios  # the run has assets_usd and the lenders' start ratios
+    # % of the start ratio: near 100 in the first month, and equity / assets / start by hand
+    assert np.nanmax(np.abs(idx.iloc[0].to_numpy() - 100.0)) < 20.0
+    a = crash.agents
+    row = a[(a["agent_id"] == idx.columns[0]) & (a["month"] == crash.months[-1])].iloc[0]
+    start = crash.graph.nodes[int(idx.columns[0])]["capital_ratio_start"]
+    expected = 100.0 * row["equity_usd"] / row["assets_usd"] / start
+    assert idx.iloc[-1, 0] == pytest.approx(expected, rel=1e-12)
+    floor = 100.0 * crash.config["credit"]["min_capital_ratio_multiple"]
     lender_axes = fig.axes[:-1]
     sector = fig.axes[-1]
     assert len(lender_axes) == idx.shape[1]  # one small panel per lender
@@ -198,6 +207,7 @@ def test_capital_figure_plots_equity_index_and_sector_totals(crash):
         assert ("FAILED" in title) == (lid in failed)
         zero = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0, 0]]
         assert zero, "the failure threshold (0 %) is drawn"
+        assert [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [floor, floor]]
     ts = crash.timeseries
     lines = {ln.get_label(): ln for ln in sector.get_lines()}
     np.testing.assert_allclose(
@@ -207,6 +217,18 @@ def test_capital_figure_plots_equity_index_and_sector_totals(crash):
     a = crash.agents
     by_month = a[a["agent_type"] == "lender"].groupby("month")["equity_usd"].sum()
     np.testing.assert_allclose(by_month.to_numpy(), ts["lender_capital_usd"].to_numpy(), rtol=1e-9)
+
+
+def test_capital_figure_falls_back_for_runs_without_assets(crash):
+    """Run folders written before agents.csv had assets_usd still plot (equity index)."""
+    import dataclasses
+
+    old = dataclasses.replace(crash, agents=crash.agents.drop(columns="assets_usd"), _cache={})
+    idx, ratios = rf.lender_capital_index(old)
+    assert not ratios
+    pd.testing.assert_frame_equal(idx, rf.lender_equity_index(old))
+    fig = rf.capital_figure(old)
+    assert any("first-month equity" in ax.get_ylabel() for ax in fig.axes)
 
 
 # ---- network --------------------------------------------------------------------------------------

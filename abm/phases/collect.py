@@ -108,6 +108,7 @@ def collect(m, t: int) -> None:
         m.acct.cash,
         m.gpu_units_by_agent(),
         sheets["btc"],
+        sheets["assets"],
         sheets["debt"],
         sheets["equity"],
         ltv,

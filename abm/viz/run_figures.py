@@ -612,26 +612,48 @@ def lender_equity_index(run: RunData) -> pd.DataFrame:
     return 100.0 * eq / start
 
 
+def lender_capital_index(run: RunData) -> tuple[pd.DataFrame, bool]:
+    """Each lender's capital ratio (equity / assets, agents.csv) as % of its start ratio (the
+    ``capital_ratio_start`` node attribute of network.graphml), month x lender id, and True.
+
+    The model's thresholds are multiples of that start ratio (``credit.min_capital_ratio_multiple``,
+    ``target_capital_ratio_multiple``), so they are horizontal lines on this scale. Runs written
+    before ``assets_usd`` existed fall back to :func:`lender_equity_index` (and False)."""
+    a = run.agents
+    lend = a[a["agent_type"] == "lender"]
+    start = {int(n): d.get("capital_ratio_start") for n, d in run.graph.nodes(data=True)}
+    ids = sorted(lend["agent_id"].unique())
+    if "assets_usd" not in a or not all(start.get(int(i)) for i in ids):
+        return lender_equity_index(run), False
+    ratio = lend["equity_usd"] / lend["assets_usd"].where(lend["assets_usd"] > 0)
+    piv = (
+        lend.assign(ratio=ratio)
+        .pivot(index="month", columns="agent_id", values="ratio")
+        .reindex(run.months)
+    )
+    base = pd.Series({i: float(start[int(i)]) for i in piv.columns})
+    return 100.0 * piv / base, True
+
+
 @styled
 def capital_figure(run: RunData) -> Figure:
     """Lender capital.
 
-    (a) Each lender's equity at market marks (agents.csv ``equity_usd``) as % of its first-month
-    equity; 0 % is the model's failure threshold (a lender with negative equity fails). Failed lenders
-    are drawn in black with an X at the month they fail.
+    (a) Each lender's capital ratio at market marks (agents.csv ``equity_usd / assets_usd``) as % of
+    its start ratio (:func:`lender_capital_index`), with the model's thresholds, which are multiples
+    of that start ratio: the target (``credit.target_capital_ratio_multiple``: below it lending
+    appetite falls below 1), the floor (``credit.min_capital_ratio_multiple``: at or below it a
+    lender has no room for new loans) and 0 % (negative equity: the lender fails). Failed lenders are drawn in black with an X
+    at the month they fail. Runs without ``assets_usd`` show equity as % of first-month equity.
     (b) The lender sector: total equity (timeseries ``lender_capital_usd``), cumulative realised
     losses (``lender_losses_usd``) and lending capacity (``credit_supply_usd``), USD billion.
-
-    Why not equity / total assets: the run tables do not hold lenders' total assets (loan claims at
-    value and seized inventory at marks are not exported per lender), and a lender's ``debt_usd``
-    counts only interbank borrowing, not its outside funding, so equity / (equity + debt_usd) would
-    overstate capital ratios (it is 1 for every lender without interbank debt). The config's capital
-    thresholds (``credit.min_capital_ratio_multiple`` / ``target_capital_ratio_multiple``, multiples of
-    a lender's start ratio equity / assets) therefore cannot be drawn exactly; the start-relative
-    equity index in (a) coincides with the start-relative capital ratio only while total assets stay
-    at their start level.
     """
-    idx = lender_equity_index(run)
+    idx, ratios = lender_capital_index(run)
+    credit = run.config.get("credit", {})
+    target = 100.0 * float(credit.get("target_capital_ratio_multiple", 1.0)) if ratios else 100.0
+    floor = 100.0 * float(credit["min_capital_ratio_multiple"]) if ratios and credit else None
+    what = "capital ratio (equity / assets)" if ratios else "equity"
+    unit = "% of start ratio" if ratios else "% of first-month equity"
     dates = run.dates
     status = run.status_panel()
     a = run.agents
@@ -678,7 +700,9 @@ def capital_figure(run: RunData) -> Figure:
                                  sharey=lender_axes[0] if lender_axes else None)  # fmt: skip
             lender_axes.append(ax)
             shade_stress(ax, run)
-            ax.axhline(100, color="0.5", lw=0.8, ls=":")
+            ax.axhline(target, color="0.5", lw=0.8, ls=":")
+            if floor is not None:
+                ax.axhline(floor, color="#E69F00", lw=1.0, ls="-.")
             ax.axhline(0, color="#D55E00", lw=1.1, ls="--")
             fm = draw(ax, lid, False)
             tag = " — FAILED" if fm is not None else ""
@@ -691,17 +715,21 @@ def capital_figure(run: RunData) -> Figure:
             if k // ncols < nrows - 1 and k + ncols < n:
                 ax.tick_params(labelbottom=False)
         for ax in lender_axes[::ncols]:
-            ax.set_ylabel("% of first-month equity", fontsize=7.5)
+            ax.set_ylabel(unit, fontsize=7.5)
         handles = [
-            Line2D([], [], color=lender_colour, lw=1.5, label="equity at market marks"),
-            Line2D([], [], color="0.5", lw=0.8, ls=":", label="100 %: first-month equity"),
+            Line2D([], [], color=lender_colour, lw=1.5, label=f"{what} at market marks"),
+            Line2D([], [], color="0.5", lw=0.8, ls=":",
+                   label=f"{target:.0f} %: " + ("target (appetite 1)" if ratios
+                                               else "first-month equity")),
+            *([Line2D([], [], color="#E69F00", lw=1.0, ls="-.",
+                      label=f"{floor:.0f} %: floor, no room for new loans")] if floor is not None else []),
             Line2D([], [], color="#D55E00", lw=1.1, ls="--",
                    label="0 %: negative equity ⇒ lender fails"),
             Line2D([], [], color="k", marker="X", mec="white", ms=8, lw=1.5,
                    label="failed lender (X: month of failure)"),
         ]  # fmt: skip
         left.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=7.5)
-        left.suptitle("(a) Each lender's equity relative to its start", fontsize=10,
+        left.suptitle(f"(a) Each lender's {what} relative to its start", fontsize=10,
                       fontweight="bold")  # fmt: skip
     else:
         ax = left.add_subplot()
@@ -716,10 +744,12 @@ def capital_figure(run: RunData) -> Figure:
             for lid in order:
                 if failed_month(lid) is not None:
                     draw(ax, lid, True)
-        ax.axhline(100, color="0.5", lw=0.8, ls=":")
+        ax.axhline(target, color="0.5", lw=0.8, ls=":")
+        if floor is not None:
+            ax.axhline(floor, color="#E69F00", lw=1.0, ls="-.", label=f"{floor:.0f} %: floor")
         ax.axhline(0, color="#D55E00", lw=1.1, ls="--", label="0 %: negative equity, fails")
-        ax.set_title(f"(a) Equity of {n} lenders relative to their start")
-        ax.set_ylabel("equity at market marks, % of first month")
+        ax.set_title(f"(a) {what.capitalize()} of {n} lenders relative to their start")
+        ax.set_ylabel(f"{what} at market marks, {unit}")
         ax.legend(loc="best")
     ax2 = right.add_subplot()
 
