@@ -319,6 +319,7 @@ class AIComputeCreditModel(mesa.Model):
         # policy: the same values as np.where(policy, market[gen], appraisal[gen])
         table = np.concatenate((self.mark_appraisal, self.mark_market))
         value = np.bincount(loan, weights=lots.units[pledged] * table[key], minlength=loans.n)
+        value = value.astype(np.float64, copy=False)  # int64 when no lot is pledged at all
         btc = self._btc_loan_rows()
         value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
         return value

@@ -188,3 +188,18 @@ def test_agent_panel_assets_match_the_balance_sheets():
     ratio = (first["equity_usd"] / first["assets_usd"]).to_numpy()[rows]
     # after one month, each lender's capital ratio is still near its kind's calibrated start ratio
     np.testing.assert_allclose(ratio, model.lk["capital_ratio"][rows], rtol=0, atol=0.02)
+
+
+def test_collateral_values_keep_cents_without_any_pledged_lot():
+    """With every GPU lot released, the full collateral valuation still values BTC loans in float."""
+    from abm.finance.instruments import BTC_LOAN
+
+    model = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    model.lots.loan = -1  # no lot pledged (the cache of pledged lots is rebuilt from the column)
+    model._pledged_cache = None
+    rows = np.flatnonzero(model.loans.kind == BTC_LOAN)
+    value = model.collateral_value()
+    assert value.dtype == np.float64
+    np.testing.assert_array_equal(
+        value[rows], model.loans.collateral_btc[rows] * model.crypto.price_usd
+    )
