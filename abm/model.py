@@ -143,6 +143,9 @@ class AIComputeCreditModel(mesa.Model):
             set()
         )  # defaulted borrowers with claims still being worked out
         self.btc_sale_events: list[int] = []
+        # borrower -> [(month, event id)] of the margin calls and refused rollovers that drained
+        # its cash: the parents of a later payment default (debt.py::_cash_drains)
+        self.drain_events: dict[int, list[tuple[int, int]]] = {}
         self.outside_funder_losses_usd = 0.0
         self.unmet_hosting_mw = 0.0
         self.credit_supply_usd = 0.0

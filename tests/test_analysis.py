@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from abm.analysis import cascade_depth, cascade_metrics, cascade_tree
+from abm.analysis import _parents, cascade_depth, cascade_metrics, cascade_tree
 from abm.events import COLUMNS
 
 
@@ -89,3 +89,26 @@ def test_parent_ids_survive_a_naive_csv_round_trip():
     assert _parents("3;17") == [3, 17]
     assert _parents(40.0) == [40] and _parents(40) == [40]
     assert _parents(float("nan")) == [] and _parents("") == [] and _parents(None) == []
+
+
+def test_payment_defaults_link_the_margin_calls_that_drained_the_miner(run_cache):
+    """A miner that answered margin calls (posting BTC or paying cash) and then missed payments has
+    those calls as parents, so the genealogy sees the margin-call channel (ODD note 16)."""
+    linked_calls = pushes = 0
+    for seed in (1, 2):
+        res = run_cache("correlated_crash", seed)
+        ev = res.events.set_index("event_id")
+        pay = ev[(ev["event"] == "default") & (ev["cause"] == "payment")]
+        for _, row in pay.iterrows():
+            for p in _parents(row["parent_event_ids"]):
+                parent = ev.loc[p]
+                assert parent["event"] in ("margin_call", "refused_rollover")
+                # the parent pushed this borrower, in the months its arrears built up
+                mine = parent["agent_id"] if parent["event"] == "margin_call" else None
+                mine = parent["counterparty_id"] if mine is None else mine
+                assert mine == row["agent_id"]
+                assert row["month"] - 3 <= parent["month"] <= row["month"]
+                linked_calls += parent["event"] == "margin_call"
+        pushes += res.cascade_metrics()["pushes_by_channel"]["margin_calls"]
+    assert linked_calls > 0
+    assert pushes > 0

@@ -279,7 +279,7 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
             if m.lost_revenue_event[b] > 0:
                 defaults[int(b)] = ("counterparty", [int(m.lost_revenue_event[b])])
             else:
-                defaults[int(b)] = ("payment", [])
+                defaults[int(b)] = ("payment", _cash_drains(m, int(b), t))
     for b, (cause, parents) in sorted(defaults.items()):
         resolution.default_borrower(m, b, t, cause, parents)
     if defaults:
@@ -332,6 +332,7 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
             amount=float(loans.principal_usd[loan]),
             parents=[int(m.default_event[lender])] if m.status[lender] == FAILED else [],
         )
+        m.drain_events.setdefault(b, []).append((t, refused))
         if b not in defaults and m.type[b] == MINER:
             raise_cash_from_btc(m, b, float(loans.principal_usd[loan] + loans.arrears_usd[loan]))
         if repay_in_full(m, loan) or b in defaults:
@@ -363,7 +364,9 @@ def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
                 amount=float(loans.principal_usd[loan]),
                 parents=m.btc_sale_events[-20:],
             )
-        miner_rules.answer_margin_call(m, loan)
+        posted, repaid = miner_rules.answer_margin_call(m, loan)
+        if posted > 0 or repaid > 0:  # the call took BTC or cash the miner would have used to pay
+            m.drain_events.setdefault(b, []).append((t, int(loans.breach_event[loan])))
         value = loans.collateral_btc[loan] * m.crypto.price_usd
         ltv_now = loans.principal_usd[loan] / max(value, 1e-9)
         if ltv_now <= loans.margin_call_ltv[loan]:
@@ -582,6 +585,14 @@ def _by_borrower_then_value(borrower: np.ndarray, value: np.ndarray, n_agents: i
     return by_value[np.argsort(borrower[by_value].astype(np.uint16), kind="stable")]
 
 
+def _cash_drains(m, b: int, t: int) -> list[int]:
+    """The events that drained borrower ``b``'s cash before it missed payments: its margin calls
+    answered with BTC or cash, and loans its lenders refused to roll, in the months its arrears
+    built up (the payment grace period plus the month of the shortfall and the one before)."""
+    since = t - m.cfg["credit"]["payment_grace_months"] - 2
+    return sorted({eid for month, eid in m.drain_events.get(b, ()) if month >= since})
+
+
 def unpaid_suppliers(m, t: int) -> bool:
     """An active borrower left with negative cash after all sales cannot pay its suppliers: default."""
     short = np.flatnonzero(m.acct.cash < -1e-6)
@@ -591,8 +602,12 @@ def unpaid_suppliers(m, t: int) -> bool:
         raise_cash_from_btc(m, int(b), 0.0)
     short = [b for b in short if m.acct.cash[b] < -1e-6]
     for b in short:
-        parents = [int(m.lost_revenue_event[b])] if m.lost_revenue_event[b] > 0 else []
-        resolution.default_borrower(m, int(b), t, "counterparty" if parents else "payment", parents)
+        if m.lost_revenue_event[b] > 0:
+            resolution.default_borrower(
+                m, int(b), t, "counterparty", [int(m.lost_revenue_event[b])]
+            )
+        else:
+            resolution.default_borrower(m, int(b), t, "payment", _cash_drains(m, int(b), t))
     if short:
         resolution.distribute_all_estates(m, t)
     return bool(short)
