@@ -154,6 +154,18 @@ SCHEMA: dict[str, Any] = {
             "0 = generations arrive on their listed dates; N = those listed after run.start "
             "arrive every N months after the last one released by then",
         ),
+        "valuation_utilisation": F(
+            "choice",
+            doc="utilisation and spot factor that DCF values expect: today's for the whole horizon "
+            "(current), or today's deviation from balance fading month by month (mean_reverting)",
+            choices=("current", "mean_reverting"),
+        ),
+        "valuation_reversion_per_month": F(
+            "float",
+            0.0,
+            0.999,
+            "share of today's utilisation / spot-factor deviation expected to remain a month later",
+        ),
         "demand_growth_per_year": F("float", -0.9, 10.0, "trend growth of demand for compute"),
         "spot_elasticity": F("float", 0.0, 10.0, "spot rent response to utilisation (exponent)"),
         "utilisation_ref": F("float", 0.05, 1.0, "utilisation at which spot = trend rent"),

@@ -90,8 +90,18 @@ class ComputeMarket:
         ) ** (1.0 / cadence)
         # revenue and power both scale with utilisation (as in operations); colocation is paid while
         # the GPU is kept, i.e. while it earns more than its power
-        rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * self.utilisation
-        op = self.power_cost_per_hour[:, None] * self.utilisation
+        if cfg.get("valuation_utilisation", "current") == "mean_reverting":
+            # today's deviations of utilisation and of the spot factor from balance (utilisation_ref,
+            # factor 1) are expected to fade by valuation_reversion_per_month each month
+            fade = cfg["valuation_reversion_per_month"] ** k
+            util = cfg["utilisation_ref"] + (self.utilisation - cfg["utilisation_ref"]) * fade
+            factor = 1.0 + (self.spot_factor - 1.0) * fade
+            trend_rent = self.perf * self.trend_price_per_perf_hour
+            rent = trend_rent[:, None] * self._powers(monthly_decay, k) * (factor * util)[None, :]
+            op = self.power_cost_per_hour[:, None] * util[None, :]
+        else:  # "current": today's utilisation and spot factor held for the whole horizon
+            rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * self.utilisation
+            op = self.power_cost_per_hour[:, None] * self.utilisation
         margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None] * (rent > op)
         cash = margin * self.hours
         life_left = self.release_month + cfg["gpu_life_months"] - month
