@@ -385,3 +385,12 @@ def test_bad_destinations_and_options(serial_sweep, tmp_path, capsys):
     assert main(["sweep", str(path), "--retry-failed", "--out", str(tmp_path / "x")]) == 2
     assert main(["analyze", str(foreign)]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_every_packaged_experiment_file_validates():
+    """Each experiments/*.toml loads: every field and every design point's scenario is valid."""
+    files = sorted((Path(__file__).parent.parent / "experiments").glob("*.toml"))
+    assert len(files) >= 7
+    for path in files:
+        exp = load_experiment(path)
+        assert exp.n_runs > 0 and exp.name == path.stem
