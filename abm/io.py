@@ -33,9 +33,10 @@ RUN_FILES = (
 PACKAGES = ("abm", "mesa", "numpy", "pandas", "networkx", "matplotlib", "tqdm")
 
 
-def versions() -> dict:
+def versions(extra: tuple[str, ...] = ()) -> dict:
+    """Python and the installed versions of ``PACKAGES`` and ``extra`` (None when not installed)."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

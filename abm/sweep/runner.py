@@ -341,7 +341,7 @@ def run_sweep(
         "design": exp.describe(),
         "fingerprint": exp.fingerprint(),
         "base_config": exp.base_config,
-        "versions": versions() | _sweep_versions(),
+        "versions": versions(SWEEP_PACKAGES),
         "git_commit": git_commit(),
         "sessions": [*(earlier or {}).get("sessions", []), session],
         "status": "running",
@@ -404,15 +404,3 @@ def run_sweep(
         )
         write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
-
-
-def _sweep_versions() -> dict:
-    from importlib import metadata
-
-    out = {}
-    for name in SWEEP_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
