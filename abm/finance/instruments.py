@@ -97,6 +97,13 @@ class Book:
         return np.arange(start, start + count)
 
 
+def _index_rows(index: dict[int, list[int]], keys, rows: np.ndarray) -> None:
+    """Append each new row to its key's list in ``index`` (rows ascending); negative keys skipped."""
+    for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
+        if key >= 0:
+            index.setdefault(key, []).append(row)
+
+
 class LotBook(Book):
     """GPU lots: ``units`` GPUs of one generation with one owner, possibly pledged to one loan.
 
@@ -131,11 +138,7 @@ class LotBook(Book):
         rows = super().add(**columns)
         loan = columns.get("loan")
         if loan is not None:
-            index = self._lots_of_loan
-            pledged_to = np.broadcast_to(loan, rows.shape).tolist()
-            for row, ln in zip(rows.tolist(), pledged_to, strict=True):
-                if ln >= 0:
-                    index.setdefault(ln, []).append(row)
+            _index_rows(self._lots_of_loan, loan, rows)  # free lots (-1) are not indexed
         return rows
 
     def rows_of_loan(self, loan: int) -> np.ndarray:
@@ -226,10 +229,7 @@ class LoanBook(Book):
         rows = super().add(**columns)
         borrower = columns.get("borrower")
         if borrower is not None:
-            index = self._loans_of_borrower
-            borrowers = np.broadcast_to(borrower, rows.shape).tolist()
-            for row, b in zip(rows.tolist(), borrowers, strict=True):
-                index.setdefault(b, []).append(row)
+            _index_rows(self._loans_of_borrower, borrower, rows)
         return rows
 
     def rows_of_borrower(self, borrower: int) -> np.ndarray:
