@@ -45,6 +45,7 @@ from matplotlib.patches import FancyArrowPatch, Patch  # noqa: E402
 
 from abm.analysis import CHANNELS, cascade_tree  # noqa: E402
 from abm.events import CAUSES  # noqa: E402
+from abm.events import COLUMNS as EVENT_COLUMNS  # noqa: E402
 from abm.io import write_atomic  # noqa: E402
 from abm.viz.overview import TYPE_COLOURS  # noqa: E402
 
@@ -157,16 +158,7 @@ REQUIRED_COLUMNS = {
         "credit_supply_usd",
     ),  # fmt: skip
     "agents.csv": ("month", "agent_id", "agent_type", "status", "debt_usd", "equity_usd"),
-    "events.csv": (
-        "event_id",
-        "month",
-        "event",
-        "agent_id",
-        "agent_type",
-        "cause",
-        "counterparty_id",
-        "parent_event_ids",
-    ),  # fmt: skip
+    "events.csv": EVENT_COLUMNS[:8],  # event_id ... parent_event_ids (amounts not needed)
 }
 
 

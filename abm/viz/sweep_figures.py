@@ -79,6 +79,14 @@ def response_figure(runs: pd.DataFrame, x: str, metrics: list[str]) -> plt.Figur
     return fig
 
 
+def _spread(groups: list, most: int = 6) -> list:
+    """At most ``most`` of ``groups``, evenly spread (first and last kept), in order."""
+    if len(groups) <= most:
+        return groups
+    keep = np.linspace(0, len(groups) - 1, most).round().astype(int)
+    return [groups[i] for i in keep]
+
+
 def fan_chart(
     timeseries: pd.DataFrame, runs: pd.DataFrame, column: str, by: str | None = None
 ) -> plt.Figure:
@@ -87,9 +95,7 @@ def fan_chart(
     ok = runs.loc[runs["status"] == STATUS_OK, ["run_id", *([by] if by else [])]]
     ts = timeseries.merge(ok, on="run_id")
     groups = [(None, ts)] if by is None else list(ts.groupby(by))
-    if len(groups) > 6:
-        keep = np.linspace(0, len(groups) - 1, 6).round().astype(int)
-        groups = [groups[i] for i in keep]
+    groups = _spread(groups)
     fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
     colours = plt.cm.viridis(np.linspace(0.05, 0.9, len(groups)))
     for (value, sub), colour in zip(groups, colours, strict=True):
@@ -123,9 +129,7 @@ def cascade_ccdf(runs: pd.DataFrame, metric: str = "defaults", by: str | None = 
     """Complementary CDF P(X >= x) of cascade sizes on log-log axes (x > 0), per ``by`` value."""
     ok = runs[runs["status"] == STATUS_OK]
     groups = [(None, ok)] if by is None else list(ok.groupby(by))
-    if len(groups) > 6:
-        keep = np.linspace(0, len(groups) - 1, 6).round().astype(int)
-        groups = [groups[i] for i in keep]
+    groups = _spread(groups)
     fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
     colours = plt.cm.plasma(np.linspace(0.05, 0.85, len(groups)))
     for (value, sub), colour in zip(groups, colours, strict=True):
