@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.animation import FFMpegWriter, PillowWriter, writers
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib.animation import FFMpegWriter, PillowWriter, writers  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from abm.viz.network_view import NetworkView  # noqa: E402
-from abm.viz.run_figures import RunData  # noqa: E402
+from abm.viz.network_view import NetworkView
+from abm.viz.run_figures import RunData
 
 
 class _Blitter:

@@ -25,18 +25,16 @@ month, so frames of an animation line up and the same run always gives the same 
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.dates as mdates
+import matplotlib.ticker
+import networkx as nx
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from abm.viz.run_figures import (  # noqa: E402
+from abm.viz.run_figures import (
     AGENT_TYPE_COLOURS,
     AGENT_TYPE_MARKERS,
     STATUS_COLOURS,

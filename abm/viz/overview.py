@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import networkx as nx
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
+from abm.viz.style import new_figure
 
 TYPE_COLOURS = {"miner": "#e69f00", "neocloud": "#0072b2", "lender": "#009e73", "buyer": "#999999"}
 STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
@@ -26,11 +24,13 @@ def _main_generations(ts, k: int = 3) -> list[str]:
 def overview_figure(result, path: str | Path, seed: int = 0):
     """Four panels: secondary prices vs fundamentals, BTC and rents, cumulative defaults, network.
 
-    Returns the matplotlib Figure (also saved to ``path``).
+    Returns the matplotlib Figure (also saved to ``path``); drawn outside pyplot, so writing it needs
+    no backend and leaves the process's backend alone.
     """
     ts = result.timeseries
     x = np.arange(len(ts))
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
+    fig = new_figure(figsize=(13, 9))
+    axes = fig.subplots(2, 2)
     ax = axes[0, 0]
     for g, colour in zip(_main_generations(ts), ("C0", "C1", "C2"), strict=False):
         ax.plot(x, ts[f"fundamental_value_{g}"], color=colour, label=f"{g} fundamental")
@@ -77,7 +77,6 @@ def overview_figure(result, path: str | Path, seed: int = 0):
         a.set_xlim(-0.5, len(ts) - 0.5)
     fig.suptitle(f"{result.config.get('name', '')}  seed {result.seed}")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return fig
 
 

@@ -29,25 +29,23 @@ from functools import wraps
 from pathlib import Path
 
 import matplotlib
+import matplotlib.animation
+import matplotlib.colors
+import matplotlib.dates as mdates
+import matplotlib.ticker
+import networkx as nx
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Patch
 
-matplotlib.use("Agg")
-import matplotlib.animation  # noqa: E402
-import matplotlib.colors  # noqa: E402
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, Patch  # noqa: E402
-
-from abm.analysis import CHANNELS, cascade_tree  # noqa: E402
-from abm.events import CAUSES  # noqa: E402
-from abm.events import COLUMNS as EVENT_COLUMNS  # noqa: E402
-from abm.io import write_atomic  # noqa: E402
-from abm.viz.overview import TYPE_COLOURS  # noqa: E402
+from abm.analysis import CHANNELS, cascade_tree
+from abm.events import CAUSES
+from abm.events import COLUMNS as EVENT_COLUMNS
+from abm.io import write_atomic
+from abm.viz.overview import TYPE_COLOURS
+from abm.viz.style import new_figure
 
 # --------------------------------------------------------------------------------------------------
 # Style: every palette is defined once here and used by all figures (colourblind-safe throughout).
@@ -128,14 +126,6 @@ def styled(builder: Callable) -> Callable:
             return builder(*args, **kwargs)
 
     return wrapper
-
-
-def new_figure(**kwargs) -> Figure:
-    """A Figure with an Agg canvas, outside pyplot (no global figure registry to leak)."""
-    kwargs.setdefault("layout", "constrained")
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
 
 
 # --------------------------------------------------------------------------------------------------

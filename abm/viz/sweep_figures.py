@@ -1,7 +1,8 @@
 """Figures of a sweep folder: phase diagrams, fan charts, cascade-size distributions, Sobol indices.
 
-Each builder returns a matplotlib Figure (tests read its axes and data); ``plot_sweep`` writes them
-all as PNG and PDF into ``DIR/figures/``. Only the sweep's own files are read.
+Each builder returns a matplotlib Figure drawn outside pyplot (tests read its axes and data; a
+notebook shows it inline); ``plot_sweep`` writes them all as PNG and PDF into ``DIR/figures/``.
+Only the sweep's own files are read.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from abm.io import write_atomic  # noqa: E402
-from abm.sweep.analyze import load_runs  # noqa: E402
-from abm.sweep.metrics import METRICS  # noqa: E402
-from abm.sweep.tasks import STATUS_OK  # noqa: E402
+from abm.io import write_atomic
+from abm.sweep.analyze import load_runs
+from abm.sweep.metrics import METRICS
+from abm.sweep.tasks import STATUS_OK
+from abm.viz.style import new_figure
 
 FAN_QUANTILES = ((0.05, 0.95), (0.25, 0.75))
 FAN_COLUMNS = ("lender_losses_usd", "btc_price", "credit_supply_usd")
@@ -30,11 +30,12 @@ def _labels(metric: str) -> str:
 
 def phase_diagram(
     runs: pd.DataFrame, x: str, y: str, metric: str = "default_share_borrowers"
-) -> plt.Figure:
+) -> Figure:
     """Heatmap of the replicate mean of ``metric`` over two varied parameters (x, y)."""
     ok = runs[runs["status"] == STATUS_OK]
     table = ok.groupby([y, x])[metric].mean().unstack(x).sort_index()
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), constrained_layout=True)
+    fig = new_figure(figsize=(6.4, 4.8))
+    ax = fig.subplots()
     data = table.to_numpy(dtype=float)
     image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma_r", interpolation="nearest")
     ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns])
@@ -56,13 +57,13 @@ def phase_diagram(
     return fig
 
 
-def response_figure(runs: pd.DataFrame, x: str, metrics: list[str]) -> plt.Figure:
+def response_figure(runs: pd.DataFrame, x: str, metrics: list[str]) -> Figure:
     """Replicate mean and 95 % t-interval of each metric against one varied parameter."""
     from scipy import stats
 
     ok = runs[runs["status"] == STATUS_OK]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4),
-                             constrained_layout=True, squeeze=False)  # fmt: skip
+    fig = new_figure(figsize=(3.6 * len(metrics), 3.4))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     numeric = pd.api.types.is_numeric_dtype(ok[x])
     for ax, metric in zip(axes[0], metrics, strict=True):
         g = ok.groupby(x)[metric]
@@ -89,15 +90,16 @@ def _spread(groups: list, most: int = 6) -> list:
 
 def fan_chart(
     timeseries: pd.DataFrame, runs: pd.DataFrame, column: str, by: str | None = None
-) -> plt.Figure:
+) -> Figure:
     """Median and 50 % / 90 % bands of a monthly ``column`` across runs, one fan per value of
     ``by`` (a varied parameter; at most 6 values drawn)."""
     ok = runs.loc[runs["status"] == STATUS_OK, ["run_id", *([by] if by else [])]]
     ts = timeseries.merge(ok, on="run_id")
     groups = [(None, ts)] if by is None else list(ts.groupby(by))
     groups = _spread(groups)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
-    colours = plt.cm.viridis(np.linspace(0.05, 0.9, len(groups)))
+    fig = new_figure(figsize=(7.5, 4.2))
+    ax = fig.subplots()
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.9, len(groups)))
     for (value, sub), colour in zip(groups, colours, strict=True):
         wide = sub.pivot(index="month", columns="run_id", values=column)
         months = wide.index.to_numpy()
@@ -125,13 +127,14 @@ def fan_chart(
     return fig
 
 
-def cascade_ccdf(runs: pd.DataFrame, metric: str = "defaults", by: str | None = None) -> plt.Figure:
+def cascade_ccdf(runs: pd.DataFrame, metric: str = "defaults", by: str | None = None) -> Figure:
     """Complementary CDF P(X >= x) of cascade sizes on log-log axes (x > 0), per ``by`` value."""
     ok = runs[runs["status"] == STATUS_OK]
     groups = [(None, ok)] if by is None else list(ok.groupby(by))
     groups = _spread(groups)
-    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
-    colours = plt.cm.plasma(np.linspace(0.05, 0.85, len(groups)))
+    fig = new_figure(figsize=(5.6, 4.4))
+    ax = fig.subplots()
+    colours = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, len(groups)))
     for (value, sub), colour in zip(groups, colours, strict=True):
         x, p = ccdf(sub[metric].to_numpy(dtype=float))
         if len(x) == 0:
@@ -158,11 +161,11 @@ def ccdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs, p
 
 
-def sobol_figure(sobol: pd.DataFrame) -> plt.Figure:
+def sobol_figure(sobol: pd.DataFrame) -> Figure:
     """First- and total-order Sobol indices with confidence bars, one panel per metric."""
     metrics = list(dict.fromkeys(sobol["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.0),
-                             constrained_layout=True, squeeze=False)  # fmt: skip
+    fig = new_figure(figsize=(4.6 * len(metrics), 4.0))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         sub = sobol[sobol["metric"] == metric]
         pos = np.arange(len(sub))
@@ -180,13 +183,12 @@ def sobol_figure(sobol: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _save(fig: plt.Figure, path: Path, formats) -> list[Path]:
+def _save(fig: Figure, path: Path, formats) -> list[Path]:
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
         write_atomic(target, lambda tmp: fig.savefig(tmp, dpi=160), suffix=f".{fmt}")
         written.append(target)
-    plt.close(fig)
     return written
 
 
