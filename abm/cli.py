@@ -282,7 +282,11 @@ def cmd_run(args) -> int:
     check_destination(out_dir)
     progress = not args.no_progress and sys.stderr.isatty()
     result = run(config, seed=args.seed, months=args.months, progress=progress)
-    write_run(result, out_dir, figure=not args.no_figure)
+    if args.no_figure:
+        figure = None
+    else:
+        from abm.viz.overview import overview_figure as figure
+    write_run(result, out_dir, figure=figure)
     summary = result.summary()
     summary["cascade"] = result.cascade_metrics()
     print(_format_summary(summary, out_dir))

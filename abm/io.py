@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -92,8 +93,15 @@ def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return g
 
 
-def write_run(result, out_dir: str | Path, figure: bool = True) -> Path:
-    """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically."""
+def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None = None) -> Path:
+    """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically.
+
+    ``figure``, when given, is called as ``figure(result, path)`` to draw ``overview.png`` (the CLI
+    passes :func:`abm.viz.overview.overview_figure`); ``None`` or ``False`` writes no figure. The
+    writer is passed in so that this module does not import the plotting package.
+    """
+    if figure is not None and figure is not False and not callable(figure):
+        raise TypeError(f"figure: expected a figure writer f(result, path) or None, got {figure!r}")
     out_dir = Path(out_dir)
     check_destination(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -109,10 +117,8 @@ def write_run(result, out_dir: str | Path, figure: bool = True) -> Path:
         with open(tmp / "cascade.json", "w") as fh:
             json.dump(result.cascade_metrics(), fh, indent=2, sort_keys=True)
             fh.write("\n")
-        if figure:
-            from abm.viz.overview import overview_figure
-
-            overview_figure(result, tmp / "overview.png")
+        if callable(figure):
+            figure(result, tmp / "overview.png")
         manifest = dict(result.manifest)
         manifest["versions"] = versions()
         manifest["git_commit"] = git_commit()

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from abm.viz.network_view import NetworkView
-from abm.viz.run_figures import RunData
+from abm.viz.run_data import RunData
 
 
 class _Blitter:

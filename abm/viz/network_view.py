@@ -34,12 +34,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from abm.viz.run_figures import (
+from abm.viz.run_data import RunData
+from abm.viz.style import (
     AGENT_TYPE_COLOURS,
     AGENT_TYPE_MARKERS,
     STATUS_COLOURS,
     STYLE,
-    RunData,
     new_figure,
     shade_stress,
 )

@@ -7,9 +7,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from abm.viz.style import AGENT_TYPE_COLOURS as TYPE_COLOURS
 from abm.viz.style import new_figure
 
-TYPE_COLOURS = {"miner": "#e69f00", "neocloud": "#0072b2", "lender": "#009e73", "buyer": "#999999"}
 STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
 
 

@@ -21,11 +21,8 @@ Figures (each builder returns a :class:`matplotlib.figure.Figure`; none uses pyp
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import wraps
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -38,364 +35,56 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, Patch
+from matplotlib.patches import FancyArrowPatch
 
-from abm.analysis import CHANNELS, cascade_tree
+from abm.analysis import CHANNELS
 from abm.events import CAUSES
-from abm.events import COLUMNS as EVENT_COLUMNS
 from abm.io import write_atomic
-from abm.viz.overview import TYPE_COLOURS
-from abm.viz.style import new_figure
+from abm.viz.animation import animate_network
+from abm.viz.network_view import network_figure, network_layout
+from abm.viz.run_data import RunData, RunDirError, default_month, load_run
+from abm.viz.style import (
+    AGENT_TYPE_COLOURS,
+    AGENT_TYPE_MARKERS,
+    CAUSE_COLOURS,
+    CHANNEL_COLOURS,
+    DEFAULTING_TYPES,
+    STATUS_COLOURS,
+    date_axis,
+    generation_colours,
+    new_figure,
+    shade_stress,
+    stress_handle,
+    styled,
+    suptitle,
+    usd_bn,
+    usd_short,
+)
 
-# --------------------------------------------------------------------------------------------------
-# Style: every palette is defined once here and used by all figures (colourblind-safe throughout).
-# --------------------------------------------------------------------------------------------------
-
-#: Agent types (Okabe-Ito; the same colours as the overview figure).
-AGENT_TYPE_COLOURS: dict[str, str] = dict(TYPE_COLOURS)
-#: Marker shape per agent type (network and genealogy drawings).
-AGENT_TYPE_MARKERS: dict[str, str] = {"miner": "s", "neocloud": "o", "lender": "D", "buyer": "^"}
-#: Borrower / lender types that can default, in stacking order.
-DEFAULTING_TYPES: tuple[str, ...] = ("miner", "neocloud", "lender")
-#: Agent status at a month (abm.agents.base.STATUS_NAMES).
-STATUS_COLOURS: dict[str, str] = {"active": "", "defaulted": "#D55E00", "failed": "#000000"}
-#: Contagion channels of the default genealogy (abm.analysis.CHANNELS; Paul Tol "vibrant"/"muted").
-CHANNEL_COLOURS: dict[str, str] = {
-    "fire_sale": "#EE7733",
-    "funding": "#0077BB",
-    "credit_crunch": "#009988",
-    "margin_calls": "#EE3377",
-    "counterparty": "#332288",
-}
-#: Default causes (abm.events.CAUSES; Paul Tol "bright").
-CAUSE_COLOURS: dict[str, str] = {
-    "payment": "#4477AA",
-    "ltv": "#EE6677",
-    "coverage": "#228833",
-    "maturity": "#CCBB44",
-    "margin_call": "#AA3377",
-    "counterparty": "#66CCEE",
-    "lender_failure": "#000000",
-}
-#: GPU generations are ordered by release, so they get an ordered (perceptually uniform) colormap.
-GENERATION_CMAP = "viridis"
-STRESS_SHADE = {"color": "0.5", "alpha": 0.12, "lw": 0}
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "0.9",
-    "grid.linewidth": 0.6,
-    "lines.linewidth": 1.4,
-    "savefig.dpi": 200,
-    "pdf.fonttype": 42,
-}
-for _name in CHANNELS:  # a new channel or cause must get a colour here
-    assert _name in CHANNEL_COLOURS, _name
-for _name in CAUSES:
-    assert _name in CAUSE_COLOURS, _name
-
+#: The figures plot_run writes (the network file name carries its month).
 FIGURE_NAMES = ("market", "defaults", "capital", "network", "cascade_tree")
 
-
-def generation_colours(generations: Iterable[str]) -> dict[str, str]:
-    """One colour per GPU generation, in release order (older = darker)."""
-    gens = list(generations)
-    cmap = matplotlib.colormaps[GENERATION_CMAP]
-    if len(gens) == 1:
-        return {gens[0]: matplotlib.colors.to_hex(cmap(0.0))}
-    return {
-        g: matplotlib.colors.to_hex(cmap(0.85 * k / (len(gens) - 1))) for k, g in enumerate(gens)
-    }
-
-
-def styled(builder: Callable) -> Callable:
-    """Run a figure builder inside the package style (rcParams are applied when artists are made)."""
-
-    @wraps(builder)
-    def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(STYLE):
-            return builder(*args, **kwargs)
-
-    return wrapper
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading a run folder
-# --------------------------------------------------------------------------------------------------
-
-REQUIRED_FILES = ("manifest.json", "timeseries.csv", "agents.csv", "events.csv", "network.graphml")
-REQUIRED_COLUMNS = {
-    "timeseries.csv": (
-        "month",
-        "date",
-        "regime",
-        "btc_price",
-        "fire_sale_units",
-        "defaults_miner",
-        "defaults_neocloud",
-        "defaults_lender",
-        "lender_capital_usd",
-        "lender_losses_usd",
-        "credit_supply_usd",
-    ),  # fmt: skip
-    "agents.csv": ("month", "agent_id", "agent_type", "status", "debt_usd", "equity_usd"),
-    "events.csv": EVENT_COLUMNS[:8],  # event_id ... parent_event_ids (amounts not needed)
-}
-
-
-class RunDirError(ValueError):
-    """A folder is not a readable ``abm`` run: a file is missing, unreadable or malformed.
-
-    ``path`` is the offending file (or the folder itself).
-    """
-
-    def __init__(self, message: str, path: str | Path):
-        super().__init__(message)
-        self.path = Path(path)
-
-
-@dataclass
-class RunData:
-    """One run folder, as read from its files."""
-
-    run_dir: Path
-    timeseries: pd.DataFrame
-    agents: pd.DataFrame
-    events: pd.DataFrame
-    graph: nx.MultiDiGraph  # end-of-run lending network, nodes relabelled to int agent ids
-    manifest: dict
-    cascade: nx.DiGraph  # default genealogy (abm.analysis.cascade_tree of events.csv)
-    cascade_metrics: dict | None = None  # cascade.json, when present
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def config(self) -> dict:
-        return self.manifest.get("config", {}) or {}
-
-    @property
-    def scenario(self) -> str:
-        return str(self.manifest.get("scenario") or self.config.get("name", "") or "run")
-
-    @property
-    def seed(self):
-        return self.manifest.get("seed")
-
-    @property
-    def title(self) -> str:
-        seed = "" if self.seed is None else f", seed {self.seed}"
-        return f"{self.scenario}{seed}"
-
-    @property
-    def months(self) -> np.ndarray:
-        """The model months of the run, in order."""
-        return self.timeseries["month"].to_numpy()
-
-    @property
-    def dates(self) -> pd.DatetimeIndex:
-        """The first day of each month of the run (x axis of every time plot)."""
-        return pd.DatetimeIndex(self.timeseries["_date"])
-
-    def date_of(self, month: int) -> pd.Timestamp:
-        return self.dates[self.month_index(month)]
-
-    def month_index(self, month: int) -> int:
-        idx = np.flatnonzero(self.months == month)
-        if not len(idx):
-            raise ValueError(
-                f"month {month} is not in this run (months {self.months[0]}..{self.months[-1]})"
-            )
-        return int(idx[0])
-
-    def resolve_month(self, month) -> int:
-        """A model month from an int or a 'YYYY-MM' label; None means the default network month."""
-        if month is None:
-            return default_month(self)
-        if isinstance(month, str) and not month.lstrip("-").isdigit():
-            hit = np.flatnonzero(self.timeseries["date"].astype(str).to_numpy() == month)
-            if not len(hit):
-                raise ValueError(f"month {month!r} is not a date of this run")
-            return int(self.months[hit[0]])
-        month = int(month)
-        self.month_index(month)
-        return month
-
-    @property
-    def generations(self) -> list[str]:
-        """GPU generations in the timeseries' column order (the config's release order)."""
-        cols = self.timeseries.columns
-        return [c[len("rent_spot_") :] for c in cols if c.startswith("rent_spot_")]
-
-    def status_panel(self) -> pd.DataFrame:
-        """Agent status, month x agent_id (cached)."""
-        if "status" not in self._cache:
-            self._cache["status"] = self.agents.pivot(
-                index="month", columns="agent_id", values="status"
-            )
-        return self._cache["status"]
-
-    def agents_with_status(self, month: int, status: str) -> set[int]:
-        """Agent ids whose ``status`` in agents.csv at ``month`` is ``status``."""
-        a = self.agents
-        sel = (a["month"] == month) & (a["status"] == status)
-        return set(int(x) for x in a.loc[sel, "agent_id"])
-
-
-def _read(path: Path, reader, *args, **kwargs):
-    if not path.is_file():
-        raise RunDirError(
-            f"{path.name} is missing from {path.parent}: not an abm run folder "
-            f"(expected {', '.join(REQUIRED_FILES)})",
-            path,
-        )
-    try:
-        return reader(path, *args, **kwargs)
-    except Exception as exc:  # a parse error of any reader
-        raise RunDirError(f"{path}: cannot be read ({type(exc).__name__}: {exc})", path) from exc
-
-
-def _read_json(path: Path) -> dict:
-    with open(path) as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict):
-        raise ValueError("top level is not a JSON object")
-    return data
-
-
-def _check_columns(df: pd.DataFrame, path: Path) -> None:
-    missing = [c for c in REQUIRED_COLUMNS[path.name] if c not in df.columns]
-    if missing:
-        raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}", path)
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Read a run folder written by ``abm run`` / :func:`abm.io.write_run`.
-
-    Raises :class:`RunDirError` (a ``ValueError``) naming the file when the folder does not exist or
-    a required file is missing, unreadable or lacks the expected columns.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: no such run folder", run_dir)
-    manifest = _read(run_dir / "manifest.json", _read_json)
-    ts = _read(run_dir / "timeseries.csv", pd.read_csv, dtype={"date": str, "regime": str})
-    agents = _read(run_dir / "agents.csv", pd.read_csv, dtype={"agent_type": str, "status": str})
-    # parent ids must stay text ("40" would otherwise become 40.0 and lose the cascade link)
-    events = _read(
-        run_dir / "events.csv",
-        pd.read_csv,
-        dtype={"parent_event_ids": str, "cause": str, "event": str, "agent_type": str},
-        keep_default_na=False,
-        na_values={"amount_usd": [""], "price_usd": [""]},
-    )
-    for name, df in (("timeseries.csv", ts), ("agents.csv", agents), ("events.csv", events)):
-        _check_columns(df, run_dir / name)
-    if ts.empty:
-        raise RunDirError(f"{run_dir / 'timeseries.csv'}: has no rows", run_dir / "timeseries.csv")
-    try:
-        ts["_date"] = pd.to_datetime(ts["date"], format="%Y-%m")
-    except (ValueError, TypeError) as exc:
-        raise RunDirError(
-            f"{run_dir / 'timeseries.csv'}: column date is not YYYY-MM ({exc})",
-            run_dir / "timeseries.csv",
-        ) from exc
-    graph = _read(run_dir / "network.graphml", nx.read_graphml, force_multigraph=True)
-    graph = nx.relabel_nodes(
-        graph, {n: int(d.get("agent_id", n)) for n, d in graph.nodes(data=True)}
-    )
-    if not graph.is_directed():
-        graph = nx.MultiDiGraph(graph)
-    try:
-        tree = cascade_tree(events)
-    except (KeyError, ValueError) as exc:
-        raise RunDirError(
-            f"{run_dir / 'events.csv'}: malformed parent links ({exc})", run_dir / "events.csv"
-        ) from exc
-    metrics = None
-    if (run_dir / "cascade.json").is_file():
-        metrics = _read(run_dir / "cascade.json", _read_json)
-    return RunData(run_dir, ts, agents, events, graph, manifest, tree, metrics)
-
-
-def default_month(run: RunData) -> int:
-    """The month with most agents in default (status defaulted or failed), the earliest such month;
-    the last month when nobody defaulted."""
-    a = run.agents
-    counts = (
-        a[a["status"].isin(("defaulted", "failed"))]
-        .groupby("month")
-        .size()
-        .reindex(run.months, fill_value=0)
-    )
-    if counts.max() <= 0:
-        return int(run.months[-1])
-    return int(counts.idxmax())
-
-
-# --------------------------------------------------------------------------------------------------
-# Shared axis helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def date_axis(ax, run: RunData) -> None:
-    """Concise date ticks over the run's months."""
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    half = pd.Timedelta(days=16)
-    ax.set_xlim(run.dates[0] - half, run.dates[-1] + half)
-
-
-def shade_stress(ax, run: RunData) -> bool:
-    """Grey bands over stress-regime months; True if any was drawn."""
-    stress = (run.timeseries["regime"].astype(str) == "stress").to_numpy()
-    dates = run.dates
-    drawn = False
-    k = 0
-    while k < len(stress):
-        if stress[k]:
-            j = k
-            while j + 1 < len(stress) and stress[j + 1]:
-                j += 1
-            end = dates[j] + pd.offsets.MonthBegin(1)
-            ax.axvspan(dates[k], end, zorder=0, **STRESS_SHADE)
-            drawn = True
-            k = j + 1
-        else:
-            k += 1
-    return drawn
-
-
-def stress_handle() -> Patch:
-    return Patch(
-        facecolor=STRESS_SHADE["color"], alpha=STRESS_SHADE["alpha"], label="stress regime"
-    )
-
-
-def _usd_short(x: float) -> str:
-    x = float(x)
-    if abs(x) >= 1e9:
-        return f"${x / 1e9:,.1f}B"
-    if abs(x) >= 1e6:
-        return f"${x / 1e6:,.0f}M"
-    return f"${x / 1e3:,.0f}k"
-
-
-def usd_bn(x):
-    return np.asarray(x, dtype=float) / 1e9
-
-
-def _suptitle(fig: Figure, run: RunData, what: str) -> None:
-    fig.suptitle(f"{what} ({run.title})", fontsize=11, fontweight="bold")
-
+__all__ = [  # the figure API of a run folder (several names are re-exported from their modules)
+    "AGENT_TYPE_COLOURS",
+    "CAUSE_COLOURS",
+    "CHANNEL_COLOURS",
+    "FIGURE_NAMES",
+    "STATUS_COLOURS",
+    "RunData",
+    "RunDirError",
+    "animate_network",
+    "capital_figure",
+    "cascade_tree_figure",
+    "default_month",
+    "defaults_figure",
+    "ffmpeg_available",
+    "load_run",
+    "market_figure",
+    "network_figure",
+    "network_layout",
+    "plot_run",
+    "save_figure",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Market
@@ -511,7 +200,7 @@ def market_figure(run: RunData) -> Figure:
                    ha="center", va="center", color="0.3")  # fmt: skip
     for ax in (ax_btc, ax_rent, *value_axes, ax_fs):
         date_axis(ax, run)
-    _suptitle(fig, run, "GPU and bitcoin markets")
+    suptitle(fig, run, "GPU and bitcoin markets")
     return fig
 
 
@@ -574,7 +263,7 @@ def defaults_figure(run: RunData) -> Figure:
     for ax in (ax1, ax2):
         shade_stress(ax, run)
         date_axis(ax, run)
-    _suptitle(fig, run, "Defaults")
+    suptitle(fig, run, "Defaults")
     return fig
 
 
@@ -688,7 +377,7 @@ def capital_figure(run: RunData) -> Figure:
             ax.axhline(0, color="#D55E00", lw=1.1, ls="--")
             fm = draw(ax, lid, False)
             tag = " — FAILED" if fm is not None else ""
-            ax.set_title(f"lender {lid} (E₀ {_usd_short(start_eq[lid])}){tag}",
+            ax.set_title(f"lender {lid} (E₀ {usd_short(start_eq[lid])}){tag}",
                          fontsize=8, fontweight="normal", loc="left")  # fmt: skip
             ax.set_ylim(ylo, yhi)
             ax.tick_params(labelsize=7)
@@ -749,7 +438,7 @@ def capital_figure(run: RunData) -> Figure:
     ax2.legend(loc="best")
     for ax in (*lender_axes, ax2):
         date_axis(ax, run)
-    _suptitle(fig, run, "Lender capital")
+    suptitle(fig, run, "Lender capital")
     return fig
 
 
@@ -799,7 +488,7 @@ def cascade_tree_figure(run: RunData) -> Figure:
                 transform=ax.transAxes)  # fmt: skip
         ax.text(0.5, 0.38, "the default genealogy is empty", ha="center", va="center",
                 fontsize=9, color="0.4", transform=ax.transAxes)  # fmt: skip
-        _suptitle(fig, run, "Default genealogy")
+        suptitle(fig, run, "Default genealogy")
         return fig
     row = cascade_rows(tree)
     month_date = dict(zip(run.months, run.dates, strict=True))
@@ -888,34 +577,8 @@ def cascade_tree_figure(run: RunData) -> Figure:
         f"{n} defaults, {tree.number_of_edges()} pushes, {roots} roots, longest chain {depth}",
         fontweight="normal",
     )
-    _suptitle(fig, run, "Default genealogy")
+    suptitle(fig, run, "Default genealogy")
     return fig
-
-
-# --------------------------------------------------------------------------------------------------
-# Network (implemented in abm.viz.network_view / abm.viz.animation; re-exported here)
-# --------------------------------------------------------------------------------------------------
-
-
-def network_figure(run: RunData, month=None, **kwargs) -> Figure:
-    """The lending network at ``month``: see :func:`abm.viz.network_view.network_figure`."""
-    from abm.viz.network_view import network_figure as _network_figure
-
-    return _network_figure(run, month, **kwargs)
-
-
-def network_layout(run: RunData, seed: int = 0) -> dict[int, np.ndarray]:
-    """Deterministic node positions: see :func:`abm.viz.network_view.network_layout`."""
-    from abm.viz.network_view import network_layout as _network_layout
-
-    return _network_layout(run, seed)
-
-
-def animate_network(run: RunData, path: str | Path, fps: float = 4, **kwargs) -> int:
-    """One network frame per month (GIF / MP4): see :func:`abm.viz.animation.animate_network`."""
-    from abm.viz.animation import animate_network as _animate_network
-
-    return _animate_network(run, path, fps=fps, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
