@@ -12,18 +12,9 @@ import numpy as np
 import pandas as pd
 
 from abm.finance.debtrank import debtrank, debtrank_value
+from abm.vocabulary import CHANNELS, DEFAULTING_TYPES, EVENT_CHANNEL
 
-# which channel an intermediate event belongs to
-EVENT_CHANNEL = {
-    "trade": "fire_sale",
-    "seizure": "fire_sale",
-    "lease_terminated": "counterparty",
-    "contract_cut": "counterparty",
-    "margin_call": "margin_calls",
-    "btc_liquidation": "margin_calls",
-    "refused_rollover": "credit_crunch",
-}
-CHANNELS = ("fire_sale", "funding", "credit_crunch", "margin_calls", "counterparty")
+__all__ = ["CHANNELS", "EVENT_CHANNEL", "cascade_depth", "cascade_metrics", "cascade_tree"]
 
 
 def _parents(text) -> list[int]:
@@ -122,10 +113,9 @@ def cascade_metrics(result) -> dict:
     model = getattr(result, "model", None)
     return {
         "defaults": int(len(defaults)),
-        "defaults_by_type": {t: int(by_type.get(t, 0)) for t in ("miner", "neocloud", "lender")},
+        "defaults_by_type": {t: int(by_type.get(t, 0)) for t in DEFAULTING_TYPES},
         "default_share_by_type": {
-            t: (by_type.get(t, 0) / counts[t]) if counts.get(t) else 0.0
-            for t in ("miner", "neocloud", "lender")
+            t: (by_type.get(t, 0) / counts[t]) if counts.get(t) else 0.0 for t in DEFAULTING_TYPES
         },
         "defaults_by_cause": {str(k): int(v) for k, v in defaults["cause"].value_counts().items()},
         "pushes_by_channel": by_channel,

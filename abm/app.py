@@ -32,8 +32,8 @@ from abm.viz.app_components import (
     SummaryView,
     layout_positions,
 )
+from abm.vocabulary import CHANNELS
 
-CHANNELS = ("fire_sale", "funding", "credit_crunch", "margin_calls", "counterparty")
 SCENARIO_VALUE = "scenario"  # drop-down choice meaning "keep the scenario's value"
 RENT_DEFLATION_CHOICES = [SCENARIO_VALUE, "0.00", "0.10", "0.15", "0.20", "0.30", "0.40", "0.60"]
 BUYER_STRESS_CHOICES = [SCENARIO_VALUE, "0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "1.5"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from abm.analysis import CHANNELS
 from abm.config import load_scenario
 from abm.results import run
+from abm.vocabulary import CHANNELS
 
 
 def channel_decomposition(

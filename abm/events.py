@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-CAUSES = ("payment", "ltv", "coverage", "maturity", "margin_call", "counterparty", "lender_failure")
+from abm.vocabulary import CAUSES  # noqa: F401 (abm.events.CAUSES is imported elsewhere)
 
 COLUMNS = (
     "event_id",

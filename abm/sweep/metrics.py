@@ -8,18 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.analysis import CHANNELS
-
-AGENT_TYPES = ("miner", "neocloud", "lender")
-CAUSES = (
-    "payment",
-    "ltv",
-    "coverage",
-    "maturity",
-    "margin_call",
-    "counterparty",
-    "lender_failure",
-)
+from abm.vocabulary import BORROWER_TYPES, CAUSES, CHANNELS
+from abm.vocabulary import DEFAULTING_TYPES as AGENT_TYPES
 
 METRICS: dict[str, str] = {
     "defaults": "defaults of all types over the run (count)",
@@ -66,7 +56,7 @@ def run_metrics(result) -> dict[str, float]:
     for t in AGENT_TYPES:
         out[f"default_share_{t}"] = float(cm["default_share_by_type"][t])
     first = result.agents[result.agents["month"] == result.agents["month"].min()]
-    n_borrowers = int(first["agent_type"].isin(("miner", "neocloud")).sum())
+    n_borrowers = int(first["agent_type"].isin(BORROWER_TYPES).sum())
     n_defaulted = cm["defaults_by_type"]["miner"] + cm["defaults_by_type"]["neocloud"]
     out["default_share_borrowers"] = n_defaulted / n_borrowers if n_borrowers else float("nan")
     for c in CAUSES:

@@ -16,7 +16,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from abm.agents.base import TYPE_NAMES
 from abm.config import month_label
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -35,6 +34,7 @@ from abm.viz.app_state import (
     node_states,
     timeseries,
 )
+from abm.vocabulary import AGENT_TYPES
 
 
 def _when(m) -> str:
@@ -128,7 +128,7 @@ def network_figure(m, positions: np.ndarray | None = None) -> Figure:
     state = node_states(m)
     scale = node_sizes(m)
     colours = np.array(STATE_COLOURS)[state]
-    for code, name in enumerate(TYPE_NAMES):
+    for code, name in enumerate(AGENT_TYPES):
         idx = np.flatnonzero(m.type == code)
         if len(idx) == 0:
             continue
@@ -148,8 +148,8 @@ def network_figure(m, positions: np.ndarray | None = None) -> Figure:
     ]
     handles += [
         Line2D([], [], ls="", marker=TYPE_MARKERS[t], color="0.35", label=TYPE_LABELS[t])
-        for t in TYPE_NAMES
-        if (m.type == TYPE_NAMES.index(t)).any()
+        for t in AGENT_TYPES
+        if (m.type == AGENT_TYPES.index(t)).any()
     ]
     ax.legend(
         handles=handles,

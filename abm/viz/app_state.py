@@ -10,9 +10,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from abm.agents.base import ACTIVE, DEFAULTED, FAILED, TYPE_NAMES
+from abm.agents.base import ACTIVE, DEFAULTED, FAILED
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import BTC_LOAN, INTERBANK
+from abm.vocabulary import AGENT_TYPE_COLOURS, AGENT_TYPE_MARKERS, AGENT_TYPES, DEFAULTING_TYPES
 
 # node states shown in the app: the model's own status, plus "distressed" for an active agent under
 # pressure: a borrower with a loan in covenant breach or arrears or a BTC loan past its margin-call
@@ -20,9 +21,9 @@ from abm.finance.instruments import BTC_LOAN, INTERBANK
 HEALTHY, DISTRESSED, DEFAULTED_STATE, FAILED_STATE = range(4)
 STATE_NAMES = ("healthy", "distressed", "defaulted", "failed")
 STATE_COLOURS = ("#2ca25f", "#f0a202", "#d7301f", "#4a1486")
-TYPE_MARKERS = {"miner": "s", "neocloud": "o", "lender": "D", "buyer": "^"}
+TYPE_MARKERS = AGENT_TYPE_MARKERS
 TYPE_LABELS = {"miner": "miners", "neocloud": "neoclouds", "lender": "lenders", "buyer": "buyers"}
-DEFAULT_COLOURS = {"miner": "#e69f00", "neocloud": "#0072b2", "lender": "#009e73"}
+DEFAULT_COLOURS = {t: AGENT_TYPE_COLOURS[t] for t in DEFAULTING_TYPES}
 FIGSIZE = (5.2, 3.7)
 DPI = 100
 
@@ -57,7 +58,7 @@ def state_counts(m) -> dict[str, dict[str, int]]:
     """Agents per type and state: ``{"miner": {"healthy": 8, ...}, ...}``."""
     state = node_states(m)
     out = {}
-    for code, name in enumerate(TYPE_NAMES):
+    for code, name in enumerate(AGENT_TYPES):
         mine = m.type == code
         if not mine.any():
             continue

@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch
 
-from abm.analysis import CHANNELS
 from abm.viz.run_data import RunData
 from abm.viz.style import (
     AGENT_TYPE_COLOURS,
@@ -24,6 +23,7 @@ from abm.viz.style import (
     styled,
     suptitle,
 )
+from abm.vocabulary import CHANNELS
 
 
 def cascade_rows(tree: nx.DiGraph) -> dict[int, int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from abm.viz.style import AGENT_TYPE_COLOURS as TYPE_COLOURS
 from abm.viz.style import new_figure
+from abm.vocabulary import AGENT_TYPE_COLOURS as TYPE_COLOURS
 
 STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
 

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from abm.events import CAUSES
 from abm.io import write_atomic
 from abm.viz.animation import animate_network
 from abm.viz.capital_figure import capital_figure, lender_capital_index, lender_equity_index
@@ -54,6 +53,7 @@ from abm.viz.style import (
     styled,
     suptitle,
 )
+from abm.vocabulary import CAUSES
 
 #: The figures plot_run writes (the network file name carries its month).
 FIGURE_NAMES = ("market", "defaults", "capital", "network", "cascade_tree")

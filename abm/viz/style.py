@@ -5,7 +5,8 @@ Nothing in :mod:`abm.viz` imports ``matplotlib.pyplot`` or calls ``matplotlib.us
 importing the package never switches the backend of the process (in Jupyter the inline backend
 stays on; ``%matplotlib inline`` shows a returned Figure as a PNG).
 
-Every palette is defined once here and used by all figures (colourblind-safe throughout).
+Palettes of agent types, channels and causes come from :mod:`abm.vocabulary`; the figure style, the
+status colours and the generation colormap are defined here (colourblind-safe throughout).
 """
 
 from __future__ import annotations
@@ -23,43 +24,38 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from abm.analysis import CHANNELS
-from abm.events import CAUSES
+from abm.vocabulary import (  # re-exported: the figures' palettes are the vocabulary's
+    AGENT_TYPE_COLOURS,
+    AGENT_TYPE_MARKERS,
+    CAUSE_COLOURS,
+    CHANNEL_COLOURS,
+    DEFAULTING_TYPES,
+)
 
 if TYPE_CHECKING:
     from abm.viz.run_data import RunData
 
-#: Agent types (Okabe-Ito; the same colours as the overview figure).
-AGENT_TYPE_COLOURS: dict[str, str] = {
-    "miner": "#e69f00",
-    "neocloud": "#0072b2",
-    "lender": "#009e73",
-    "buyer": "#999999",
-}
-#: Marker shape per agent type (network and genealogy drawings).
-AGENT_TYPE_MARKERS: dict[str, str] = {"miner": "s", "neocloud": "o", "lender": "D", "buyer": "^"}
-#: Borrower / lender types that can default, in stacking order.
-DEFAULTING_TYPES: tuple[str, ...] = ("miner", "neocloud", "lender")
-#: Agent status at a month (abm.agents.base.STATUS_NAMES).
+__all__ = [
+    "AGENT_TYPE_COLOURS",
+    "AGENT_TYPE_MARKERS",
+    "CAUSE_COLOURS",
+    "CHANNEL_COLOURS",
+    "DEFAULTING_TYPES",
+    "STATUS_COLOURS",
+    "STYLE",
+    "date_axis",
+    "generation_colours",
+    "new_figure",
+    "shade_stress",
+    "stress_handle",
+    "styled",
+    "suptitle",
+    "usd_bn",
+    "usd_short",
+]
+
+#: Agent status at a month (abm.vocabulary.AGENT_STATUSES); "" means the type colour.
 STATUS_COLOURS: dict[str, str] = {"active": "", "defaulted": "#D55E00", "failed": "#000000"}
-#: Contagion channels of the default genealogy (abm.analysis.CHANNELS; Paul Tol "vibrant"/"muted").
-CHANNEL_COLOURS: dict[str, str] = {
-    "fire_sale": "#EE7733",
-    "funding": "#0077BB",
-    "credit_crunch": "#009988",
-    "margin_calls": "#EE3377",
-    "counterparty": "#332288",
-}
-#: Default causes (abm.events.CAUSES; Paul Tol "bright").
-CAUSE_COLOURS: dict[str, str] = {
-    "payment": "#4477AA",
-    "ltv": "#EE6677",
-    "coverage": "#228833",
-    "maturity": "#CCBB44",
-    "margin_call": "#AA3377",
-    "counterparty": "#66CCEE",
-    "lender_failure": "#000000",
-}
 #: GPU generations are ordered by release, so they get an ordered (perceptually uniform) colormap.
 GENERATION_CMAP = "viridis"
 STRESS_SHADE = {"color": "0.5", "alpha": 0.12, "lw": 0}
@@ -81,10 +77,6 @@ STYLE = {
     "savefig.dpi": 200,
     "pdf.fonttype": 42,
 }
-for _name in CHANNELS:  # a new channel or cause must get a colour here
-    assert _name in CHANNEL_COLOURS, _name
-for _name in CAUSES:
-    assert _name in CAUSE_COLOURS, _name
 
 
 def generation_colours(generations: Iterable[str]) -> dict[str, str]:
