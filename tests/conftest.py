@@ -1,4 +1,12 @@
-"""Shared fixtures: runs are cached per session because several tests read the same run."""
+"""Shared fixtures (runs are cached per session because several tests read the same run) and the
+test tiers.
+
+Markers (registered in pyproject.toml): ``slow`` (several seconds each: Dask sweeps, validation
+grids, the channel decomposition, the browser test, the notebooks), ``browser`` (the app in headless
+Chromium), ``notebook`` (nbmake items, marked here because nbmake cannot take decorators). The fast
+tier is ``python -m pytest -m "not slow and not browser and not notebook"``; ``python -m pytest``
+runs everything.
+"""
 
 from __future__ import annotations
 
@@ -17,3 +25,11 @@ def cached_run(scenario: str, seed: int, months: int | None = None, overrides: t
 @pytest.fixture(scope="session")
 def run_cache():
     return cached_run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Notebooks executed by nbmake are ``notebook`` and ``slow`` tests."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)
+            item.add_marker(pytest.mark.slow)

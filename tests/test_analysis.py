@@ -60,6 +60,9 @@ def test_lender_failure_pushes_are_funding_or_credit_crunch():
 
 
 def test_metrics_of_a_crash_run(run_cache, tmp_path):
+    """Per run, the metrics agree with the event log. Over correlated_crash seeds 0-15 (counts when
+    written in brackets): at least 4 of 16 runs have a chain of two or more defaults (5), at least 12
+    have a fire sale (12), and at least 2 have a default pushed through the fire-sale channel (2)."""
     all_metrics = []
     for seed in range(16):
         res = run_cache("correlated_crash", seed)
@@ -71,9 +74,9 @@ def test_metrics_of_a_crash_run(run_cache, tmp_path):
         assert metrics["debtrank_start"] > 0.0
         json.dumps(metrics)  # serialisable for cascade.json
         all_metrics.append(metrics)
-    assert max(m["cascade_depth"] for m in all_metrics) >= 2  # a default pushed another
+    assert sum(m["cascade_depth"] >= 2 for m in all_metrics) >= 4  # a default pushed another
     assert sum(m["deepest_fire_sale_discount"] is not None for m in all_metrics) >= 12
-    assert sum(m["pushes_by_channel"]["fire_sale"] for m in all_metrics) >= 1
+    assert sum(m["pushes_by_channel"]["fire_sale"] > 0 for m in all_metrics) >= 2
 
 
 def test_calm_run_has_an_empty_tree(run_cache):

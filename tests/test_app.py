@@ -192,6 +192,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     raise TimeoutError(f"solara did not listen on port {port} within {timeout} s")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_browser_step_changes_the_picture(tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")

@@ -15,6 +15,7 @@ def decomposition():
     return channel_decomposition("correlated_crash", seeds=range(6))
 
 
+@pytest.mark.slow  # 6 configurations x 6 seeds
 def test_every_channel_matters(decomposition):
     base = decomposition.iloc[0]
     for _, row in decomposition.iloc[1:].iterrows():

@@ -8,6 +8,9 @@ import pytest
 import abm
 
 BUYER_KINDS = ("hyperscaler", "tier2_cloud", "broker", "overseas", "ai_startup", "sovereign")
+#: The declared seed set of the frequency statements below (correlated_crash, full length). Counts
+#: measured on it when the statements were written are given next to each bound.
+CRASH_SEEDS = range(16)
 
 
 def _ancestors(events, event_id):
@@ -70,16 +73,19 @@ def _clearing_ratios(res):
 
 
 def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
-    """An LTV default whose genealogy reaches a trade by another seller: a mark-down from a fire sale."""
-    found = []
-    for seed in range(16):  # rare: most LTV defaults come from the demand shock's own mark-down
+    """An LTV default whose genealogy reaches a trade by another seller (a mark-down from someone
+    else's fire sale) happens in some crash paths, but rarely: most LTV defaults come from the
+    demand shock's own mark-down. In correlated_crash seeds 0-15, 2 to 8 of the 16 runs have one
+    (2 when written: seeds 2 and 7)."""
+    runs_with_one = 0
+    for seed in CRASH_SEEDS:
         ev = run_cache("correlated_crash", seed).events
         for row in ev[(ev["event"] == "default") & (ev["cause"] == "ltv")].itertuples():
             anc = _ancestors(ev, row.event_id)
-            trades = anc[(anc["event"] == "trade") & (anc["agent_id"] != row.agent_id)]
-            if len(trades):
-                found.append((seed, row.event_id))
-    assert found, "no LTV default traced back to another seller's fire sale"
+            if len(anc[(anc["event"] == "trade") & (anc["agent_id"] != row.agent_id)]):
+                runs_with_one += 1
+                break
+    assert 2 <= runs_with_one <= 8, runs_with_one
 
 
 def _buyer_scaled(scale):
@@ -109,6 +115,7 @@ def _volume_weighted_discount(res):
     return value / fundamental if fundamental > 0 else np.nan
 
 
+@pytest.mark.slow  # 12 extra crash runs at two buyer capacities
 def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
     """Volume-weighted clearing price / fundamental with 3x versus 0.3x the baseline buyers' budgets
     and MW. (At baseline capacity the market is already saturated by a large neocloud's seizure and
@@ -130,11 +137,14 @@ def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
 
 
 def test_fire_sales_move_market_marks(run_cache):
-    """A clearing moves the mark from the used-market index towards its price, fully when large."""
-    exact = 0
-    for seed in range(5):
-        exact += _marks_between_price_and_index(run_cache("correlated_crash", seed))
-    assert exact > 0  # large fire sales set the mark outright
+    """A clearing moves the mark from the used-market index towards its price (checked in every
+    traded month), fully when large: in correlated_crash seeds 0-15, at least 3 of the 16 runs have
+    a month whose mark is the clearing price itself (4 when written)."""
+    runs_with_exact = sum(
+        _marks_between_price_and_index(run_cache("correlated_crash", seed)) > 0
+        for seed in CRASH_SEEDS
+    )
+    assert runs_with_exact >= 3, runs_with_exact
 
 
 def _marks_between_price_and_index(res) -> int:

@@ -118,6 +118,7 @@ def test_runs_match_a_direct_run(serial_sweep):
         assert row[name] == pytest.approx(value, nan_ok=True), name
 
 
+@pytest.mark.slow  # starts Dask clusters
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dask_gives_the_serial_result(serial_sweep, tmp_path, workers):
     exp, serial_out, _ = serial_sweep
@@ -166,6 +167,7 @@ def test_resume_after_kill_finishes_only_the_missing_runs(serial_sweep, tmp_path
     pd.testing.assert_frame_equal(_runs(out), _runs(fresh))
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_resume_on_dask_runs_only_what_is_missing(serial_sweep, tmp_path):
     exp, serial_out, _ = serial_sweep
     out = tmp_path / "partial"
@@ -204,6 +206,7 @@ def test_a_raising_run_is_recorded_and_the_sweep_goes_on(serial_sweep, tmp_path,
     pd.testing.assert_frame_equal(_runs(out), _runs(serial_out))
 
 
+@pytest.mark.slow  # waits for a killed Dask worker to be replaced
 def test_a_killed_worker_does_not_stop_the_sweep(serial_sweep, tmp_path, monkeypatch):
     exp, serial_out, _ = serial_sweep
     monkeypatch.setenv("ABM_SWEEP_FAULTS", "exit:2")  # run 2 kills whichever worker runs it

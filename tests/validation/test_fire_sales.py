@@ -14,6 +14,7 @@ from abm.validation_fire_sales import default_share, fire_sale_amplification, fi
 SEEDS = range(12)
 
 
+@pytest.mark.slow  # 4 price impacts x 12 seeds
 def test_losses_and_defaults_rise_with_price_impact():
     df = fire_sale_amplification(price_impacts=(0.05, 0.3, 0.55, 0.8), shocks=(-0.5,), seeds=SEEDS)
     losses = df["lender_losses_usd"].to_list()
@@ -23,6 +24,7 @@ def test_losses_and_defaults_rise_with_price_impact():
     assert shares[-1] >= shares[0], shares
 
 
+@pytest.mark.slow  # 3 shocks x 12 seeds
 def test_defaults_rise_with_the_initial_shock():
     shares = [
         default_share(fire_sale_setting(0.55, shock), SEEDS)["default_share"]
@@ -31,6 +33,7 @@ def test_defaults_rise_with_the_initial_shock():
     assert shares[0] < shares[1] < shares[2], shares
 
 
+@pytest.mark.slow  # 2 shocks x 2 auctions x 12 seeds
 def test_simultaneous_clearing_amplifies_more_than_sequential():
     """At high price impact every forced sale in the simultaneous auction takes the marginal price;
     sequential sellers who come early take the best bids, so losses are lower."""
