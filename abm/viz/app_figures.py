@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from abm.agents.base import BUYER
 from abm.config import month_label
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -160,7 +161,7 @@ def network_figure(m, positions: np.ndarray | None = None) -> Figure:
         handletextpad=0.4,
     )
     ax.set_title(f"Lending network, {_when(m)}", fontsize=11)
-    buyers = np.flatnonzero(m.type == 3)
+    buyers = np.flatnonzero(m.type == BUYER)
     if len(buyers):
         ax.text(
             pos[buyers, 0].min(),

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from abm.agents.base import ACTIVE, DEFAULTED, FAILED
+from abm.agents.base import ACTIVE, BUYER, DEFAULTED, FAILED, LENDER, MINER, NEOCLOUD
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import BTC_LOAN, INTERBANK
 from abm.vocabulary import AGENT_TYPE_COLOURS, AGENT_TYPE_MARKERS, AGENT_TYPES, DEFAULTING_TYPES
@@ -102,8 +102,8 @@ def layout_positions(m, seed: int = 0) -> np.ndarray:
             xy -= (xy.max(axis=0) + xy.min(axis=0)) / 2
             out[core] = xy / np.maximum(np.abs(xy).max(axis=0), 1e-9)  # fill [-1, 1] both ways
         loose = np.flatnonzero(~linked)
-        buyers = loose[m.type[loose] == 3]
-        row(loose[m.type[loose] != 3], -1.14)
+        buyers = loose[m.type[loose] == BUYER]
+        row(loose[m.type[loose] != BUYER], -1.14)
         row(buyers, -1.42 if len(buyers) < len(loose) else -1.25)
         return out
 
@@ -115,12 +115,12 @@ def layout_positions(m, seed: int = 0) -> np.ndarray:
         r = radius + jitter * rng.uniform(-1, 1, len(idx))
         out[idx] = np.column_stack([r * np.cos(angle), r * np.sin(angle)])
 
-    lenders = np.flatnonzero(m.type == 2)
-    borrowers = np.flatnonzero((m.type == 0) | (m.type == 1))
+    lenders = np.flatnonzero(m.type == LENDER)
+    borrowers = np.flatnonzero((m.type == MINER) | (m.type == NEOCLOUD))
     ring(lenders, 0.35, 0.05)
     main = m.primary_lender[borrowers]
     ring(borrowers[np.argsort(main, kind="stable")], 0.95, 0.08)
-    row(np.flatnonzero(m.type == 3), -1.25)
+    row(np.flatnonzero(m.type == BUYER), -1.25)
     return out
 
 
@@ -129,9 +129,9 @@ def node_sizes(m) -> np.ndarray:
     or a buyer's assets at the start, each relative to the largest of its group."""
     snap = m.start_snapshot
     debt = np.bincount(snap["borrower"], weights=snap["principal_usd"], minlength=m.n)[: m.n]
-    weight = np.maximum(np.where(m.type >= 2, snap["assets_usd"], debt), 0.0)
+    weight = np.maximum(np.where(m.type >= LENDER, snap["assets_usd"], debt), 0.0)
     scale = np.zeros(m.n)
-    for group in ((0, 1), (2,), (3,)):
+    for group in ((MINER, NEOCLOUD), (LENDER,), (BUYER,)):
         mine = np.isin(m.type, group)
         if mine.any():
             scale[mine] = 15 + 200 * np.sqrt(weight[mine] / max(weight[mine].max(), 1.0))

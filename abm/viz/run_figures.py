@@ -11,12 +11,16 @@ Figures (each builder returns a :class:`matplotlib.figure.Figure`; none uses pyp
 * :func:`market_figure`: BTC price, spot rents per GPU generation, secondary clearing price against
   fundamental value and mark per traded generation, fire-sale volume.
 * :func:`defaults_figure`: cumulative defaults stacked by agent type and by cause.
-* :func:`capital_figure` (:mod:`abm.viz.capital_figure`): each lender's equity against its start, and the lender sector's capital,
-  realised losses and lending capacity.
+* :func:`capital_figure` (:mod:`abm.viz.capital_figure`): each lender's equity against its start,
+  and the lender sector's capital, realised losses and lending capacity.
 * :func:`network_figure` (:mod:`abm.viz.network_view`): the lending network at one month.
-* :func:`cascade_tree_figure` (:mod:`abm.viz.cascade_figure`): the default genealogy, edges coloured by contagion channel.
+* :func:`cascade_tree_figure` (:mod:`abm.viz.cascade_figure`): the default genealogy, edges coloured
+  by contagion channel.
 * :func:`animate_network` (:mod:`abm.viz.animation`): one network frame per month (GIF / MP4).
 * :func:`plot_run`: all of the above as PNG and PDF (written atomically) into ``RUN_DIR/figures``.
+
+Reading the folder is :mod:`abm.viz.run_data`; palettes, style and axis helpers are
+:mod:`abm.viz.style`.
 """
 
 from __future__ import annotations
