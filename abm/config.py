@@ -4,6 +4,8 @@ A scenario is a TOML file. ``baseline.toml`` holds every parameter; other scenar
 ``extends = "baseline"`` (or a path) and override only what differs. The schema below states each
 field's type and allowed range; any unknown key, wrong type or out-of-range value raises
 :class:`ConfigError` naming the dotted field and what is allowed, before anything runs or is written.
+Files are read through :func:`read_toml_file` (a regular file, at most 1 MiB, UTF-8 TOML); this is
+the one validation layer for scenario input. (Long because the schema has one entry per parameter.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ A folder is ours only if we can prove it (:func:`owned_output`): its manifest.js
 and layout version and lists every file in it with its sha256. ``abm run`` replaces only such a run
 folder, an empty folder or nothing (:func:`check_destination`, called before the model runs); a
 kill mid-write leaves a hidden temp folder with our marker, removed at the next write there.
+(Over 450 lines because writing and the ownership rules that guard every write belong together.)
 """
 
 from __future__ import annotations
@@ -230,15 +231,14 @@ def check_writable_folder(folder: str | Path, option: str = "--out", probe: bool
     existing = _nearest_existing(Path(os.path.abspath(text)))
     if os.path.lexists(existing) and not existing.is_dir():
         raise ConfigError(f"{option}: {existing} is a file, not a folder")
-    writable_at = existing
-    if not os.access(writable_at, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option}: cannot write in {writable_at}: permission denied")
     try:
-        read_only = os.statvfs(writable_at).f_flag & os.ST_RDONLY
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
     except OSError:
         read_only = False
     if read_only:
-        raise ConfigError(f"{option}: cannot write in {writable_at}: read-only file system")
+        raise ConfigError(f"{option}: cannot write in {existing}: read-only file system")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write in {existing}: permission denied")
     if probe:
         _probe_create(Path(os.path.abspath(text)) / ".abm-probe", option)
     return path
