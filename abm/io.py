@@ -230,7 +230,8 @@ def check_writable_folder(folder: str | Path, option: str = "--out", probe: bool
             )
     existing = _nearest_existing(Path(os.path.abspath(text)))
     if os.path.lexists(existing) and not existing.is_dir():
-        raise ConfigError(f"{option}: {existing} is a file, not a folder")
+        what = "a broken symbolic link" if os.path.islink(existing) else "a file"
+        raise ConfigError(f"{option}: {existing} is {what}, not a folder")
     try:
         read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
     except OSError:
