@@ -11,6 +11,7 @@ Ctrl+C exits with 130.
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import re
 import sys
@@ -251,7 +252,30 @@ def _metric_names():
     return METRICS
 
 
+def check_server_address(host: str, port: int) -> None:
+    """Refuse a host that does not resolve or a port we cannot listen on (in use, privileged),
+    before the app server starts: a trial bind that is closed at once."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"--host: cannot resolve {host!r}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            trial.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"--host: {host} is not an address of this machine") from None
+        raise ConfigError(
+            f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+
+
 def cmd_app(args) -> int:
+    check_server_address(args.host, args.port)
     from abm.app import launch
 
     return launch(host=args.host, port=args.port, open_browser=True)
