@@ -119,7 +119,8 @@ def _run_contents_problem(folder: Path, manifest: dict) -> str | None:
     extra = sorted(present - listed)
     if extra:
         shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        return f"it holds {shown}, which its manifest.json does not list"
+        hint = " (figures from abm plot: move them out first)" if "figures" in extra else ""
+        return f"it holds {shown}, which its manifest.json does not list{hint}"
     missing = sorted(listed - present)
     if missing:
         return f"{missing[0]}, listed in its manifest.json, is missing"
