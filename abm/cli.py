@@ -20,8 +20,6 @@ from pathlib import Path
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
 
 EXIT_BAD_INPUT = 2
-
-
 EXIT_INTERRUPTED = 130
 MAX_SEED = 2**63 - 1
 HOST_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -57,7 +55,7 @@ def _int_in(low: int, high: int | None = None):
     return parse
 
 
-def _non_negative_int(name: str = ""):
+def _non_negative_int(name: str = ""):  # ``name`` kept for callers; argparse names the option
     return _int_in(0)
 
 
