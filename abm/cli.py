@@ -3,57 +3,83 @@
 ``abm run [--scenario NAME|PATH] [--seed N] [--months N] [--out DIR] [--set key=value ...]`` runs one
 scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios;
 ``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it.
-Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing.
+Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
+so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
+Ctrl+C exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
+import re
 import sys
 from pathlib import Path
 
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+MAX_SEED = 2**63 - 1
+HOST_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors: same form, exit 2
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"abm: error: {message}\n")
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"abm: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
-def _int_at_least(name: str, low: int):
-    """An argparse type: an integer >= ``low``, with a message naming the option."""
+def _one_line(message: str, limit: int = 2000) -> str:
+    """``message`` with control characters escaped, cut to ``limit`` characters: one line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in [``low``, ``high``]; argparse's message names the option."""
 
     def parse(text: str) -> int:
+        shown = _one_line(repr(text), 60)
         try:
-            value = int(text)
+            value = int(text) if len(text) <= 40 else None
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {shown}")
+        if value < low or (high is not None and value > high):
+            allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, got {value}")
         return value
 
     return parse
 
 
-def _non_negative_int(name: str):
-    return _int_at_least(name, 0)
+def _non_negative_int(name: str = ""):  # ``name`` kept for callers; argparse names the option
+    return _int_in(0)
 
 
-def _positive_int(name: str):
-    return _int_at_least(name, 1)
+def _positive_int(name: str = ""):
+    return _int_in(1)
 
 
-def _months(text: str) -> int:
+_months = _int_in(1, 600)
+_port = _int_in(1, 65535)
+
+
+def _host(text: str) -> str:
+    """An argparse type: an IP address or a host name (RFC 1123 labels, at most 253 characters)."""
     try:
-        value = int(text)
+        ipaddress.ip_address(text)
+        return text
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--months must be an integer, got {text!r}") from None
-    if not 1 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"--months must be in [1, 600], got {value}")
-    return value
+        pass
+    labels = text.split(".")
+    if 0 < len(text) <= 253 and all(HOST_LABEL_RE.fullmatch(label) for label in labels):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be an IP address or a host name, got {_one_line(repr(text), 60)}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,13 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario", default="baseline", help="packaged scenario name or path to a .toml file"
     )
     run.add_argument(
-        "--seed", type=_non_negative_int("--seed"), default=0, help="random seed (>= 0)"
+        "--seed", type=_int_in(0, MAX_SEED), default=0, help="random seed in [0, 2^63 - 1]"
     )
     run.add_argument(
-        "--months", type=_months, default=None, help="months to simulate (default: scenario's)"
+        "--months",
+        type=_months,
+        default=None,
+        help="months to simulate, 1-600 (default: the scenario's)",
     )
     run.add_argument(
-        "--out", default=None, help="output folder (default: results/<scenario>-seed<N>/)"
+        "--out",
+        default=None,
+        help="output folder (default: results/<scenario>-seed<N>/); it must be new, empty or an "
+        "earlier abm run, which is then replaced",
     )
     run.add_argument(
         "--set",
@@ -147,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--no-animation", action="store_true", help="run: skip the GIF/MP4")
 
     app = sub.add_parser("app", help="the interactive SolaraViz app in your browser")
-    app.add_argument("--host", default="127.0.0.1")
-    app.add_argument("--port", type=_positive_int("--port"), default=8765)
+    app.add_argument("--host", type=_host, default="127.0.0.1", help="address to serve on")
+    app.add_argument("--port", type=_port, default=8765, help="port in [1, 65535] (8765)")
     return parser
 
 
@@ -182,11 +214,16 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from abm.io import check_writable_folder
     from abm.sweep.runner import read_manifest
 
+    if not args.directory or not Path(args.directory).is_dir():
+        raise ConfigError(
+            f"DIR: {args.directory!r} is not a folder written by abm run or abm sweep"
+        )
     directory = Path(args.directory)
-    if not directory.is_dir():
-        raise ConfigError(f"DIR: {directory} is not a folder written by abm run or abm sweep")
+    if args.out is not None:
+        check_writable_folder(args.out, "--out")
     if read_manifest(directory) is not None:
         from abm.viz.sweep_figures import plot_sweep
 
@@ -213,7 +250,30 @@ def _metric_names():
     return METRICS
 
 
+def check_server_address(host: str, port: int) -> None:
+    """Refuse a host that does not resolve or a port we cannot listen on (in use, privileged),
+    before the app server starts: a trial bind that is closed at once."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"--host: cannot resolve {host!r}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            trial.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"--host: {host} is not an address of this machine") from None
+        raise ConfigError(
+            f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+
+
 def cmd_app(args) -> int:
+    check_server_address(args.host, args.port)
     from abm.app import launch
 
     return launch(host=args.host, port=args.port, open_browser=True)
@@ -276,17 +336,26 @@ def cmd_run(args) -> int:
     from abm.io import check_destination, write_run
     from abm.results import run
 
+    if args.out == "":
+        raise ConfigError("--out: must not be empty (leave it out for results/<scenario>-seed<N>)")
     overrides = dict(parse_override(text) for text in args.overrides)
     config = load_scenario(args.scenario, overrides)
-    out_dir = Path(args.out) if args.out else Path("results") / f"{config['name']}-seed{args.seed}"
-    check_destination(out_dir)
+    # config["name"] is a plain name (validated), so the default stays under results/
+    default = Path("results") / f"{config['name']}-seed{args.seed}"
+    out_dir = Path(args.out) if args.out is not None else default
+    check_destination(out_dir)  # before the model runs: nothing is created for a bad destination
     progress = not args.no_progress and sys.stderr.isatty()
     result = run(config, seed=args.seed, months=args.months, progress=progress)
     if args.no_figure:
         figure = None
     else:
         from abm.viz.overview import overview_figure as figure
-    write_run(result, out_dir, figure=figure)
+    try:
+        write_run(result, out_dir, figure=figure)
+    except OSError as exc:  # disk full, read-only, I/O error: the temp folder is already removed
+        raise ConfigError(
+            f"--out: cannot write {out_dir}: {exc.strerror or exc}; nothing was replaced there"
+        ) from None
     summary = result.summary()
     summary["cascade"] = result.cascade_metrics()
     print(_format_summary(summary, out_dir))
@@ -309,8 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_app(args)
         return cmd_run(args)
     except ConfigError as exc:
-        print(f"abm: error: {exc}", file=sys.stderr)
+        print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("abm: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _entry() -> None:  # pragma: no cover

@@ -4,13 +4,17 @@ A scenario is a TOML file. ``baseline.toml`` holds every parameter; other scenar
 ``extends = "baseline"`` (or a path) and override only what differs. The schema below states each
 field's type and allowed range; any unknown key, wrong type or out-of-range value raises
 :class:`ConfigError` naming the dotted field and what is allowed, before anything runs or is written.
+Files are read through :func:`read_toml_file` (a regular file, at most 1 MiB, UTF-8 TOML); this is
+the one validation layer for scenario input. (Long because the schema has one entry per parameter.)
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -22,6 +26,11 @@ import numpy as np
 SCENARIO_PACKAGE = "abm.scenarios"
 INF = math.inf
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+OVERRIDE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+RESERVED_OVERRIDE_KEYS = ("extends",)  # resolved while loading; an override would be ignored
+MAX_TOML_BYTES = 1 << 20  # scenario and extends files (bounds a read of /dev/zero or a huge file)
+MAX_EXTENDS_DEPTH = 32
 
 
 class ConfigError(ValueError):
@@ -32,7 +41,9 @@ class ConfigError(ValueError):
 class F:
     """One leaf field: its kind, range and a short description with its unit."""
 
-    kind: str  # "float", "int", "bool", "str", "month", "range" (two floats lo <= hi), "choice"
+    # "float", "int", "bool", "str", "name" (plain, see is_plain_name), "month", "range" (two floats
+    # lo <= hi), "choice"
+    kind: str
     lo: float = -INF
     hi: float = INF
     doc: str = ""
@@ -47,6 +58,11 @@ class F:
             return "true or false"
         if self.kind == "str":
             return "a string"
+        if self.kind == "name":
+            return (
+                "a plain name (letters, digits, '_', '.', '-', starting with a letter or digit, "
+                "at most 64 characters, no '..')"
+            )
         what = {"float": "a number", "int": "an integer", "range": "[low, high] with low <= high"}
         return f"{what[self.kind]} in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
 
@@ -123,7 +139,7 @@ PINNED = {
 }
 
 SCHEMA: dict[str, Any] = {
-    "name": F("str", doc="scenario name"),
+    "name": F("name", doc="scenario name (a plain name: it names the output folder)"),
     "description": F("str", doc="one line"),
     "extends": F("str", doc="scenario this one overrides (name or path)"),
     "run": {
@@ -382,29 +398,71 @@ def packaged_scenarios() -> dict[str, Path]:
     return dict(sorted(out.items()))
 
 
-def _resolve_path(name_or_path: str | Path, base_dir: Path | None = None) -> Path:
+def _resolve_path(
+    name_or_path: str | Path, base_dir: Path | None = None, field: str = "scenario"
+) -> Path:
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or "\\" in text:
         path = Path(text)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
-        if not path.exists():
-            raise ConfigError(f"scenario: file {text!r} does not exist")
+        try:
+            if not path.is_absolute() and base_dir is not None and not path.exists():
+                path = base_dir / path
+            exists = path.exists()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise ConfigError(f"{field}: cannot use {_short(text)} as a file: {reason}") from None
+        if not exists:
+            raise ConfigError(f"{field}: file {_short(text)} does not exist")
         return path
     scenarios = packaged_scenarios()
     if text not in scenarios:
         raise ConfigError(
-            f"scenario: unknown scenario {text!r}; allowed: {', '.join(scenarios)} or a path to a .toml file"
+            f"{field}: unknown scenario {_short(text)}; allowed: {', '.join(scenarios)} "
+            "or a path to a .toml file"
         )
     return scenarios[text]
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml_file(path: Path, field: str) -> dict:
+    """The TOML table in ``path``, read safely: a regular file (not a folder, FIFO or device) of at
+    most ``MAX_TOML_BYTES`` bytes of UTF-8 text; anything else raises :class:`ConfigError` naming
+    ``field`` (e.g. "scenario", "extends", "experiment")."""
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked right after
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ConfigError(f"{field}: {path} is {what}; give a .toml file")
+        chunks, size = [], 0
+        while size <= MAX_TOML_BYTES:
+            chunk = os.read(fd, MAX_TOML_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TOML_BYTES:
+        raise ConfigError(f"{field}: {path} is larger than {MAX_TOML_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{field}: {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario: {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"{field}: {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{field}: {path} nests arrays or tables too deeply") from None
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -419,39 +477,68 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def _load_raw(name_or_path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
+    field = "extends" if chain else "scenario"
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"extends: chain longer than {MAX_EXTENDS_DEPTH} files (at {chain[-1]})")
     base_dir = chain[-1].parent if chain else None
-    path = _resolve_path(name_or_path, base_dir).resolve()
+    path = _resolve_path(name_or_path, base_dir, field).resolve()
     if path in chain:
-        raise ConfigError(f"extends: circular chain {' -> '.join(str(p) for p in chain + (path,))}")
-    raw = _read_toml(path)
+        raise ConfigError(f"extends: circular chain {' -> '.join(p.name for p in chain + (path,))}")
+    raw = read_toml_file(path, field)
     parent = raw.get("extends")
     if parent is None:
         return raw
     if not isinstance(parent, str):
-        raise ConfigError(f"extends: must be a string (scenario name or path), got {parent!r}")
-    merged = deep_merge(_load_raw(parent, chain + (path,)), raw)
-    return merged
+        raise ConfigError(
+            f"extends: must be a string (scenario name or path), got {_short(parent)}"
+        )
+    return deep_merge(_load_raw(parent, chain + (path,)), raw)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``key.path=value`` (the value in TOML syntax; bare words are strings)."""
+    """Parse ``key.path=value`` (the value in TOML syntax; bare words are strings).
+
+    The key is dot-separated bare TOML keys (letters, digits, ``_``, ``-``), none empty, and not a
+    reserved key (``extends``: give the scenario with ``--scenario``); the text is one line.
+    """
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in text):
+        raise ConfigError(f"--set: {_short(text)} must be one line without control characters")
     if "=" not in text:
-        raise ConfigError(f"--set: {text!r} must look like key.path=value")
+        raise ConfigError(f"--set: {_short(text)} must look like key.path=value")
     key, value_text = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ConfigError(f"--set: {text!r} has no key")
+        raise ConfigError(f"--set: {_short(text)} has no key")
+    _check_override_key(key, "--set")
     try:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text.strip()
+    except RecursionError:
+        raise ConfigError(f"--set: value of {key} nests arrays too deeply") from None
     return key, value
 
 
+def _check_override_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or not all(
+        OVERRIDE_KEY_RE.fullmatch(part) for part in key.split(".")
+    ):
+        raise ConfigError(
+            f"{where}: key {_short(key)} must be dot-separated names of letters, digits, '_' or "
+            "'-' (no empty parts)"
+        )
+    if key.split(".")[0] in RESERVED_OVERRIDE_KEYS:
+        raise ConfigError(
+            f"{where}: {key} cannot be overridden; choose the scenario with --scenario"
+        )
+
+
 def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
-    """Set dotted keys (``{"compute.pue": 1.2}``) on a copy of a raw config."""
+    """Set dotted keys (``{"compute.pue": 1.2}``) on a copy of a raw config; each key is checked
+    as ``--set`` keys are (no empty parts, not ``extends``)."""
     out = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
+        _check_override_key(dotted, "overrides")
         parts = dotted.split(".")
         node = out
         for i, part in enumerate(parts[:-1]):
@@ -489,7 +576,14 @@ def load_scenario(
     """
     raw = _load_raw(name_or_path)
     raw = apply_overrides(raw, overrides)
-    raw.setdefault("name", Path(str(name_or_path)).stem)
+    if "name" not in raw:
+        stem = Path(str(name_or_path)).stem
+        if not is_plain_name(stem):
+            raise ConfigError(
+                f"name: missing, and the file name {_short(stem)} is not a plain name; "
+                'add name = "..." to the scenario file'
+            )
+        raw["name"] = stem
     raw.pop("extends", None)
     validate(raw)
     return raw
@@ -499,17 +593,19 @@ def load_scenario(
 
 
 def _check_leaf(path: str, spec: F, value: Any) -> None:
-    bad = f"{path}: must be {spec.allowed()}, got {value!r}"
+    bad = f"{path}: must be {spec.allowed()}, got {_short(value)}"
     if spec.kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(bad)
         return
-    if spec.kind in ("str", "choice", "month"):
+    if spec.kind in ("str", "choice", "month", "name"):
         if not isinstance(value, str):
             raise ConfigError(bad)
         if spec.kind == "choice" and value not in spec.choices:
             raise ConfigError(bad)
         if spec.kind == "month" and not MONTH_RE.match(value):
+            raise ConfigError(bad)
+        if spec.kind == "name" and not is_plain_name(value):
             raise ConfigError(bad)
         return
     if spec.kind == "range":
@@ -520,15 +616,38 @@ def _check_leaf(path: str, spec: F, value: Any) -> None:
         ):
             raise ConfigError(bad)
         lo, hi = value
-        if not (spec.lo <= lo <= hi <= spec.hi) or any(math.isnan(v) for v in value):
+        if not all(_finite(v) for v in value) or not (spec.lo <= lo <= hi <= spec.hi):
             raise ConfigError(bad)
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(bad)
     if spec.kind == "int" and not isinstance(value, int):
         raise ConfigError(bad)
-    if math.isnan(value) or not (spec.lo <= value <= spec.hi):
+    if not _finite(value) or not (spec.lo <= value <= spec.hi):
         raise ConfigError(bad)
+
+
+def _finite(value: int | float) -> bool:
+    """A number the model can use: not NaN or infinite, and an int within float range."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range (e.g. 400 digits)
+        return False
+
+
+def is_plain_name(text: Any) -> bool:
+    """A name safe as a file name: ``NAME_RE`` (letters, digits, ``_ . -``, starting with a letter
+    or digit, at most 64 characters) and no ``..``."""
+    return isinstance(text, str) and NAME_RE.fullmatch(text) is not None and ".." not in text
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so an error stays one readable line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check(path: str, spec: Any, value: Any) -> None:

@@ -1,19 +1,30 @@
 """Writing a run's results: tables, network, figure and a manifest, atomically.
 
 Everything is first written into a temporary sibling folder; only when every file is complete does it
-replace the destination, so a crash never leaves half a result and never destroys an earlier one. An
-existing destination is replaced only if it is an earlier ``abm`` result (it has a manifest.json).
+replace the destination, so a crash never leaves half a result and never destroys an earlier one.
+
+A folder is ours only if we can prove it (:func:`owned_output`): its manifest.json names its kind
+and layout version and lists every file in it with its sha256. ``abm run`` replaces only such a run
+folder, an empty folder or nothing (:func:`check_destination`, called before the model runs); a
+kill mid-write leaves a hidden temp folder with our marker, removed at the next write there.
+(Over 450 lines because writing and the ownership rules that guard every write belong together.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
+import secrets
 import shutil
+import socket
+import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +42,17 @@ RUN_FILES = (
     "overview.png",
     "manifest.json",
 )
+RUN_KIND = "abm-run"  # manifest.json "kind" of a run folder
+SWEEP_KIND = "abm-sweep"  # ... of a sweep folder (written by abm.sweep.runner)
+SCHEMA_KEY = "abm_output_schema"
+OUTPUT_SCHEMA = 1  # version of the run folder layout; raise it when the files or manifest change
+LEGACY_RUN_KEYS = ("seed", "config", "scenario")  # a run manifest from before "kind" existed
+MANIFEST = "manifest.json"
+STAGING_MARKER = ".abm-staging"  # inside a temp folder while it is written: whose it is
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux and macOS file systems
+MAX_PATH_BYTES = 4000  # below PATH_MAX (4096)
+MAX_OUT_NAME_BYTES = 200  # leaves room for ".NAME.tmp-PID-XXXXXXXX" beside it
 PACKAGES = ("abm", "mesa", "numpy", "pandas", "networkx", "matplotlib", "tqdm")
 
 
@@ -69,15 +91,218 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_destination(out_dir: Path) -> None:
-    """Refuse to replace a folder that is not an earlier abm result (exit code 2 via ConfigError)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out: {out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+# ----------------------------------------------------------------------------- whose folder is it
+
+
+def _read_manifest_file(folder: Path) -> dict | None:
+    """The JSON object in ``folder/manifest.json`` if it is a regular file (not a link), else None."""
+    path = folder / MANIFEST
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _run_contents_problem(folder: Path, manifest: dict) -> str | None:
+    """Why ``folder`` is not exactly the files its run manifest lists (None when it is): every entry
+    must be listed, be a regular file (no links, no sub-folders) and have the recorded sha256."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        return "its manifest.json has no list of the files it wrote"
+    listed = set(files) | {MANIFEST}
+    present = set(os.listdir(folder))
+    extra = sorted(present - listed)
+    if extra:
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        hint = " (figures from abm plot: move them out first)" if "figures" in extra else ""
+        return f"it holds {shown}, which its manifest.json does not list{hint}"
+    missing = sorted(listed - present)
+    if missing:
+        return f"{missing[0]}, listed in its manifest.json, is missing"
+    for name, digest in sorted(files.items()):
+        path = folder / name
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return f"{name} is a link or a folder, not a file abm wrote"
+        if sha256(path) != digest:
+            return f"{name} was changed after abm wrote it"
+    return None
+
+
+def _ownership(folder: Path) -> tuple[str | None, str]:
+    """(``"run"`` / ``"sweep"`` / None, the reason in words) for an existing, non-empty folder."""
+    manifest = _read_manifest_file(folder)
+    if manifest is None:
+        return None, "it has no readable abm manifest.json"
+    kind = manifest.get("kind")
+    if kind == SWEEP_KIND:
+        return "sweep", "it is an abm sweep"
+    if kind == RUN_KIND:
+        if manifest.get(SCHEMA_KEY) != OUTPUT_SCHEMA:
+            return (
+                None,
+                f"its manifest.json has {SCHEMA_KEY} {manifest.get(SCHEMA_KEY)!r}, not {OUTPUT_SCHEMA}",
+            )
+    elif kind is not None:
+        return None, f"its manifest.json is of kind {kind!r}, not {RUN_KIND!r}"
+    elif not all(key in manifest for key in LEGACY_RUN_KEYS):
+        return None, "its manifest.json was not written by abm"
+    problem = _run_contents_problem(folder, manifest)
+    return (None, problem) if problem else ("run", "it is an abm run")
+
+
+def owned_output(path: str | Path) -> str | None:
+    """``"run"`` or ``"sweep"`` if ``path`` is a folder that abm provably wrote, else None.
+
+    A run is a real folder (not a link) whose ``manifest.json`` says ``kind = "abm-run"`` with
+    ``abm_output_schema = 1`` - or, for runs written before those keys existed, has ``seed``,
+    ``config`` and ``scenario`` - and which holds exactly the files its manifest lists, as regular
+    files with the sha256 it records, plus the manifest. A sweep is a folder whose manifest says
+    ``kind = "abm-sweep"``; what a sweep may hold is for :mod:`abm.sweep` to check.
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        return _ownership(path)[0]
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------- destinations
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe_create(folder: Path, option: str) -> None:
+    """Create ``folder``'s missing parents and a temp folder beside it, then remove all of them:
+    the only sure test that we can write there (``os.access`` says yes to root in /proc and /sys)."""
+    created: list[Path] = []
+    try:
+        missing = []
+        parent = folder.parent
+        while not os.path.lexists(parent):
+            missing.append(parent)
+            parent = parent.parent
+        for path in reversed(missing):
+            os.mkdir(path)
+            created.append(path)
+        created.append(Path(tempfile.mkdtemp(prefix=f".{folder.name}.probe-", dir=folder.parent)))
+    except OSError as exc:
+        where = Path(exc.filename).parent if exc.filename else folder.parent
         raise ConfigError(
-            f"--out: {out_dir} exists, is not empty and is not an abm result; choose another folder"
+            f"{option}: cannot create a folder in {where}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+
+def check_writable_folder(folder: str | Path, option: str = "--out", probe: bool = True) -> Path:
+    """Refuse a folder argument we could not write into (empty, control characters, a name or path
+    too long, under a file, read-only or not creatable); returns it as a Path. With ``probe``, tries
+    to create the folder (and its missing parents) and a temp folder in it, then removes them."""
+    text = os.fspath(folder)
+    if text == "":
+        raise ConfigError(f"{option}: must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError(f"{option}: {text!r} contains control characters")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeError:
+        raise ConfigError(f"{option}: {text!r} cannot be encoded as a file name") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise ConfigError(f"{option}: path is {len(encoded)} bytes long; at most {MAX_PATH_BYTES}")
+    path = Path(text)
+    for part in path.parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise ConfigError(
+                f"{option}: name {part[:40]!r}... is {len(os.fsencode(part))} bytes long; "
+                f"at most {MAX_NAME_BYTES}"
+            )
+    existing = _nearest_existing(Path(os.path.abspath(text)))
+    if os.path.lexists(existing) and not existing.is_dir():
+        what = "a broken symbolic link" if os.path.islink(existing) else "a file"
+        raise ConfigError(f"{option}: {existing} is {what}, not a folder")
+    try:
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
+    except OSError:
+        read_only = False
+    if read_only:
+        raise ConfigError(f"{option}: cannot write in {existing}: read-only file system")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write in {existing}: permission denied")
+    if probe:
+        _probe_create(Path(os.path.abspath(text)) / ".abm-probe", option)
+    return path
+
+
+def check_destination(out_dir: str | Path, option: str = "--out") -> Path:
+    """Refuse a run destination that is not provably ours, before anything runs; creates nothing.
+
+    Accepted: a folder that does not exist yet (its parents may not exist either), an empty folder,
+    or an earlier ``abm run`` result (:func:`owned_output` is ``"run"``). Refused with a
+    :class:`ConfigError` naming ``option``: an empty name, ``.``/``..`` or any folder holding the
+    current one, a symbolic link, a mount point, a file, a sweep, a folder with a foreign
+    ``manifest.json`` or with files its manifest does not list, a name over
+    ``MAX_OUT_NAME_BYTES`` bytes, a path under a file, a read-only place, and any place where
+    a folder cannot be created (tried by creating and removing a temp folder beside it).
+    """
+    path = check_writable_folder(out_dir, option, probe=False)
+    text = os.fspath(out_dir)
+    absolute = Path(os.path.abspath(text))
+    if path.name in ("", ".", "..") or absolute == absolute.parent:
+        raise ConfigError(f"{option}: {text!r} is not a folder name; give one, e.g. results/mine")
+    try:
+        cwd = Path.cwd()
+    except OSError:
+        cwd = None
+    if cwd is not None and (absolute == cwd or absolute in cwd.parents):
+        raise ConfigError(f"{option}: {text} is or holds the current folder; choose another one")
+    name_bytes = len(os.fsencode(path.name))
+    if name_bytes > MAX_OUT_NAME_BYTES:
+        raise ConfigError(
+            f"{option}: folder name is {name_bytes} bytes long; at most {MAX_OUT_NAME_BYTES} "
+            "(the temp folder beside it needs the rest)"
         )
+    if os.path.islink(path):
+        raise ConfigError(
+            f"{option}: {text} is a symbolic link (to {os.readlink(path)}); give the folder "
+            "itself or another name - abm does not replace links"
+        )
+    if os.path.lexists(path):
+        if not path.is_dir():
+            raise ConfigError(f"{option}: {text} exists and is not a folder")
+        if os.path.ismount(path):
+            raise ConfigError(f"{option}: {text} is a mount point; give a folder inside it")
+        try:
+            entries = os.listdir(path)
+            kind, reason = _ownership(path) if entries else ("run", "empty")
+        except OSError as exc:
+            raise ConfigError(f"{option}: cannot read {text}: {exc.strerror or exc}") from None
+        if kind == "sweep":
+            raise ConfigError(
+                f"{option}: {text} is an abm sweep; a run never replaces a sweep, choose another folder"
+            )
+        if kind != "run":
+            raise ConfigError(
+                f"{option}: {text} is not empty and not an abm run result ({reason}); "
+                "abm replaces only its own results - choose another folder"
+            )
+        if entries and not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option}: cannot replace {text}: permission denied")
+    _probe_create(absolute, option)
+    return path
 
 
 def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -93,8 +318,74 @@ def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return g
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run (True when unsure: only dead owners are cleaned up)."""
+    if os.name != "posix" or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _new_staging(dest: Path, role: str) -> Path:
+    """A new hidden ``.NAME.tmp-PID-XXXXXXXX`` folder beside ``dest`` with our marker file inside."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{role}-{os.getpid()}-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    _write_marker(tmp)
+    return tmp
+
+
+def _write_marker(folder: Path) -> None:
+    marker = {"pid": os.getpid(), "host": socket.gethostname(), "created_at": time.time()}
+    with open(folder / STAGING_MARKER, "w") as fh:
+        json.dump(marker, fh)
+
+
+def _stale_staging_is_ours(folder: Path, pid: int) -> bool:
+    if folder.is_symlink() or not folder.is_dir() or pid == os.getpid() or _pid_alive(pid):
+        return False
+    try:
+        marker = json.loads((folder / STAGING_MARKER).read_text())
+    except (OSError, ValueError):
+        marker = None
+    if isinstance(marker, dict):
+        return marker.get("pid") == pid and marker.get("host") == socket.gethostname()
+    # killed after the marker was removed (a complete new run) or before it was written (an old one)
+    return owned_output(folder) == "run"
+
+
+def remove_stale_staging(dest: str | Path) -> list[Path]:
+    """Remove the ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders a killed write to ``dest`` left
+    beside it, and only those provably ours: our name pattern, a dead owner process, and our marker
+    file (same pid and host) inside - or, without a marker, a complete abm run. Returns them."""
+    dest = Path(dest)
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.(?:tmp|old)-(\d{{1,10}})-[a-z0-9_]+")
+    removed = []
+    try:
+        names = os.listdir(dest.parent)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        match = pattern.fullmatch(name)
+        if match and _stale_staging_is_ours(dest.parent / name, int(match.group(1))):
+            shutil.rmtree(dest.parent / name, ignore_errors=True)
+            removed.append(dest.parent / name)
+    return removed
+
+
 def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None = None) -> Path:
     """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically.
+
+    The files go to a hidden temp folder beside ``out_dir``, which then replaces ``out_dir`` in one
+    rename; ``out_dir`` must pass :func:`check_destination` (new, empty or an earlier abm run). The
+    manifest records ``kind = "abm-run"``, ``abm_output_schema`` and the sha256 of every file.
+    Temp folders left by killed earlier writes to ``out_dir`` are removed afterwards.
 
     ``figure``, when given, is called as ``figure(result, path)`` to draw ``overview.png`` (the CLI
     passes :func:`abm.viz.overview.overview_figure`); ``None`` or ``False`` writes no figure. The
@@ -105,11 +396,8 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
     out_dir = Path(out_dir)
     check_destination(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = _new_staging(out_dir, "tmp")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
         result.timeseries.to_csv(tmp / "timeseries.csv", index=False)
         result.agents.to_csv(tmp / "agents.csv", index=False)
         result.events.to_csv(tmp / "events.csv", index=False)
@@ -120,30 +408,39 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
         if callable(figure):
             figure(result, tmp / "overview.png")
         manifest = dict(result.manifest)
+        manifest["kind"] = RUN_KIND
+        manifest[SCHEMA_KEY] = OUTPUT_SCHEMA
         manifest["versions"] = versions()
         manifest["git_commit"] = git_commit()
         manifest["files"] = {
-            p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"
+            p.name: sha256(p)
+            for p in sorted(tmp.iterdir())
+            if p.name not in (MANIFEST, STAGING_MARKER)
         }
-        with open(tmp / "manifest.json", "w") as fh:
+        with open(tmp / MANIFEST, "w") as fh:
             json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
+        (tmp / STAGING_MARKER).unlink()
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_stale_staging(out_dir)
     return out_dir
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
     """Swap ``new`` into place of ``dest`` with renames (the old result survives until the swap)."""
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(dest, old)
+        with contextlib.suppress(OSError):  # full disk: still recognisable as a complete run
+            _write_marker(old)
         try:
             os.replace(new, dest)
         except BaseException:
             os.replace(old, dest)
+            (dest / STAGING_MARKER).unlink(missing_ok=True)
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pandas as pd
 import pytest
@@ -132,3 +133,22 @@ def test_bad_override_does_not_touch_an_earlier_result(tmp_path):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(["run", "--months", "3", "--out", str(out), "--set", "compute.pue=0.5"]) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_app_refuses_a_busy_port_before_starting_the_server(capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["app", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port" in err and str(port) in err
+
+
+@pytest.mark.parametrize(
+    ("host", "field"), [("nosuchhost.invalid", "--host"), ("192.0.2.1", "--host")]
+)
+def test_app_refuses_a_host_it_cannot_serve_on(host, field, capsys):
+    assert main(["app", "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and field in err and host in err

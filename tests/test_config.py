@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import pytest
 
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
@@ -63,3 +67,64 @@ def test_override_values_parse_as_toml():
     assert parse_override("neoclouds.fleet_units=[1, 2]") == ("neoclouds.fleet_units", [1, 2])
     with pytest.raises(ConfigError, match="key.path=value"):
         parse_override("nokey")
+
+
+def test_fifo_scenario_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="scenario: .* not a regular file"):
+        load_scenario(fifo)  # opened non-blocking: a blocking open would hang here
+
+
+def test_extends_through_a_fifo_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "pipe.toml")
+    (tmp_path / "child.toml").write_text('extends = "pipe.toml"\nname = "child"\n')
+    with pytest.raises(ConfigError, match="extends: .* not a regular file"):
+        load_scenario(tmp_path / "child.toml")
+
+
+def test_extends_chain_of_32_loads_and_33_is_refused(tmp_path):
+    def chain(n: int) -> Path:
+        folder = tmp_path / f"chain{n}"
+        folder.mkdir()
+        for i in range(n - 1):
+            (folder / f"c{i}.toml").write_text(f'extends = "c{i + 1}.toml"\n')
+        (folder / f"c{n - 1}.toml").write_text('extends = "baseline"\nname = "deep"\n')
+        return folder / "c0.toml"
+
+    assert load_scenario(chain(31))["name"] == "deep"  # 31 files + baseline = 32
+    with pytest.raises(ConfigError, match="extends: chain longer than 32"):
+        load_scenario(chain(32))
+
+
+@pytest.mark.parametrize("name", ["mine", "run-2.v1", "A_b", "x" * 64])
+def test_plain_names_are_accepted(name):
+    assert load_scenario("baseline", {"name": name})["name"] == name
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "..", ".x", "a..b", "a b", "", "x" * 65])
+def test_names_that_could_leave_results_are_refused(name):
+    with pytest.raises(ConfigError, match="^name: must be a plain name"):
+        load_scenario("baseline", {"name": name})
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(".pue", "no empty parts"), ("compute..pue", "no empty parts"), ("extends", "--scenario")],
+)
+def test_override_keys_are_checked_in_the_api_too(key, message):
+    with pytest.raises(ConfigError, match=message):
+        load_scenario("baseline", {key: 1})
+
+
+def test_numbers_beyond_float_range_and_non_finite_are_refused():
+    for value in (10**400, -(10**400), math.inf, math.nan):
+        with pytest.raises(ConfigError, match="compute.pue: must be a number"):
+            load_scenario("baseline", {"compute.pue": value})
+    with pytest.raises(ConfigError, match="neoclouds.fleet_units"):
+        load_scenario("baseline", {"neoclouds.fleet_units": [1, math.inf]})
+
+
+def test_multi_line_override_is_refused_not_truncated():
+    with pytest.raises(ConfigError, match="--set: .* one line"):
+        parse_override("compute.pue=1.2\ncompute.bogus=1")
