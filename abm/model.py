@@ -51,6 +51,9 @@ from abm.finance.instruments import (
     LotBook,
 )
 from abm.finance.instruments import (
+    CLOSED as LOAN_CLOSED,
+)
+from abm.finance.instruments import (
     DEFAULTED as LOAN_DEFAULTED,
 )
 from abm.markets.compute import ComputeMarket
@@ -290,14 +293,17 @@ class AIComputeCreditModel(mesa.Model):
         power = 1000.0 * self.cfg["compute"]["hours_per_month"] * mc["power_price_usd_per_kwh"]
         return revenue - power - mc["site_opex_usd_per_mw_month"]
 
-    def in_service(self) -> np.ndarray:
-        """Lots earning rent: owned by an active miner, neocloud or buyer."""
+    def in_service_lots(self) -> np.ndarray:
+        """Rows of the lots earning rent (ascending): units owned by an active miner, neocloud or
+        buyer and used in this market (not exported)."""
+        lots = self.lots
         earning_owner = (self.status == ACTIVE) & (self.type != LENDER)  # per agent, then per lot
-        return earning_owner[self.lots.owner] & (self.lots.units > 0) & ~self.lots.exported
+        return np.flatnonzero(earning_owner.take(lots.owner) & (lots.units > 0) & ~lots.exported)
 
     def in_service_perf_units(self) -> float:
-        live = self.in_service()
-        return float((self.lots.units[live] * self.perf[self.lots.gen[live]]).sum())
+        """Performance units (GPUs x relative performance) of the lots earning rent."""
+        live, lots = self.in_service_lots(), self.lots
+        return float((lots.units.take(live) * self.perf.take(lots.gen.take(live))).sum())
 
     def it_kw_of(self, i: int) -> float:
         mine = self.lots.owner == i
@@ -418,7 +424,7 @@ class AIComputeCreditModel(mesa.Model):
     def lender_liabilities(self) -> np.ndarray:
         loans = self.loans
         interbank = self.loan_rows_of_kind(INTERBANK)  # the only loans lenders owe
-        owed = np.where(loans.status[interbank] != 3, loans.principal_usd[interbank], 0.0)
+        owed = np.where(loans.status[interbank] != LOAN_CLOSED, loans.principal_usd[interbank], 0.0)
         owed_by = np.bincount(loans.borrower[interbank], weights=owed, minlength=self.n)
         return (self.outside_funding_usd + owed_by)[self.lender_idx]
 
@@ -450,7 +456,7 @@ class AIComputeCreditModel(mesa.Model):
         current :meth:`claims_and_inventory`, when the caller has them."""
         loans = self.loans
         claims, inventory = self.claims_and_inventory() if parts is None else parts
-        open_ = loans.status != 3
+        open_ = loans.status != LOAN_CLOSED
         debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
         # pledged BTC: only the loans with BTC collateral add to the sums (the others add zeros);
         # flatnonzero of the bool mask: the same rows as of the float column, several times faster

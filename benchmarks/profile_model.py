@@ -54,7 +54,7 @@ TIMED = (
     ("abm.phases.debt", "_try_equity_cure"),
     ("abm.phases.debt", "_mark_parents"),
     ("abm.phases.debt", "_report_breaches"),
-    ("abm.phases.debt", "repay_in_full"),
+    ("abm.phases.debt", "_repay_in_full"),
     ("abm.agents.lender", "update_appetite"),
     ("abm.phases.market", "secondary_round"),
     ("abm.phases.market", "update_marks"),

@@ -8,6 +8,8 @@ record keeps its history (event logs refer to them).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Loan kinds
@@ -235,6 +237,203 @@ class LoanBook(Book):
     def rows_of_borrower(self, borrower: int) -> np.ndarray:
         """Rows of the loans of ``borrower`` (ascending), as ``flatnonzero(borrower == b)``."""
         return np.array(self._loans_of_borrower.get(int(borrower), ()), dtype=np.int64)
+
+    # ------------------------------------------------------------------ lifecycle verbs
+    # A loan is originated (``add``), serviced (``in_service``, ``rates``), repaid early or on
+    # acceleration (``repay_in_full``), amortised to zero (``close_repaid``), released
+    # (``release_collateral``), seized on default (``seize_lots``), liquidated when a BTC loan's
+    # margin call fails (``liquidate_btc``) and written off (``write_off``). Every verb is
+    # vectorised over loan rows; the phases decide *when*, the book does *what*.
+
+    def in_service(self, agent_status: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Mask of the loans being serviced: active, not interbank, their borrower active (agent
+        status 0). Over all loans, or over ``rows`` (the mask is then aligned with ``rows``).
+        ``agent_status``: the model's per-agent status array (length = agents)."""
+        if rows is None:
+            status, kind, borrower = self.status, self.kind, self.borrower
+        else:
+            status, kind, borrower = self.status[rows], self.kind[rows], self.borrower[rows]
+        return (status == ACTIVE) & (kind != INTERBANK) & (agent_status[borrower] == 0)
+
+    def rates(self, base_rate: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """Annual interest rate of each loan (of ``rows``, or all): base rate + spread when
+        floating, else the fixed rate."""
+        if rows is None:
+            return np.where(self.floating, base_rate + self.spread, self.fixed_rate)
+        return np.where(self.floating[rows], base_rate + self.spread[rows], self.fixed_rate[rows])
+
+    def owed_usd(self, rows) -> np.ndarray:
+        """What repaying ``rows`` in full costs now (USD): principal plus the interest part of the
+        arrears (the amortisation part of the arrears is still in the principal)."""
+        return self.principal_usd[rows] + self.arrears_usd[rows] - self.arrears_principal_usd[rows]
+
+    def close_repaid(self, rows) -> None:
+        """Mark ``rows`` repaid: nothing owed any more (principal and arrears zero)."""
+        self.principal_usd[rows] = 0.0
+        self.arrears_usd[rows] = 0.0
+        self.arrears_principal_usd[rows] = 0.0
+        self.status[rows] = REPAID
+
+    def release_collateral(self, rows: np.ndarray, lots: LotBook, free_btc=None) -> None:
+        """Release the collateral of ``rows``: their lots become free and, given ``free_btc`` (per
+        agent, updated in place, in row order), their pledged BTC returns to the borrowers' free BTC.
+        Without ``free_btc`` only the lots are released (the monthly service's amortisation path)."""
+        lots.loan[lots.rows_of_loans(rows)] = -1
+        if free_btc is None:
+            return
+        btc = rows[self.collateral_btc[rows] > 0]
+        if len(btc):
+            np.add.at(free_btc, self.borrower[btc], self.collateral_btc[btc])
+            self.collateral_btc[btc] = 0.0
+
+    def repay_in_full(self, rows: np.ndarray, cash: np.ndarray, lots: LotBook, free_btc) -> list:
+        """Each loan of ``rows`` in order (distinct rows) is repaid in full if its borrower's cash
+        covers :meth:`owed_usd`: the cash goes to the lender, the loan is closed
+        (:meth:`close_repaid`) and its collateral released. Returns whether each was repaid.
+
+        ``cash`` and ``free_btc``: per-agent USD and free BTC, updated in place. Equivalent to
+        repaying loan by loan: each borrower's cash is drawn down in Python floats (the same IEEE
+        operations as ``cash[b] -= owed``) and lenders are credited in order (``np.add.at``); when a
+        lender is also a payer (its later payment would depend on its receipts) the loans are
+        repaid one by one."""
+        if len(rows) == 0:
+            return []
+        borrower = self.borrower[rows]
+        lender = self.lender[rows]
+        if len(rows) > 1 and np.isin(lender, borrower).any():
+            return [
+                self.repay_in_full(rows[k : k + 1], cash, lots, free_btc)[0]
+                for k in range(len(rows))
+            ]
+        owed = self.owed_usd(rows)
+        left: dict[int, float] = {}
+        ok: list[bool] = []
+        for b, o in zip(borrower.tolist(), owed.tolist(), strict=True):
+            c = left.get(b)
+            if c is None:
+                c = float(cash[b])
+            if c < o:
+                ok.append(False)
+                continue
+            left[b] = c - o
+            ok.append(True)
+        if not left:
+            return ok
+        paid = np.array(ok)
+        done = rows[paid]
+        for b, c in left.items():
+            cash[b] = c
+        np.add.at(cash, lender[paid], owed[paid])
+        self.close_repaid(done)
+        self.release_collateral(done, lots, free_btc)
+        return ok
+
+    def capitalise_arrears(self, rows: np.ndarray) -> None:
+        """On default the unpaid interest in arrears joins the principal of ``rows`` (the claim);
+        the arrears are cleared."""
+        self.principal_usd[rows] += self.arrears_usd[rows] - self.arrears_principal_usd[rows]
+        self.arrears_usd[rows] = 0.0
+        self.arrears_principal_usd[rows] = 0.0
+
+    def write_off(self, row: int) -> float:
+        """Close loan ``row`` with its remaining principal lost; returns that loss (USD)."""
+        amount = float(self.principal_usd[row])
+        self.principal_usd[row] = 0.0
+        self.status[row] = CLOSED
+        return amount
+
+    def seize_lots(self, rows: np.ndarray, lots: LotBook, marks: np.ndarray, policy, t: int):
+        """Secured lenders of ``rows`` (in order) take enough of each loan's pledged GPU units, at
+        their own marks, to cover its principal. A lot only partly needed is split: the rest stays
+        with the borrower (split-off lots appended in one batch). The claim falls by the units'
+        value; units are rounded up, so the excess is under one GPU.
+
+        ``marks``: (2, G) USD per GPU, row 0 appraisal marks, row 1 market marks; ``policy``: per
+        agent, 1 where the lender marks to market. Returns the seizures as lists, one entry per
+        seized lot in order: (lot rows, lenders, borrowers, USD values, units, USD per unit)."""
+        split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+        seized = ([], [], [], [], [], [])
+        for loan in rows.tolist():
+            lot_rows = lots.rows_of_loan(loan)
+            lot_rows = lot_rows[lots.units[lot_rows] > 0]
+            if len(lot_rows) == 0:
+                continue
+            lender = int(self.lender[loan])
+            claim = float(self.principal_usd[loan])
+            unit_marks = marks[1 if policy[lender] else 0][lots.gen[lot_rows]]
+            for row, mark, units in zip(
+                lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
+            ):
+                if claim <= 1e-6:
+                    break
+                take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+                if take <= 0:
+                    continue
+                if take < units:  # split the lot: the rest stays in the estate
+                    for column, values in split.items():
+                        values.append(
+                            units - take if column == "units" else getattr(lots, column)[row]
+                        )
+                    lots.units[row] = take
+                lots.owner[row] = lender
+                lots.loan[row] = -1
+                # carried at the value the claim was reduced by
+                lots.book_value_usd_per_unit[row] = mark
+                lots.acquired_month[row] = t
+                value = take * mark
+                for column, x in zip(
+                    seized, (row, lender, int(self.borrower[loan]), value, take, mark), strict=True
+                ):
+                    column.append(x)
+                claim -= min(claim, value)
+            self.principal_usd[loan] = max(claim, 0.0)
+        if split["units"]:
+            lots.add(**{column: np.array(values) for column, values in split.items()})
+        return seized
+
+    # ------------------------------------------------------------------ BTC-backed loans
+    def btc_ltv(self, rows, btc_price_usd: float):
+        """Loan-to-value of BTC-backed ``rows``: principal / (pledged BTC x price)."""
+        return self.principal_usd[rows] / np.maximum(
+            self.collateral_btc[rows] * btc_price_usd, 1e-9
+        )
+
+    def margin_called(self, rows: np.ndarray, btc_price_usd: float) -> np.ndarray:
+        """The BTC-backed loans of ``rows`` whose LTV is above their margin-call LTV."""
+        return rows[self.btc_ltv(rows, btc_price_usd) > self.margin_call_ltv[rows]]
+
+    def liquidate_btc(self, rows: np.ndarray, crypto, acct, lots: LotBook) -> tuple:
+        """Lenders sell the pledged BTC of ``rows`` in one clearing (the coins go straight to the
+        market: lenders never hold BTC) and repay themselves; the borrower gets the surplus. A loan
+        the proceeds clear is repaid; otherwise the borrower is asked to repay the rest in full now
+        (:meth:`repay_in_full`), loan by loan in order.
+
+        ``crypto``: the BTC market (``clear_sales``); ``acct``: the accounts. Returns (price USD per
+        BTC, proceeds USD per loan, whether each loan ended repaid)."""
+        btc = self.collateral_btc[rows].copy()
+        lenders = self.lender[rows]
+        acct.sector_btc_in["btc_market"] -= float(btc.sum())
+        self.collateral_btc[rows] = 0.0
+        price = crypto.clear_sales(float(btc.sum()))
+        proceeds = btc * price
+        settled = []
+        for k, loan in enumerate(rows.tolist()):
+            b, lender = int(self.borrower[loan]), int(lenders[k])
+            owed = float(self.owed_usd(loan))
+            to_lender = min(proceeds[k], owed)
+            acct.from_sector("btc_market", lender, to_lender)
+            acct.from_sector("btc_market", b, proceeds[k] - to_lender)
+            self.principal_usd[loan] = owed - to_lender
+            self.arrears_usd[loan] = 0.0
+            self.arrears_principal_usd[loan] = 0.0
+            if self.principal_usd[loan] <= 1e-6:
+                self.principal_usd[loan] = 0.0
+                self.status[loan] = REPAID
+                settled.append(True)
+            else:
+                row = np.array([loan])
+                settled.append(self.repay_in_full(row, acct.cash, lots, acct.btc)[0])
+        return price, proceeds, settled
 
     def index_problems(self) -> list[str]:
         """Differences between the borrower index and the borrower column (empty when none)."""

@@ -5,8 +5,6 @@ claims by seniority; claims left when the estate is empty (or after the work-out
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
@@ -15,7 +13,6 @@ from abm.finance.instruments import (
 )
 from abm.finance.instruments import (
     BTC_LOAN,
-    CLOSED,
     INTERBANK,
     REPAID,
     SENIOR_SECURED,
@@ -24,6 +21,7 @@ from abm.finance.instruments import (
 from abm.finance.instruments import (
     DEFAULTED as LOAN_DEFAULTED,
 )
+from abm.markets.btc_sales import sell_btc
 
 WORKOUT_MONTHS = 24  # an estate that cannot sell its assets within this is closed
 
@@ -42,10 +40,7 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     m.open_estates.add(b)
     m.status[b] = DEFAULTED
     m.defaults[TYPE_NAMES[m.type[b]]] += 1
-    # accrued arrears become part of the claim
-    loans.principal_usd[mine] += loans.arrears_usd[mine] - loans.arrears_principal_usd[mine]
-    loans.arrears_usd[mine] = 0.0
-    loans.arrears_principal_usd[mine] = 0.0
+    loans.capitalise_arrears(mine)  # accrued arrears become part of the claim
     btc_loan = loans.kind[mine] == BTC_LOAN
     btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
     _seize_lots(m, t, mine[~btc_loan], eid)
@@ -61,52 +56,13 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
 
 
 def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
-    """For each of ``loan_rows`` (in order), transfer enough pledged units (at the lender's marks)
-    to cover the claim to the lender. A lot is split when only part of it is needed: the rest stays
-    in the estate. The split-off lots and the seizure events are appended in one batch each, in the
-    order a lot-by-lot loop would append them."""
-    loans, lots = m.loans, m.lots
-    split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
-    seized_rows, lenders, borrowers, amounts, units_taken, prices = [], [], [], [], [], []
-    for loan in loan_rows.tolist():
-        rows = lots.rows_of_loan(loan)
-        rows = rows[lots.units[rows] > 0]
-        if len(rows) == 0:
-            continue
-        lender = int(loans.lender[loan])
-        claim = float(loans.principal_usd[loan])
-        marks = (m.mark_market if m.market_policy[lender] else m.mark_appraisal)[lots.gen[rows]]
-        for row, mark, units in zip(
-            rows.tolist(), marks.tolist(), lots.units[rows].tolist(), strict=True
-        ):
-            if claim <= 1e-6:
-                break
-            take = units if mark <= 0 else min(units, math.ceil(claim / mark))
-            if take <= 0:
-                continue
-            if take < units:  # split the lot: the rest stays in the estate
-                for column, values in split.items():
-                    values.append(units - take if column == "units" else getattr(lots, column)[row])
-                lots.units[row] = take
-            lots.owner[row] = lender
-            lots.loan[row] = -1
-            lots.book_value_usd_per_unit[row] = (
-                mark  # carried at the value the claim was reduced by
-            )
-            lots.acquired_month[row] = t
-            value = take * mark
-            seized_rows.append(row)
-            lenders.append(lender)
-            borrowers.append(int(loans.borrower[loan]))
-            amounts.append(value)
-            units_taken.append(take)
-            prices.append(mark)
-            claim -= min(claim, value)
-            # the seized units' fair value beyond the claim is owed back to the estate: keep it simple
-            # and count it against the claim only (units are rounded up: the excess is under one GPU)
-        loans.principal_usd[loan] = max(claim, 0.0)
-    if split["units"]:
-        lots.add(**{column: np.array(values) for column, values in split.items()})
+    """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
+    (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
+    of the default ``eid``, which also becomes the seized lot's origin."""
+    marks = np.stack((m.mark_appraisal, m.mark_market))
+    seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
+        loan_rows, m.lots, marks, m.market_policy, t
+    )
     if seized_rows:
         event_ids = m.events.add_many(
             t,
@@ -122,15 +78,13 @@ def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
 
 
 def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
-    from abm.phases.debt import sell_btc  # local: phases import this module
-
     loans = m.loans
     btc = loans.collateral_btc[rows].copy()
     borrower = int(loans.borrower[rows[0]])
     # the collateral is sold for the borrower's estate, proceeds go first to the secured lender
     m.acct.btc[borrower] += btc.sum()
     loans.collateral_btc[rows] = 0.0
-    price = sell_btc(m, np.array([borrower]), np.array([btc.sum()]))
+    price = sell_btc(m.crypto, m.acct, np.array([borrower]), np.array([btc.sum()]))
     for k, loan in enumerate(rows):
         proceeds = btc[k] * price
         pay = min(proceeds, float(loans.principal_usd[loan]))
@@ -213,9 +167,7 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         m.open_estates.discard(b)
         return
     if acct.btc[b] > 0:
-        from abm.phases.debt import sell_btc
-
-        sell_btc(m, np.array([b]), np.array([acct.btc[b]]))
+        sell_btc(m.crypto, acct, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
@@ -244,9 +196,11 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
 
 
 def write_off(m, t: int, loan: int) -> None:
+    """Write loan ``loan`` off (:meth:`~abm.finance.instruments.LoanBook.write_off`): its lender
+    records the loss and a ``write_off`` event, child of the borrower's default, is logged."""
     loans = m.loans
-    amount = float(loans.principal_usd[loan])
     lender = int(loans.lender[loan])
+    amount = loans.write_off(loan)
     if amount > 0:
         record_loss(m, lender, amount)
         m.events.add(
@@ -257,8 +211,6 @@ def write_off(m, t: int, loan: int) -> None:
             parents=[int(m.default_event[loans.borrower[loan]])],
             amount=amount,
         )
-    loans.principal_usd[loan] = 0.0
-    loans.status[loan] = CLOSED
 
 
 def record_loss(m, lender: int, amount: float) -> None:

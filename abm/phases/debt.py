@@ -20,32 +20,10 @@ from abm.finance.instruments import (
 from abm.finance.instruments import (
     BTC_LOAN,
     GPU_TERM,
-    INTERBANK,
     PROJECT,
-    REPAID,
 )
+from abm.markets.btc_sales import raise_cash_from_btc, sell_btc
 from abm.phases.operations import push_history
-
-
-def _serviced(m) -> np.ndarray:
-    """Mask of the loans being serviced: active, not interbank, the borrower active."""
-    loans = m.loans
-    return (
-        (loans.status == LOAN_ACTIVE)
-        & (loans.kind != INTERBANK)
-        & (m.status[loans.borrower] == ACTIVE)
-    )
-
-
-def _serviced_among(m, rows: np.ndarray) -> np.ndarray:
-    """The loans of ``rows`` that are serviced (:func:`_serviced` on a subset, in order)."""
-    loans = m.loans
-    keep = (
-        (loans.status[rows] == LOAN_ACTIVE)
-        & (loans.kind[rows] != INTERBANK)
-        & (m.status[loans.borrower[rows]] == ACTIVE)
-    )
-    return rows[keep]
 
 
 def service(m, t: int) -> None:
@@ -53,10 +31,10 @@ def service(m, t: int) -> None:
     # other rows would get zero interest and amortisation, and adding zeros changes no sum and no
     # balance, so the per-borrower sums (in loan-row order) and all results are the same.
     loans, acct = m.loans, m.acct
-    live = np.flatnonzero(_serviced(m))
+    live = np.flatnonzero(loans.in_service(m.status))
     borrower, kind = loans.borrower[live], loans.kind[live]
     principal, arrears = loans.principal_usd[live], loans.arrears_usd[live]
-    rate = np.where(loans.floating[live], m.base_rate + loans.spread[live], loans.fixed_rate[live])
+    rate = loans.rates(m.base_rate, live)
     interest = principal * rate / 12.0
     amortising = (kind == GPU_TERM) | (kind == PROJECT)
     amort = np.where(amortising, np.minimum(principal, loans.amort_usd_per_month[live]), 0.0)
@@ -75,7 +53,7 @@ def service(m, t: int) -> None:
     acct.from_sector("btc_market", m.miner_idx, routine * price)
     shortfall = np.maximum(due_by - acct.cash, 0.0)
     forced = np.minimum(miner_rules.plan_btc_sales(m, shortfall), acct.btc[m.miner_idx])
-    sell_btc(m, m.miner_idx, forced)
+    sell_btc(m.crypto, acct, m.miner_idx, forced)
 
     # pay pro rata to what is due, as far as cash goes
     cash = np.maximum(acct.cash, 0.0)
@@ -93,33 +71,9 @@ def service(m, t: int) -> None:
     # loans amortised to zero with nothing past due are repaid: their collateral is released
     done = live[(principal <= 1e-6) & (arrears <= 1e-6)]
     if len(done):
-        loans.principal_usd[done] = 0.0
-        loans.status[done] = REPAID
-        m.lots.loan[m.lots.rows_of_loans(done)] = -1
-
-
-def sell_btc(m, sellers: np.ndarray, btc: np.ndarray) -> float:
-    """Sell BTC from ``sellers`` in one clearing; all get the post-impact price. Returns the price."""
-    total = float(btc.sum())
-    if total <= 0:
-        return m.crypto.price_usd
-    price = m.crypto.clear_sales(total)
-    m.acct.btc_from_sector("btc_market", sellers, -btc)
-    m.acct.from_sector("btc_market", sellers, btc * price)
-    return price
-
-
-def raise_cash_from_btc(m, b: int, target_usd: float, rounds: int = 4) -> None:
-    """Sell free BTC until the cash of ``b`` reaches ``target_usd`` or the BTC runs out.
-
-    Each sale moves the price (forced-sale impact), so the seller keeps selling what is still missing.
-    """
-    for _ in range(rounds):
-        short = target_usd - m.acct.cash[b]
-        if short <= 0 or m.acct.btc[b] <= 1e-12:
-            return
-        need = short * 1.02 / m.crypto.price_usd
-        sell_btc(m, np.array([b]), np.array([min(need, m.acct.btc[b])]))
+        loans.close_repaid(done)
+        # (their pledged BTC, if any, stays on the loan: this path releases the lots only)
+        loans.release_collateral(done, m.lots)
 
 
 def settle_arrears(m) -> None:
@@ -147,75 +101,10 @@ def settle_arrears(m) -> None:
     loans.arrears_months[cleared] = 0
 
 
-def _release_collateral(m, loan: int) -> None:
-    lots, loans = m.lots, m.loans
-    lots.loan[lots.rows_of_loan(loan)] = -1
-    if loans.collateral_btc[loan] > 0:
-        m.acct.btc[loans.borrower[loan]] += loans.collateral_btc[loan]
-        loans.collateral_btc[loan] = 0.0
-
-
-def repay_in_full(m, loan: int) -> bool:
-    """The borrower repays principal and arrears now if its cash allows; the loan closes."""
-    loans = m.loans
-    b = int(loans.borrower[loan])
-    owed = float(
-        loans.principal_usd[loan] + loans.arrears_usd[loan] - loans.arrears_principal_usd[loan]
-    )
-    if m.acct.cash[b] < owed:
-        return False
-    m.acct.transfer(b, int(loans.lender[loan]), owed)
-    loans.principal_usd[loan] = 0.0
-    loans.arrears_usd[loan] = 0.0
-    loans.arrears_principal_usd[loan] = 0.0
-    loans.status[loan] = REPAID
-    _release_collateral(m, loan)
-    return True
-
-
-def _repay_in_full_many(m, rows: np.ndarray) -> list[bool]:
-    """:func:`repay_in_full` on each loan of ``rows`` in order (distinct loans); returns whether each
-    was repaid. The same decisions and the same cash, loan and lot state as the loop: each borrower's
-    cash is drawn down loan by loan in Python floats (the same IEEE operations as the per-loan
-    ``cash[b] -= owed``), the lenders are credited in order with ``np.add.at``, and the repaid loans'
-    collateral is released in one pass. Falls back to the loop when a payee is also a payer."""
-    loans, acct = m.loans, m.acct
-    if len(rows) == 0:
-        return []
-    borrower = loans.borrower[rows]
-    lender = loans.lender[rows]
-    if np.isin(lender, borrower).any():  # a lender's own repayment would depend on its receipts
-        return [repay_in_full(m, int(loan)) for loan in rows.tolist()]
-    owed = loans.principal_usd[rows] + loans.arrears_usd[rows] - loans.arrears_principal_usd[rows]
-    cash = acct.cash
-    left: dict[int, float] = {}
-    ok: list[bool] = []
-    for b, o in zip(borrower.tolist(), owed.tolist(), strict=True):
-        c = left.get(b)
-        if c is None:
-            c = float(cash[b])
-        if c < o:
-            ok.append(False)
-            continue
-        left[b] = c - o
-        ok.append(True)
-    if not left:
-        return ok
-    paid = np.array(ok)
-    done = rows[paid]
-    for b, c in left.items():
-        cash[b] = c
-    np.add.at(cash, lender[paid], owed[paid])
-    loans.principal_usd[done] = 0.0
-    loans.arrears_usd[done] = 0.0
-    loans.arrears_principal_usd[done] = 0.0
-    loans.status[done] = REPAID
-    m.lots.loan[m.lots.rows_of_loans(done)] = -1
-    btc = done[loans.collateral_btc[done] > 0]
-    if len(btc):
-        np.add.at(acct.btc, loans.borrower[btc], loans.collateral_btc[btc])
-        loans.collateral_btc[btc] = 0.0
-    return ok
+def _repay_in_full(m, rows: np.ndarray) -> list[bool]:
+    """The borrowers of ``rows`` repay them in full now where their cash allows
+    (:meth:`~abm.finance.instruments.LoanBook.repay_in_full`); whether each was repaid."""
+    return m.loans.repay_in_full(rows, m.acct.cash, m.lots, m.acct.btc)
 
 
 def _moved_generations(m, t: int) -> np.ndarray:
@@ -272,7 +161,8 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
     _covenants(m, t, rnd, defaults)
     if rnd == 0:
         grace = m.cfg["credit"]["payment_grace_months"]
-        late = _serviced_among(m, np.flatnonzero(loans.arrears_months > grace))
+        late = np.flatnonzero(loans.arrears_months > grace)
+        late = late[loans.in_service(m.status, late)]
         for b in np.unique(loans.borrower[late]):
             if b in defaults:
                 continue
@@ -291,7 +181,7 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
     """Roll maturing loans or refuse them. ``parts``: the current claims and GPU inventory
     (:meth:`~abm.model.AIComputeCreditModel.claims_and_inventory`)."""
     loans = m.loans
-    due = np.flatnonzero(_serviced(m) & (loans.maturity_month <= t))
+    due = np.flatnonzero(loans.in_service(m.status) & (loans.maturity_month <= t))
     if len(due) == 0:
         return
     coll = m.collateral_value_of(due)
@@ -334,8 +224,9 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
         )
         m.drain_events.setdefault(b, []).append((t, refused))
         if b not in defaults and m.type[b] == MINER:
-            raise_cash_from_btc(m, b, float(loans.principal_usd[loan] + loans.arrears_usd[loan]))
-        if repay_in_full(m, loan) or b in defaults:
+            owed = float(loans.principal_usd[loan] + loans.arrears_usd[loan])
+            raise_cash_from_btc(m.crypto, m.acct, b, owed)
+        if _repay_in_full(m, np.array([loan]))[0] or b in defaults:
             continue
         if m.status[lender] == FAILED:
             defaults[b] = ("lender_failure", [refused, int(m.default_event[lender])])
@@ -345,12 +236,11 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
 
 def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
-    btc = _serviced_among(m, m.loan_rows_of_kind(BTC_LOAN))
+    btc = m.loan_rows_of_kind(BTC_LOAN)
+    btc = btc[loans.in_service(m.status, btc)]
     if len(btc) == 0 or not m.cfg["channels"]["margin_calls"]:
         return
-    price = m.crypto.price_usd
-    ltv = loans.principal_usd[btc] / np.maximum(loans.collateral_btc[btc] * price, 1e-9)
-    called = btc[ltv > loans.margin_call_ltv[btc]]
+    called = loans.margin_called(btc, m.crypto.price_usd)
     liquidate = []
     for loan in called:
         b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
@@ -367,8 +257,7 @@ def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
         posted, repaid = miner_rules.answer_margin_call(m, loan)
         if posted > 0 or repaid > 0:  # the call took BTC or cash the miner would have used to pay
             m.drain_events.setdefault(b, []).append((t, int(loans.breach_event[loan])))
-        value = loans.collateral_btc[loan] * m.crypto.price_usd
-        ltv_now = loans.principal_usd[loan] / max(value, 1e-9)
+        ltv_now = loans.btc_ltv(loan, m.crypto.price_usd)
         if ltv_now <= loans.margin_call_ltv[loan]:
             loans.breach_months[loan] = 0
             continue
@@ -384,23 +273,13 @@ def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
 
 
 def _liquidate_btc_loans(m, t: int, rows: np.ndarray, defaults: dict) -> None:
-    """Lenders sell the BTC collateral of margin-called loans in one clearing and repay themselves."""
+    """Lenders liquidate the BTC collateral of margin-called ``rows`` in one clearing
+    (:meth:`~abm.finance.instruments.LoanBook.liquidate_btc`); one ``btc_liquidation`` event per
+    loan, child of its margin call; a borrower that cannot repay the rest defaults (margin call)."""
     loans = m.loans
-    btc = loans.collateral_btc[rows].copy()
-    lenders = loans.lender[rows]
-    # the collateral goes straight to the market: lenders never hold BTC
-    m.acct.sector_btc_in["btc_market"] -= float(btc.sum())
-    loans.collateral_btc[rows] = 0.0
-    price = m.crypto.clear_sales(float(btc.sum()))
-    proceeds = btc * price
-    for k, loan in enumerate(rows):
-        b, lender = int(loans.borrower[loan]), int(lenders[k])
-        owed = float(
-            loans.principal_usd[loan] + loans.arrears_usd[loan] - loans.arrears_principal_usd[loan]
-        )
-        to_lender = min(proceeds[k], owed)
-        m.acct.from_sector("btc_market", lender, to_lender)
-        m.acct.from_sector("btc_market", b, proceeds[k] - to_lender)
+    price, proceeds, settled = loans.liquidate_btc(rows, m.crypto, m.acct, m.lots)
+    for k, loan in enumerate(rows.tolist()):
+        b, lender = int(loans.borrower[loan]), int(loans.lender[loan])
         eid = m.events.add(
             t,
             "btc_liquidation",
@@ -412,19 +291,13 @@ def _liquidate_btc_loans(m, t: int, rows: np.ndarray, defaults: dict) -> None:
             parents=[int(loans.breach_event[loan])],
         )
         m.btc_sale_events.append(eid)
-        loans.principal_usd[loan] = owed - to_lender
-        loans.arrears_usd[loan] = 0.0
-        loans.arrears_principal_usd[loan] = 0.0
-        if loans.principal_usd[loan] <= 1e-6:
-            loans.principal_usd[loan] = 0.0
-            loans.status[loan] = REPAID
-        elif not repay_in_full(m, loan) and b not in defaults:
+        if not settled[k] and b not in defaults:
             defaults[b] = ("margin_call", [eid])
 
 
 def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
-    rows = np.flatnonzero(_serviced(m) & (loans.kind == GPU_TERM))
+    rows = np.flatnonzero(loans.in_service(m.status) & (loans.kind == GPU_TERM))
     if len(rows) == 0:
         return
     coll = m.collateral_value()[rows]
@@ -487,7 +360,7 @@ def _covenants(m, t: int, rnd: int, defaults: dict) -> None:
     loans.min_coverage[od[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
     # accelerations, one at a time: repaying one loan uses the cash another could have used
     accelerated = np.flatnonzero(~waive)
-    repaid = _repay_in_full_many(m, od[accelerated])
+    repaid = _repay_in_full(m, od[accelerated])
     for k, ok in zip(accelerated.tolist(), repaid, strict=True):
         b = int(borrower[k])
         if ok or b in defaults:
@@ -599,7 +472,7 @@ def unpaid_suppliers(m, t: int) -> bool:
     kind = m.type[short]
     short = short[(m.status[short] == ACTIVE) & ((kind == MINER) | (kind == NEOCLOUD))]
     for b in short:
-        raise_cash_from_btc(m, int(b), 0.0)
+        raise_cash_from_btc(m.crypto, m.acct, int(b), 0.0)
     short = [b for b in short if m.acct.cash[b] < -1e-6]
     for b in short:
         if m.lost_revenue_event[b] > 0:

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, LENDER
 from abm.phases.market import update_marks
 
 
@@ -23,16 +22,6 @@ def reset_month(m) -> None:
     m.month_trade_units = np.zeros(m.G, dtype=np.int64)
     m.month_trade_price = np.full(m.G, np.nan)
     m.lost_revenue_usd[:] = 0.0
-
-
-def _in_service_perf_units(m) -> float:
-    """``m.in_service_perf_units()``: the same per-lot products summed in the same order, with the
-    lots in service gathered by index rather than by repeated boolean masks."""
-    lots = m.lots
-    earning_owner = (m.status == ACTIVE) & (m.type != LENDER)  # per agent, then per lot
-    units = lots.units
-    live = np.flatnonzero(earning_owner.take(lots.owner) & (units > 0) & ~lots.exported)
-    return float((units.take(live) * m.perf.take(lots.gen.take(live))).sum())
 
 
 def shocks_and_markets(m, t: int) -> None:
@@ -64,7 +53,7 @@ def shocks_and_markets(m, t: int) -> None:
 
     if t > 0:
         m.compute.step_trend(int(np.sum(m.release_month == t)))
-    m.compute.clear(demand, _in_service_perf_units(m))
+    m.compute.clear(demand, m.in_service_perf_units())
     m.compute.update_fundamentals(t)
     # market marks carried into this month: the index where no recent trade, else (weighted) trades
     update_marks(m, t)

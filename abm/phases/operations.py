@@ -78,10 +78,8 @@ def run(m, t: int) -> None:
     # the contracts still active after this month's cuts (the rows of active providers)
     act = _renew_and_cut_contracts(m, t)
     lots = m.lots
-    # lots in service (as ``m.in_service()``): owned by an active miner, neocloud or buyer
-    earning_owner = (m.status == ACTIVE) & (m.type != LENDER)
     lot_units = lots.units
-    live = np.flatnonzero(earning_owner.take(lots.owner) & (lot_units > 0) & ~lots.exported)
+    live = m.in_service_lots()
     # integer unit counts: the table's sums are exact whatever the order
     # (G x n tables: per-agent sums over generations run on contiguous rows, see _sum_over_gens)
     owned = _table(lots.owner.take(live), lots.gen.take(live), lot_units.take(live), n, G)
