@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from abm.agents.base import ACTIVE as AGENT_ACTIVE
+
 # Loan kinds
 GPU_TERM, NOTE, CONVERT, BTC_LOAN, PROJECT, INTERBANK = range(6)
 LOAN_KIND_NAMES = (
@@ -246,14 +248,14 @@ class LoanBook(Book):
     # vectorised over loan rows; the phases decide *when*, the book does *what*.
 
     def in_service(self, agent_status: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Mask of the loans being serviced: active, not interbank, their borrower active (agent
-        status 0). Over all loans, or over ``rows`` (the mask is then aligned with ``rows``).
+        """Mask of the loans being serviced: active, not interbank, their borrower active
+        (agent status ``abm.agents.base.ACTIVE``). Over all loans, or over ``rows`` (the mask is then aligned with ``rows``).
         ``agent_status``: the model's per-agent status array (length = agents)."""
         if rows is None:
             status, kind, borrower = self.status, self.kind, self.borrower
         else:
             status, kind, borrower = self.status[rows], self.kind[rows], self.borrower[rows]
-        return (status == ACTIVE) & (kind != INTERBANK) & (agent_status[borrower] == 0)
+        return (status == ACTIVE) & (kind != INTERBANK) & (agent_status[borrower] == AGENT_ACTIVE)
 
     def rates(self, base_rate: float, rows: np.ndarray | None = None) -> np.ndarray:
         """Annual interest rate of each loan (of ``rows``, or all): base rate + spread when

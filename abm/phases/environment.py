@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from abm.agents.base import ACTIVE
 from abm.phases.market import update_marks
 
 
@@ -34,7 +35,7 @@ def shocks_and_markets(m, t: int) -> None:
         btc_return += sh["btc_stress_drift"]
     m.crypto.step(t, btc_return)
     # the modelled miners are part of the network: it can never be smaller than their hashrate
-    own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == 0].sum())
+    own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == ACTIVE].sum())
     m.crypto.network_hashrate_eh = max(m.crypto.network_hashrate_eh, own / 0.9)
 
     # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
