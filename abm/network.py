@@ -168,12 +168,6 @@ def export_graph(m) -> nx.MultiDiGraph:
     return out
 
 
-def node_positions(m, seed: int = 0) -> dict:
-    """A deterministic layout (seeded spring layout) of the network."""
-    simple = nx.Graph(m.graph)
-    return nx.spring_layout(simple, seed=seed, k=1.5 / np.sqrt(max(m.n, 1)))
-
-
 def primary_lenders(m) -> np.ndarray:
     """Each borrower's main GPU lender (largest GPU term loan at start), -1 if none; it funds expansion."""
     from abm.finance.instruments import GPU_TERM
