@@ -35,6 +35,7 @@ from abm.agents import (
 )
 from abm.agents.base import ACTIVE
 from abm.config import load_scenario, month_index, month_label, release_months
+from abm.counters import MonthCounters
 from abm.events import EventLog
 from abm.finance.instruments import (
     INTERBANK,
@@ -67,6 +68,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
 
     def __init__(self, config: dict | None = None, rng=None, months: int | None = None) -> None:
         super().__init__(rng=rng)
+        self.init_valuation_caches()
         # macro shocks (regime, BTC, AI demand) draw from their own stream, derived from the seed, so
         # that variants of a scenario (channels off, clearing mode, policies) face the same shock
         # path: common random numbers for comparisons. Agent-level draws use self.rng.
@@ -86,8 +88,21 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.base_rate = cfg["credit"]["base_rate_start"]
 
         # agents and per-agent state
-        world.build_agent_table(self)
-        n = self.n
+        table = world.agent_table(cfg, self.rng)
+        self.n = n = table.n
+        self.type = table.type  # MINER, NEOCLOUD, LENDER, BUYER per agent
+        self.miner_idx, self.neocloud_idx = table.miner_idx, table.neocloud_idx
+        self.lender_idx, self.buyer_idx = table.lender_idx, table.buyer_idx
+        self.borrower_idx = table.borrower_idx
+        self.lender_kind_names, self.lender_kind = table.lender_kind_names, table.lender_kind
+        self.lk = table.lk  # lender parameters by name, per agent
+        self.market_policy = table.market_policy  # lenders marking to market (else appraisal)
+        self.lender_size_weight = table.lender_size_weight
+        self.buyer_kind_names, self.buyer_kind = table.buyer_kind_names, table.buyer_kind
+        self.budget_usd, self.absorption_mw = table.budget_usd, table.absorption_mw
+        self.hurdle, self.integration_usd = table.hurdle, table.integration_usd
+        self.buyer_liquid, self.buyer_max_perf = table.buyer_liquid, table.buyer_max_perf
+        self.buyer_installed = table.buyer_installed
         self.status = np.full(n, ACTIVE, dtype=np.int64)
         self.acct = Accounts(n)
         for name in (
@@ -101,7 +116,6 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             "appetite",
             "capital_ratio_start",
             "written_off_usd",
-            "lost_revenue_usd",
             "budget_left",
             "mw_left",
             "contracted_share",
@@ -141,6 +155,9 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.outside_funder_losses_usd = 0.0
         self.unmet_hosting_mw = 0.0
         self.credit_supply_usd = 0.0
+        self.capacity_left = np.zeros(n)  # lenders' lending capacity left this month (USD)
+        self.btc_production_sale = np.zeros(n)  # BTC each miner sells from this month's output
+        self.current_row: dict = {}  # this month's time-series row (the DataCollector reads it)
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
 
@@ -208,7 +225,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.fire_sale_units = 0
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
-        phases.environment.reset_month(self)
+        self.this_month = MonthCounters(self.G)  # the month's counters (reset monthly)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
         self.timeseries_rows: list[dict] = []
         self.panel_rows: list[np.ndarray] = []

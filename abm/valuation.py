@@ -23,6 +23,12 @@ class Valuation:
     """Valuation views of the model's state (USD at current marks; per-agent arrays of length
     ``n``, per-loan arrays of length ``loans.n``, lender arrays in ``lender_idx`` order)."""
 
+    def init_valuation_caches(self) -> None:
+        """Create the (empty) caches of the valuation views; the model's constructor calls it."""
+        self._pledged_cache = None  # (lots seen, pledged lot rows, their mark keys)
+        self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
+        self._coverage_cache = None  # (ebitda history, service history, months, coverage)
+
     def total_btc(self) -> float:
         return float(self.acct.btc.sum() + self.loans.collateral_btc.sum())
 
@@ -95,7 +101,7 @@ class Valuation:
         the lender's policy never change. So the pledged rows of the last call, plus the rows added
         since, still pledged now, are all the pledged rows (ascending), with the same keys."""
         lots = self.lots
-        cached = getattr(self, "_pledged_cache", None)
+        cached = self._pledged_cache
         if cached is None:
             seen, rows, keys = 0, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         else:
@@ -125,7 +131,7 @@ class Valuation:
         only appended, so the rows found for the first ``n`` loans stay valid: only new rows are
         scanned."""
         loans = self.loans
-        caches = self.__dict__.setdefault("_kind_rows_cache", {})
+        caches = self._kind_rows_cache
         cached = caches.get(kind)
         if cached is not None and cached[0] == loans.n:
             return cached[1]
@@ -246,7 +252,7 @@ class Valuation:
         k = min(self.hist_months, 12)
         if k < 3:
             return np.full(self.n, np.inf)
-        cached = getattr(self, "_coverage_cache", None)
+        cached = self._coverage_cache
         if (
             cached is not None
             and cached[0] is self.ebitda_hist

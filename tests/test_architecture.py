@@ -126,3 +126,19 @@ def test_instruments_and_markets_do_not_import_the_schedule_or_the_model():
     }
     bad = {m: t for m, t in bad.items() if t}
     assert not bad, f"finance/markets import phases or the model: {bad}"
+
+
+def test_stepping_the_model_creates_no_attribute():
+    """Every attribute of the model is created by its constructor (or its components): a crash
+    scenario run for a year and a half, through defaults, fire sales and lender failures, adds none."""
+    from abm.model import AIComputeCreditModel
+
+    model = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=1, months=18)
+    before = set(vars(model))
+    compute_before = set(vars(model.compute))
+    model.run()
+    assert (
+        model.defaults["miner"] + model.defaults["neocloud"] > 0
+    )  # the phases did run their rules
+    assert set(vars(model)) - before == set()
+    assert set(vars(model.compute)) - compute_before == set()

@@ -116,7 +116,6 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
         ls.active[row] = False
         if host >= 0 and m.status[host] == ACTIVE:
             lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
-            m.lost_revenue_usd[host] += lost
             m.lost_revenue_month[host] = t
             m.lost_revenue_event[host] = m.events.add(
                 t,
@@ -216,14 +215,14 @@ def write_off(m, t: int, loan: int) -> None:
 def record_loss(m, lender: int, amount: float) -> None:
     m.written_off_usd[lender] += amount
     m.lender_losses_usd += amount
-    m.month_loss += amount
+    m.this_month.loss_usd += amount
 
 
 def record_losses(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
     """:func:`record_loss` for each (lender, amount) pair, accumulated in the same order."""
     np.add.at(m.written_off_usd, lenders, amounts)  # unbuffered: repeated lenders add in order
-    total_usd, month_usd = m.lender_losses_usd, m.month_loss
+    total_usd, month_usd = m.lender_losses_usd, m.this_month.loss_usd
     for amount in amounts.tolist():
         total_usd += amount
         month_usd += amount
-    m.lender_losses_usd, m.month_loss = total_usd, month_usd
+    m.lender_losses_usd, m.this_month.loss_usd = total_usd, month_usd

@@ -44,6 +44,9 @@ class ComputeMarket:
         # operating cost per GPU-hour when running: power (with PUE) and colocation
         self.power_cost_per_hour = kw_per_gpu * cfg["pue"] * cfg["power_price_usd_per_kwh"]
         self.colo_cost_per_hour = kw_per_gpu * cfg["colo_usd_per_kw_month"] / self.hours
+        self._powers_cache = None  # (monthly decay, horizon, decay powers)
+        self._discount_cache: dict = {}
+        self._cadence_cache = None
 
     def released(self, month: int) -> np.ndarray:
         """Boolean mask of generations released by ``month``."""
@@ -116,7 +119,7 @@ class ComputeMarket:
     def _powers(self, monthly_decay: float, k: np.ndarray) -> np.ndarray:
         """``monthly_decay ** k[None, :]``, remembered for the last decay rate and horizon (the
         same every month unless the release calendar or the deflation belief changes)."""
-        cached = getattr(self, "_powers_cache", None)
+        cached = self._powers_cache
         if cached is not None and cached[0] == monthly_decay and cached[1] == len(k):
             return cached[2]
         powers = monthly_decay ** k[None, :]
@@ -127,7 +130,7 @@ class ComputeMarket:
     def _discount_factors(self, rates: np.ndarray, k: np.ndarray) -> np.ndarray:
         """``(1 + rates[:, None]) ** (-k[None, :] / 12)``, remembered per (rates, horizon): the
         fundamental rate and the buyers' hurdle rates do not change during a run."""
-        cache = self.__dict__.setdefault("_discount_cache", {})
+        cache = self._discount_cache
         key = (rates.tobytes(), len(k))
         disc = cache.get(key)
         if disc is None:
@@ -154,7 +157,7 @@ class ComputeMarket:
         """Mean months between generation releases (12 without two releases). Remembered for the
         release calendar it was computed from (read on every valuation)."""
         calendar = self.release_month.tobytes()
-        cached = getattr(self, "_cadence_cache", None)
+        cached = self._cadence_cache
         if cached is not None and cached[0] == calendar:
             return cached[1]
         gaps = np.diff(np.sort(self.release_month))

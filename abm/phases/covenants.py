@@ -209,8 +209,8 @@ def _borrowing_base_sweep(
             paid, cured_rows = cure[done], rows[done]
             m.acct.transfer(borrower[done], loans.lender[cured_rows], paid)
             loans.principal_usd[cured_rows] -= paid
-            m.month_cures += len(done)
-            m.month_cure_usd += float(paid.sum())
+            m.this_month.cures += len(done)
+            m.this_month.cure_usd += float(paid.sum())
     return cured
 
 

@@ -88,7 +88,7 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
     )
     term = loans.kind[rolled] == GPU_TERM
     loans.amort_usd_per_month[rolled[term]] = loans.principal_usd[rolled[term]] / tenor[term]
-    m.month_rollovers += len(rolled)
+    m.this_month.rollovers += len(rolled)
     for loan in due[~roll]:
         lender = int(loans.lender[loan])
         b = int(loans.borrower[loan])

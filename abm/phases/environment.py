@@ -10,21 +10,6 @@ from abm.agents.base import ACTIVE
 from abm.phases.market import update_marks
 
 
-def reset_month(m) -> None:
-    """Zero the accumulators that the time series reports per month."""
-    m.month_loss = 0.0
-    m.month_cures = 0
-    m.month_cure_usd = 0.0
-    m.month_contract_cuts = 0
-    m.month_rollovers = 0
-    m.month_renegotiations = 0
-    m.month_renegotiated_usd = 0.0
-    m.min_discount = np.full(m.G, np.nan)  # clearing price / fundamental, this month
-    m.month_trade_units = np.zeros(m.G, dtype=np.int64)
-    m.month_trade_price = np.full(m.G, np.nan)
-    m.lost_revenue_usd[:] = 0.0
-
-
 def shocks_and_markets(m, t: int) -> None:
     cfg = m.cfg
     sh = cfg["shocks"]
@@ -70,6 +55,6 @@ def shocks_and_markets(m, t: int) -> None:
     m.mw_left[b] = m.absorption_mw[b] * mult
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
 
-    reset_month(m)
+    m.this_month.reset()
     # a lost lease explains later distress for a year at most
     m.lost_revenue_event[t - m.lost_revenue_month > 12] = -1

@@ -23,7 +23,7 @@ def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) ->
     equity) when the caller has them (the lender phase returns them; nothing changes in between)."""
     # lenders decide their capacity once, from the state at the start of the phase; what they fund
     # is drawn from it (so fleet expansion and conversions share one budget)
-    m.capacity_left = np.zeros(m.n)
+    m.capacity_left[:] = 0.0
     m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx, lender_sheet)
     m.credit_supply_usd = float(m.capacity_left.sum())
     _expand_fleets(m, t)

@@ -30,7 +30,7 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
     lender_rules.update_appetite(m, sheet)
-    m.loss_history.append(m.month_loss)
+    m.loss_history.append(m.this_month.loss_usd)
     return sheet
 
 

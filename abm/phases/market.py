@@ -131,11 +131,15 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
     estates.update(s for s in sellers if m.status[s] == DEFAULTED)
     fundamental = m.compute.fundamental_value[g]
     m.fire_sale_units += result.quantity
-    m.month_trade_units[g] += result.quantity
-    m.month_trade_price[g] = result.price
+    m.this_month.trade_units[g] += result.quantity
+    m.this_month.trade_price[g] = result.price
     if fundamental > 0:
         ratio = result.price / fundamental
-        m.min_discount[g] = ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
+        m.this_month.min_discount[g] = (
+            ratio
+            if np.isnan(m.this_month.min_discount[g])
+            else min(m.this_month.min_discount[g], ratio)
+        )
     m.last_trade_price[g] = result.price
     m.last_trade_weight[g] = min(1.0, result.quantity / m.cfg["compute"]["mark_full_weight_units"])
     m.last_trade_month[g] = t

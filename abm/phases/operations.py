@@ -168,7 +168,6 @@ def run(m, t: int) -> None:
     ebitda[(m.type == LENDER) | (m.type == BUYER)] = 0.0
     m.ebitda_hist = push_history(m.ebitda_hist, ebitda)
     m.monthly_opex_usd = opex
-    m.revenue_usd = revenue
 
     _scrap(m, t)
     _complete_conversions(m, t)
@@ -184,7 +183,7 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
     )
     btc = m.hashrate_eh[idx] * m.crypto.btc_mined_per_eh_month() * margin_on
     m.acct.btc_from_sector("btc_network", idx, btc)
-    m.btc_production_sale = np.zeros(m.n)
+    m.btc_production_sale[:] = 0.0
     m.btc_production_sale[idx] = btc * mc["btc_sell_share"]
     power = m.mining_mw[idx] * 1000.0 * hours * mc["power_price_usd_per_kwh"] * margin_on
     site = m.mining_mw[idx] * mc["site_opex_usd_per_mw_month"]
@@ -229,7 +228,7 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         keep_mask = ~cut_mask
         cut, kept = act[cut_mask], act[keep_mask]
         # counted in the time series: many, and a lost customer is not a default's parent
-        m.month_contract_cuts += len(cut)
+        m.this_month.contract_cuts += len(cut)
         ct.active[cut] = False
         ct.prepaid_usd[cut] = 0.0  # a defaulted customer forfeits it
         # a non-investment-grade customer paying far above today's contract price renegotiates
@@ -240,8 +239,8 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         rent = ct.rent_per_gpu_hour.take(cand)
         reneg = rent > c["renegotiation_threshold"] * today
         # counted in the time series (many, and never a default's parent): revenue given up
-        m.month_renegotiations += int(np.count_nonzero(reneg))
-        m.month_renegotiated_usd += float(
+        m.this_month.renegotiations += int(np.count_nonzero(reneg))
+        m.this_month.renegotiated_usd += float(
             ((rent[reneg] - today[reneg]) * ct.units.take(cand[reneg]) * c["hours_per_month"]).sum()
         )
         ct.rent_per_gpu_hour[cand[reneg]] = today[reneg]
