@@ -22,6 +22,7 @@ from mesa.discrete_space import Network
 from abm import network as netmod
 from abm import phases, world
 from abm.accounts import Accounts
+from abm.agent_table import agent_table
 from abm.agents import (
     BUYER,
     LENDER,
@@ -88,7 +89,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.base_rate = cfg["credit"]["base_rate_start"]
 
         # agents and per-agent state
-        table = world.agent_table(cfg, self.rng)
+        table = agent_table(cfg, self.rng)
         self.n = n = table.n
         self.type = table.type  # MINER, NEOCLOUD, LENDER, BUYER per agent
         self.miner_idx, self.neocloud_idx = table.miner_idx, table.neocloud_idx
