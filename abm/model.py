@@ -32,6 +32,7 @@ from abm.agents import (
     Lender,
     Miner,
     Neocloud,
+    Populations,
     SecondaryBuyer,
 )
 from abm.agents.base import ACTIVE
@@ -226,6 +227,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.fire_sale_units = 0
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
+        self.populations = Populations.of(self)  # the agent types' decision rules
         self.this_month = MonthCounters(self.G)  # the month's counters (reset monthly)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
         self.timeseries_rows: list[dict] = []

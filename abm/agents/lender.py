@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent
+from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent, Population
 
 
 class Lender(BalanceSheetAgent):
@@ -24,83 +24,87 @@ class Lender(BalanceSheetAgent):
         return float(self.model.appetite[self.idx])
 
 
-def update_appetite(m, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
+class Lenders(Population):
+    """All lenders as one population (rows ``model.lender_idx``): their decision rules, vectorised over the lenders or loans concerned. Amounts in USD, rates per year, appetite in [0, 1]."""
 
-    ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
-    where loss_rate is sector-wide realised losses over the memory window / total lending at start.
-    Failed lenders have zero appetite. ``sheet``: the lenders' (assets, equity) when the caller has
-    them at the current state (:meth:`~abm.model.AIComputeCreditModel.lender_assets_and_equity`).
-    """
-    lenders = m.lender_idx
-    assets_usd, equity = m.lender_assets_and_equity() if sheet is None else sheet
-    assets = np.maximum(assets_usd, 1.0)
-    ratio = equity / assets
-    target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
-    base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
-    window = m.cfg["credit"]["loss_memory_months"]
-    recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
-    loss_rate = recent / max(m.initial_lending_usd, 1.0)
-    appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
-    if not m.cfg["channels"]["credit_crunch"]:
-        appetite = np.ones(len(lenders))  # channel off: appetite ignores capital and losses
-    appetite[m.status[lenders] != ACTIVE] = 0.0
-    m.appetite[lenders] = appetite
+    def update_appetite(self, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
 
+        ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
+        where loss_rate is sector-wide realised losses over the memory window / total lending at start.
+        Failed lenders have zero appetite. ``sheet``: the lenders' (assets, equity) when the caller has
+        them at the current state (:meth:`~abm.model.AIComputeCreditModel.lender_assets_and_equity`).
+        """
+        m = self.model
+        lenders = m.lender_idx
+        assets_usd, equity = m.lender_assets_and_equity() if sheet is None else sheet
+        assets = np.maximum(assets_usd, 1.0)
+        ratio = equity / assets
+        target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
+        base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
+        window = m.cfg["credit"]["loss_memory_months"]
+        recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
+        loss_rate = recent / max(m.initial_lending_usd, 1.0)
+        appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
+        if not m.cfg["channels"]["credit_crunch"]:
+            appetite = np.ones(len(lenders))  # channel off: appetite ignores capital and losses
+        appetite[m.status[lenders] != ACTIVE] = 0.0
+        m.appetite[lenders] = appetite
 
-def respond_to_breaches(m, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
-    """True where the lender waives (and reprices) a breach that outlived its cure period.
+    def respond_to_breaches(self, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
+        """True where the lender waives (and reprices) a breach that outlived its cure period.
 
-    A lender waives when its appetite-scaled tolerance covers the breach's relative severity; a failed
-    lender in run-off never waives.
-    """
-    lender = m.loans.lender[loans]
-    tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
-    return (m.status[lender] == ACTIVE) & (severity <= tolerance)
+        A lender waives when its appetite-scaled tolerance covers the breach's relative severity; a failed
+        lender in run-off never waives.
+        """
+        m = self.model
+        lender = m.loans.lender[loans]
+        tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
+        return (m.status[lender] == ACTIVE) & (severity <= tolerance)
 
+    def decide_rollovers(self, loans: np.ndarray, borrower_healthy: np.ndarray) -> np.ndarray:
+        """True where the lender rolls a maturing loan: it is active, has appetite, the borrower pays."""
+        m = self.model
+        lender = m.loans.lender[loans]
+        return (
+            (m.status[lender] == ACTIVE)
+            & (m.appetite[lender] >= m.cfg["credit"]["roll_min_appetite"])
+            & borrower_healthy
+        )
 
-def decide_rollovers(m, loans: np.ndarray, borrower_healthy: np.ndarray) -> np.ndarray:
-    """True where the lender rolls a maturing loan: it is active, has appetite, the borrower pays."""
-    lender = m.loans.lender[loans]
-    return (
-        (m.status[lender] == ACTIVE)
-        & (m.appetite[lender] >= m.cfg["credit"]["roll_min_appetite"])
-        & borrower_healthy
-    )
+    def reserve_multiplier(self, lenders: np.ndarray) -> np.ndarray:
+        """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
+        m = self.model
+        stressed = (m.appetite[lenders] < 0.3) | (m.status[lenders] != ACTIVE)
+        return np.where(
+            stressed,
+            m.lk["distressed_reserve_multiplier"][lenders],
+            m.lk["reserve_multiplier"][lenders],
+        )
 
+    def lending_capacity(
+        self, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by
+        appetite. ``sheet``: all lenders' current (assets, equity), when the caller has them."""
+        m = self.model
+        assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
+        assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
+            m.lender_assets_and_equity() if sheet is None else sheet
+        )
+        equity = np.maximum(equity_usd[lenders], 0.0)
+        assets = assets_usd[lenders]
+        floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
+        room = equity / np.maximum(floor, 1e-9) - assets
+        ok = (m.status[lenders] == ACTIVE) & (
+            m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
+        )
+        return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
 
-def reserve_multiplier(m, lenders: np.ndarray) -> np.ndarray:
-    """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
-    stressed = (m.appetite[lenders] < 0.3) | (m.status[lenders] != ACTIVE)
-    return np.where(
-        stressed,
-        m.lk["distressed_reserve_multiplier"][lenders],
-        m.lk["reserve_multiplier"][lenders],
-    )
-
-
-def lending_capacity(
-    m, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
-    """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by
-    appetite. ``sheet``: all lenders' current (assets, equity), when the caller has them."""
-    assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
-    assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
-        m.lender_assets_and_equity() if sheet is None else sheet
-    )
-    equity = np.maximum(equity_usd[lenders], 0.0)
-    assets = assets_usd[lenders]
-    floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
-    room = equity / np.maximum(floor, 1e-9) - assets
-    ok = (m.status[lenders] == ACTIVE) & (
-        m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
-    )
-    return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
-
-
-def new_loan_terms(m, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
-    a = m.appetite[lenders]
-    ltv = m.lk["origination_ltv"][lenders] * (0.5 + 0.5 * a)
-    spread = m.lk["loan_spread"][lenders] + (1.0 - a) * 0.03
-    return ltv, spread
+    def new_loan_terms(self, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
+        m = self.model
+        a = m.appetite[lenders]
+        ltv = m.lk["origination_ltv"][lenders] * (0.5 + 0.5 * a)
+        spread = m.lk["loan_spread"][lenders] + (1.0 - a) * 0.03
+        return ltv, spread

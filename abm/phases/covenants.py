@@ -4,7 +4,7 @@ Tests run on all GPU term loans at once from the same marks: a loan-to-value abo
 (collateral at the lender's marks) or a trailing debt-service coverage below it is a breach; a
 borrower with spare cash cures LTV breaches at once (:func:`_borrowing_base_sweep`); a breach still
 open after the cure period is waived and repriced or the loan is accelerated
-(:func:`abm.agents.lender.respond_to_breaches`). An accelerated loan the borrower cannot repay makes
+(:meth:`abm.agents.lender.Lenders.respond_to_breaches`). An accelerated loan the borrower cannot repay makes
 it default, the cause "ltv" or "coverage" with the breach, the acceleration and the fire sales that
 set the marks as parents (:func:`mark_parents`).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import lender as lender_rules
 from abm.finance.instruments import GPU_TERM
 
 
@@ -97,7 +96,7 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
             cov_breach[overdue], loans.min_coverage[od] / np.maximum(cov_od, 1e-9) - 1.0, 0.0
         )
     severity = np.maximum(sev_ltv, sev_cov)
-    waive = lender_rules.respond_to_breaches(m, od, severity)
+    waive = m.populations.lenders.respond_to_breaches(od, severity)
     # one event per overdue breach, in loan order: a waiver, or an acceleration whose parents add
     # the fire sales that set today's marks (the lender decides at them)
     borrower, lender = loans.borrower[od], loans.lender[od]

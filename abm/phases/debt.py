@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import lender as lender_rules
-from abm.agents import miner as miner_rules
 from abm.agents.base import FAILED, MINER
 from abm.finance import resolution
 from abm.finance.instruments import BTC_LOAN, GPU_TERM
@@ -33,7 +31,7 @@ def tests_and_responses(m, t: int, rnd: int) -> bool:
         # appetite moves with capital and losses: re-read monthly (and after failures); appetite and
         # maturity decisions value the same books, so they share one valuation of claims and GPUs
         parts = m.claims_and_inventory()
-        lender_rules.update_appetite(m, m.lender_assets_and_equity(parts))
+        m.populations.lenders.update_appetite(m.lender_assets_and_equity(parts))
         _maturities(m, t, defaults, parts)
     _margin_calls(m, t, rnd, defaults)
     covenants.check_covenants(m, t, rnd, defaults)
@@ -73,8 +71,8 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
     # debt service or has ample equity behind the debt (asset coverage)
     solvent = (cov >= 1.0) | (equity >= 0.5 * debt)
     healthy = (loans.arrears_usd[due] <= 0) & solvent & (ltv <= loans.max_ltv[due])
-    roll = lender_rules.decide_rollovers(m, due, healthy)
-    _, spreads = lender_rules.new_loan_terms(m, loans.lender[due])
+    roll = m.populations.lenders.decide_rollovers(due, healthy)
+    _, spreads = m.populations.lenders.new_loan_terms(loans.lender[due])
     # rolled loans are re-priced at the lender's current terms (counted, not logged one by one)
     rolled, spread = due[roll], spreads[roll]
     tenor = np.where(loans.kind[rolled] == BTC_LOAN, 12, m.cfg["neoclouds"]["new_loan_months"])
@@ -132,7 +130,7 @@ def _margin_calls(m, t: int, rnd: int, defaults: dict) -> None:
                 amount=float(loans.principal_usd[loan]),
                 parents=m.btc_sale_events[-20:],
             )
-        posted, repaid = miner_rules.answer_margin_call(m, loan)
+        posted, repaid = m.populations.miners.answer_margin_call(loan)
         if posted > 0 or repaid > 0:  # the call took BTC or cash the miner would have used to pay
             m.drain_events.setdefault(b, []).append((t, int(loans.breach_event[loan])))
         ltv_now = loans.btc_ltv(loan, m.crypto.price_usd)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import miner as miner_rules
 from abm.agents.base import ACTIVE, MINER, NEOCLOUD
 from abm.finance import resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
@@ -22,8 +21,8 @@ from abm.phases.operations import push_history
 
 def service(m, t: int) -> None:
     """Phase 4: each serviced loan's interest (annual rate / 12) and amortisation fall due; miners
-    sell their routine BTC production, and BTC to cover shortfalls (:func:`plan_btc_sales
-    <abm.agents.miner.plan_btc_sales>`), in one clearing; every borrower pays its month's service
+    sell their routine BTC production, and BTC to cover shortfalls (:meth:`Miners.plan_btc_sales
+    <abm.agents.miner.Miners.plan_btc_sales>`), in one clearing; every borrower pays its month's service
     pro rata as far as its cash goes, the rest becomes arrears. Loans amortised to zero with
     nothing past due are repaid and their lots released. Writes ``m.service_hist`` (USD per
     agent, newest month first) and ``m.monthly_outflow_usd``."""
@@ -52,7 +51,7 @@ def service(m, t: int) -> None:
     acct.btc_from_sector("btc_market", m.miner_idx, -routine)
     acct.from_sector("btc_market", m.miner_idx, routine * price)
     shortfall = np.maximum(due_by - acct.cash, 0.0)
-    forced = np.minimum(miner_rules.plan_btc_sales(m, shortfall), acct.btc[m.miner_idx])
+    forced = np.minimum(m.populations.miners.plan_btc_sales(shortfall), acct.btc[m.miner_idx])
     sell_btc(m.crypto, acct, m.miner_idx, forced)
 
     # pay pro rata to what is due, as far as cash goes

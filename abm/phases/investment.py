@@ -7,9 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from abm import network
-from abm.agents import lender as lender_rules
-from abm.agents import miner as miner_rules
-from abm.agents import neocloud as neocloud_rules
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
 from abm.phases.lenders import top_up_liquidity
@@ -24,7 +21,9 @@ def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) ->
     # lenders decide their capacity once, from the state at the start of the phase; what they fund
     # is drawn from it (so fleet expansion and conversions share one budget)
     m.capacity_left[:] = 0.0
-    m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx, lender_sheet)
+    m.capacity_left[m.lender_idx] = m.populations.lenders.lending_capacity(
+        m.lender_idx, lender_sheet
+    )
     m.credit_supply_usd = float(m.capacity_left.sum())
     _expand_fleets(m, t)
     _convert_sites(m, t)
@@ -44,18 +43,18 @@ def _draw_capacity(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
 
 
 def _expand_fleets(m, t: int) -> None:
-    idx, want = neocloud_rules.plan_expansion(m, t)
+    idx, want = m.populations.neoclouds.plan_expansion(t)
     go = want > 0
     idx, want = idx[go], want[go]
     if len(idx) == 0:
         return
     cfg = m.cfg
-    g = neocloud_rules.newest_generation(m, t)
+    g = m.populations.neoclouds.newest_generation(t)
     cost = m.list_price[g] * cfg["compute"]["all_in_cost_multiplier"]
     lenders = m.primary_lender[idx]
     has_lender = lenders >= 0
     idx, want, lenders = idx[has_lender], want[has_lender], lenders[has_lender]
-    ltv, spread = lender_rules.new_loan_terms(m, lenders)
+    ltv, spread = m.populations.lenders.new_loan_terms(lenders)
     buffer = cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd[idx], 0.0)
     equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
     affordable = np.floor(equity_room / (cost * (1.0 - ltv)))
@@ -221,7 +220,7 @@ def _convert_sites(m, t: int) -> None:
     pipeline = float(m.conversions.mw[m.conversions.active].sum())
     free = float(m.free_hosting_mw()[m.miner_idx].sum())
     unmet = m.unmet_hosting_mw - pipeline - free
-    mw = miner_rules.plan_conversions(m, unmet)
+    mw = m.populations.miners.plan_conversions(unmet)
     go = mw > 0.1
     if not go.any():
         return
@@ -240,7 +239,7 @@ def _convert_sites(m, t: int) -> None:
         return
     miners, mw, capex, loan_usd, lender = miners[ok], mw[ok], capex[ok], loan_usd[ok], lender[ok]
     tenor = mc["lease_months"]
-    _, spread = lender_rules.new_loan_terms(m, lender)
+    _, spread = m.populations.lenders.new_loan_terms(lender)
     rows = m.loans.add(
         lender=lender,
         borrower=miners,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import lender as lender_rules
 from abm.agents.base import ACTIVE, FAILED
 from abm.finance import resolution
 from abm.finance.clearing import eisenberg_noe, rogers_veraart
@@ -29,7 +28,7 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     if _failures(m, t, sheet):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
-    lender_rules.update_appetite(m, sheet)
+    m.populations.lenders.update_appetite(sheet)
     m.loss_history.append(m.this_month.loss_usd)
     return sheet
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import buyer as buyer_rules
-from abm.agents import lender as lender_rules
-from abm.agents import neocloud as neocloud_rules
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
 from abm.finance import resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
@@ -41,7 +38,7 @@ def _offers(m, t: int, rnd: int):
     floor = m.cfg["credit"]["reserve_floor_multiplier"]
     res_l = (
         np.maximum(
-            lender_rules.reserve_multiplier(m, owner[rows_l])
+            m.populations.lenders.reserve_multiplier(owner[rows_l])
             * decay_per_month ** lots.unsold_months[rows_l],
             floor,
         )
@@ -66,7 +63,7 @@ def _offers(m, t: int, rnd: int):
         ]
         arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
         arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
-        parts.append(neocloud_rules.voluntary_offers(m, arrears))
+        parts.append(m.populations.neoclouds.voluntary_offers(arrears))
     rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
     units = np.concatenate([p[1] for p in parts]).astype(np.int64)
     reserve = np.concatenate([p[2] for p in parts]).astype(float)
@@ -96,7 +93,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
         for seller in m.rng.permutation(np.unique(owners)):
             mine = owners == seller
             offered = np.bincount(gen[mine], weights=units[mine], minlength=m.G)
-            bids = buyer_rules.bid_schedules(m, offered)
+            bids = m.populations.buyers.bid_schedules(offered)
             for g in np.flatnonzero(offered):
                 sel = np.flatnonzero(mine & (gen == g))
                 traded |= _clear_generation(
@@ -105,7 +102,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
             update_marks(m, t)
     else:
         offered = np.bincount(gen, weights=units, minlength=m.G)
-        bids = buyer_rules.bid_schedules(m, offered)
+        bids = m.populations.buyers.bid_schedules(offered)
         for g in np.flatnonzero(offered):
             sel = np.flatnonzero(gen == g)
             traded |= _clear_generation(
