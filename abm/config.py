@@ -224,6 +224,9 @@ SCHEMA: dict[str, Any] = {
         "fees_btc_per_block": F("float", 0.0, 10.0, "fees per block"),
         "halving": F("month", doc="next halving month"),
         "blocks_per_month": F("float", 1.0, 1e5, "blocks mined per month"),
+        "modelled_hashrate_max_share": F(
+            "float", 0.01, 1.0, "the modelled miners' largest share of network hashrate"
+        ),
     },
     "shocks": {
         "p_calm_to_stress": P,
@@ -273,6 +276,35 @@ SCHEMA: dict[str, Any] = {
         "reserve_decay_per_unsold_month": F(
             "float", 0.0, 1.0, "reserve x this for each month a lot stays unsold"
         ),
+        "roll_min_coverage": F(
+            "float", 0.0, 10.0, "a maturing loan is rolled if EBITDA / debt service >= this ..."
+        ),
+        "roll_min_equity_to_debt": F("float", 0.0, 10.0, "... or equity / debt >= this"),
+        "waiver_spread_step": F(
+            "float", 0.0, 0.5, "spread added when a breach is waived, per year"
+        ),
+        "waiver_ltv_reset_multiple": F(
+            "float", 1.0, 2.0, "a waived LTV covenant resets to max(old, this x current LTV)"
+        ),
+        "waiver_coverage_reset_multiple": F(
+            "float", 0.0, 1.0, "a waived coverage covenant resets to min(old, this x coverage)"
+        ),
+        "cure_target_ltv_share": F(
+            "float", 0.0, 1.0, "an equity cure prepays down to this x the covenant LTV"
+        ),
+        "cure_cash_buffer_share": F(
+            "float", 0.0, 1.0, "an equity cure spends cash down to this x the cash buffer"
+        ),
+        "stressed_appetite": F(
+            "float", 0.0, 1.0, "below this appetite a lender sells at its distressed reserve"
+        ),
+        "origination_ltv_floor_share": F(
+            "float", 0.0, 1.0, "new-loan LTV = origination LTV x (this + (1 - this) x appetite)"
+        ),
+        "spread_per_lost_appetite": F(
+            "float", 0.0, 0.5, "new-loan spread added per unit of appetite lost, per year"
+        ),
+        "workout_months": F("int", 1, 240, "an estate not sold out within this is closed"),
     },
     "neoclouds": {
         "count": F("int", 0, 100_000, "number of neoclouds"),
@@ -299,6 +331,9 @@ SCHEMA: dict[str, Any] = {
         "investment_hurdle": F("float", 0.0, 2.0, "required NPV margin to expand"),
         "cash_buffer_months": F("float", 0.0, 60.0, "cash kept back from investment"),
         "new_loan_months": F("int", 1, 240, "tenor of new GPU term loans"),
+        "expansion_discount_spread": F(
+            "float", 0.0, 0.5, "a new GPU is valued at the base rate + this, per year"
+        ),
     },
     "miners": {
         "count": F("int", 0, 100_000, "number of miners"),
@@ -331,6 +366,17 @@ SCHEMA: dict[str, Any] = {
         "site_value_usd_per_mining_mw": F("float", 0.0, 1e9, "ASICs and site per mining MW"),
         "asic_usd_per_th": F("float", 0.0, 1e4, "price of new ASIC hashrate (fleet refresh)"),
         "site_recovery_share": F("float", 0.0, 1.0, "site sale price / book value in default"),
+        "btc_shortfall_sale_multiple": F(
+            "float", 1.0, 2.0, "BTC sold for a cash shortfall / shortfall at the current price"
+        ),
+        "btc_raise_cash_multiple": F(
+            "float", 1.0, 2.0, "BTC sold to raise cash / cash missing, at the current price"
+        ),
+        "btc_loan_roll_months": F("int", 1, 120, "tenor of a rolled BTC-backed loan"),
+        "conversion_funding_spread": F(
+            "float", 0.0, 0.5, "a conversion is costed at the base rate + this, per year"
+        ),
+        "min_conversion_mw": F("float", 0.0, 1e4, "smaller conversions are not started"),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),

@@ -230,7 +230,6 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.populations = Populations.of(self)  # the agent types' decision rules
         self.this_month = MonthCounters(self.G)  # the month's counters (reset monthly)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
-        self.timeseries_rows: list[dict] = []
         self.panel_rows: list[np.ndarray] = []
         self.cascade_rounds_used = 0
         self.running = True

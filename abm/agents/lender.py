@@ -62,20 +62,67 @@ class Lenders(Population):
         tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
         return (m.status[lender] == ACTIVE) & (severity <= tolerance)
 
-    def decide_rollovers(self, loans: np.ndarray, borrower_healthy: np.ndarray) -> np.ndarray:
-        """True where the lender rolls a maturing loan: it is active, has appetite, the borrower pays."""
+    def reprice_waivers(
+        self,
+        loans: np.ndarray,
+        waive: np.ndarray,
+        ltv_breach: np.ndarray,
+        ltv: np.ndarray,
+        coverage: np.ndarray,
+    ) -> None:
+        """Reprice the waived breaches among ``loans`` (``waive``: mask aligned with ``loans``) and
+        reset their covenants to where the loan stands: the breach count restarts, the spread rises
+        by ``credit.waiver_spread_step`` (per year), an LTV covenant (``ltv_breach``) becomes
+        max(old, ``waiver_ltv_reset_multiple`` x current ``ltv``), a coverage covenant
+        min(old, ``waiver_coverage_reset_multiple`` x current ``coverage``)."""
         m = self.model
-        lender = m.loans.lender[loans]
+        book, credit = m.loans, m.cfg["credit"]
+        waived = loans[waive]
+        book.breach_months[waived] = 0
+        book.spread[waived] += credit["waiver_spread_step"]
+        # (np.where in the argument order of Python's max(old, new) / min(old, new): the same result)
+        reset_ltv, reset_cov = waive & ltv_breach, waive & ~ltv_breach
+        old_ltv = book.max_ltv[loans[reset_ltv]]
+        new_ltv = ltv[reset_ltv] * credit["waiver_ltv_reset_multiple"]
+        book.max_ltv[loans[reset_ltv]] = np.where(new_ltv > old_ltv, new_ltv, old_ltv)
+        old_cov = book.min_coverage[loans[reset_cov]]
+        new_cov = coverage[reset_cov] * credit["waiver_coverage_reset_multiple"]
+        book.min_coverage[loans[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
+
+    def decide_rollovers(self, loans: np.ndarray, sheets: dict) -> np.ndarray:
+        """True where the lender rolls the maturing loan (``loans``: loan rows; returns a mask).
+
+        A lender rolls when it is active with appetite >= ``credit.roll_min_appetite`` and the
+        borrower is healthy: nothing past due, the loan within its LTV covenant (collateral at the
+        lender's marks), and either its trailing EBITDA covers debt service
+        (>= ``credit.roll_min_coverage``) or it has ample equity behind its debt (equity >=
+        ``credit.roll_min_equity_to_debt`` x debt: asset coverage). ``sheets``: every agent's
+        current balance sheet (:meth:`~abm.valuation.Valuation.balance_sheets`, USD)."""
+        m = self.model
+        book, credit = m.loans, m.cfg["credit"]
+        coll = m.collateral_value_of(loans)
+        borrower = book.borrower[loans]
+        cov = m.coverage()[borrower]
+        equity, debt = sheets["equity"][borrower], sheets["debt"][borrower]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ltv = np.where(coll > 0, book.principal_usd[loans] / coll, 0.0)
+        solvent = (cov >= credit["roll_min_coverage"]) | (
+            equity >= credit["roll_min_equity_to_debt"] * debt
+        )
+        healthy = (book.arrears_usd[loans] <= 0) & solvent & (ltv <= book.max_ltv[loans])
+        lender = book.lender[loans]
         return (
             (m.status[lender] == ACTIVE)
-            & (m.appetite[lender] >= m.cfg["credit"]["roll_min_appetite"])
-            & borrower_healthy
+            & (m.appetite[lender] >= credit["roll_min_appetite"])
+            & healthy
         )
 
     def reserve_multiplier(self, lenders: np.ndarray) -> np.ndarray:
         """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
         m = self.model
-        stressed = (m.appetite[lenders] < 0.3) | (m.status[lenders] != ACTIVE)
+        stressed = (m.appetite[lenders] < m.cfg["credit"]["stressed_appetite"]) | (
+            m.status[lenders] != ACTIVE
+        )
         return np.where(
             stressed,
             m.lk["distressed_reserve_multiplier"][lenders],
@@ -104,7 +151,9 @@ class Lenders(Population):
     def new_loan_terms(self, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
         m = self.model
+        c = m.cfg["credit"]
         a = m.appetite[lenders]
-        ltv = m.lk["origination_ltv"][lenders] * (0.5 + 0.5 * a)
-        spread = m.lk["loan_spread"][lenders] + (1.0 - a) * 0.03
+        floor = c["origination_ltv_floor_share"]
+        ltv = m.lk["origination_ltv"][lenders] * (floor + (1.0 - floor) * a)
+        spread = m.lk["loan_spread"][lenders] + (1.0 - a) * c["spread_per_lost_appetite"]
         return ltv, spread

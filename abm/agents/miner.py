@@ -34,7 +34,7 @@ class Miners(Population):
         m = self.model
         idx = m.miner_idx
         price = m.crypto.price_usd
-        want = shortfall_usd[idx] * 1.05 / price
+        want = shortfall_usd[idx] * m.cfg["miners"]["btc_shortfall_sale_multiple"] / price
         ok = m.status[idx] == ACTIVE
         return np.where(ok, np.minimum(want, m.acct.btc[idx]), 0.0)
 
@@ -79,7 +79,7 @@ class Miners(Population):
         mining_margin = m.mining_margin_per_mw_month()[idx]
         gain_per_year = (hosting_margin - mining_margin) * 12.0
         cost = mc["conversion_capex_usd_per_mw"] * (
-            m.base_rate + 0.045 + 1.0 / (mc["lease_months"] / 12.0)
+            m.base_rate + mc["conversion_funding_spread"] + 1.0 / (mc["lease_months"] / 12.0)
         )
         willing = (m.status[idx] == ACTIVE) & (gain_per_year > cost) & (m.mining_mw[idx] > 0)
         if unmet_hosting_mw <= 0 or not willing.any():

@@ -62,7 +62,7 @@ class Neoclouds(Population):
         g = self.newest_generation(t)
         idx = m.neocloud_idx[m.status[m.neocloud_idx] == ACTIVE]
         cost = m.list_price[g] * c["all_in_cost_multiplier"]
-        rate = m.base_rate + 0.06
+        rate = m.base_rate + nc["expansion_discount_spread"]
         margin = self.new_gpu_value(g, rate) / cost - 1.0
         ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
         gap = (

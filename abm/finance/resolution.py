@@ -23,8 +23,6 @@ from abm.finance.instruments import (
 )
 from abm.markets.btc_sales import sell_btc
 
-WORKOUT_MONTHS = 24  # an estate that cannot sell its assets within this is closed
-
 
 def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     """Put borrower ``b`` into default: log it, seize collateral, end its contracts and leases."""
@@ -183,7 +181,11 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     lots_left = np.flatnonzero(m.lots.owner == b) if lots_owned is None else lots_owned
     lots_left = lots_left[m.lots.units[lots_left] > 0]
     worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
-    if len(lots_left) == 0 or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
+    if (
+        len(lots_left) == 0
+        or worthless
+        or t - m.default_month[b] >= m.cfg["credit"]["workout_months"]
+    ):
         for loan in claims:
             write_off(m, t, int(loan))
         m.open_estates.discard(b)

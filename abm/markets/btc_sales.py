@@ -21,14 +21,17 @@ def sell_btc(crypto, acct, sellers: np.ndarray, btc: np.ndarray) -> float:
     return price
 
 
-def raise_cash_from_btc(crypto, acct, b: int, target_usd: float, rounds: int = 4) -> None:
+def raise_cash_from_btc(
+    crypto, acct, b: int, target_usd: float, cover_multiple: float, rounds: int = 4
+) -> None:
     """Agent ``b`` sells free BTC until its cash reaches ``target_usd`` or its BTC runs out.
 
     Each sale moves the price (forced-sale impact), so the seller keeps selling what is still
-    missing, at most ``rounds`` times, asking 2 % more than the shortfall at the current price."""
+    missing, at most ``rounds`` times, selling ``cover_multiple`` x the shortfall at the current
+    price (``miners.btc_raise_cash_multiple``)."""
     for _ in range(rounds):
         short = target_usd - acct.cash[b]
         if short <= 0 or acct.btc[b] <= 1e-12:
             return
-        need = short * 1.02 / crypto.price_usd
+        need = short * cover_multiple / crypto.price_usd
         sell_btc(crypto, acct, np.array([b]), np.array([min(need, acct.btc[b])]))

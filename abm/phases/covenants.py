@@ -113,15 +113,7 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
         cause=causes,
     )
     # waived breaches are repriced and the covenant reset to where the loan stands
-    waived = od[waive]
-    loans.breach_months[waived] = 0
-    loans.spread[waived] += 0.01
-    # (np.where in the argument order of Python's max(old, new) / min(old, new): the same result)
-    reset_ltv, reset_cov = waive & ltv_breach_od, waive & ~ltv_breach_od
-    old_ltv, new_ltv = loans.max_ltv[od[reset_ltv]], ltv_od[reset_ltv] * 1.05
-    loans.max_ltv[od[reset_ltv]] = np.where(new_ltv > old_ltv, new_ltv, old_ltv)
-    old_cov, new_cov = loans.min_coverage[od[reset_cov]], cov_od[reset_cov] * 0.95
-    loans.min_coverage[od[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
+    m.populations.lenders.reprice_waivers(od, waive, ltv_breach_od, ltv_od, cov_od)
     # accelerations, one at a time: repaying one loan uses the cash another could have used
     accelerated = np.flatnonzero(~waive)
     repaid = repay_in_full(m, od[accelerated])
@@ -181,13 +173,17 @@ def _borrowing_base_sweep(
     borrower, principal, max_ltv = columns
     cure = np.where(
         ltv_breach & np.isfinite(coll) & (coll > 0),
-        principal - 0.95 * max_ltv * coll,
+        principal - m.cfg["credit"]["cure_target_ltv_share"] * max_ltv * coll,
         0.0,
     )
     cure = np.maximum(cure, 0.0)
     # cash down to half the investment buffer is available; each borrower cures its smallest
     # breaches first, as many as that cash covers (cumulative sum within borrower)
-    buffer = 0.5 * m.cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd, 0.0)
+    buffer = (
+        m.cfg["credit"]["cure_cash_buffer_share"]
+        * m.cfg["neoclouds"]["cash_buffer_months"]
+        * np.maximum(m.monthly_outflow_usd, 0.0)
+    )
     spare = np.maximum(m.acct.cash - buffer, 0.0)
     cand = np.flatnonzero(cure > 0)
     cured = np.zeros(len(rows), dtype=bool)

@@ -60,22 +60,15 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
     due = np.flatnonzero(loans.in_service(m.status) & (loans.maturity_month <= t))
     if len(due) == 0:
         return
-    coll = m.collateral_value_of(due)
-    borrower = loans.borrower[due]
-    cov = m.coverage()[borrower]
-    sheets = m.balance_sheets(parts)
-    equity, debt = sheets["equity"][borrower], sheets["debt"][borrower]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ltv = np.where(coll > 0, loans.principal_usd[due] / coll, 0.0)
-    # a lender refinances a borrower that pays, sits within its LTV covenant and either covers its
-    # debt service or has ample equity behind the debt (asset coverage)
-    solvent = (cov >= 1.0) | (equity >= 0.5 * debt)
-    healthy = (loans.arrears_usd[due] <= 0) & solvent & (ltv <= loans.max_ltv[due])
-    roll = m.populations.lenders.decide_rollovers(due, healthy)
+    roll = m.populations.lenders.decide_rollovers(due, m.balance_sheets(parts))
     _, spreads = m.populations.lenders.new_loan_terms(loans.lender[due])
     # rolled loans are re-priced at the lender's current terms (counted, not logged one by one)
     rolled, spread = due[roll], spreads[roll]
-    tenor = np.where(loans.kind[rolled] == BTC_LOAN, 12, m.cfg["neoclouds"]["new_loan_months"])
+    tenor = np.where(
+        loans.kind[rolled] == BTC_LOAN,
+        m.cfg["miners"]["btc_loan_roll_months"],
+        m.cfg["neoclouds"]["new_loan_months"],
+    )
     loans.maturity_month[rolled] = t + tenor
     floating = loans.floating[rolled]
     loans.spread[rolled] = np.where(floating, spread, loans.spread[rolled])
@@ -101,7 +94,9 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
         m.drain_events.setdefault(b, []).append((t, refused))
         if b not in defaults and m.type[b] == MINER:
             owed = float(loans.principal_usd[loan] + loans.arrears_usd[loan])
-            raise_cash_from_btc(m.crypto, m.acct, b, owed)
+            raise_cash_from_btc(
+                m.crypto, m.acct, b, owed, m.cfg["miners"]["btc_raise_cash_multiple"]
+            )
         if covenants.repay_in_full(m, np.array([loan]))[0] or b in defaults:
             continue
         if m.status[lender] == FAILED:

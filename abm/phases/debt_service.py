@@ -114,7 +114,9 @@ def unpaid_suppliers(m, t: int) -> bool:
     kind = m.type[short]
     short = short[(m.status[short] == ACTIVE) & ((kind == MINER) | (kind == NEOCLOUD))]
     for b in short:
-        raise_cash_from_btc(m.crypto, m.acct, int(b), 0.0)
+        raise_cash_from_btc(
+            m.crypto, m.acct, int(b), 0.0, m.cfg["miners"]["btc_raise_cash_multiple"]
+        )
     short = [b for b in short if m.acct.cash[b] < -1e-6]
     for b in short:
         if m.lost_revenue_event[b] > 0:

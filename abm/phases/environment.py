@@ -21,7 +21,9 @@ def shocks_and_markets(m, t: int) -> None:
     m.crypto.step(t, btc_return)
     # the modelled miners are part of the network: it can never be smaller than their hashrate
     own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == ACTIVE].sum())
-    m.crypto.network_hashrate_eh = max(m.crypto.network_hashrate_eh, own / 0.9)
+    m.crypto.network_hashrate_eh = max(
+        m.crypto.network_hashrate_eh, own / cfg["crypto"]["modelled_hashrate_max_share"]
+    )
 
     # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
     sigma = sh["ai_demand_vol_per_year"] / math.sqrt(12.0)

@@ -221,7 +221,7 @@ def _convert_sites(m, t: int) -> None:
     free = float(m.free_hosting_mw()[m.miner_idx].sum())
     unmet = m.unmet_hosting_mw - pipeline - free
     mw = m.populations.miners.plan_conversions(unmet)
-    go = mw > 0.1
+    go = mw > m.cfg["miners"]["min_conversion_mw"]
     if not go.any():
         return
     miners = m.miner_idx[go]

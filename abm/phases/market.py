@@ -74,7 +74,7 @@ def _offers(m, t: int, rnd: int):
 def secondary_round(m, t: int, rnd: int) -> bool:
     """Collect all offers and bids, clear, settle. Returns True if anything traded.
 
-    ``market.clearing = "simultaneous"`` (default, DESIGN principle 3): every offer and bid of the
+    ``market.clearing = "simultaneous"`` (default): every offer and bid of the
     round meets in one uniform-price auction per generation. ``"sequential"`` (for comparison): sellers
     come one at a time in a random order, each clears alone against what is left of the bid book, and
     the marks move after each seller.
