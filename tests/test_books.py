@@ -119,3 +119,21 @@ def test_a_repaid_loan_moves_exactly_what_it_owed():
     assert loans.repay_in_full(np.array([row]), cash, lots, model.acct.btc.copy()) == [True]
     assert cash[b] == 1.0 and cash[lender] == before_lender + owed
     assert loans.principal_usd[row] == 0.0 and loans.status[row] == REPAID
+
+
+def test_event_parents_are_stored_as_ids_and_formatted_as_events_csv_text():
+    """Parents are kept as distinct ascending ids (ids <= 0 dropped), extended in place, and only
+    the frame formats them as the ``;``-joined text of events.csv."""
+    from abm.events import EventLog, parse_parent_ids
+
+    log = EventLog([10, 11, 12], ["miner", "lender", "buyer"])
+    first = log.add(0, "default", 0, cause="payment")
+    second = log.add(0, "seizure", 1, counterparty=0, parents=[first, 0, -1, first])
+    third = log.add_many(1, "write_off", [1, 1], [0, 2], [[second, first], []], [1.0, 2.0])
+    assert log.parents(second) == (first,)
+    assert log.parents(third[0]) == (first, second) and log.parents(third[1]) == ()
+    log.add_parents(first, [third[1], second, second])
+    assert log.parents(first) == (second, third[1])
+    texts = log.frame()["parent_event_ids"].tolist()
+    assert texts == [f"{second};{third[1]}", f"{first}", f"{first};{second}", ""]
+    assert [parse_parent_ids(t) for t in texts] == [list(log.parents(i)) for i in (1, 2, 3, 4)]

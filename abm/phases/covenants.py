@@ -122,7 +122,7 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
         if ok or b in defaults:
             continue
         parent = breach_event[k]
-        breach_parents = [int(p) for p in m.events.rows[parent - 1][7].split(";") if p]
+        breach_parents = list(m.events.parents(parent))
         defaults[b] = (causes[k], [event_ids[k], parent, *marks[k]] + breach_parents)
 
 

@@ -94,10 +94,7 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
         i = int(lenders[j])
         extra = [int(m.default_event[d]) for d in hit_by.get(j, []) if m.default_event[d] > 0]
         if extra:
-            row = list(m.events.rows[m.default_event[i] - 1])
-            merged = set(int(x) for x in row[7].split(";") if x) | set(extra)
-            row[7] = ";".join(str(x) for x in sorted(merged))
-            m.events.rows[m.default_event[i] - 1] = tuple(row)
+            m.events.add_parents(int(m.default_event[i]), extra)
     # write liabilities down to what the clearing pays: funders and outside investors take the loss
     for row in ib:
         debtor = pos[int(loans.borrower[row])]
