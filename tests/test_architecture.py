@@ -142,3 +142,26 @@ def test_stepping_the_model_creates_no_attribute():
     )  # the phases did run their rules
     assert set(vars(model)) - before == set()
     assert set(vars(model.compute)) - compute_before == set()
+
+
+def test_every_function_named_in_the_architecture_map_exists():
+    """docs/ARCHITECTURE.md names ``abm/x.py::name`` or ``abm/x.py::Class.method``; each must exist,
+    and so must the module of every ``abm/...py`` it names."""
+    import importlib
+    import re
+
+    text = (PACKAGE_DIR.parent / "docs" / "ARCHITECTURE.md").read_text()
+    refs = re.findall(r"`(abm/[\w/]+\.py)::([\w.]+)`", text)
+    assert len(refs) >= 20  # the map's tables name at least this many functions
+    missing = []
+    for path, name in refs:
+        obj = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(f"{path}::{name}")
+                break
+    for path in set(re.findall(r"`(abm/[\w/]+\.py)", text)):
+        if not (PACKAGE_DIR.parent / path).exists():
+            missing.append(path)
+    assert not missing, f"named in docs/ARCHITECTURE.md but not in the code: {missing}"
