@@ -137,3 +137,43 @@ def test_event_parents_are_stored_as_ids_and_formatted_as_events_csv_text():
     texts = log.frame()["parent_event_ids"].tolist()
     assert texts == [f"{second};{third[1]}", f"{first}", f"{first};{second}", ""]
     assert [parse_parent_ids(t) for t in texts] == [list(log.parents(i)) for i in (1, 2, 3, 4)]
+
+
+@PROPERTY
+@given(state=states, data=st.data())
+def test_the_lot_index_finds_the_same_lots_as_a_scan(state, data):
+    """``rows_of_loan`` / ``rows_of_loans`` (index or full-scan path, by how many loans are asked)
+    equal scanning the ``loan`` column; ``rows_of_borrower`` equals scanning ``borrower``."""
+    model = _model(*state)
+    lots, loans = model.lots, model.loans
+    asked = _subset(loans.n, data)
+    if data.draw(st.booleans()):  # also ask for more loans than the index path serves
+        asked = np.unique(np.concatenate((asked, np.arange(0, loans.n, 3))))
+    np.testing.assert_array_equal(
+        lots.rows_of_loans(asked), np.flatnonzero(np.isin(lots.loan, asked))
+    )
+    for loan in asked[:10].tolist():
+        np.testing.assert_array_equal(lots.rows_of_loan(loan), np.flatnonzero(lots.loan == loan))
+    for b in data.draw(st.lists(st.integers(0, model.n - 1), max_size=5)):
+        np.testing.assert_array_equal(
+            loans.rows_of_borrower(b), np.flatnonzero(loans.borrower == b)
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_agents=st.sampled_from([50, 4000, 70000]),
+    size=st.integers(0, 2000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_radix_sort_by_borrower_then_value_equals_lexsort(n_agents, size, seed):
+    """The covenant cures' sort (radix path for many rows and agent ids below 65536) is
+    ``np.lexsort((value, borrower))``, ties included."""
+    from abm.phases.covenants import _by_borrower_then_value
+
+    rng = np.random.default_rng(seed)
+    borrower = rng.integers(0, n_agents, size)
+    value = rng.choice([0.5, 1.0, 2.0, 3.25], size) * rng.integers(1, 4, size)  # many ties
+    np.testing.assert_array_equal(
+        _by_borrower_then_value(borrower, value, n_agents), np.lexsort((value, borrower))
+    )
