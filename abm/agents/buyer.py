@@ -24,7 +24,8 @@ class SecondaryBuyer(BalanceSheetAgent):
 
 
 class Buyers(Population):
-    """All secondary-market buyers as one population (rows ``model.buyer_idx``): how they value GPUs and bid, vectorised over buyers and generations."""
+    """All secondary-market buyers as one population (rows ``model.buyer_idx``): how they value GPUs
+    and bid, vectorised over buyers and generations."""
 
     def valuations(self) -> np.ndarray:
         """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""

@@ -25,7 +25,8 @@ class Lender(BalanceSheetAgent):
 
 
 class Lenders(Population):
-    """All lenders as one population (rows ``model.lender_idx``): their decision rules, vectorised over the lenders or loans concerned. Amounts in USD, rates per year, appetite in [0, 1]."""
+    """All lenders as one population (rows ``model.lender_idx``): their decision rules, vectorised over
+    the lenders or loans concerned. Amounts in USD, rates per year, appetite in [0, 1]."""
 
     def update_appetite(self, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
@@ -54,8 +55,10 @@ class Lenders(Population):
     def respond_to_breaches(self, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
         """True where the lender waives (and reprices) a breach that outlived its cure period.
 
-        A lender waives when its appetite-scaled tolerance covers the breach's relative severity; a failed
-        lender in run-off never waives.
+        ``loans``: loan rows of the overdue breaches; ``severity``: each breach's relative size
+        (LTV / max LTV - 1, or min coverage / coverage - 1). A lender waives when
+        ``waiver_tolerance`` x its appetite covers the severity; a failed lender in run-off never
+        waives. Returns a mask aligned with ``loans``.
         """
         m = self.model
         lender = m.loans.lender[loans]
@@ -118,7 +121,9 @@ class Lenders(Population):
         )
 
     def reserve_multiplier(self, lenders: np.ndarray) -> np.ndarray:
-        """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
+        """Reserve price / fundamental value for seized GPUs offered by ``lenders`` (agent rows):
+        ``distressed_reserve_multiplier`` when the lender is stressed (appetite below
+        ``credit.stressed_appetite``, or failed: it wants a fast sale), else ``reserve_multiplier``."""
         m = self.model
         stressed = (m.appetite[lenders] < m.cfg["credit"]["stressed_appetite"]) | (
             m.status[lenders] != ACTIVE
@@ -132,8 +137,11 @@ class Lenders(Population):
     def lending_capacity(
         self, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
     ) -> np.ndarray:
-        """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by
-        appetite. ``sheet``: all lenders' current (assets, equity), when the caller has them."""
+        """New lending (USD, aligned with ``lenders``: agent rows) each lender can fund this month:
+        the asset growth that would bring its capital ratio down to ``min_capital_ratio_multiple`` x
+        its start ratio, times its appetite; zero for failed lenders and below
+        ``new_loan_min_appetite``. ``sheet``: all lenders' current (assets, equity) in
+        ``model.lender_idx`` order, when the caller has them."""
         m = self.model
         assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
         assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
@@ -149,7 +157,10 @@ class Lenders(Population):
         return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
 
     def new_loan_terms(self, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
+        """(LTV, spread per year) each of ``lenders`` (agent rows) offers on a new secured loan,
+        tighter and dearer as its appetite ``a`` falls: LTV = ``origination_ltv`` x (f + (1 - f) a)
+        with f = ``credit.origination_ltv_floor_share``, spread = ``loan_spread`` + (1 - a) x
+        ``credit.spread_per_lost_appetite``."""
         m = self.model
         c = m.cfg["credit"]
         a = m.appetite[lenders]

@@ -26,11 +26,14 @@ class Miner(BalanceSheetAgent):
 
 
 class Miners(Population):
-    """All bitcoin miners as one population (rows ``model.miner_idx``): their decision rules, vectorised over the miners (BTC sales, conversions) or one loan at a time (margin calls)."""
+    """All bitcoin miners as one population (rows ``model.miner_idx``): their decision rules,
+    vectorised over the miners (BTC sales, conversions) or one loan at a time (margin calls)."""
 
     def plan_btc_sales(self, shortfall_usd: np.ndarray) -> np.ndarray:
-        """BTC each miner sells this month (miner rows): the shortfall plus a 5 % price buffer, capped at
-        its free BTC. Decided by all miners at once, before the sale clears."""
+        """BTC each miner sells this month (array aligned with ``model.miner_idx``): an active miner
+        sells its cash shortfall (``shortfall_usd``: per agent, USD) x ``btc_shortfall_sale_multiple``
+        (a buffer against its own price impact) at the current price, capped at its free BTC.
+        Decided by all miners at once, before the sale clears."""
         m = self.model
         idx = m.miner_idx
         price = m.crypto.price_usd
@@ -39,9 +42,10 @@ class Miners(Population):
         return np.where(ok, np.minimum(want, m.acct.btc[idx]), 0.0)
 
     def answer_margin_call(self, loan: int) -> tuple[float, float]:
-        """Restore a BTC loan to its initial LTV: post free BTC first, then repay with spare cash.
+        """The borrower of margin-called BTC loan ``loan`` (a loan row) restores it to its initial
+        LTV: it posts free BTC first, then repays principal with its cash (never below zero).
 
-        Returns (btc_posted, cash_repaid)."""
+        Returns (BTC posted, USD repaid)."""
         m = self.model
         loans = m.loans
         b = int(loans.borrower[loan])
@@ -62,11 +66,16 @@ class Miners(Population):
         return post, cash_paid
 
     def plan_conversions(self, unmet_hosting_mw: float) -> np.ndarray:
-        """MW each miner starts converting (miner rows).
+        """MW each miner starts converting this month (array aligned with ``model.miner_idx``), given
+        the hosting MW neoclouds want and cannot find (``unmet_hosting_mw``).
 
         A miner converts when the hosting margin beats the mining margin by more than the cost of the
-        project loan on the capex, neoclouds want more hosted MW than is free or being built, and its
-        lenders will fund the project. The unmet demand is shared among willing miners by mining MW.
+        project loan on the capex (costed at base rate + ``conversion_funding_spread`` plus
+        straight-line repayment over the lease, per year), neoclouds want more hosted MW than is free
+        or being built, and it still mines. Each willing miner converts at most
+        ``max_conversion_share_per_month`` of its mining MW; the unmet demand is shared among them
+        by that capacity. (Whether its lenders fund the project is decided in the investment
+        phase.)
         """
         m = self.model
         mc = m.cfg["miners"]

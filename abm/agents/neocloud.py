@@ -21,9 +21,11 @@ class Neocloud(BalanceSheetAgent):
 
 
 class Neoclouds(Population):
-    """All GPU neoclouds as one population (rows ``model.neocloud_idx``): their decision rules, vectorised over the neoclouds or their lots."""
+    """All GPU neoclouds as one population (rows ``model.neocloud_idx``): their decision rules,
+    vectorised over the neoclouds or their lots."""
 
     def newest_generation(self, t: int) -> int:
+        """Index of the newest GPU generation released by month ``t`` (the one neoclouds buy)."""
         m = self.model
         released = np.flatnonzero(m.release_month <= t)
         return int(released[-1])
