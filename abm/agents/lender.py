@@ -134,6 +134,23 @@ class Lenders(Population):
             m.lk["reserve_multiplier"][lenders],
         )
 
+    def offer_seized_lots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What lenders offer from the seized lots ``rows`` (lot rows they own, not yet offered this
+        month): ``ceil(units x offer_share_per_month)`` GPUs per lot, at a reserve of
+        max(:meth:`reserve_multiplier` x ``reserve_decay_per_unsold_month`` ^ months unsold,
+        ``reserve_floor_multiplier``) x the generation's fundamental value (USD per GPU).
+        Returns (units, reserve USD per GPU), aligned with ``rows``."""
+        m = self.model
+        lots, credit = m.lots, m.cfg["credit"]
+        owner = lots.owner[rows]
+        units = np.ceil(lots.units[rows] * m.lk["offer_share_per_month"][owner]).astype(np.int64)
+        decay = credit["reserve_decay_per_unsold_month"] ** lots.unsold_months[rows]
+        reserve = (
+            np.maximum(self.reserve_multiplier(owner) * decay, credit["reserve_floor_multiplier"])
+            * m.compute.fundamental_value[lots.gen[rows]]
+        )
+        return units, reserve
+
     def lending_capacity(
         self, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
     ) -> np.ndarray:

@@ -79,6 +79,16 @@ class Neoclouds(Population):
         want = np.minimum(share * per_month / m.perf[g], fleet * nc["max_growth_per_month"])
         return idx, np.floor(want).astype(np.int64)
 
+    def affordable_units(self, idx: np.ndarray, cost_usd: float, ltv: np.ndarray) -> np.ndarray:
+        """GPUs each neocloud of ``idx`` (agent rows) can pay the equity part of: its cash above a
+        buffer of ``cash_buffer_months`` x monthly outflow, over the unit's all-in cost
+        (``cost_usd``) x (1 - the lender's ``ltv``). Whole units (float array aligned with ``idx``)."""
+        m = self.model
+        months = m.cfg["neoclouds"]["cash_buffer_months"]
+        buffer = months * np.maximum(m.monthly_outflow_usd[idx], 0.0)
+        equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
+        return np.floor(equity_room / (cost_usd * (1.0 - ltv)))
+
     def voluntary_offers(self, arrears_by_agent: np.ndarray):
         """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to
         cover the arrears. Returns (lot rows, units, reserve USD per unit)."""

@@ -55,10 +55,7 @@ def _expand_fleets(m, t: int) -> None:
     has_lender = lenders >= 0
     idx, want, lenders = idx[has_lender], want[has_lender], lenders[has_lender]
     ltv, spread = m.populations.lenders.new_loan_terms(lenders)
-    buffer = cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd[idx], 0.0)
-    equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
-    affordable = np.floor(equity_room / (cost * (1.0 - ltv)))
-    units = np.minimum(want, affordable)
+    units = np.minimum(want, m.populations.neoclouds.affordable_units(idx, cost, ltv))
     share = _funding_shares(m, lenders, units * cost * ltv)
     units = np.floor(units * share).astype(np.int64)
     ok = units > 0

@@ -32,18 +32,8 @@ def _offers(m, t: int, rnd: int):
     # a forced seller cuts its reserve for every month a lot has stayed unsold
     decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
     rows_l = has[is_lender.take(has_owner)]
-    units_l = np.ceil(lot_units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
-        np.int64
-    )
+    units_l, res_l = m.populations.lenders.offer_seized_lots(rows_l)
     floor = m.cfg["credit"]["reserve_floor_multiplier"]
-    res_l = (
-        np.maximum(
-            m.populations.lenders.reserve_multiplier(owner[rows_l])
-            * decay_per_month ** lots.unsold_months[rows_l],
-            floor,
-        )
-        * fundamental[lots.gen[rows_l]]
-    )
     rows_e = has[is_estate.take(has_owner)]
     units_e = lot_units[rows_e]
     res_e = (
