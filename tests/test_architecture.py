@@ -165,3 +165,38 @@ def test_every_function_named_in_the_architecture_map_exists():
         if not (PACKAGE_DIR.parent / path).exists():
             missing.append(path)
     assert not missing, f"named in docs/ARCHITECTURE.md but not in the code: {missing}"
+
+
+def test_every_code_reference_in_the_odd_exists():
+    """docs/ODD.md writes code references as ``module::name``; those into ``abm`` must exist (a
+    bare file name such as ``debt.py`` must name exactly one module of ``abm``)."""
+    import importlib
+    import re
+
+    root = PACKAGE_DIR.parent
+    text = (root / "docs" / "ODD.md").read_text()
+    refs = set(re.findall(r"`((?:abm/)?[\w/]+\.py)::([\w.]+)`", text))
+    modules = {p.name: [] for p in PACKAGE_DIR.rglob("*.py")}
+    for p in PACKAGE_DIR.rglob("*.py"):
+        modules[p.name].append(p)
+    checked, missing = 0, []
+    for path, name in sorted(refs):
+        if path.startswith("tests/"):
+            continue
+        if path.startswith("abm/"):
+            file = root / path
+        elif len(modules.get(path, [])) == 1:
+            file = modules[path][0]
+        else:
+            missing.append(f"{path} (no single abm module of that name)")
+            continue
+        dotted = ".".join(file.relative_to(root).with_suffix("").parts)
+        obj = importlib.import_module(dotted)
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(f"{path}::{name}")
+                break
+        checked += 1
+    assert checked >= 40
+    assert not missing, f"named in docs/ODD.md but not in the code: {missing}"
