@@ -377,6 +377,9 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 0.5, "a conversion is costed at the base rate + this, per year"
         ),
         "min_conversion_mw": F("float", 0.0, 1e4, "smaller conversions are not started"),
+        "asic_refresh_cash_buffer_months": F(
+            "float", 0.0, 60.0, "ASIC refresh spends cash above this x monthly opex"
+        ),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),

@@ -157,8 +157,6 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.outside_funder_losses_usd = 0.0
         self.unmet_hosting_mw = 0.0
         self.credit_supply_usd = 0.0
-        self.capacity_left = np.zeros(n)  # lenders' lending capacity left this month (USD)
-        self.btc_production_sale = np.zeros(n)  # BTC each miner sells from this month's output
         self.current_row: dict = {}  # this month's time-series row (the DataCollector reads it)
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
@@ -249,8 +247,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
     def step(self) -> None:
         self.month = t = self.steps - 1
         phases.environment.shocks_and_markets(self, t)  # 1-2
-        phases.operations.run(self, t)  # 3
-        phases.debt_service.service(self, t)  # 4
+        production_sale_btc = phases.operations.run(self, t)  # 3
+        phases.debt_service.service(self, t, production_sale_btc)  # 4
         for r in range(self.cfg["run"]["max_cascade_rounds"]):  # 5-9
             new_defaults = phases.debt.tests_and_responses(self, t, r)
             traded = phases.market.secondary_round(self, t, r)

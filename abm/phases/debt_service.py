@@ -19,12 +19,13 @@ from abm.markets.btc_sales import raise_cash_from_btc, sell_btc
 from abm.phases.operations import push_history
 
 
-def service(m, t: int) -> None:
+def service(m, t: int, production_sale_btc: np.ndarray) -> None:
     """Phase 4: each serviced loan's interest (annual rate / 12) and amortisation fall due; miners
     sell their routine BTC production, and BTC to cover shortfalls (:meth:`Miners.plan_btc_sales
     <abm.agents.miner.Miners.plan_btc_sales>`), in one clearing; every borrower pays its month's service
     pro rata as far as its cash goes, the rest becomes arrears. Loans amortised to zero with
-    nothing past due are repaid and their lots released. Writes ``m.service_hist`` (USD per
+    nothing past due are repaid and their lots released. ``production_sale_btc``: BTC each agent
+    sells from this month's production (per agent, from :func:`abm.phases.operations.run`). Writes ``m.service_hist`` (USD per
     agent, newest month first) and ``m.monthly_outflow_usd``."""
     # Only the serviced loans are read and written (closed rows stay in the book for history): the
     # other rows would get zero interest and amortisation, and adding zeros changes no sum and no
@@ -46,7 +47,7 @@ def service(m, t: int) -> None:
 
     # routine sales of production are part of the market's normal flow (no extra impact); miners short
     # of cash also sell treasury BTC, and those forced sales clear together against market depth
-    routine = np.minimum(m.btc_production_sale[m.miner_idx], acct.btc[m.miner_idx])
+    routine = np.minimum(production_sale_btc[m.miner_idx], acct.btc[m.miner_idx])
     price = m.crypto.price_usd
     acct.btc_from_sector("btc_market", m.miner_idx, -routine)
     acct.from_sector("btc_market", m.miner_idx, routine * price)
