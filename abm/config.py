@@ -201,6 +201,9 @@ SCHEMA: dict[str, Any] = {
             "float", 1.0, 1e9, "clearing volume (GPUs) that sets the market mark fully"
         ),
         "appraisal_lag_months": F("int", 1, 36, "months averaged by appraisal marks"),
+        "spot_factor_min": F("float", 0.0, 1.0, "lowest spot rent / trend rent"),
+        "spot_factor_max": F("float", 1.0, 100.0, "highest spot rent / trend rent"),
+        "valuation_horizon_months": F("int", 1, 600, "months of rent in a DCF value per GPU"),
     },
     "crypto": {
         "btc_price_usd": F("float", 1e-6, 1e9, "BTC price at start"),
@@ -305,6 +308,9 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 0.5, "new-loan spread added per unit of appetite lost, per year"
         ),
         "workout_months": F("int", 1, 240, "an estate not sold out within this is closed"),
+        "lost_lease_memory_months": F(
+            "int", 0, 120, "a lost lease explains a host's distress for this many months"
+        ),
     },
     "neoclouds": {
         "count": F("int", 0, 100_000, "number of neoclouds"),
@@ -386,6 +392,16 @@ SCHEMA: dict[str, Any] = {
         "kinds": MapOf(LENDER_KIND, "behaviour and balance sheet by lender kind"),
         "lenders_per_borrower": F("range", 1, 50, "secured lenders per borrower"),
         "size_concentration": F("float", 0.0, 5.0, "preferential attachment exponent"),
+        "initial_cash_share_of_loans": F(
+            "float", 0.0, 1.0, "a lender's cash at start / its loans ..."
+        ),
+        "initial_cash_floor_usd": F("float", 0.0, 1e12, "... plus this"),
+        "interbank_spread_premium": F(
+            "float", 0.0, 0.5, "interbank loan spread over the funder's funding spread, per year"
+        ),
+        "initial_ltv_headroom_share": F(
+            "float", 0.0, 1.0, "a seasoned GPU loan starts at most this far into its headroom"
+        ),
     },
     "buyers": {
         "kinds": MapOf(BUYER_KIND, "secondary-market GPU buyers by kind"),

@@ -52,6 +52,7 @@ def lenders_of_kind(m, kinds) -> np.ndarray:
 
 def build_neoclouds(m, load: np.ndarray) -> None:
     cfg, rng = m.cfg, m.rng
+    seasoned_share = cfg["lenders"]["initial_ltv_headroom_share"]
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
     mix = mix / mix.sum()
@@ -96,7 +97,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
                 principal = orig_ltv * cost * u * months_left / tenor
                 # a loan still performing in 2025 has been kept within its covenant by earlier cures
                 # and paydowns: at most halfway into its headroom at today's marks
-                principal = min(principal, (orig_ltv + 0.5 * headroom) * u * mark)
+                principal = min(principal, (orig_ltv + seasoned_share * headroom) * u * mark)
                 ltv_now = principal / max(u * mark, 1.0)
                 loan = m.loans.add(
                     lender=lender,
@@ -360,12 +361,13 @@ def build_lender_funding(m, load: np.ndarray) -> None:
     same funder is drawn (so the rest of the world is identical) but the funding comes from outside.
     """
     loans = m.loans
+    lc = m.cfg["lenders"]
     banks = lenders_of_kind(m, ("bank",))
     bank_set = set(banks.tolist())
     order = [i for i in m.lender_idx if i not in bank_set] + list(banks)
     for i in order:
         assets_loans = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)[i]
-        cash = 0.05 * assets_loans + 2.0e7
+        cash = lc["initial_cash_share_of_loans"] * assets_loans + lc["initial_cash_floor_usd"]
         debt = (1.0 - m.lk["capital_ratio"][i]) * (assets_loans + cash)
         m.acct.cash[i] = cash
         interbank = (
@@ -383,7 +385,7 @@ def build_lender_funding(m, load: np.ndarray) -> None:
                     kind=INTERBANK,
                     seniority=SENIOR_UNSECURED,
                     principal_usd=interbank,
-                    spread=m.lk["funding_spread"][funder] + 0.01,
+                    spread=m.lk["funding_spread"][funder] + lc["interbank_spread_premium"],
                     floating=True,
                     maturity_month=10_000,
                     origination_month=-1,

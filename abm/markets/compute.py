@@ -71,21 +71,26 @@ class ComputeMarket:
         )
         self.utilisation = float(min(cfg["utilisation_max"], ratio))
         factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
-        self.spot_factor = float(np.clip(factor, 0.2, 2.5))
+        self.spot_factor = float(np.clip(factor, cfg["spot_factor_min"], cfg["spot_factor_max"]))
         self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
 
     def running(self) -> np.ndarray:
         """Generations worth running: rent per busy hour covers power (colocation is sunk)."""
         return self.rent_spot > self.power_cost_per_hour
 
-    def value_per_gpu(self, month: int, annual_discount_rate, horizon: int = 120) -> np.ndarray:
+    def value_per_gpu(
+        self, month: int, annual_discount_rate, horizon: int | None = None
+    ) -> np.ndarray:
         """DCF value of one GPU of each generation (USD), running only while it earns its power.
 
         Expected rents follow the deflation trend and one release step per ``cadence`` months from
         current spot; the GPU is retired at ``gpu_life_months`` after release. Returns an array over
-        generations (or generations x rates if ``annual_discount_rate`` is an array).
+        generations (or generations x rates if ``annual_discount_rate`` is an array). ``horizon``:
+        months of rent counted (default ``compute.valuation_horizon_months``).
         """
         cfg = self.cfg
+        if horizon is None:
+            horizon = cfg["valuation_horizon_months"]
         k = np.arange(1, horizon + 1)
         cadence = self._cadence_months()
         monthly_decay = (1.0 - self.expected_deflation_per_year()) ** (1.0 / 12.0) * (

@@ -58,5 +58,6 @@ def shocks_and_markets(m, t: int) -> None:
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
 
     m.this_month.reset()
-    # a lost lease explains later distress for a year at most
-    m.lost_revenue_event[t - m.lost_revenue_month > 12] = -1
+    # a lost lease explains later distress for a limited time (a year in the baseline)
+    memory = cfg["credit"]["lost_lease_memory_months"]
+    m.lost_revenue_event[t - m.lost_revenue_month > memory] = -1
