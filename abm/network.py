@@ -127,7 +127,7 @@ def refresh_graph(m) -> nx.MultiDiGraph:
             capital_ratio_start=float(m.capital_ratio_start[i]),
         )
     loans = m.loans
-    rates = m.loan_rates()
+    rates = m.loans.rates(m.base_rate)
     for row in range(loans.n):
         lender, borrower = int(loans.lender[row]), int(loans.borrower[row])
         key = f"loan{row}"

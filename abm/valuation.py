@@ -30,6 +30,7 @@ class Valuation:
         self._coverage_cache = None  # (ebitda history, service history, months, coverage)
 
     def total_btc(self) -> float:
+        """All BTC held by agents: free BTC plus BTC pledged to loans (BTC)."""
         return float(self.acct.btc.sum() + self.loans.collateral_btc.sum())
 
     def free_hosting_mw(self) -> np.ndarray:
@@ -67,19 +68,18 @@ class Valuation:
         return float((lots.units.take(live) * self.perf.take(lots.gen.take(live))).sum())
 
     def it_kw_of(self, i: int) -> float:
+        """IT power of the GPUs agent ``i`` owns (kW)."""
         mine = self.lots.owner == i
         return float((self.lots.units[mine] * self.kw[self.lots.gen[mine]]).sum())
 
     def gpu_units_by_agent(self) -> np.ndarray:
+        """GPUs owned per agent (float array of length ``n``)."""
         return np.bincount(self.lots.owner, weights=self.lots.units, minlength=self.n)
 
     def gpu_value_by_agent(self) -> np.ndarray:
+        """GPUs owned per agent at market marks (USD, length ``n``)."""
         value = self.lots.units * self.mark_market[self.lots.gen]
         return np.bincount(self.lots.owner, weights=value, minlength=self.n)
-
-    def loan_rates(self) -> np.ndarray:
-        loans = self.loans
-        return np.where(loans.floating, self.base_rate + loans.spread, loans.fixed_rate)
 
     def collateral_value(self) -> np.ndarray:
         """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
@@ -183,6 +183,7 @@ class Valuation:
         return (self.acct.cash + claims + inventory)[self.lender_idx]
 
     def lender_liabilities(self) -> np.ndarray:
+        """What every lender owes (USD, lender rows): outside funding plus open interbank loans."""
         loans = self.loans
         interbank = self.loan_rows_of_kind(INTERBANK)  # the only loans lenders owe
         owed = np.where(loans.status[interbank] != LOAN_CLOSED, loans.principal_usd[interbank], 0.0)
@@ -190,6 +191,7 @@ class Valuation:
         return (self.outside_funding_usd + owed_by)[self.lender_idx]
 
     def lender_equity(self) -> np.ndarray:
+        """Assets less liabilities of every lender (USD, lender rows)."""
         return self.lender_assets() - self.lender_liabilities()
 
     def lender_assets_and_equity(
@@ -199,11 +201,6 @@ class Valuation:
         ``parts``: the current :meth:`claims_and_inventory`, when the caller has them."""
         assets = self.lender_assets(parts)
         return assets, assets - self.lender_liabilities()
-
-    def lender_equity_of(self, lenders: np.ndarray) -> np.ndarray:
-        eq = np.zeros(self.n)
-        eq[self.lender_idx] = self.lender_equity()
-        return eq[lenders]
 
     def balance_sheets(
         self, parts: tuple[np.ndarray, np.ndarray] | None = None
@@ -240,6 +237,7 @@ class Valuation:
         }
 
     def balance_sheet(self, i: int) -> dict:
+        """:meth:`balance_sheets` of agent ``i`` as floats (USD; ``btc`` in BTC)."""
         sheets = self.balance_sheets()
         return {k: float(v[i]) for k, v in sheets.items()}
 

@@ -19,8 +19,7 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     ib = m.loan_rows_of_kind(INTERBANK)
     ib = ib[loans.status[ib] == LOAN_ACTIVE]
     if len(ib):
-        # the rates of these loans only (m.loan_rates()[ib], element by element the same)
-        rate = np.where(loans.floating[ib], m.base_rate + loans.spread[ib], loans.fixed_rate[ib])
+        rate = loans.rates(m.base_rate, ib)
         interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     top_up_liquidity(m)
