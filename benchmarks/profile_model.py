@@ -55,7 +55,10 @@ TIMED = (
     ("abm.phases.covenants", "mark_parents"),
     ("abm.phases.covenants", "_report_breaches"),
     ("abm.phases.covenants", "repay_in_full"),
-    ("abm.agents.lender", "update_appetite"),
+    ("abm.agents.lender:Lenders", "update_appetite"),
+    ("abm.agents.lender:Lenders", "decide_rollovers"),
+    ("abm.agents.buyer:Buyers", "bid_schedules"),
+    ("abm.finance.loans:LoanBook", "repay_in_full"),
     ("abm.phases.market", "secondary_round"),
     ("abm.phases.market", "update_marks"),
     ("abm.phases.debt_service", "settle_arrears"),
@@ -88,7 +91,10 @@ def phase_breakdown(cfg: dict) -> str:
         setattr(module, name, timed)
 
     for mod_name, name in TIMED:
+        mod_name, _, class_name = mod_name.partition(":")  # "module:Class" times a method
         module = importlib.import_module(mod_name)
+        if class_name:
+            module = getattr(module, class_name)
         if hasattr(module, name):
             wrap(module, name)
     try:
