@@ -11,20 +11,14 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.events import parse_parent_ids
 from abm.finance.debtrank import debtrank, debtrank_value
 from abm.vocabulary import CHANNELS, DEFAULTING_TYPES, EVENT_CHANNEL
 
 __all__ = ["CHANNELS", "EVENT_CHANNEL", "cascade_depth", "cascade_metrics", "cascade_tree"]
 
 
-def _parents(text) -> list[int]:
-    """Parent event ids from ``parent_event_ids`` ("3;17"), also when a CSV reader has turned a
-    single id into a number (40 or 40.0); empty or NaN means none."""
-    if isinstance(text, int | float | np.integer | np.floating):
-        return [] if not np.isfinite(text) else [int(text)]
-    if not isinstance(text, str) or not text:
-        return []
-    return [int(float(p)) for p in text.split(";") if p]
+_parents = parse_parent_ids  # the parents of an events.csv row (abm.events.parse_parent_ids)
 
 
 def _edge_channel(

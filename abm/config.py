@@ -217,6 +217,9 @@ SCHEMA: dict[str, Any] = {
             "float", 1.0, 1e9, "clearing volume (GPUs) that sets the market mark fully"
         ),
         "appraisal_lag_months": F("int", 1, 36, "months averaged by appraisal marks"),
+        "spot_factor_min": F("float", 0.0, 1.0, "lowest spot rent / trend rent"),
+        "spot_factor_max": F("float", 1.0, 100.0, "highest spot rent / trend rent"),
+        "valuation_horizon_months": F("int", 1, 600, "months of rent in a DCF value per GPU"),
     },
     "crypto": {
         "btc_price_usd": F("float", 1e-6, 1e9, "BTC price at start"),
@@ -240,6 +243,9 @@ SCHEMA: dict[str, Any] = {
         "fees_btc_per_block": F("float", 0.0, 10.0, "fees per block"),
         "halving": F("month", doc="next halving month"),
         "blocks_per_month": F("float", 1.0, 1e5, "blocks mined per month"),
+        "modelled_hashrate_max_share": F(
+            "float", 0.01, 1.0, "the modelled miners' largest share of network hashrate"
+        ),
     },
     "shocks": {
         "p_calm_to_stress": P,
@@ -289,6 +295,38 @@ SCHEMA: dict[str, Any] = {
         "reserve_decay_per_unsold_month": F(
             "float", 0.0, 1.0, "reserve x this for each month a lot stays unsold"
         ),
+        "roll_min_coverage": F(
+            "float", 0.0, 10.0, "a maturing loan is rolled if EBITDA / debt service >= this ..."
+        ),
+        "roll_min_equity_to_debt": F("float", 0.0, 10.0, "... or equity / debt >= this"),
+        "waiver_spread_step": F(
+            "float", 0.0, 0.5, "spread added when a breach is waived, per year"
+        ),
+        "waiver_ltv_reset_multiple": F(
+            "float", 1.0, 2.0, "a waived LTV covenant resets to max(old, this x current LTV)"
+        ),
+        "waiver_coverage_reset_multiple": F(
+            "float", 0.0, 1.0, "a waived coverage covenant resets to min(old, this x coverage)"
+        ),
+        "cure_target_ltv_share": F(
+            "float", 0.0, 1.0, "an equity cure prepays down to this x the covenant LTV"
+        ),
+        "cure_cash_buffer_share": F(
+            "float", 0.0, 1.0, "an equity cure spends cash down to this x the cash buffer"
+        ),
+        "stressed_appetite": F(
+            "float", 0.0, 1.0, "below this appetite a lender sells at its distressed reserve"
+        ),
+        "origination_ltv_floor_share": F(
+            "float", 0.0, 1.0, "new-loan LTV = origination LTV x (this + (1 - this) x appetite)"
+        ),
+        "spread_per_lost_appetite": F(
+            "float", 0.0, 0.5, "new-loan spread added per unit of appetite lost, per year"
+        ),
+        "workout_months": F("int", 1, 240, "an estate not sold out within this is closed"),
+        "lost_lease_memory_months": F(
+            "int", 0, 120, "a lost lease explains a host's distress for this many months"
+        ),
     },
     "neoclouds": {
         "count": F("int", 0, 100_000, "number of neoclouds"),
@@ -315,6 +353,9 @@ SCHEMA: dict[str, Any] = {
         "investment_hurdle": F("float", 0.0, 2.0, "required NPV margin to expand"),
         "cash_buffer_months": F("float", 0.0, 60.0, "cash kept back from investment"),
         "new_loan_months": F("int", 1, 240, "tenor of new GPU term loans"),
+        "expansion_discount_spread": F(
+            "float", 0.0, 0.5, "a new GPU is valued at the base rate + this, per year"
+        ),
     },
     "miners": {
         "count": F("int", 0, 100_000, "number of miners"),
@@ -347,12 +388,36 @@ SCHEMA: dict[str, Any] = {
         "site_value_usd_per_mining_mw": F("float", 0.0, 1e9, "ASICs and site per mining MW"),
         "asic_usd_per_th": F("float", 0.0, 1e4, "price of new ASIC hashrate (fleet refresh)"),
         "site_recovery_share": F("float", 0.0, 1.0, "site sale price / book value in default"),
+        "btc_shortfall_sale_multiple": F(
+            "float", 1.0, 2.0, "BTC sold for a cash shortfall / shortfall at the current price"
+        ),
+        "btc_raise_cash_multiple": F(
+            "float", 1.0, 2.0, "BTC sold to raise cash / cash missing, at the current price"
+        ),
+        "btc_loan_roll_months": F("int", 1, 120, "tenor of a rolled BTC-backed loan"),
+        "conversion_funding_spread": F(
+            "float", 0.0, 0.5, "a conversion is costed at the base rate + this, per year"
+        ),
+        "min_conversion_mw": F("float", 0.0, 1e4, "smaller conversions are not started"),
+        "asic_refresh_cash_buffer_months": F(
+            "float", 0.0, 60.0, "ASIC refresh spends cash above this x monthly opex"
+        ),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),
         "kinds": MapOf(LENDER_KIND, "behaviour and balance sheet by lender kind"),
         "lenders_per_borrower": F("range", 1, 50, "secured lenders per borrower"),
         "size_concentration": F("float", 0.0, 5.0, "preferential attachment exponent"),
+        "initial_cash_share_of_loans": F(
+            "float", 0.0, 1.0, "a lender's cash at start / its loans ..."
+        ),
+        "initial_cash_floor_usd": F("float", 0.0, 1e12, "... plus this"),
+        "interbank_spread_premium": F(
+            "float", 0.0, 0.5, "interbank loan spread over the funder's funding spread, per year"
+        ),
+        "initial_ltv_headroom_share": F(
+            "float", 0.0, 1.0, "a seasoned GPU loan starts at most this far into its headroom"
+        ),
     },
     "buyers": {
         "kinds": MapOf(BUYER_KIND, "secondary-market GPU buyers by kind"),

@@ -1,4 +1,4 @@
-"""The Mesa model: builds the world from a scenario and runs the monthly schedule of DESIGN.md section 3.
+"""The Mesa model: builds the world from a scenario and runs the monthly schedule (docs/ARCHITECTURE.md).
 
 One step is one month:
 
@@ -16,13 +16,13 @@ One step is one month:
 from __future__ import annotations
 
 import mesa
-import networkx as nx
 import numpy as np
 from mesa.discrete_space import Network
 
 from abm import network as netmod
 from abm import phases, world
 from abm.accounts import Accounts
+from abm.agent_table import agent_table
 from abm.agents import (
     BUYER,
     LENDER,
@@ -32,17 +32,14 @@ from abm.agents import (
     Lender,
     Miner,
     Neocloud,
+    Populations,
     SecondaryBuyer,
 )
 from abm.agents.base import ACTIVE
 from abm.config import load_scenario, month_index, month_label, release_months
+from abm.counters import MonthCounters
 from abm.events import EventLog
 from abm.finance.instruments import (
-    ACTIVE as LOAN_ACTIVE,
-)
-from abm.finance.instruments import (
-    BTC_LOAN,
-    GPU_TERM,
     INTERBANK,
     ContractBook,
     ConversionBook,
@@ -50,17 +47,15 @@ from abm.finance.instruments import (
     LoanBook,
     LotBook,
 )
-from abm.finance.instruments import (
-    DEFAULTED as LOAN_DEFAULTED,
-)
 from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
 from abm.markets.shocks import Shocks
+from abm.valuation import Valuation
 
 AGENT_CLASSES = {MINER: Miner, NEOCLOUD: Neocloud, LENDER: Lender, BUYER: SecondaryBuyer}
 
 
-class AIComputeCreditModel(mesa.Model):
+class AIComputeCreditModel(Valuation, mesa.Model):
     """Credit contagion in AI-compute infrastructure.
 
     Parameters
@@ -75,6 +70,7 @@ class AIComputeCreditModel(mesa.Model):
 
     def __init__(self, config: dict | None = None, rng=None, months: int | None = None) -> None:
         super().__init__(rng=rng)
+        self.init_valuation_caches()
         # macro shocks (regime, BTC, AI demand) draw from their own stream, derived from the seed, so
         # that variants of a scenario (channels off, clearing mode, policies) face the same shock
         # path: common random numbers for comparisons. Agent-level draws use self.rng.
@@ -94,8 +90,21 @@ class AIComputeCreditModel(mesa.Model):
         self.base_rate = cfg["credit"]["base_rate_start"]
 
         # agents and per-agent state
-        world.build_agent_table(self)
-        n = self.n
+        table = agent_table(cfg, self.rng)
+        self.n = n = table.n
+        self.type = table.type  # MINER, NEOCLOUD, LENDER, BUYER per agent
+        self.miner_idx, self.neocloud_idx = table.miner_idx, table.neocloud_idx
+        self.lender_idx, self.buyer_idx = table.lender_idx, table.buyer_idx
+        self.borrower_idx = table.borrower_idx
+        self.lender_kind_names, self.lender_kind = table.lender_kind_names, table.lender_kind
+        self.lk = table.lk  # lender parameters by name, per agent
+        self.market_policy = table.market_policy  # lenders marking to market (else appraisal)
+        self.lender_size_weight = table.lender_size_weight
+        self.buyer_kind_names, self.buyer_kind = table.buyer_kind_names, table.buyer_kind
+        self.budget_usd, self.absorption_mw = table.budget_usd, table.absorption_mw
+        self.hurdle, self.integration_usd = table.hurdle, table.integration_usd
+        self.buyer_liquid, self.buyer_max_perf = table.buyer_liquid, table.buyer_max_perf
+        self.buyer_installed = table.buyer_installed
         self.status = np.full(n, ACTIVE, dtype=np.int64)
         self.acct = Accounts(n)
         for name in (
@@ -109,7 +118,6 @@ class AIComputeCreditModel(mesa.Model):
             "appetite",
             "capital_ratio_start",
             "written_off_usd",
-            "lost_revenue_usd",
             "budget_left",
             "mw_left",
             "contracted_share",
@@ -144,11 +152,12 @@ class AIComputeCreditModel(mesa.Model):
         )  # defaulted borrowers with claims still being worked out
         self.btc_sale_events: list[int] = []
         # borrower -> [(month, event id)] of the margin calls and refused rollovers that drained
-        # its cash: the parents of a later payment default (debt.py::_cash_drains)
+        # its cash: the parents of a later payment default (debt_service.py::cash_drains)
         self.drain_events: dict[int, list[tuple[int, int]]] = {}
         self.outside_funder_losses_usd = 0.0
         self.unmet_hosting_mw = 0.0
         self.credit_supply_usd = 0.0
+        self.current_row: dict = {}  # this month's time-series row (the DataCollector reads it)
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
 
@@ -216,9 +225,9 @@ class AIComputeCreditModel(mesa.Model):
         self.fire_sale_units = 0
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
-        phases.environment.reset_month(self)
+        self.populations = Populations.of(self)  # the agent types' decision rules
+        self.this_month = MonthCounters(self.G)  # the month's counters (reset monthly)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
-        self.timeseries_rows: list[dict] = []
         self.panel_rows: list[np.ndarray] = []
         self.cascade_rounds_used = 0
         self.running = True
@@ -238,14 +247,14 @@ class AIComputeCreditModel(mesa.Model):
     def step(self) -> None:
         self.month = t = self.steps - 1
         phases.environment.shocks_and_markets(self, t)  # 1-2
-        phases.operations.run(self, t)  # 3
-        phases.debt.service(self, t)  # 4
+        production_sale_btc = phases.operations.run(self, t)  # 3
+        phases.debt_service.service(self, t, production_sale_btc)  # 4
         for r in range(self.cfg["run"]["max_cascade_rounds"]):  # 5-9
             new_defaults = phases.debt.tests_and_responses(self, t, r)
             traded = phases.market.secondary_round(self, t, r)
             phases.market.update_marks(self, t)
-            phases.debt.settle_arrears(self)
-            new_defaults |= phases.debt.unpaid_suppliers(self, t)
+            phases.debt_service.settle_arrears(self)
+            new_defaults |= phases.debt_service.unpaid_suppliers(self, t)
             self.cascade_rounds_used = r + 1
             if not new_defaults and not traded:
                 break
@@ -260,262 +269,6 @@ class AIComputeCreditModel(mesa.Model):
         while self.running:
             self.step()
 
-    # ------------------------------------------------------------------ valuation helpers
     @property
     def date(self) -> str:
         return month_label(self.month, self.start)
-
-    def total_btc(self) -> float:
-        return float(self.acct.btc.sum() + self.loans.collateral_btc.sum())
-
-    def free_hosting_mw(self) -> np.ndarray:
-        """AI-hosting MW built by each miner and not leased out."""
-        ls = self.leases
-        leased = np.bincount(
-            np.maximum(ls.host, 0), weights=ls.mw * ls.active * (ls.host >= 0), minlength=self.n
-        )
-        return np.maximum(self.hosting_mw - leased, 0.0)
-
-    def mining_margin_per_mw_month(self) -> np.ndarray:
-        """Per agent: mining revenue less power and site costs per MW-month (USD) at current BTC
-        economics and each miner's own fleet efficiency (EH/s per MW)."""
-        mc = self.cfg["miners"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eh_per_mw = np.where(
-                self.mining_mw > 0,
-                self.hashrate_eh / self.mining_mw,
-                1.0 / mc["efficiency_j_per_th"],
-            )
-        revenue = self.crypto.btc_mined_per_eh_month() * self.crypto.price_usd * eh_per_mw
-        power = 1000.0 * self.cfg["compute"]["hours_per_month"] * mc["power_price_usd_per_kwh"]
-        return revenue - power - mc["site_opex_usd_per_mw_month"]
-
-    def in_service(self) -> np.ndarray:
-        """Lots earning rent: owned by an active miner, neocloud or buyer."""
-        earning_owner = (self.status == ACTIVE) & (self.type != LENDER)  # per agent, then per lot
-        return earning_owner[self.lots.owner] & (self.lots.units > 0) & ~self.lots.exported
-
-    def in_service_perf_units(self) -> float:
-        live = self.in_service()
-        return float((self.lots.units[live] * self.perf[self.lots.gen[live]]).sum())
-
-    def it_kw_of(self, i: int) -> float:
-        mine = self.lots.owner == i
-        return float((self.lots.units[mine] * self.kw[self.lots.gen[mine]]).sum())
-
-    def gpu_units_by_agent(self) -> np.ndarray:
-        return np.bincount(self.lots.owner, weights=self.lots.units, minlength=self.n)
-
-    def gpu_value_by_agent(self) -> np.ndarray:
-        value = self.lots.units * self.mark_market[self.lots.gen]
-        return np.bincount(self.lots.owner, weights=value, minlength=self.n)
-
-    def loan_rates(self) -> np.ndarray:
-        loans = self.loans
-        return np.where(loans.floating, self.base_rate + loans.spread, loans.fixed_rate)
-
-    def collateral_value(self) -> np.ndarray:
-        """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
-        loans, lots = self.loans, self.lots
-        pledged, loan, key = self._pledged_lots()
-        # each lot's mark picked from one table [appraisal marks, market marks] by its lender's
-        # policy: the same values as np.where(policy, market[gen], appraisal[gen])
-        table = np.concatenate((self.mark_appraisal, self.mark_market))
-        value = np.bincount(loan, weights=lots.units[pledged] * table[key], minlength=loans.n)
-        value = value.astype(np.float64, copy=False)  # int64 when no lot is pledged at all
-        btc = self._btc_loan_rows()
-        value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
-        return value
-
-    def _pledged_lots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(``flatnonzero(lots.loan >= 0)``, their loans, their keys ``gen + G * market_policy[lender
-        of the loan]``), read-only. A lot is pledged only when it is added and can only be released
-        afterwards (:class:`~abm.finance.instruments.LotBook`); its generation, its loan's lender and
-        the lender's policy never change. So the pledged rows of the last call, plus the rows added
-        since, still pledged now, are all the pledged rows (ascending), with the same keys."""
-        lots = self.lots
-        cached = getattr(self, "_pledged_cache", None)
-        if cached is None:
-            seen, rows, keys = 0, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        else:
-            seen, rows, keys = cached
-        if lots.n > seen:
-            new = seen + np.flatnonzero(lots.loan[seen:] >= 0)
-            new_keys = (
-                lots.gen[new] + self.G * self.market_policy[self.loans.lender[lots.loan[new]]]
-            )
-            rows = np.concatenate((rows, new))
-            keys = np.concatenate((keys, new_keys))
-        loan = lots.loan[rows]
-        still = loan >= 0
-        if not still.all():
-            rows, keys, loan = rows[still], keys[still], loan[still]
-        for a in (rows, keys, loan):
-            a.flags.writeable = False
-        self._pledged_cache = (lots.n, rows, keys)
-        return rows, loan, keys
-
-    def _btc_loan_rows(self) -> np.ndarray:
-        """``flatnonzero(loans.kind == BTC_LOAN)`` (see :meth:`loan_rows_of_kind`)."""
-        return self.loan_rows_of_kind(BTC_LOAN)
-
-    def loan_rows_of_kind(self, kind: int) -> np.ndarray:
-        """``flatnonzero(loans.kind == kind)``, read-only. A loan's kind never changes and rows are
-        only appended, so the rows found for the first ``n`` loans stay valid: only new rows are
-        scanned."""
-        loans = self.loans
-        caches = self.__dict__.setdefault("_kind_rows_cache", {})
-        cached = caches.get(kind)
-        if cached is not None and cached[0] == loans.n:
-            return cached[1]
-        if cached is not None and cached[0] < loans.n:
-            new = cached[0] + np.flatnonzero(loans.kind[cached[0] :] == kind)
-            rows = np.concatenate((cached[1], new)) if len(new) else cached[1]
-        else:
-            rows = np.flatnonzero(loans.kind == kind)
-        rows.flags.writeable = False
-        caches[kind] = (loans.n, rows)
-        return rows
-
-    def collateral_value_of(self, loan_rows: np.ndarray) -> np.ndarray:
-        """``collateral_value()[loan_rows]``, valuing only these loans' lots (the same sums, lot by
-        lot in row order): for a few loans, without a pass over every lot."""
-        loans, lots = self.loans, self.lots
-        pos, rows = lots.pledged_lots(loan_rows)
-        gen = lots.gen[rows]
-        marks = np.where(
-            self.market_policy[loans.lender[loan_rows[pos]]],
-            self.mark_market[gen],
-            self.mark_appraisal[gen],
-        )
-        value = np.bincount(pos, weights=lots.units[rows] * marks, minlength=len(loan_rows))
-        # without any pledged lot, bincount returns int64 and would cut BTC values to whole USD
-        value = value.astype(np.float64, copy=False)
-        btc = loans.kind[loan_rows] == BTC_LOAN
-        value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
-        return value
-
-    def claims_value(self) -> np.ndarray:
-        """Lenders' carrying value of each loan: principal if performing, expected recovery if defaulted."""
-        loans = self.loans
-        value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
-        dflt = loans.status == LOAN_DEFAULTED
-        value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
-        return value
-
-    def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
-        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
-        claims = np.bincount(self.loans.lender, weights=self.claims_value(), minlength=self.n)
-        return claims, self.gpu_value_by_agent()
-
-    def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """Total assets of every lender (USD), lender rows only. ``parts``: the current
-        :meth:`claims_and_inventory`, when the caller has them."""
-        claims, inventory = self.claims_and_inventory() if parts is None else parts
-        return (self.acct.cash + claims + inventory)[self.lender_idx]
-
-    def lender_liabilities(self) -> np.ndarray:
-        loans = self.loans
-        interbank = self.loan_rows_of_kind(INTERBANK)  # the only loans lenders owe
-        owed = np.where(loans.status[interbank] != 3, loans.principal_usd[interbank], 0.0)
-        owed_by = np.bincount(loans.borrower[interbank], weights=owed, minlength=self.n)
-        return (self.outside_funding_usd + owed_by)[self.lender_idx]
-
-    def lender_equity(self) -> np.ndarray:
-        return self.lender_assets() - self.lender_liabilities()
-
-    def lender_assets_and_equity(
-        self, parts: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(assets, equity) of every lender (USD, lender rows), computing the assets only once.
-        ``parts``: the current :meth:`claims_and_inventory`, when the caller has them."""
-        assets = self.lender_assets(parts)
-        return assets, assets - self.lender_liabilities()
-
-    def lender_equity_of(self, lenders: np.ndarray) -> np.ndarray:
-        eq = np.zeros(self.n)
-        eq[self.lender_idx] = self.lender_equity()
-        return eq[lenders]
-
-    def lender_assets_of(self, lenders: np.ndarray) -> np.ndarray:
-        assets = np.zeros(self.n)
-        assets[self.lender_idx] = self.lender_assets()
-        return assets[lenders]
-
-    def balance_sheets(
-        self, parts: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> dict[str, np.ndarray]:
-        """Assets, liabilities and equity of every agent at current marks (USD). ``parts``: the
-        current :meth:`claims_and_inventory`, when the caller has them."""
-        loans = self.loans
-        claims, inventory = self.claims_and_inventory() if parts is None else parts
-        open_ = loans.status != 3
-        debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
-        # pledged BTC: only the loans with BTC collateral add to the sums (the others add zeros);
-        # flatnonzero of the bool mask: the same rows as of the float column, several times faster
-        pledged = np.flatnonzero(loans.collateral_btc != 0)
-        btc = self.acct.btc + np.bincount(
-            loans.borrower[pledged],
-            weights=loans.collateral_btc[pledged] * open_[pledged],
-            minlength=self.n,
-        )
-        deferred = np.bincount(
-            self.contracts.provider,
-            weights=self.contracts.prepaid_usd * self.contracts.active,
-            minlength=self.n,
-        )
-        assets = (
-            self.acct.cash + btc * self.crypto.price_usd + inventory + self.site_value_usd + claims
-        )
-        liabilities = debt + deferred + self.outside_funding_usd
-        return {
-            "assets": assets,
-            "liabilities": liabilities,
-            "equity": assets - liabilities,
-            "debt": debt,
-            "btc": btc,
-        }
-
-    def balance_sheet(self, i: int) -> dict:
-        sheets = self.balance_sheets()
-        return {k: float(v[i]) for k, v in sheets.items()}
-
-    def coverage(self) -> np.ndarray:
-        """Trailing (up to 12-month) EBITDA / debt service per agent; inf with no service or history.
-
-        Read-only. Computed once per state of the histories: the phases replace ``ebitda_hist`` and
-        ``service_hist`` by new arrays once a month (never write them in place afterwards), so the
-        result is reused while both arrays and ``hist_months`` are the ones it was computed from."""
-        k = min(self.hist_months, 12)
-        if k < 3:
-            return np.full(self.n, np.inf)
-        cached = getattr(self, "_coverage_cache", None)
-        if (
-            cached is not None
-            and cached[0] is self.ebitda_hist
-            and cached[1] is self.service_hist
-            and cached[2] == self.hist_months
-        ):
-            return cached[3]
-        ebitda = self.ebitda_hist[:, :k].sum(axis=1)
-        service = self.service_hist[:, :k].sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cov = np.where(service > 0, ebitda / service, np.inf)
-        cov.flags.writeable = False
-        self._coverage_cache = (self.ebitda_hist, self.service_hist, self.hist_months, cov)
-        return cov
-
-    def gpu_ltv(self) -> np.ndarray:
-        """Per borrower: secured GPU debt / collateral value (nan without GPU loans)."""
-        loans = self.loans
-        gpu = np.flatnonzero((loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE))
-        borrower = loans.borrower[gpu]
-        debt = np.bincount(borrower, weights=loans.principal_usd[gpu], minlength=self.n)
-        value = np.bincount(borrower, weights=self.collateral_value()[gpu], minlength=self.n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)
-
-    def lending_graph(self) -> nx.MultiDiGraph:
-        """The lending network with current attributes (for export and drawing)."""
-        return netmod.refresh_graph(self)

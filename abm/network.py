@@ -127,7 +127,7 @@ def refresh_graph(m) -> nx.MultiDiGraph:
             capital_ratio_start=float(m.capital_ratio_start[i]),
         )
     loans = m.loans
-    rates = m.loan_rates()
+    rates = m.loans.rates(m.base_rate)
     for row in range(loans.n):
         lender, borrower = int(loans.lender[row]), int(loans.borrower[row])
         key = f"loan{row}"
@@ -166,12 +166,6 @@ def export_graph(m) -> nx.MultiDiGraph:
     out.graph["month"] = int(m.month)
     out.graph["date"] = m.date
     return out
-
-
-def node_positions(m, seed: int = 0) -> dict:
-    """A deterministic layout (seeded spring layout) of the network."""
-    simple = nx.Graph(m.graph)
-    return nx.spring_layout(simple, seed=seed, k=1.5 / np.sqrt(max(m.n, 1)))
 
 
 def primary_lenders(m) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Validation against published results: Gai & Kapadia (2010) contagion window.
 
+(Over 450 lines on purpose: one replication, whose long statement of the boundary convention below
+belongs next to the cascade code it explains.)
+
 Gai & Kapadia [GK2010]_ study default contagion on a directed Erdos-Renyi
 interbank network. Every bank has the same balance sheet size; a share of it is
 lent to other banks, split equally over its claims; a single bank fails at

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import BUYER, LENDER, MINER, NEOCLOUD
-from abm.config import LENDER_ROLES
 from abm.finance.instruments import (
     BTC_LOAN,
     CONVERT,
@@ -47,73 +45,6 @@ def _choose_lenders(m, candidates: np.ndarray, k: int, load: np.ndarray) -> np.n
     return m.rng.choice(candidates, size=k, replace=False, p=weights / weights.sum())
 
 
-def build_agent_table(m) -> None:
-    """Agent types and per-agent parameters (rows: miners, neoclouds, lenders, buyers)."""
-    cfg = m.cfg
-    lender_kinds = [k for k in LENDER_ROLES] + [
-        k for k in cfg["lenders"]["kinds"] if k not in LENDER_ROLES
-    ]
-    m.lender_kind_names = tuple(lender_kinds)
-    lender_kind = [
-        lender_kinds.index(k) for k in lender_kinds for _ in range(cfg["lenders"]["mix"].get(k, 0))
-    ]
-    m.buyer_kind_names = tuple(cfg["buyers"]["kinds"])
-    buyer_kind = [
-        i
-        for i, k in enumerate(m.buyer_kind_names)
-        for _ in range(cfg["buyers"]["kinds"][k]["count"])
-    ]
-    n_m, n_n = cfg["miners"]["count"], cfg["neoclouds"]["count"]
-    types = (
-        [MINER] * n_m + [NEOCLOUD] * n_n + [LENDER] * len(lender_kind) + [BUYER] * len(buyer_kind)
-    )
-    m.type = np.array(types, dtype=np.int64)
-    n = m.n = len(types)
-    m.miner_idx = np.flatnonzero(m.type == MINER)
-    m.neocloud_idx = np.flatnonzero(m.type == NEOCLOUD)
-    m.lender_idx = np.flatnonzero(m.type == LENDER)
-    m.buyer_idx = np.flatnonzero(m.type == BUYER)
-    m.borrower_idx = np.flatnonzero((m.type == MINER) | (m.type == NEOCLOUD))
-    m.lender_kind = np.full(n, -1, dtype=np.int64)
-    m.lender_kind[m.lender_idx] = lender_kind
-    m.buyer_kind = np.full(n, -1, dtype=np.int64)
-    m.buyer_kind[m.buyer_idx] = buyer_kind
-    # lender parameters as per-agent arrays (zeros for non-lenders)
-    m.lk = {}
-    for key in cfg["lenders"]["kinds"][lender_kinds[0]]:
-        if key == "mark_policy":
-            continue
-        arr = np.zeros(n)
-        for i in m.lender_idx:
-            arr[i] = cfg["lenders"]["kinds"][lender_kinds[m.lender_kind[i]]][key]
-        m.lk[key] = arr
-    m.lk["cure_months"] = m.lk["cure_months"].astype(np.int64)
-    m.market_policy = np.zeros(n, dtype=bool)
-    for i in m.lender_idx:
-        m.market_policy[i] = (
-            cfg["lenders"]["kinds"][lender_kinds[m.lender_kind[i]]]["mark_policy"] == "market"
-        )
-    m.lender_size_weight = np.zeros(n)
-    m.lender_size_weight[m.lender_idx] = m.rng.lognormal(0.0, 0.75, len(m.lender_idx))
-    # buyer parameters
-    bk = cfg["buyers"]["kinds"]
-    names = m.buyer_kind_names
-
-    def buyer_param(key, dtype=float):
-        arr = np.zeros(n, dtype=dtype)
-        for i in m.buyer_idx:
-            arr[i] = bk[names[m.buyer_kind[i]]][key]
-        return arr
-
-    m.budget_usd = buyer_param("monthly_budget_usd")
-    m.absorption_mw = buyer_param("absorption_mw_per_month")
-    m.hurdle = buyer_param("hurdle_rate")
-    m.integration_usd = buyer_param("integration_cost_usd_per_gpu")
-    m.buyer_liquid = buyer_param("liquid_cooling", bool)
-    m.buyer_max_perf = buyer_param("max_perf")
-    m.buyer_installed = buyer_param("installed_units", np.int64)
-
-
 def lenders_of_kind(m, kinds) -> np.ndarray:
     codes = [m.lender_kind_names.index(k) for k in kinds if k in m.lender_kind_names]
     return m.lender_idx[np.isin(m.lender_kind[m.lender_idx], codes)]
@@ -121,6 +52,7 @@ def lenders_of_kind(m, kinds) -> np.ndarray:
 
 def build_neoclouds(m, load: np.ndarray) -> None:
     cfg, rng = m.cfg, m.rng
+    seasoned_share = cfg["lenders"]["initial_ltv_headroom_share"]
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
     mix = mix / mix.sum()
@@ -165,7 +97,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
                 principal = orig_ltv * cost * u * months_left / tenor
                 # a loan still performing in 2025 has been kept within its covenant by earlier cures
                 # and paydowns: at most halfway into its headroom at today's marks
-                principal = min(principal, (orig_ltv + 0.5 * headroom) * u * mark)
+                principal = min(principal, (orig_ltv + seasoned_share * headroom) * u * mark)
                 ltv_now = principal / max(u * mark, 1.0)
                 loan = m.loans.add(
                     lender=lender,
@@ -429,12 +361,13 @@ def build_lender_funding(m, load: np.ndarray) -> None:
     same funder is drawn (so the rest of the world is identical) but the funding comes from outside.
     """
     loans = m.loans
+    lc = m.cfg["lenders"]
     banks = lenders_of_kind(m, ("bank",))
     bank_set = set(banks.tolist())
     order = [i for i in m.lender_idx if i not in bank_set] + list(banks)
     for i in order:
         assets_loans = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)[i]
-        cash = 0.05 * assets_loans + 2.0e7
+        cash = lc["initial_cash_share_of_loans"] * assets_loans + lc["initial_cash_floor_usd"]
         debt = (1.0 - m.lk["capital_ratio"][i]) * (assets_loans + cash)
         m.acct.cash[i] = cash
         interbank = (
@@ -452,7 +385,7 @@ def build_lender_funding(m, load: np.ndarray) -> None:
                     kind=INTERBANK,
                     seniority=SENIOR_UNSECURED,
                     principal_usd=interbank,
-                    spread=m.lk["funding_spread"][funder] + 0.01,
+                    spread=m.lk["funding_spread"][funder] + lc["interbank_spread_premium"],
                     floating=True,
                     maturity_month=10_000,
                     origination_month=-1,

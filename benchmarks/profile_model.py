@@ -46,20 +46,23 @@ from abm.model import AIComputeCreditModel  # noqa: E402
 TIMED = (
     ("abm.phases.environment", "shocks_and_markets"),
     ("abm.phases.operations", "run"),
-    ("abm.phases.debt", "service"),
+    ("abm.phases.debt_service", "service"),
     ("abm.phases.debt", "tests_and_responses"),
     ("abm.phases.debt", "_maturities"),
     ("abm.phases.debt", "_margin_calls"),
-    ("abm.phases.debt", "_covenants"),
-    ("abm.phases.debt", "_try_equity_cure"),
-    ("abm.phases.debt", "_mark_parents"),
-    ("abm.phases.debt", "_report_breaches"),
-    ("abm.phases.debt", "repay_in_full"),
-    ("abm.agents.lender", "update_appetite"),
+    ("abm.phases.covenants", "check_covenants"),
+    ("abm.phases.covenants", "_borrowing_base_sweep"),
+    ("abm.phases.covenants", "mark_parents"),
+    ("abm.phases.covenants", "_report_breaches"),
+    ("abm.phases.covenants", "repay_in_full"),
+    ("abm.agents.lender:Lenders", "update_appetite"),
+    ("abm.agents.lender:Lenders", "decide_rollovers"),
+    ("abm.agents.buyer:Buyers", "bid_schedules"),
+    ("abm.finance.loans:LoanBook", "repay_in_full"),
     ("abm.phases.market", "secondary_round"),
     ("abm.phases.market", "update_marks"),
-    ("abm.phases.debt", "settle_arrears"),
-    ("abm.phases.debt", "unpaid_suppliers"),
+    ("abm.phases.debt_service", "settle_arrears"),
+    ("abm.phases.debt_service", "unpaid_suppliers"),
     ("abm.finance.resolution", "default_borrower"),
     ("abm.finance.resolution", "distribute_all_estates"),
     ("abm.phases.lenders", "run"),
@@ -88,7 +91,10 @@ def phase_breakdown(cfg: dict) -> str:
         setattr(module, name, timed)
 
     for mod_name, name in TIMED:
+        mod_name, _, class_name = mod_name.partition(":")  # "module:Class" times a method
         module = importlib.import_module(mod_name)
+        if class_name:
+            module = getattr(module, class_name)
         if hasattr(module, name):
             wrap(module, name)
     try:

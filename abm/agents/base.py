@@ -41,3 +41,13 @@ class BalanceSheetAgent(FixedAgent):
     def balance_sheet(self) -> dict:
         """Assets, liabilities and equity (USD) at current marks."""
         return self.model.balance_sheet(self.idx)
+
+
+class Population:
+    """All agents of one type as one object, in the pattern of Mesa's AgentSet and mesa-frames: the
+    agents' state lives in the model's struct-of-arrays books (rows ``model.<type>_idx``) and the
+    type's decision rules are methods vectorised over those rows. The Mesa agent objects
+    (:class:`BalanceSheetAgent`) are per-agent views of the same state."""
+
+    def __init__(self, model) -> None:
+        self.model = model

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, BUYER, BalanceSheetAgent
+from abm.agents.base import ACTIVE, BUYER, BalanceSheetAgent, Population
 
 
 class SecondaryBuyer(BalanceSheetAgent):
@@ -23,52 +23,57 @@ class SecondaryBuyer(BalanceSheetAgent):
         return self.model.buyer_kind_names[int(self.model.buyer_kind[self.idx])]
 
 
-def valuations(m) -> np.ndarray:
-    """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""
-    b = m.buyer_idx
-    dcf = m.compute.value_per_gpu(m.month, m.hurdle[b])  # gens x buyers
-    value = np.maximum(dcf - m.integration_usd[b][None, :], 0.0)
-    compatible = (~m.liquid[:, None] | m.buyer_liquid[b][None, :]) & (
-        m.perf[:, None] <= m.buyer_max_perf[b][None, :]
-    )
-    return np.where(compatible, value, 0.0)
+class Buyers(Population):
+    """All secondary-market buyers as one population (rows ``model.buyer_idx``): how they value GPUs
+    and bid, vectorised over buyers and generations."""
 
+    def valuations(self) -> np.ndarray:
+        """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""
+        m = self.model
+        b = m.buyer_idx
+        dcf = m.compute.value_per_gpu(m.month, m.hurdle[b])  # gens x buyers
+        value = np.maximum(dcf - m.integration_usd[b][None, :], 0.0)
+        compatible = (~m.liquid[:, None] | m.buyer_liquid[b][None, :]) & (
+            m.perf[:, None] <= m.buyer_max_perf[b][None, :]
+        )
+        return np.where(compatible, value, 0.0)
 
-def bid_schedules(m, offered_units: np.ndarray):
-    """Bids per generation given the units offered in each generation this round.
+    def bid_schedules(self, offered_units: np.ndarray):
+        """Bids per generation given the units offered in each generation this round.
 
-    Budget and MW left this month are split across generations in proportion to the offered value and
-    offered MW in each. Returns a list over generations of (buyer_idx, price_usd, units) arrays, with
-    each buyer's steps in descending price order.
-    """
-    b = m.buyer_idx
-    active = m.status[b] == ACTIVE
-    value = valuations(m)  # gens x buyers
-    steps = m.cfg["buyers"]["bid_steps"]
-    floor = m.cfg["buyers"]["bid_floor"]
-    level = 1.0 - (1.0 - floor) * np.arange(steps) / max(steps - 1, 1)
-    offered_value = offered_units[:, None] * value
-    offered_mw = offered_units[:, None] * m.kw[:, None] / 1000.0 * (value > 0)
-    budget_share = offered_value / np.maximum(offered_value.sum(axis=0, keepdims=True), 1e-9)
-    mw_share = offered_mw / np.maximum(offered_mw.sum(axis=0, keepdims=True), 1e-9)
-    budget = budget_share * np.maximum(m.budget_left[b], 0.0)[None, :]
-    mw = mw_share * np.maximum(m.mw_left[b], 0.0)[None, :]
-    out = []
-    for g in range(m.G):
-        if offered_units[g] <= 0:
-            out.append((np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)))
-            continue
-        cap_units = np.minimum(mw[g] * 1000.0 / m.kw[g], offered_units[g])  # buyers
-        prices = value[g][:, None] * level[None, :]  # buyers x steps
-        cum = cap_units[:, None] * (np.arange(1, steps + 1) / steps)[None, :]
-        cum = np.minimum(cum, budget[g][:, None] / np.maximum(prices, 1e-9))
-        cum = np.floor(np.maximum.accumulate(cum, axis=1))
-        # np.diff(cum, axis=1, prepend=0.0) without its concatenation
-        incr = np.empty(cum.shape, dtype=np.int64)
-        incr[:, 0] = cum[:, 0]
-        np.subtract(cum[:, 1:], cum[:, :-1], out=incr[:, 1:], casting="unsafe")
-        ok = (incr > 0) & (prices > 0) & active[:, None]
-        # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same row-major
-        # order as the masks below (as broadcast_to(b[:, None], shape)[ok], without the view)
-        out.append((b.take(ok.nonzero()[0]), prices[ok], incr[ok]))
-    return out
+        Budget and MW left this month are split across generations in proportion to the offered value and
+        offered MW in each. Returns a list over generations of (buyer_idx, price_usd, units) arrays, with
+        each buyer's steps in descending price order.
+        """
+        m = self.model
+        b = m.buyer_idx
+        active = m.status[b] == ACTIVE
+        value = self.valuations()  # gens x buyers
+        steps = m.cfg["buyers"]["bid_steps"]
+        floor = m.cfg["buyers"]["bid_floor"]
+        level = 1.0 - (1.0 - floor) * np.arange(steps) / max(steps - 1, 1)
+        offered_value = offered_units[:, None] * value
+        offered_mw = offered_units[:, None] * m.kw[:, None] / 1000.0 * (value > 0)
+        budget_share = offered_value / np.maximum(offered_value.sum(axis=0, keepdims=True), 1e-9)
+        mw_share = offered_mw / np.maximum(offered_mw.sum(axis=0, keepdims=True), 1e-9)
+        budget = budget_share * np.maximum(m.budget_left[b], 0.0)[None, :]
+        mw = mw_share * np.maximum(m.mw_left[b], 0.0)[None, :]
+        out = []
+        for g in range(m.G):
+            if offered_units[g] <= 0:
+                out.append((np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)))
+                continue
+            cap_units = np.minimum(mw[g] * 1000.0 / m.kw[g], offered_units[g])  # buyers
+            prices = value[g][:, None] * level[None, :]  # buyers x steps
+            cum = cap_units[:, None] * (np.arange(1, steps + 1) / steps)[None, :]
+            cum = np.minimum(cum, budget[g][:, None] / np.maximum(prices, 1e-9))
+            cum = np.floor(np.maximum.accumulate(cum, axis=1))
+            # np.diff(cum, axis=1, prepend=0.0) without its concatenation
+            incr = np.empty(cum.shape, dtype=np.int64)
+            incr[:, 0] = cum[:, 0]
+            np.subtract(cum[:, 1:], cum[:, :-1], out=incr[:, 1:], casting="unsafe")
+            ok = (incr > 0) & (prices > 0) & active[:, None]
+            # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same row-major
+            # order as the masks below (as broadcast_to(b[:, None], shape)[ok], without the view)
+            out.append((b.take(ok.nonzero()[0]), prices[ok], incr[ok]))
+        return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent
+from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent, Population
 
 
 class Lender(BalanceSheetAgent):
@@ -24,83 +24,164 @@ class Lender(BalanceSheetAgent):
         return float(self.model.appetite[self.idx])
 
 
-def update_appetite(m, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
+class Lenders(Population):
+    """All lenders as one population (rows ``model.lender_idx``): their decision rules, vectorised over
+    the lenders or loans concerned. Amounts in USD, rates per year, appetite in [0, 1]."""
 
-    ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
-    where loss_rate is sector-wide realised losses over the memory window / total lending at start.
-    Failed lenders have zero appetite. ``sheet``: the lenders' (assets, equity) when the caller has
-    them at the current state (:meth:`~abm.model.AIComputeCreditModel.lender_assets_and_equity`).
-    """
-    lenders = m.lender_idx
-    assets_usd, equity = m.lender_assets_and_equity() if sheet is None else sheet
-    assets = np.maximum(assets_usd, 1.0)
-    ratio = equity / assets
-    target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
-    base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
-    window = m.cfg["credit"]["loss_memory_months"]
-    recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
-    loss_rate = recent / max(m.initial_lending_usd, 1.0)
-    appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
-    if not m.cfg["channels"]["credit_crunch"]:
-        appetite = np.ones(len(lenders))  # channel off: appetite ignores capital and losses
-    appetite[m.status[lenders] != ACTIVE] = 0.0
-    m.appetite[lenders] = appetite
+    def update_appetite(self, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
 
+        ``appetite = clip(capital_ratio / (multiple * start ratio), 0, 1) * exp(-sensitivity * loss_rate)``,
+        where loss_rate is sector-wide realised losses over the memory window / total lending at start.
+        Failed lenders have zero appetite. ``sheet``: the lenders' (assets, equity) when the caller has
+        them at the current state (:meth:`~abm.model.AIComputeCreditModel.lender_assets_and_equity`).
+        """
+        m = self.model
+        lenders = m.lender_idx
+        assets_usd, equity = m.lender_assets_and_equity() if sheet is None else sheet
+        assets = np.maximum(assets_usd, 1.0)
+        ratio = equity / assets
+        target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
+        base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
+        window = m.cfg["credit"]["loss_memory_months"]
+        recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
+        loss_rate = recent / max(m.initial_lending_usd, 1.0)
+        appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
+        if not m.cfg["channels"]["credit_crunch"]:
+            appetite = np.ones(len(lenders))  # channel off: appetite ignores capital and losses
+        appetite[m.status[lenders] != ACTIVE] = 0.0
+        m.appetite[lenders] = appetite
 
-def respond_to_breaches(m, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
-    """True where the lender waives (and reprices) a breach that outlived its cure period.
+    def respond_to_breaches(self, loans: np.ndarray, severity: np.ndarray) -> np.ndarray:
+        """True where the lender waives (and reprices) a breach that outlived its cure period.
 
-    A lender waives when its appetite-scaled tolerance covers the breach's relative severity; a failed
-    lender in run-off never waives.
-    """
-    lender = m.loans.lender[loans]
-    tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
-    return (m.status[lender] == ACTIVE) & (severity <= tolerance)
+        ``loans``: loan rows of the overdue breaches; ``severity``: each breach's relative size
+        (LTV / max LTV - 1, or min coverage / coverage - 1). A lender waives when
+        ``waiver_tolerance`` x its appetite covers the severity; a failed lender in run-off never
+        waives. Returns a mask aligned with ``loans``.
+        """
+        m = self.model
+        lender = m.loans.lender[loans]
+        tolerance = m.lk["waiver_tolerance"][lender] * m.appetite[lender]
+        return (m.status[lender] == ACTIVE) & (severity <= tolerance)
 
+    def reprice_waivers(
+        self,
+        loans: np.ndarray,
+        waive: np.ndarray,
+        ltv_breach: np.ndarray,
+        ltv: np.ndarray,
+        coverage: np.ndarray,
+    ) -> None:
+        """Reprice the waived breaches among ``loans`` (``waive``: mask aligned with ``loans``) and
+        reset their covenants to where the loan stands: the breach count restarts, the spread rises
+        by ``credit.waiver_spread_step`` (per year), an LTV covenant (``ltv_breach``) becomes
+        max(old, ``waiver_ltv_reset_multiple`` x current ``ltv``), a coverage covenant
+        min(old, ``waiver_coverage_reset_multiple`` x current ``coverage``)."""
+        m = self.model
+        book, credit = m.loans, m.cfg["credit"]
+        waived = loans[waive]
+        book.breach_months[waived] = 0
+        book.spread[waived] += credit["waiver_spread_step"]
+        # (np.where in the argument order of Python's max(old, new) / min(old, new): the same result)
+        reset_ltv, reset_cov = waive & ltv_breach, waive & ~ltv_breach
+        old_ltv = book.max_ltv[loans[reset_ltv]]
+        new_ltv = ltv[reset_ltv] * credit["waiver_ltv_reset_multiple"]
+        book.max_ltv[loans[reset_ltv]] = np.where(new_ltv > old_ltv, new_ltv, old_ltv)
+        old_cov = book.min_coverage[loans[reset_cov]]
+        new_cov = coverage[reset_cov] * credit["waiver_coverage_reset_multiple"]
+        book.min_coverage[loans[reset_cov]] = np.where(new_cov < old_cov, new_cov, old_cov)
 
-def decide_rollovers(m, loans: np.ndarray, borrower_healthy: np.ndarray) -> np.ndarray:
-    """True where the lender rolls a maturing loan: it is active, has appetite, the borrower pays."""
-    lender = m.loans.lender[loans]
-    return (
-        (m.status[lender] == ACTIVE)
-        & (m.appetite[lender] >= m.cfg["credit"]["roll_min_appetite"])
-        & borrower_healthy
-    )
+    def decide_rollovers(self, loans: np.ndarray, sheets: dict) -> np.ndarray:
+        """True where the lender rolls the maturing loan (``loans``: loan rows; returns a mask).
 
+        A lender rolls when it is active with appetite >= ``credit.roll_min_appetite`` and the
+        borrower is healthy: nothing past due, the loan within its LTV covenant (collateral at the
+        lender's marks), and either its trailing EBITDA covers debt service
+        (>= ``credit.roll_min_coverage``) or it has ample equity behind its debt (equity >=
+        ``credit.roll_min_equity_to_debt`` x debt: asset coverage). ``sheets``: every agent's
+        current balance sheet (:meth:`~abm.valuation.Valuation.balance_sheets`, USD)."""
+        m = self.model
+        book, credit = m.loans, m.cfg["credit"]
+        coll = m.collateral_value_of(loans)
+        borrower = book.borrower[loans]
+        cov = m.coverage()[borrower]
+        equity, debt = sheets["equity"][borrower], sheets["debt"][borrower]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ltv = np.where(coll > 0, book.principal_usd[loans] / coll, 0.0)
+        solvent = (cov >= credit["roll_min_coverage"]) | (
+            equity >= credit["roll_min_equity_to_debt"] * debt
+        )
+        healthy = (book.arrears_usd[loans] <= 0) & solvent & (ltv <= book.max_ltv[loans])
+        lender = book.lender[loans]
+        return (
+            (m.status[lender] == ACTIVE)
+            & (m.appetite[lender] >= credit["roll_min_appetite"])
+            & healthy
+        )
 
-def reserve_multiplier(m, lenders: np.ndarray) -> np.ndarray:
-    """Reserve price / fundamental value: lower when the lender is stressed (fast sale wanted)."""
-    stressed = (m.appetite[lenders] < 0.3) | (m.status[lenders] != ACTIVE)
-    return np.where(
-        stressed,
-        m.lk["distressed_reserve_multiplier"][lenders],
-        m.lk["reserve_multiplier"][lenders],
-    )
+    def reserve_multiplier(self, lenders: np.ndarray) -> np.ndarray:
+        """Reserve price / fundamental value for seized GPUs offered by ``lenders`` (agent rows):
+        ``distressed_reserve_multiplier`` when the lender is stressed (appetite below
+        ``credit.stressed_appetite``, or failed: it wants a fast sale), else ``reserve_multiplier``."""
+        m = self.model
+        stressed = (m.appetite[lenders] < m.cfg["credit"]["stressed_appetite"]) | (
+            m.status[lenders] != ACTIVE
+        )
+        return np.where(
+            stressed,
+            m.lk["distressed_reserve_multiplier"][lenders],
+            m.lk["reserve_multiplier"][lenders],
+        )
 
+    def offer_seized_lots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What lenders offer from the seized lots ``rows`` (lot rows they own, not yet offered this
+        month): ``ceil(units x offer_share_per_month)`` GPUs per lot, at a reserve of
+        max(:meth:`reserve_multiplier` x ``reserve_decay_per_unsold_month`` ^ months unsold,
+        ``reserve_floor_multiplier``) x the generation's fundamental value (USD per GPU).
+        Returns (units, reserve USD per GPU), aligned with ``rows``."""
+        m = self.model
+        lots, credit = m.lots, m.cfg["credit"]
+        owner = lots.owner[rows]
+        units = np.ceil(lots.units[rows] * m.lk["offer_share_per_month"][owner]).astype(np.int64)
+        decay = credit["reserve_decay_per_unsold_month"] ** lots.unsold_months[rows]
+        reserve = (
+            np.maximum(self.reserve_multiplier(owner) * decay, credit["reserve_floor_multiplier"])
+            * m.compute.fundamental_value[lots.gen[rows]]
+        )
+        return units, reserve
 
-def lending_capacity(
-    m, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
-    """New lending (USD) a lender can fund before its capital ratio falls to the floor, scaled by
-    appetite. ``sheet``: all lenders' current (assets, equity), when the caller has them."""
-    assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
-    assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
-        m.lender_assets_and_equity() if sheet is None else sheet
-    )
-    equity = np.maximum(equity_usd[lenders], 0.0)
-    assets = assets_usd[lenders]
-    floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
-    room = equity / np.maximum(floor, 1e-9) - assets
-    ok = (m.status[lenders] == ACTIVE) & (
-        m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
-    )
-    return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
+    def lending_capacity(
+        self, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """New lending (USD, aligned with ``lenders``: agent rows) each lender can fund this month:
+        the asset growth that would bring its capital ratio down to ``min_capital_ratio_multiple`` x
+        its start ratio, times its appetite; zero for failed lenders and below
+        ``new_loan_min_appetite``. ``sheet``: all lenders' current (assets, equity) in
+        ``model.lender_idx`` order, when the caller has them."""
+        m = self.model
+        assets_usd, equity_usd = np.zeros(m.n), np.zeros(m.n)
+        assets_usd[m.lender_idx], equity_usd[m.lender_idx] = (
+            m.lender_assets_and_equity() if sheet is None else sheet
+        )
+        equity = np.maximum(equity_usd[lenders], 0.0)
+        assets = assets_usd[lenders]
+        floor = m.capital_ratio_start[lenders] * m.cfg["credit"]["min_capital_ratio_multiple"]
+        room = equity / np.maximum(floor, 1e-9) - assets
+        ok = (m.status[lenders] == ACTIVE) & (
+            m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
+        )
+        return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
 
-
-def new_loan_terms(m, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(LTV, spread) offered on a new secured loan: tighter and dearer as appetite falls."""
-    a = m.appetite[lenders]
-    ltv = m.lk["origination_ltv"][lenders] * (0.5 + 0.5 * a)
-    spread = m.lk["loan_spread"][lenders] + (1.0 - a) * 0.03
-    return ltv, spread
+    def new_loan_terms(self, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(LTV, spread per year) each of ``lenders`` (agent rows) offers on a new secured loan,
+        tighter and dearer as its appetite ``a`` falls: LTV = ``origination_ltv`` x (f + (1 - f) a)
+        with f = ``credit.origination_ltv_floor_share``, spread = ``loan_spread`` + (1 - a) x
+        ``credit.spread_per_lost_appetite``."""
+        m = self.model
+        c = m.cfg["credit"]
+        a = m.appetite[lenders]
+        floor = c["origination_ltv_floor_share"]
+        ltv = m.lk["origination_ltv"][lenders] * (floor + (1.0 - floor) * a)
+        spread = m.lk["loan_spread"][lenders] + (1.0 - a) * c["spread_per_lost_appetite"]
+        return ltv, spread

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, NEOCLOUD, BalanceSheetAgent
+from abm.agents.base import ACTIVE, NEOCLOUD, BalanceSheetAgent, Population
 
 
 class Neocloud(BalanceSheetAgent):
@@ -20,75 +20,94 @@ class Neocloud(BalanceSheetAgent):
         return int(self.model.lots.units[self.model.lots.owner == self.idx].sum())
 
 
-def newest_generation(m, t: int) -> int:
-    released = np.flatnonzero(m.release_month <= t)
-    return int(released[-1])
+class Neoclouds(Population):
+    """All GPU neoclouds as one population (rows ``model.neocloud_idx``): their decision rules,
+    vectorised over the neoclouds or their lots."""
 
+    def newest_generation(self, t: int) -> int:
+        """Index of the newest GPU generation released by month ``t`` (the one neoclouds buy)."""
+        m = self.model
+        released = np.flatnonzero(m.release_month <= t)
+        return int(released[-1])
 
-def new_gpu_value(m, g: int, annual_rate: float) -> float:
-    """Value (USD) of one new GPU of generation ``g`` placed under the usual contract mix.
+    def new_gpu_value(self, g: int, annual_rate: float) -> float:
+        """Value (USD) of one new GPU of generation ``g`` placed under the usual contract mix.
 
-    The contracted share earns the locked contract rent (take-or-pay) for the tenor, less power and
-    colocation, discounted at ``annual_rate``; the rest earns spot (its DCF fundamental value).
-    """
-    c = m.cfg["compute"]
-    rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
-    usage = c["take_or_pay_share"] + (1.0 - c["take_or_pay_share"]) * m.compute.utilisation
-    power = (
-        m.compute.power_cost_per_hour[g] * m.compute.utilisation + m.compute.colo_cost_per_hour[g]
-    )
-    monthly = (rent * usage - power) * c["hours_per_month"]
-    k = np.arange(1, c["contract_tenor_months"] + 1)
-    contract_pv = float(np.sum(monthly * (1.0 + annual_rate) ** (-k / 12.0)))
-    share = float(np.mean(m.contracted_share[m.neocloud_idx])) if len(m.neocloud_idx) else 0.0
-    return share * contract_pv + (1.0 - share) * float(m.compute.fundamental_value[g])
+        The contracted share earns the locked contract rent (take-or-pay) for the tenor, less power and
+        colocation, discounted at ``annual_rate``; the rest earns spot (its DCF fundamental value).
+        """
+        m = self.model
+        c = m.cfg["compute"]
+        rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
+        usage = c["take_or_pay_share"] + (1.0 - c["take_or_pay_share"]) * m.compute.utilisation
+        power = (
+            m.compute.power_cost_per_hour[g] * m.compute.utilisation
+            + m.compute.colo_cost_per_hour[g]
+        )
+        monthly = (rent * usage - power) * c["hours_per_month"]
+        k = np.arange(1, c["contract_tenor_months"] + 1)
+        contract_pv = float(np.sum(monthly * (1.0 + annual_rate) ** (-k / 12.0)))
+        share = float(np.mean(m.contracted_share[m.neocloud_idx])) if len(m.neocloud_idx) else 0.0
+        return share * contract_pv + (1.0 - share) * float(m.compute.fundamental_value[g])
 
+    def plan_expansion(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Units of the newest generation each active neocloud wants to buy this month.
 
-def plan_expansion(m, t: int) -> tuple[np.ndarray, np.ndarray]:
-    """Units of the newest generation each active neocloud wants to buy this month.
+        Neoclouds buy against demand: the capacity gap (trend demand ``build_ahead_months`` ahead at the
+        reference utilisation minus supply in service, in H100-equivalents) is shared by fleet size, provided a new GPU under the
+        usual contract mix is worth its all-in cost plus the hurdle. Financing limits come later.
+        Returns (neocloud indices, desired units).
+        """
+        m = self.model
+        nc = m.cfg["neoclouds"]
+        c = m.cfg["compute"]
+        g = self.newest_generation(t)
+        idx = m.neocloud_idx[m.status[m.neocloud_idx] == ACTIVE]
+        cost = m.list_price[g] * c["all_in_cost_multiplier"]
+        rate = m.base_rate + nc["expansion_discount_spread"]
+        margin = self.new_gpu_value(g, rate) / cost - 1.0
+        ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
+        gap = (
+            m.compute.demand_perf_units * ahead / c["utilisation_ref"] - m.compute.supply_perf_units
+        )
+        if margin <= nc["investment_hurdle"] or gap <= 0 or len(idx) == 0:
+            return idx, np.zeros(len(idx), dtype=np.int64)
+        fleet = m.gpu_units_by_agent()[idx]
+        share = fleet / max(fleet.sum(), 1.0)
+        # orders are spread over the lead time: each month buys its share of the gap / lead months
+        per_month = gap / max(nc["build_ahead_months"], 1)
+        want = np.minimum(share * per_month / m.perf[g], fleet * nc["max_growth_per_month"])
+        return idx, np.floor(want).astype(np.int64)
 
-    Neoclouds buy against demand: the capacity gap (trend demand ``build_ahead_months`` ahead at the
-    reference utilisation minus supply in service, in H100-equivalents) is shared by fleet size, provided a new GPU under the
-    usual contract mix is worth its all-in cost plus the hurdle. Financing limits come later.
-    Returns (neocloud indices, desired units).
-    """
-    nc = m.cfg["neoclouds"]
-    c = m.cfg["compute"]
-    g = newest_generation(m, t)
-    idx = m.neocloud_idx[m.status[m.neocloud_idx] == ACTIVE]
-    cost = m.list_price[g] * c["all_in_cost_multiplier"]
-    rate = m.base_rate + 0.06
-    margin = new_gpu_value(m, g, rate) / cost - 1.0
-    ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
-    gap = m.compute.demand_perf_units * ahead / c["utilisation_ref"] - m.compute.supply_perf_units
-    if margin <= nc["investment_hurdle"] or gap <= 0 or len(idx) == 0:
-        return idx, np.zeros(len(idx), dtype=np.int64)
-    fleet = m.gpu_units_by_agent()[idx]
-    share = fleet / max(fleet.sum(), 1.0)
-    # orders are spread over the lead time: each month buys its share of the gap / lead months
-    per_month = gap / max(nc["build_ahead_months"], 1)
-    want = np.minimum(share * per_month / m.perf[g], fleet * nc["max_growth_per_month"])
-    return idx, np.floor(want).astype(np.int64)
+    def affordable_units(self, idx: np.ndarray, cost_usd: float, ltv: np.ndarray) -> np.ndarray:
+        """GPUs each neocloud of ``idx`` (agent rows) can pay the equity part of: its cash above a
+        buffer of ``cash_buffer_months`` x monthly outflow, over the unit's all-in cost
+        (``cost_usd``) x (1 - the lender's ``ltv``). Whole units (float array aligned with ``idx``)."""
+        m = self.model
+        months = m.cfg["neoclouds"]["cash_buffer_months"]
+        buffer = months * np.maximum(m.monthly_outflow_usd[idx], 0.0)
+        equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
+        return np.floor(equity_room / (cost_usd * (1.0 - ltv)))
 
-
-def voluntary_offers(m, arrears_by_agent: np.ndarray):
-    """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to
-    cover the arrears. Returns (lot rows, units, reserve USD per unit)."""
-    lots = m.lots
-    # per agent first (active and in arrears), then per lot
-    selling = (m.status == ACTIVE) & (arrears_by_agent > 0)
-    if not selling.any():  # nobody sells: the lot scan below would find nothing
-        rows = np.empty(0, dtype=np.intp)
-        return rows, rows, np.empty(0)
-    rows = np.flatnonzero((lots.loan < 0) & (lots.units > 0) & selling.take(lots.owner))
-    if len(rows) == 0:
-        return rows, rows, np.empty(0)
-    reserve = (
-        m.cfg["credit"]["voluntary_reserve_multiplier"]
-        * m.compute.fundamental_value[lots.gen[rows]]
-    )
-    need_units = np.ceil(arrears_by_agent[lots.owner[rows]] / np.maximum(reserve, 1.0)).astype(
-        np.int64
-    )
-    units = np.minimum(lots.units[rows], need_units)
-    return rows, units, reserve
+    def voluntary_offers(self, arrears_by_agent: np.ndarray):
+        """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to
+        cover the arrears. Returns (lot rows, units, reserve USD per unit)."""
+        m = self.model
+        lots = m.lots
+        # per agent first (active and in arrears), then per lot
+        selling = (m.status == ACTIVE) & (arrears_by_agent > 0)
+        if not selling.any():  # nobody sells: the lot scan below would find nothing
+            rows = np.empty(0, dtype=np.intp)
+            return rows, rows, np.empty(0)
+        rows = np.flatnonzero((lots.loan < 0) & (lots.units > 0) & selling.take(lots.owner))
+        if len(rows) == 0:
+            return rows, rows, np.empty(0)
+        reserve = (
+            m.cfg["credit"]["voluntary_reserve_multiplier"]
+            * m.compute.fundamental_value[lots.gen[rows]]
+        )
+        need_units = np.ceil(arrears_by_agent[lots.owner[rows]] / np.maximum(reserve, 1.0)).astype(
+            np.int64
+        )
+        units = np.minimum(lots.units[rows], need_units)
+        return rows, units, reserve

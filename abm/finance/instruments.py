@@ -1,7 +1,8 @@
 """Instruments as struct-of-arrays books: GPU lots, loans, customer contracts, hosting leases, funding.
 
 Each book stores one record per row in NumPy columns so that monthly bookkeeping (accrual, amortisation,
-marks, covenant tests, rents) runs vectorised over all records (DESIGN principle 6). Agents refer to
+marks, covenant tests, rents) runs vectorised over all records (:class:`~abm.finance.book.Book`). The
+loan book and its lifecycle verbs live in :mod:`abm.finance.loans` (re-exported here). Agents refer to
 rows by index; a record is never deleted, only its status changes, so indices stay stable and every
 record keeps its history (event logs refer to them).
 """
@@ -10,98 +11,49 @@ from __future__ import annotations
 
 import numpy as np
 
-# Loan kinds
-GPU_TERM, NOTE, CONVERT, BTC_LOAN, PROJECT, INTERBANK = range(6)
-LOAN_KIND_NAMES = (
-    "gpu_term_loan",
-    "hy_note",
-    "convertible",
-    "btc_loan",
-    "project_loan",
-    "interbank",
+from abm.finance.book import Book, _index_rows
+from abm.finance.loans import (
+    ACTIVE,
+    BTC_LOAN,
+    CLOSED,
+    CONVERT,
+    DEFAULTED,
+    GPU_TERM,
+    INTERBANK,
+    LOAN_KIND_NAMES,
+    LOAN_STATUS_NAMES,
+    NOTE,
+    PROJECT,
+    REPAID,
+    SENIOR_SECURED,
+    SENIOR_UNSECURED,
+    SUBORDINATED,
+    LoanBook,
 )
 
-# Loan status
-ACTIVE, REPAID, DEFAULTED, CLOSED = range(4)
-LOAN_STATUS_NAMES = ("active", "repaid", "defaulted", "closed")
-
-# Seniority classes in the recovery waterfall (lower is paid first)
-SENIOR_SECURED, SENIOR_UNSECURED, SUBORDINATED = range(3)
-
-
-_SCALARS = (int, float, bool, np.generic)
-
-
-class Book:
-    """A growable table of NumPy columns. ``book.col`` is a view of the live rows of column ``col``."""
-
-    COLUMNS: dict[str, tuple[type, object]] = {}
-
-    def __init__(self, capacity: int = 64) -> None:
-        object.__setattr__(self, "n", 0)
-        data = {
-            name: np.full(capacity, fill, dtype=dtype)
-            for name, (dtype, fill) in self.COLUMNS.items()
-        }
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_capacity", capacity)
-        self._refresh_views()
-
-    def _refresh_views(self) -> None:
-        # live-row views kept as plain attributes: reading a column is a dict lookup (hot path)
-        for name, array in self._data.items():
-            object.__setattr__(self, name, array[: self.n])
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in self._data:  # ``book.col = values`` writes into the live rows
-            self._data[name][: self.n] = value
-        else:
-            object.__setattr__(self, name, value)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def _grow(self, needed: int) -> None:
-        cap = self._capacity
-        while cap < needed:
-            cap *= 2
-        if cap == self._capacity:
-            return
-        for name, (dtype, fill) in self.COLUMNS.items():
-            old = self._data[name]
-            new = np.full(cap, fill, dtype=dtype)
-            new[: self.n] = old[: self.n]
-            self._data[name] = new
-        object.__setattr__(self, "_capacity", cap)
-
-    def add(self, **columns) -> np.ndarray:
-        """Append rows; every keyword is a column (scalars broadcast). Returns the new row indices."""
-        # the longest array column sets the row count (scalars broadcast; scalars only: one row)
-        count = -1
-        for v in columns.values():
-            if type(v) is np.ndarray:  # the common case, without np.size / np.ndim dispatch
-                if v.ndim > 0 and v.size > count:
-                    count = v.size
-            elif not isinstance(v, _SCALARS) and np.ndim(v) > 0 and np.size(v) > count:
-                count = np.size(v)
-        if count < 0:
-            count = 1
-        start = self.n
-        self._grow(start + count)
-        for name, value in columns.items():
-            if name not in self._data:
-                raise KeyError(f"{type(self).__name__} has no column {name!r}")
-            self._data[name][start : start + count] = value
-        object.__setattr__(self, "n", start + count)
-        self._refresh_views()
-        return np.arange(start, start + count)
-
-
-def _index_rows(index: dict[int, list[int]], keys, rows: np.ndarray) -> None:
-    """Append each new row to its key's list in ``index`` (rows ascending); negative keys skipped."""
-    for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
-        if key >= 0:
-            index.setdefault(key, []).append(row)
+__all__ = [
+    "ACTIVE",
+    "BTC_LOAN",
+    "CLOSED",
+    "CONVERT",
+    "DEFAULTED",
+    "GPU_TERM",
+    "INTERBANK",
+    "LOAN_KIND_NAMES",
+    "LOAN_STATUS_NAMES",
+    "NOTE",
+    "PROJECT",
+    "REPAID",
+    "SENIOR_SECURED",
+    "SENIOR_UNSECURED",
+    "SUBORDINATED",
+    "Book",
+    "ContractBook",
+    "ConversionBook",
+    "LeaseBook",
+    "LoanBook",
+    "LotBook",
+]
 
 
 class LotBook(Book):
@@ -185,65 +137,6 @@ class LotBook(Book):
             if (ln, row) not in indexed
         ]
         return [f"pledged lots missing from the loan index: {missing[:10]}"] if missing else []
-
-
-class LoanBook(Book):
-    """Loans: one lender's asset and one borrower's liability, always the same amount (one row).
-
-    A loan's borrower never changes, so the book keeps an index borrower -> loan rows
-    (:meth:`rows_of_borrower`) to find one borrower's loans without scanning every loan.
-    """
-
-    COLUMNS = {
-        "lender": (np.int64, -1),
-        "borrower": (np.int64, -1),
-        "kind": (np.int64, 0),
-        "seniority": (np.int64, SENIOR_SECURED),
-        "principal_usd": (np.float64, 0.0),
-        "fixed_rate": (np.float64, 0.0),  # used when floating is False
-        "spread": (np.float64, 0.0),  # over the base rate when floating
-        "floating": (np.bool_, False),
-        "amort_usd_per_month": (np.float64, 0.0),
-        "maturity_month": (np.int64, 0),
-        "max_ltv": (np.float64, np.inf),
-        "min_coverage": (np.float64, 0.0),
-        "cure_months": (np.int64, 0),
-        "breach_months": (np.int64, 0),
-        "status": (np.int64, ACTIVE),
-        "collateral_btc": (np.float64, 0.0),
-        "initial_ltv": (np.float64, 0.0),
-        "margin_call_ltv": (np.float64, np.inf),
-        "liquidation_ltv": (np.float64, np.inf),
-        "arrears_usd": (np.float64, 0.0),  # past-due interest and amortisation
-        "arrears_principal_usd": (np.float64, 0.0),  # the amortisation part of the arrears
-        "arrears_months": (np.int64, 0),
-        "origination_month": (np.int64, 0),
-        "breach_event": (np.int64, -1),
-    }
-
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-        object.__setattr__(self, "_loans_of_borrower", {})  # borrower -> its loan rows, ascending
-
-    def add(self, **columns) -> np.ndarray:
-        rows = super().add(**columns)
-        borrower = columns.get("borrower")
-        if borrower is not None:
-            _index_rows(self._loans_of_borrower, borrower, rows)
-        return rows
-
-    def rows_of_borrower(self, borrower: int) -> np.ndarray:
-        """Rows of the loans of ``borrower`` (ascending), as ``flatnonzero(borrower == b)``."""
-        return np.array(self._loans_of_borrower.get(int(borrower), ()), dtype=np.int64)
-
-    def index_problems(self) -> list[str]:
-        """Differences between the borrower index and the borrower column (empty when none)."""
-        pairs = [(b, row) for b, rows in self._loans_of_borrower.items() for row in rows]
-        borrower, rows = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
-        complete = np.array_equal(np.sort(rows), np.arange(self.n))  # every loan exactly once
-        if not complete or np.any(self.borrower[rows] != borrower):
-            return ["the borrower index of the loan book does not match its borrower column"]
-        return []
 
 
 class ContractBook(Book):

@@ -5,8 +5,6 @@ claims by seniority; claims left when the estate is empty (or after the work-out
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
@@ -15,7 +13,6 @@ from abm.finance.instruments import (
 )
 from abm.finance.instruments import (
     BTC_LOAN,
-    CLOSED,
     INTERBANK,
     REPAID,
     SENIOR_SECURED,
@@ -24,8 +21,7 @@ from abm.finance.instruments import (
 from abm.finance.instruments import (
     DEFAULTED as LOAN_DEFAULTED,
 )
-
-WORKOUT_MONTHS = 24  # an estate that cannot sell its assets within this is closed
+from abm.markets.btc_sales import sell_btc
 
 
 def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
@@ -42,10 +38,7 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     m.open_estates.add(b)
     m.status[b] = DEFAULTED
     m.defaults[TYPE_NAMES[m.type[b]]] += 1
-    # accrued arrears become part of the claim
-    loans.principal_usd[mine] += loans.arrears_usd[mine] - loans.arrears_principal_usd[mine]
-    loans.arrears_usd[mine] = 0.0
-    loans.arrears_principal_usd[mine] = 0.0
+    loans.capitalise_arrears(mine)  # accrued arrears become part of the claim
     btc_loan = loans.kind[mine] == BTC_LOAN
     btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
     _seize_lots(m, t, mine[~btc_loan], eid)
@@ -61,52 +54,13 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
 
 
 def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
-    """For each of ``loan_rows`` (in order), transfer enough pledged units (at the lender's marks)
-    to cover the claim to the lender. A lot is split when only part of it is needed: the rest stays
-    in the estate. The split-off lots and the seizure events are appended in one batch each, in the
-    order a lot-by-lot loop would append them."""
-    loans, lots = m.loans, m.lots
-    split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
-    seized_rows, lenders, borrowers, amounts, units_taken, prices = [], [], [], [], [], []
-    for loan in loan_rows.tolist():
-        rows = lots.rows_of_loan(loan)
-        rows = rows[lots.units[rows] > 0]
-        if len(rows) == 0:
-            continue
-        lender = int(loans.lender[loan])
-        claim = float(loans.principal_usd[loan])
-        marks = (m.mark_market if m.market_policy[lender] else m.mark_appraisal)[lots.gen[rows]]
-        for row, mark, units in zip(
-            rows.tolist(), marks.tolist(), lots.units[rows].tolist(), strict=True
-        ):
-            if claim <= 1e-6:
-                break
-            take = units if mark <= 0 else min(units, math.ceil(claim / mark))
-            if take <= 0:
-                continue
-            if take < units:  # split the lot: the rest stays in the estate
-                for column, values in split.items():
-                    values.append(units - take if column == "units" else getattr(lots, column)[row])
-                lots.units[row] = take
-            lots.owner[row] = lender
-            lots.loan[row] = -1
-            lots.book_value_usd_per_unit[row] = (
-                mark  # carried at the value the claim was reduced by
-            )
-            lots.acquired_month[row] = t
-            value = take * mark
-            seized_rows.append(row)
-            lenders.append(lender)
-            borrowers.append(int(loans.borrower[loan]))
-            amounts.append(value)
-            units_taken.append(take)
-            prices.append(mark)
-            claim -= min(claim, value)
-            # the seized units' fair value beyond the claim is owed back to the estate: keep it simple
-            # and count it against the claim only (units are rounded up: the excess is under one GPU)
-        loans.principal_usd[loan] = max(claim, 0.0)
-    if split["units"]:
-        lots.add(**{column: np.array(values) for column, values in split.items()})
+    """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
+    (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
+    of the default ``eid``, which also becomes the seized lot's origin."""
+    marks = np.stack((m.mark_appraisal, m.mark_market))
+    seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
+        loan_rows, m.lots, marks, m.market_policy, t
+    )
     if seized_rows:
         event_ids = m.events.add_many(
             t,
@@ -122,15 +76,13 @@ def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
 
 
 def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
-    from abm.phases.debt import sell_btc  # local: phases import this module
-
     loans = m.loans
     btc = loans.collateral_btc[rows].copy()
     borrower = int(loans.borrower[rows[0]])
     # the collateral is sold for the borrower's estate, proceeds go first to the secured lender
     m.acct.btc[borrower] += btc.sum()
     loans.collateral_btc[rows] = 0.0
-    price = sell_btc(m, np.array([borrower]), np.array([btc.sum()]))
+    price = sell_btc(m.crypto, m.acct, np.array([borrower]), np.array([btc.sum()]))
     for k, loan in enumerate(rows):
         proceeds = btc[k] * price
         pay = min(proceeds, float(loans.principal_usd[loan]))
@@ -162,7 +114,6 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
         ls.active[row] = False
         if host >= 0 and m.status[host] == ACTIVE:
             lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
-            m.lost_revenue_usd[host] += lost
             m.lost_revenue_month[host] = t
             m.lost_revenue_event[host] = m.events.add(
                 t,
@@ -213,9 +164,7 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         m.open_estates.discard(b)
         return
     if acct.btc[b] > 0:
-        from abm.phases.debt import sell_btc
-
-        sell_btc(m, np.array([b]), np.array([acct.btc[b]]))
+        sell_btc(m.crypto, acct, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
@@ -232,7 +181,11 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     lots_left = np.flatnonzero(m.lots.owner == b) if lots_owned is None else lots_owned
     lots_left = lots_left[m.lots.units[lots_left] > 0]
     worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
-    if len(lots_left) == 0 or worthless or t - m.default_month[b] >= WORKOUT_MONTHS:
+    if (
+        len(lots_left) == 0
+        or worthless
+        or t - m.default_month[b] >= m.cfg["credit"]["workout_months"]
+    ):
         for loan in claims:
             write_off(m, t, int(loan))
         m.open_estates.discard(b)
@@ -244,9 +197,11 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
 
 
 def write_off(m, t: int, loan: int) -> None:
+    """Write loan ``loan`` off (:meth:`~abm.finance.instruments.LoanBook.write_off`): its lender
+    records the loss and a ``write_off`` event, child of the borrower's default, is logged."""
     loans = m.loans
-    amount = float(loans.principal_usd[loan])
     lender = int(loans.lender[loan])
+    amount = loans.write_off(loan)
     if amount > 0:
         record_loss(m, lender, amount)
         m.events.add(
@@ -257,21 +212,19 @@ def write_off(m, t: int, loan: int) -> None:
             parents=[int(m.default_event[loans.borrower[loan]])],
             amount=amount,
         )
-    loans.principal_usd[loan] = 0.0
-    loans.status[loan] = CLOSED
 
 
 def record_loss(m, lender: int, amount: float) -> None:
     m.written_off_usd[lender] += amount
     m.lender_losses_usd += amount
-    m.month_loss += amount
+    m.this_month.loss_usd += amount
 
 
 def record_losses(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
     """:func:`record_loss` for each (lender, amount) pair, accumulated in the same order."""
     np.add.at(m.written_off_usd, lenders, amounts)  # unbuffered: repeated lenders add in order
-    total_usd, month_usd = m.lender_losses_usd, m.month_loss
+    total_usd, month_usd = m.lender_losses_usd, m.this_month.loss_usd
     for amount in amounts.tolist():
         total_usd += amount
         month_usd += amount
-    m.lender_losses_usd, m.month_loss = total_usd, month_usd
+    m.lender_losses_usd, m.this_month.loss_usd = total_usd, month_usd

@@ -44,6 +44,9 @@ class ComputeMarket:
         # operating cost per GPU-hour when running: power (with PUE) and colocation
         self.power_cost_per_hour = kw_per_gpu * cfg["pue"] * cfg["power_price_usd_per_kwh"]
         self.colo_cost_per_hour = kw_per_gpu * cfg["colo_usd_per_kw_month"] / self.hours
+        self._powers_cache = None  # (monthly decay, horizon, decay powers)
+        self._discount_cache: dict = {}
+        self._cadence_cache = None
 
     def released(self, month: int) -> np.ndarray:
         """Boolean mask of generations released by ``month``."""
@@ -68,21 +71,26 @@ class ComputeMarket:
         )
         self.utilisation = float(min(cfg["utilisation_max"], ratio))
         factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
-        self.spot_factor = float(np.clip(factor, 0.2, 2.5))
+        self.spot_factor = float(np.clip(factor, cfg["spot_factor_min"], cfg["spot_factor_max"]))
         self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
 
     def running(self) -> np.ndarray:
         """Generations worth running: rent per busy hour covers power (colocation is sunk)."""
         return self.rent_spot > self.power_cost_per_hour
 
-    def value_per_gpu(self, month: int, annual_discount_rate, horizon: int = 120) -> np.ndarray:
+    def value_per_gpu(
+        self, month: int, annual_discount_rate, horizon: int | None = None
+    ) -> np.ndarray:
         """DCF value of one GPU of each generation (USD), running only while it earns its power.
 
         Expected rents follow the deflation trend and one release step per ``cadence`` months from
         current spot; the GPU is retired at ``gpu_life_months`` after release. Returns an array over
-        generations (or generations x rates if ``annual_discount_rate`` is an array).
+        generations (or generations x rates if ``annual_discount_rate`` is an array). ``horizon``:
+        months of rent counted (default ``compute.valuation_horizon_months``).
         """
         cfg = self.cfg
+        if horizon is None:
+            horizon = cfg["valuation_horizon_months"]
         k = np.arange(1, horizon + 1)
         cadence = self._cadence_months()
         monthly_decay = (1.0 - self.expected_deflation_per_year()) ** (1.0 / 12.0) * (
@@ -116,7 +124,7 @@ class ComputeMarket:
     def _powers(self, monthly_decay: float, k: np.ndarray) -> np.ndarray:
         """``monthly_decay ** k[None, :]``, remembered for the last decay rate and horizon (the
         same every month unless the release calendar or the deflation belief changes)."""
-        cached = getattr(self, "_powers_cache", None)
+        cached = self._powers_cache
         if cached is not None and cached[0] == monthly_decay and cached[1] == len(k):
             return cached[2]
         powers = monthly_decay ** k[None, :]
@@ -127,7 +135,7 @@ class ComputeMarket:
     def _discount_factors(self, rates: np.ndarray, k: np.ndarray) -> np.ndarray:
         """``(1 + rates[:, None]) ** (-k[None, :] / 12)``, remembered per (rates, horizon): the
         fundamental rate and the buyers' hurdle rates do not change during a run."""
-        cache = self.__dict__.setdefault("_discount_cache", {})
+        cache = self._discount_cache
         key = (rates.tobytes(), len(k))
         disc = cache.get(key)
         if disc is None:
@@ -154,7 +162,7 @@ class ComputeMarket:
         """Mean months between generation releases (12 without two releases). Remembered for the
         release calendar it was computed from (read on every valuation)."""
         calendar = self.release_month.tobytes()
-        cached = getattr(self, "_cadence_cache", None)
+        cached = self._cadence_cache
         if cached is not None and cached[0] == calendar:
             return cached[1]
         gaps = np.diff(np.sort(self.release_month))

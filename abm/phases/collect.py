@@ -65,7 +65,7 @@ def collect(m, t: int) -> None:
         "ai_demand_perf_units": m.compute.demand_perf_units,
         "gpu_supply_perf_units": m.compute.supply_perf_units,
         "utilisation": m.compute.utilisation,
-        "fire_sale_units": int(m.month_trade_units.sum()),
+        "fire_sale_units": int(m.this_month.trade_units.sum()),
         "fire_sale_units_cum": int(m.fire_sale_units),
         "defaults_miner": m.defaults["miner"],
         "defaults_neocloud": m.defaults["neocloud"],
@@ -78,19 +78,19 @@ def collect(m, t: int) -> None:
         "gpu_units_delivered": m.gpu_delivered,
         "gpu_units_scrapped": m.gpu_scrapped,
         "cascade_rounds": m.cascade_rounds_used,
-        "equity_cures": m.month_cures,
-        "equity_cure_usd": m.month_cure_usd,
-        "contract_cuts": m.month_contract_cuts,
-        "contract_renegotiations": m.month_renegotiations,
-        "rollovers": m.month_rollovers,
-        "renegotiated_revenue_usd": m.month_renegotiated_usd,
-        "min_discount": float(np.nanmin(m.min_discount))
-        if np.isfinite(m.min_discount).any()
+        "equity_cures": m.this_month.cures,
+        "equity_cure_usd": m.this_month.cure_usd,
+        "contract_cuts": m.this_month.contract_cuts,
+        "contract_renegotiations": m.this_month.renegotiations,
+        "rollovers": m.this_month.rollovers,
+        "renegotiated_revenue_usd": m.this_month.renegotiated_usd,
+        "min_discount": float(np.nanmin(m.this_month.min_discount))
+        if np.isfinite(m.this_month.min_discount).any()
         else np.nan,
     }
     for k, g in enumerate(m.gen_names):
         row[f"rent_spot_{g}"] = float(m.compute.rent_spot[k]) if m.release_month[k] <= t else np.nan
-        row[f"secondary_price_{g}"] = float(m.month_trade_price[k])
+        row[f"secondary_price_{g}"] = float(m.this_month.trade_price[k])
         row[f"fundamental_value_{g}"] = (
             float(m.compute.fundamental_value[k]) if m.release_month[k] <= t else np.nan
         )

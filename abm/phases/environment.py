@@ -6,33 +6,8 @@ import math
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, LENDER
+from abm.agents.base import ACTIVE
 from abm.phases.market import update_marks
-
-
-def reset_month(m) -> None:
-    """Zero the accumulators that the time series reports per month."""
-    m.month_loss = 0.0
-    m.month_cures = 0
-    m.month_cure_usd = 0.0
-    m.month_contract_cuts = 0
-    m.month_rollovers = 0
-    m.month_renegotiations = 0
-    m.month_renegotiated_usd = 0.0
-    m.min_discount = np.full(m.G, np.nan)  # clearing price / fundamental, this month
-    m.month_trade_units = np.zeros(m.G, dtype=np.int64)
-    m.month_trade_price = np.full(m.G, np.nan)
-    m.lost_revenue_usd[:] = 0.0
-
-
-def _in_service_perf_units(m) -> float:
-    """``m.in_service_perf_units()``: the same per-lot products summed in the same order, with the
-    lots in service gathered by index rather than by repeated boolean masks."""
-    lots = m.lots
-    earning_owner = (m.status == ACTIVE) & (m.type != LENDER)  # per agent, then per lot
-    units = lots.units
-    live = np.flatnonzero(earning_owner.take(lots.owner) & (units > 0) & ~lots.exported)
-    return float((units.take(live) * m.perf.take(lots.gen.take(live))).sum())
 
 
 def shocks_and_markets(m, t: int) -> None:
@@ -45,8 +20,10 @@ def shocks_and_markets(m, t: int) -> None:
         btc_return += sh["btc_stress_drift"]
     m.crypto.step(t, btc_return)
     # the modelled miners are part of the network: it can never be smaller than their hashrate
-    own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == 0].sum())
-    m.crypto.network_hashrate_eh = max(m.crypto.network_hashrate_eh, own / 0.9)
+    own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == ACTIVE].sum())
+    m.crypto.network_hashrate_eh = max(
+        m.crypto.network_hashrate_eh, own / cfg["crypto"]["modelled_hashrate_max_share"]
+    )
 
     # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
     sigma = sh["ai_demand_vol_per_year"] / math.sqrt(12.0)
@@ -64,7 +41,7 @@ def shocks_and_markets(m, t: int) -> None:
 
     if t > 0:
         m.compute.step_trend(int(np.sum(m.release_month == t)))
-    m.compute.clear(demand, _in_service_perf_units(m))
+    m.compute.clear(demand, m.in_service_perf_units())
     m.compute.update_fundamentals(t)
     # market marks carried into this month: the index where no recent trade, else (weighted) trades
     update_marks(m, t)
@@ -80,6 +57,7 @@ def shocks_and_markets(m, t: int) -> None:
     m.mw_left[b] = m.absorption_mw[b] * mult
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
 
-    reset_month(m)
-    # a lost lease explains later distress for a year at most
-    m.lost_revenue_event[t - m.lost_revenue_month > 12] = -1
+    m.this_month.reset()
+    # a lost lease explains later distress for a limited time (a year in the baseline)
+    memory = cfg["credit"]["lost_lease_memory_months"]
+    m.lost_revenue_event[t - m.lost_revenue_month > memory] = -1

@@ -7,9 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from abm import network
-from abm.agents import lender as lender_rules
-from abm.agents import miner as miner_rules
-from abm.agents import neocloud as neocloud_rules
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
 from abm.phases.lenders import top_up_liquidity
@@ -23,51 +20,53 @@ def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) ->
     equity) when the caller has them (the lender phase returns them; nothing changes in between)."""
     # lenders decide their capacity once, from the state at the start of the phase; what they fund
     # is drawn from it (so fleet expansion and conversions share one budget)
-    m.capacity_left = np.zeros(m.n)
-    m.capacity_left[m.lender_idx] = lender_rules.lending_capacity(m, m.lender_idx, lender_sheet)
-    m.credit_supply_usd = float(m.capacity_left.sum())
-    _expand_fleets(m, t)
-    _convert_sites(m, t)
+    capacity_left = np.zeros(m.n)  # per agent (lender rows), USD, drawn down as loans are funded
+    capacity_left[m.lender_idx] = m.populations.lenders.lending_capacity(m.lender_idx, lender_sheet)
+    m.credit_supply_usd = float(capacity_left.sum())
+    _expand_fleets(m, t, capacity_left)
+    _convert_sites(m, t, capacity_left)
     top_up_liquidity(m)
 
 
-def _funding_shares(m, lenders: np.ndarray, request_usd: np.ndarray) -> np.ndarray:
+def _funding_shares(
+    capacity_left: np.ndarray, lenders: np.ndarray, request_usd: np.ndarray
+) -> np.ndarray:
     """Share of each request its lender can fund: capacity left over total requests to that lender."""
-    asked = np.bincount(lenders, weights=request_usd, minlength=m.n)
+    asked = np.bincount(lenders, weights=request_usd, minlength=len(capacity_left))
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(asked > 0, np.minimum(1.0, m.capacity_left / asked), 0.0)
+        share = np.where(asked > 0, np.minimum(1.0, capacity_left / asked), 0.0)
     return share[lenders]
 
 
-def _draw_capacity(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
-    np.subtract.at(m.capacity_left, lenders, amounts)
+def _draw_capacity(capacity_left: np.ndarray, lenders: np.ndarray, amounts: np.ndarray) -> None:
+    """Lenders' funded amounts (USD) drawn from their capacity left (per agent, in place)."""
+    np.subtract.at(capacity_left, lenders, amounts)
 
 
-def _expand_fleets(m, t: int) -> None:
-    idx, want = neocloud_rules.plan_expansion(m, t)
+def _expand_fleets(m, t: int, capacity_left: np.ndarray) -> None:
+    """Neoclouds buy the newest generation on delayed-draw GPU loans from their primary lender, as
+    far as their plan, their cash and their lender's capacity left (per agent, USD) allow."""
+    idx, want = m.populations.neoclouds.plan_expansion(t)
     go = want > 0
     idx, want = idx[go], want[go]
     if len(idx) == 0:
         return
     cfg = m.cfg
-    g = neocloud_rules.newest_generation(m, t)
+    g = m.populations.neoclouds.newest_generation(t)
     cost = m.list_price[g] * cfg["compute"]["all_in_cost_multiplier"]
     lenders = m.primary_lender[idx]
     has_lender = lenders >= 0
     idx, want, lenders = idx[has_lender], want[has_lender], lenders[has_lender]
-    ltv, spread = lender_rules.new_loan_terms(m, lenders)
-    buffer = cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd[idx], 0.0)
-    equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
-    affordable = np.floor(equity_room / (cost * (1.0 - ltv)))
-    units = np.minimum(want, affordable)
-    share = _funding_shares(m, lenders, units * cost * ltv)
+    ltv, spread = m.populations.lenders.new_loan_terms(lenders)
+    units = np.minimum(want, m.populations.neoclouds.affordable_units(idx, cost, ltv))
+    share = _funding_shares(capacity_left, lenders, units * cost * ltv)
     units = np.floor(units * share).astype(np.int64)
     ok = units > 0
     if not ok.any():
         return
     idx, units, lenders, ltv, spread = idx[ok], units[ok], lenders[ok], ltv[ok], spread[ok]
     principal = units * cost * ltv
-    _draw_capacity(m, lenders, principal)
+    _draw_capacity(capacity_left, lenders, principal)
     tenor = cfg["neoclouds"]["new_loan_months"]
     _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, cost)
     m.acct.transfer(lenders, idx, principal)
@@ -216,13 +215,15 @@ def _lease_hosting(m, t: int, tenants: np.ndarray, need_mw: np.ndarray) -> None:
     m.unmet_hosting_mw = float(need_mw.sum() - mw.sum())
 
 
-def _convert_sites(m, t: int) -> None:
+def _convert_sites(m, t: int, capacity_left: np.ndarray) -> None:
+    """Miners start converting mining MW to AI hosting on project loans from the bank with the most
+    capacity left (per agent, USD), when the loan is fully funded and they pay the rest in cash."""
     mc = m.cfg["miners"]
     pipeline = float(m.conversions.mw[m.conversions.active].sum())
     free = float(m.free_hosting_mw()[m.miner_idx].sum())
     unmet = m.unmet_hosting_mw - pipeline - free
-    mw = miner_rules.plan_conversions(m, unmet)
-    go = mw > 0.1
+    mw = m.populations.miners.plan_conversions(unmet)
+    go = mw > m.cfg["miners"]["min_conversion_mw"]
     if not go.any():
         return
     miners = m.miner_idx[go]
@@ -230,17 +231,17 @@ def _convert_sites(m, t: int) -> None:
     banks = lenders_of_kind(m, ("bank",))
     if len(banks) == 0:
         return
-    lender = np.full(len(miners), banks[int(np.argmax(m.capacity_left[banks]))])
+    lender = np.full(len(miners), banks[int(np.argmax(capacity_left[banks]))])
     capex = mw * mc["conversion_capex_usd_per_mw"]
     loan_usd = capex * mc["project_loan_ltc"]
-    share = _funding_shares(m, lender, loan_usd)
+    share = _funding_shares(capacity_left, lender, loan_usd)
     own = capex - loan_usd
     ok = (share >= 1.0) & (m.acct.cash[miners] >= own)
     if not ok.any():
         return
     miners, mw, capex, loan_usd, lender = miners[ok], mw[ok], capex[ok], loan_usd[ok], lender[ok]
     tenor = mc["lease_months"]
-    _, spread = lender_rules.new_loan_terms(m, lender)
+    _, spread = m.populations.lenders.new_loan_terms(lender)
     rows = m.loans.add(
         lender=lender,
         borrower=miners,
@@ -253,7 +254,7 @@ def _convert_sites(m, t: int) -> None:
         maturity_month=t + tenor,
         origination_month=t,
     )
-    _draw_capacity(m, lender, loan_usd)
+    _draw_capacity(capacity_left, lender, loan_usd)
     m.acct.transfer(lender, miners, loan_usd)
     m.acct.to_sector("power_and_sites", miners, capex)
     m.site_value_usd[miners] += capex

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import lender as lender_rules
 from abm.agents.base import ACTIVE, FAILED
 from abm.finance import resolution
 from abm.finance.clearing import eisenberg_noe, rogers_veraart
@@ -20,8 +19,7 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     ib = m.loan_rows_of_kind(INTERBANK)
     ib = ib[loans.status[ib] == LOAN_ACTIVE]
     if len(ib):
-        # the rates of these loans only (m.loan_rates()[ib], element by element the same)
-        rate = np.where(loans.floating[ib], m.base_rate + loans.spread[ib], loans.fixed_rate[ib])
+        rate = loans.rates(m.base_rate, ib)
         interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     top_up_liquidity(m)
@@ -29,8 +27,8 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     if _failures(m, t, sheet):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
-    lender_rules.update_appetite(m, sheet)
-    m.loss_history.append(m.month_loss)
+    m.populations.lenders.update_appetite(sheet)
+    m.loss_history.append(m.this_month.loss_usd)
     return sheet
 
 
@@ -95,10 +93,7 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
         i = int(lenders[j])
         extra = [int(m.default_event[d]) for d in hit_by.get(j, []) if m.default_event[d] > 0]
         if extra:
-            row = list(m.events.rows[m.default_event[i] - 1])
-            merged = set(int(x) for x in row[7].split(";") if x) | set(extra)
-            row[7] = ";".join(str(x) for x in sorted(merged))
-            m.events.rows[m.default_event[i] - 1] = tuple(row)
+            m.events.add_parents(int(m.default_event[i]), extra)
     # write liabilities down to what the clearing pays: funders and outside investors take the loss
     for row in ib:
         debtor = pos[int(loans.borrower[row])]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents import buyer as buyer_rules
-from abm.agents import lender as lender_rules
-from abm.agents import neocloud as neocloud_rules
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
 from abm.finance import resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
@@ -35,18 +32,8 @@ def _offers(m, t: int, rnd: int):
     # a forced seller cuts its reserve for every month a lot has stayed unsold
     decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
     rows_l = has[is_lender.take(has_owner)]
-    units_l = np.ceil(lot_units[rows_l] * m.lk["offer_share_per_month"][owner[rows_l]]).astype(
-        np.int64
-    )
+    units_l, res_l = m.populations.lenders.offer_seized_lots(rows_l)
     floor = m.cfg["credit"]["reserve_floor_multiplier"]
-    res_l = (
-        np.maximum(
-            lender_rules.reserve_multiplier(m, owner[rows_l])
-            * decay_per_month ** lots.unsold_months[rows_l],
-            floor,
-        )
-        * fundamental[lots.gen[rows_l]]
-    )
     rows_e = has[is_estate.take(has_owner)]
     units_e = lot_units[rows_e]
     res_e = (
@@ -66,7 +53,7 @@ def _offers(m, t: int, rnd: int):
         ]
         arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
         arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
-        parts.append(neocloud_rules.voluntary_offers(m, arrears))
+        parts.append(m.populations.neoclouds.voluntary_offers(arrears))
     rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
     units = np.concatenate([p[1] for p in parts]).astype(np.int64)
     reserve = np.concatenate([p[2] for p in parts]).astype(float)
@@ -77,7 +64,7 @@ def _offers(m, t: int, rnd: int):
 def secondary_round(m, t: int, rnd: int) -> bool:
     """Collect all offers and bids, clear, settle. Returns True if anything traded.
 
-    ``market.clearing = "simultaneous"`` (default, DESIGN principle 3): every offer and bid of the
+    ``market.clearing = "simultaneous"`` (default): every offer and bid of the
     round meets in one uniform-price auction per generation. ``"sequential"`` (for comparison): sellers
     come one at a time in a random order, each clears alone against what is left of the bid book, and
     the marks move after each seller.
@@ -96,7 +83,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
         for seller in m.rng.permutation(np.unique(owners)):
             mine = owners == seller
             offered = np.bincount(gen[mine], weights=units[mine], minlength=m.G)
-            bids = buyer_rules.bid_schedules(m, offered)
+            bids = m.populations.buyers.bid_schedules(offered)
             for g in np.flatnonzero(offered):
                 sel = np.flatnonzero(mine & (gen == g))
                 traded |= _clear_generation(
@@ -105,7 +92,7 @@ def secondary_round(m, t: int, rnd: int) -> bool:
             update_marks(m, t)
     else:
         offered = np.bincount(gen, weights=units, minlength=m.G)
-        bids = buyer_rules.bid_schedules(m, offered)
+        bids = m.populations.buyers.bid_schedules(offered)
         for g in np.flatnonzero(offered):
             sel = np.flatnonzero(gen == g)
             traded |= _clear_generation(
@@ -131,11 +118,15 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
     estates.update(s for s in sellers if m.status[s] == DEFAULTED)
     fundamental = m.compute.fundamental_value[g]
     m.fire_sale_units += result.quantity
-    m.month_trade_units[g] += result.quantity
-    m.month_trade_price[g] = result.price
+    m.this_month.trade_units[g] += result.quantity
+    m.this_month.trade_price[g] = result.price
     if fundamental > 0:
         ratio = result.price / fundamental
-        m.min_discount[g] = ratio if np.isnan(m.min_discount[g]) else min(m.min_discount[g], ratio)
+        m.this_month.min_discount[g] = (
+            ratio
+            if np.isnan(m.this_month.min_discount[g])
+            else min(m.this_month.min_discount[g], ratio)
+        )
     m.last_trade_price[g] = result.price
     m.last_trade_weight[g] = min(1.0, result.quantity / m.cfg["compute"]["mark_full_weight_units"])
     m.last_trade_month[g] = t

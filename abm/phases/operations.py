@@ -65,7 +65,10 @@ def _monthly_prob(per_year: float) -> float:
     return 1.0 - (1.0 - per_year) ** (1.0 / 12.0)
 
 
-def run(m, t: int) -> None:
+def run(m, t: int) -> np.ndarray:
+    """Phase 3: the month's operations (rents, leases, mining, power and site costs, overheads,
+    lenders' funding costs, EBITDA history, scrapping, completed conversions). Returns the BTC each
+    agent sells from this month's production (per agent; the debt-service phase sells it)."""
     cfg = m.cfg
     c = cfg["compute"]
     n, G = m.n, m.G
@@ -78,10 +81,8 @@ def run(m, t: int) -> None:
     # the contracts still active after this month's cuts (the rows of active providers)
     act = _renew_and_cut_contracts(m, t)
     lots = m.lots
-    # lots in service (as ``m.in_service()``): owned by an active miner, neocloud or buyer
-    earning_owner = (m.status == ACTIVE) & (m.type != LENDER)
     lot_units = lots.units
-    live = np.flatnonzero(earning_owner.take(lots.owner) & (lot_units > 0) & ~lots.exported)
+    live = m.in_service_lots()
     # integer unit counts: the table's sums are exact whatever the order
     # (G x n tables: per-agent sums over generations run on contiguous rows, see _sum_over_gens)
     owned = _table(lots.owner.take(live), lots.gen.take(live), lot_units.take(live), n, G)
@@ -147,7 +148,7 @@ def run(m, t: int) -> None:
     opex += site_cost
     acct.from_sector_all("power_and_sites", -site_cost)
 
-    _mining(m, revenue, opex)
+    production_sale_btc = _mining(m, revenue, opex)
 
     # overheads
     sga = np.where(m.type == NEOCLOUD, m.sga_share * revenue, 0.0)
@@ -170,14 +171,15 @@ def run(m, t: int) -> None:
     ebitda[(m.type == LENDER) | (m.type == BUYER)] = 0.0
     m.ebitda_hist = push_history(m.ebitda_hist, ebitda)
     m.monthly_opex_usd = opex
-    m.revenue_usd = revenue
 
     _scrap(m, t)
     _complete_conversions(m, t)
+    return production_sale_btc
 
 
-def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
-    """Miners earn BTC from the network for their hashrate (switching off when power costs more)."""
+def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
+    """Miners earn BTC from the network for their hashrate (switching off when power costs more) and
+    refresh ASICs with spare cash. Returns the BTC each agent sells from production (per agent)."""
     mc = m.cfg["miners"]
     idx = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
     hours = m.cfg["compute"]["hours_per_month"]
@@ -186,8 +188,8 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
     )
     btc = m.hashrate_eh[idx] * m.crypto.btc_mined_per_eh_month() * margin_on
     m.acct.btc_from_sector("btc_network", idx, btc)
-    m.btc_production_sale = np.zeros(m.n)
-    m.btc_production_sale[idx] = btc * mc["btc_sell_share"]
+    production_sale_btc = np.zeros(m.n)
+    production_sale_btc[idx] = btc * mc["btc_sell_share"]
     power = m.mining_mw[idx] * 1000.0 * hours * mc["power_price_usd_per_kwh"] * margin_on
     site = m.mining_mw[idx] * mc["site_opex_usd_per_mw_month"]
     revenue[idx] += btc * m.crypto.price_usd
@@ -198,11 +200,13 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> None:
     growth = (1.0 + m.cfg["crypto"]["hashrate_growth_per_year"]) ** (1.0 / 12.0) - 1.0
     add_eh = m.hashrate_eh[idx] * max(growth, 0.0) * margin_on
     capex = add_eh * 1e6 * mc["asic_usd_per_th"]
-    spare = np.maximum(m.acct.cash[idx] - 3.0 * m.monthly_opex_usd[idx], 0.0)
+    buffer = mc["asic_refresh_cash_buffer_months"] * m.monthly_opex_usd[idx]
+    spare = np.maximum(m.acct.cash[idx] - buffer, 0.0)
     frac = np.where(capex > 0, np.minimum(1.0, spare / np.maximum(capex, 1e-9)), 0.0)
     m.hashrate_eh[idx] += add_eh * frac
     m.acct.to_sector("asic_vendor", idx, capex * frac)
     m.site_value_usd[idx] += capex * frac
+    return production_sale_btc
 
 
 def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
@@ -231,7 +235,7 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         keep_mask = ~cut_mask
         cut, kept = act[cut_mask], act[keep_mask]
         # counted in the time series: many, and a lost customer is not a default's parent
-        m.month_contract_cuts += len(cut)
+        m.this_month.contract_cuts += len(cut)
         ct.active[cut] = False
         ct.prepaid_usd[cut] = 0.0  # a defaulted customer forfeits it
         # a non-investment-grade customer paying far above today's contract price renegotiates
@@ -242,8 +246,8 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         rent = ct.rent_per_gpu_hour.take(cand)
         reneg = rent > c["renegotiation_threshold"] * today
         # counted in the time series (many, and never a default's parent): revenue given up
-        m.month_renegotiations += int(np.count_nonzero(reneg))
-        m.month_renegotiated_usd += float(
+        m.this_month.renegotiations += int(np.count_nonzero(reneg))
+        m.this_month.renegotiated_usd += float(
             ((rent[reneg] - today[reneg]) * ct.units.take(cand[reneg]) * c["hours_per_month"]).sum()
         )
         ct.rent_per_gpu_hour[cand[reneg]] = today[reneg]

@@ -1,0 +1,290 @@
+"""The loan book: one row per loan, with the verbs of a loan's lifecycle.
+
+A loan is originated (``LoanBook.add``), serviced, rolled or refused at maturity, repaid early or on
+acceleration, seized, liquidated (BTC-backed loans) and written off; the phases decide *when*, the
+book's verbs do *what*, vectorised over loan rows. Kinds, statuses and seniority classes are named
+constants here (re-exported by :mod:`abm.finance.instruments`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from abm.agents.base import ACTIVE as AGENT_ACTIVE
+from abm.finance.book import Book, _index_rows
+
+# Loan kinds
+GPU_TERM, NOTE, CONVERT, BTC_LOAN, PROJECT, INTERBANK = range(6)
+LOAN_KIND_NAMES = (
+    "gpu_term_loan",
+    "hy_note",
+    "convertible",
+    "btc_loan",
+    "project_loan",
+    "interbank",
+)
+
+# Loan status
+ACTIVE, REPAID, DEFAULTED, CLOSED = range(4)
+LOAN_STATUS_NAMES = ("active", "repaid", "defaulted", "closed")
+
+# Seniority classes in the recovery waterfall (lower is paid first)
+SENIOR_SECURED, SENIOR_UNSECURED, SUBORDINATED = range(3)
+
+
+class LoanBook(Book):
+    """Loans: one lender's asset and one borrower's liability, always the same amount (one row).
+
+    A loan's borrower never changes, so the book keeps an index borrower -> loan rows
+    (:meth:`rows_of_borrower`) to find one borrower's loans without scanning every loan.
+    """
+
+    COLUMNS = {
+        "lender": (np.int64, -1),
+        "borrower": (np.int64, -1),
+        "kind": (np.int64, 0),
+        "seniority": (np.int64, SENIOR_SECURED),
+        "principal_usd": (np.float64, 0.0),
+        "fixed_rate": (np.float64, 0.0),  # used when floating is False
+        "spread": (np.float64, 0.0),  # over the base rate when floating
+        "floating": (np.bool_, False),
+        "amort_usd_per_month": (np.float64, 0.0),
+        "maturity_month": (np.int64, 0),
+        "max_ltv": (np.float64, np.inf),
+        "min_coverage": (np.float64, 0.0),
+        "cure_months": (np.int64, 0),
+        "breach_months": (np.int64, 0),
+        "status": (np.int64, ACTIVE),
+        "collateral_btc": (np.float64, 0.0),
+        "initial_ltv": (np.float64, 0.0),
+        "margin_call_ltv": (np.float64, np.inf),
+        "liquidation_ltv": (np.float64, np.inf),
+        "arrears_usd": (np.float64, 0.0),  # past-due interest and amortisation
+        "arrears_principal_usd": (np.float64, 0.0),  # the amortisation part of the arrears
+        "arrears_months": (np.int64, 0),
+        "origination_month": (np.int64, 0),
+        "breach_event": (np.int64, -1),
+    }
+
+    def __init__(self, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        object.__setattr__(self, "_loans_of_borrower", {})  # borrower -> its loan rows, ascending
+
+    def add(self, **columns) -> np.ndarray:
+        rows = super().add(**columns)
+        borrower = columns.get("borrower")
+        if borrower is not None:
+            _index_rows(self._loans_of_borrower, borrower, rows)
+        return rows
+
+    def rows_of_borrower(self, borrower: int) -> np.ndarray:
+        """Rows of the loans of ``borrower`` (ascending), as ``flatnonzero(borrower == b)``."""
+        return np.array(self._loans_of_borrower.get(int(borrower), ()), dtype=np.int64)
+
+    # ------------------------------------------------------------------ lifecycle verbs
+    # A loan is originated (``add``), serviced (``in_service``, ``rates``), repaid early or on
+    # acceleration (``repay_in_full``), amortised to zero (``close_repaid``), released
+    # (``release_collateral``), seized on default (``seize_lots``), liquidated when a BTC loan's
+    # margin call fails (``liquidate_btc``) and written off (``write_off``). Every verb is
+    # vectorised over loan rows; the phases decide *when*, the book does *what*.
+
+    def in_service(self, agent_status: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Mask of the loans being serviced: active, not interbank, their borrower active
+        (agent status ``abm.agents.base.ACTIVE``). Over all loans, or over ``rows`` (the mask is then aligned with ``rows``).
+        ``agent_status``: the model's per-agent status array (length = agents)."""
+        if rows is None:
+            status, kind, borrower = self.status, self.kind, self.borrower
+        else:
+            status, kind, borrower = self.status[rows], self.kind[rows], self.borrower[rows]
+        return (status == ACTIVE) & (kind != INTERBANK) & (agent_status[borrower] == AGENT_ACTIVE)
+
+    def rates(self, base_rate: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """Annual interest rate of each loan (of ``rows``, or all): base rate + spread when
+        floating, else the fixed rate."""
+        if rows is None:
+            return np.where(self.floating, base_rate + self.spread, self.fixed_rate)
+        return np.where(self.floating[rows], base_rate + self.spread[rows], self.fixed_rate[rows])
+
+    def owed_usd(self, rows) -> np.ndarray:
+        """What repaying ``rows`` in full costs now (USD): principal plus the interest part of the
+        arrears (the amortisation part of the arrears is still in the principal)."""
+        return self.principal_usd[rows] + self.arrears_usd[rows] - self.arrears_principal_usd[rows]
+
+    def close_repaid(self, rows) -> None:
+        """Mark ``rows`` repaid: nothing owed any more (principal and arrears zero)."""
+        self.principal_usd[rows] = 0.0
+        self.arrears_usd[rows] = 0.0
+        self.arrears_principal_usd[rows] = 0.0
+        self.status[rows] = REPAID
+
+    def release_collateral(self, rows: np.ndarray, lots, free_btc=None) -> None:
+        """Release the collateral of ``rows``: their lots become free and, given ``free_btc`` (per
+        agent, updated in place, in row order), their pledged BTC returns to the borrowers' free BTC.
+        Without ``free_btc`` only the lots are released (the monthly service's amortisation path)."""
+        lots.loan[lots.rows_of_loans(rows)] = -1
+        if free_btc is None:
+            return
+        btc = rows[self.collateral_btc[rows] > 0]
+        if len(btc):
+            np.add.at(free_btc, self.borrower[btc], self.collateral_btc[btc])
+            self.collateral_btc[btc] = 0.0
+
+    def repay_in_full(self, rows: np.ndarray, cash: np.ndarray, lots, free_btc) -> list:
+        """Each loan of ``rows`` in order (distinct rows) is repaid in full if its borrower's cash
+        covers :meth:`owed_usd`: the cash goes to the lender, the loan is closed
+        (:meth:`close_repaid`) and its collateral released. Returns whether each was repaid.
+
+        ``cash`` and ``free_btc``: per-agent USD and free BTC, updated in place. Equivalent to
+        repaying loan by loan: each borrower's cash is drawn down in Python floats (the same IEEE
+        operations as ``cash[b] -= owed``) and lenders are credited in order (``np.add.at``); when a
+        lender is also a payer (its later payment would depend on its receipts) the loans are
+        repaid one by one."""
+        if len(rows) == 0:
+            return []
+        borrower = self.borrower[rows]
+        lender = self.lender[rows]
+        if len(rows) > 1 and np.isin(lender, borrower).any():
+            return [
+                self.repay_in_full(rows[k : k + 1], cash, lots, free_btc)[0]
+                for k in range(len(rows))
+            ]
+        owed = self.owed_usd(rows)
+        left: dict[int, float] = {}
+        ok: list[bool] = []
+        for b, o in zip(borrower.tolist(), owed.tolist(), strict=True):
+            c = left.get(b)
+            if c is None:
+                c = float(cash[b])
+            if c < o:
+                ok.append(False)
+                continue
+            left[b] = c - o
+            ok.append(True)
+        if not left:
+            return ok
+        paid = np.array(ok)
+        done = rows[paid]
+        for b, c in left.items():
+            cash[b] = c
+        np.add.at(cash, lender[paid], owed[paid])
+        self.close_repaid(done)
+        self.release_collateral(done, lots, free_btc)
+        return ok
+
+    def capitalise_arrears(self, rows: np.ndarray) -> None:
+        """On default the unpaid interest in arrears joins the principal of ``rows`` (the claim);
+        the arrears are cleared."""
+        self.principal_usd[rows] += self.arrears_usd[rows] - self.arrears_principal_usd[rows]
+        self.arrears_usd[rows] = 0.0
+        self.arrears_principal_usd[rows] = 0.0
+
+    def write_off(self, row: int) -> float:
+        """Close loan ``row`` with its remaining principal lost; returns that loss (USD)."""
+        amount = float(self.principal_usd[row])
+        self.principal_usd[row] = 0.0
+        self.status[row] = CLOSED
+        return amount
+
+    def seize_lots(self, rows: np.ndarray, lots, marks: np.ndarray, policy, t: int):
+        """Secured lenders of ``rows`` (in order) take enough of each loan's pledged GPU units, at
+        their own marks, to cover its principal. A lot only partly needed is split: the rest stays
+        with the borrower (split-off lots appended in one batch). The claim falls by the units'
+        value; units are rounded up, so the excess is under one GPU.
+
+        ``marks``: (2, G) USD per GPU, row 0 appraisal marks, row 1 market marks; ``policy``: per
+        agent, 1 where the lender marks to market. Returns the seizures as lists, one entry per
+        seized lot in order: (lot rows, lenders, borrowers, USD values, units, USD per unit)."""
+        split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+        seized = ([], [], [], [], [], [])
+        for loan in rows.tolist():
+            lot_rows = lots.rows_of_loan(loan)
+            lot_rows = lot_rows[lots.units[lot_rows] > 0]
+            if len(lot_rows) == 0:
+                continue
+            lender = int(self.lender[loan])
+            claim = float(self.principal_usd[loan])
+            unit_marks = marks[1 if policy[lender] else 0][lots.gen[lot_rows]]
+            for row, mark, units in zip(
+                lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
+            ):
+                if claim <= 1e-6:
+                    break
+                take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+                if take <= 0:
+                    continue
+                if take < units:  # split the lot: the rest stays in the estate
+                    for column, values in split.items():
+                        values.append(
+                            units - take if column == "units" else getattr(lots, column)[row]
+                        )
+                    lots.units[row] = take
+                lots.owner[row] = lender
+                lots.loan[row] = -1
+                # carried at the value the claim was reduced by
+                lots.book_value_usd_per_unit[row] = mark
+                lots.acquired_month[row] = t
+                value = take * mark
+                for column, x in zip(
+                    seized, (row, lender, int(self.borrower[loan]), value, take, mark), strict=True
+                ):
+                    column.append(x)
+                claim -= min(claim, value)
+            self.principal_usd[loan] = max(claim, 0.0)
+        if split["units"]:
+            lots.add(**{column: np.array(values) for column, values in split.items()})
+        return seized
+
+    # ------------------------------------------------------------------ BTC-backed loans
+    def btc_ltv(self, rows, btc_price_usd: float):
+        """Loan-to-value of BTC-backed ``rows``: principal / (pledged BTC x price)."""
+        return self.principal_usd[rows] / np.maximum(
+            self.collateral_btc[rows] * btc_price_usd, 1e-9
+        )
+
+    def margin_called(self, rows: np.ndarray, btc_price_usd: float) -> np.ndarray:
+        """The BTC-backed loans of ``rows`` whose LTV is above their margin-call LTV."""
+        return rows[self.btc_ltv(rows, btc_price_usd) > self.margin_call_ltv[rows]]
+
+    def liquidate_btc(self, rows: np.ndarray, crypto, acct, lots) -> tuple:
+        """Lenders sell the pledged BTC of ``rows`` in one clearing (the coins go straight to the
+        market: lenders never hold BTC) and repay themselves; the borrower gets the surplus. A loan
+        the proceeds clear is repaid; otherwise the borrower is asked to repay the rest in full now
+        (:meth:`repay_in_full`), loan by loan in order.
+
+        ``crypto``: the BTC market (``clear_sales``); ``acct``: the accounts. Returns (price USD per
+        BTC, proceeds USD per loan, whether each loan ended repaid)."""
+        btc = self.collateral_btc[rows].copy()
+        lenders = self.lender[rows]
+        acct.sector_btc_in["btc_market"] -= float(btc.sum())
+        self.collateral_btc[rows] = 0.0
+        price = crypto.clear_sales(float(btc.sum()))
+        proceeds = btc * price
+        settled = []
+        for k, loan in enumerate(rows.tolist()):
+            b, lender = int(self.borrower[loan]), int(lenders[k])
+            owed = float(self.owed_usd(loan))
+            to_lender = min(proceeds[k], owed)
+            acct.from_sector("btc_market", lender, to_lender)
+            acct.from_sector("btc_market", b, proceeds[k] - to_lender)
+            self.principal_usd[loan] = owed - to_lender
+            self.arrears_usd[loan] = 0.0
+            self.arrears_principal_usd[loan] = 0.0
+            if self.principal_usd[loan] <= 1e-6:
+                self.principal_usd[loan] = 0.0
+                self.status[loan] = REPAID
+                settled.append(True)
+            else:
+                row = np.array([loan])
+                settled.append(self.repay_in_full(row, acct.cash, lots, acct.btc)[0])
+        return price, proceeds, settled
+
+    def index_problems(self) -> list[str]:
+        """Differences between the borrower index and the borrower column (empty when none)."""
+        pairs = [(b, row) for b, rows in self._loans_of_borrower.items() for row in rows]
+        borrower, rows = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+        complete = np.array_equal(np.sort(rows), np.arange(self.n))  # every loan exactly once
+        if not complete or np.any(self.borrower[rows] != borrower):
+            return ["the borrower index of the loan book does not match its borrower column"]
+        return []

@@ -1,0 +1,218 @@
+"""Covenant tests of GPU term loans (phase 5) and the lenders' answers to overdue breaches (phase 6).
+
+Tests run on all GPU term loans at once from the same marks: a loan-to-value above the covenant
+(collateral at the lender's marks) or a trailing debt-service coverage below it is a breach; a
+borrower with spare cash cures LTV breaches at once (:func:`_borrowing_base_sweep`); a breach still
+open after the cure period is waived and repriced or the loan is accelerated
+(:meth:`abm.agents.lender.Lenders.respond_to_breaches`). An accelerated loan the borrower cannot repay makes
+it default, the cause "ltv" or "coverage" with the breach, the acceleration and the fire sales that
+set the marks as parents (:func:`mark_parents`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.finance.instruments import GPU_TERM
+
+
+def repay_in_full(m, rows: np.ndarray) -> list[bool]:
+    """The borrowers of ``rows`` repay them in full now where their cash allows
+    (:meth:`~abm.finance.instruments.LoanBook.repay_in_full`); whether each was repaid."""
+    return m.loans.repay_in_full(rows, m.acct.cash, m.lots, m.acct.btc)
+
+
+def _moved_generations(m, t: int) -> np.ndarray:
+    """(2, G) booleans: whether a recent clearing of generation g pulled its market mark below the
+    used-market index (the mark a calm market would give), as seen by an appraisal lender (row 0)
+    and a market-marking lender (row 1). Appraisal marks average market marks, so for an appraisal
+    lender a trade counts for the appraisal lag too."""
+    c = m.cfg["compute"]
+    index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
+    moved = (m.last_trade_price < index) & (m.last_trade_weight > 0.1)
+    age_months = t - m.last_trade_month
+    window = c["mark_window_months"]
+    return np.stack(
+        [moved & (age_months < window + c["appraisal_lag_months"]), moved & (age_months < window)]
+    )
+
+
+def mark_parents(m, t: int, loan_rows: np.ndarray, wanted: np.ndarray) -> list[list[int]]:
+    """For each loan of ``loan_rows`` where ``wanted``: the trade events of other sellers that set
+    the marks of the generations pledged to it recently and pulled them below the used-market index
+    (see :func:`_moved_generations`). Empty lists elsewhere. One pass over the pledged lots."""
+    out: list[list[int]] = [[] for _ in range(len(loan_rows))]
+    moved = _moved_generations(m, t)
+    if not moved.any() or not wanted.any():
+        return out
+    asked = np.flatnonzero(wanted)
+    pos, lot_rows = m.lots.pledged_lots(loan_rows[asked])
+    k = asked[pos]
+    gen = m.lots.gen[lot_rows]
+    market_marks = m.market_policy[m.loans.lender[loan_rows[k]]].astype(np.int64)
+    hit = moved[market_marks, gen]
+    pairs = np.unique(k[hit] * m.G + gen[hit])  # each (loan, generation) once
+    borrower = m.loans.borrower[loan_rows].tolist()
+    for kk, g in zip((pairs // m.G).tolist(), (pairs % m.G).tolist(), strict=True):
+        if borrower[kk] not in m.last_trade_sellers[g]:
+            out[kk].extend(m.last_trade_events[g][:20])
+    return out
+
+
+def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
+    loans = m.loans
+    rows = np.flatnonzero(loans.in_service(m.status) & (loans.kind == GPU_TERM))
+    if len(rows) == 0:
+        return
+    coll = m.collateral_value()[rows]
+    borrower_rows, principal, max_ltv = (
+        loans.borrower[rows],
+        loans.principal_usd[rows],
+        loans.max_ltv[rows],
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ltv = np.where(coll > 0, principal / coll, np.inf)
+    cov = m.coverage()[borrower_rows]
+    ltv_breach = ltv > max_ltv
+    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv))
+    ltv_breach &= ~cured
+    cov_breach = cov < loans.min_coverage[rows]
+    breach = ltv_breach | cov_breach
+    months = loans.breach_months[rows]
+    counted = np.where(breach, np.where((rnd == 0) | (months == 0), months + 1, months), 0)
+    changed = counted != months  # (writing the unchanged counts back would change nothing)
+    loans.breach_months[rows[changed]] = counted[changed]
+    new = breach & (months == 0)
+    # (the rows are serviced loans, so all active: the sweep only changes principals)
+    overdue = breach & (counted > loans.cure_months[rows])
+    _report_breaches(m, t, rows[new], ltv_breach[new], ltv[new])
+    if not overdue.any():
+        return
+    od = rows[overdue]
+    ltv_od, cov_od, ltv_breach_od = ltv[overdue], cov[overdue], ltv_breach[overdue]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sev_ltv = np.where(ltv_breach_od, ltv_od / loans.max_ltv[od] - 1.0, 0.0)
+        sev_cov = np.where(
+            cov_breach[overdue], loans.min_coverage[od] / np.maximum(cov_od, 1e-9) - 1.0, 0.0
+        )
+    severity = np.maximum(sev_ltv, sev_cov)
+    waive = m.populations.lenders.respond_to_breaches(od, severity)
+    # one event per overdue breach, in loan order: a waiver, or an acceleration whose parents add
+    # the fire sales that set today's marks (the lender decides at them)
+    borrower, lender = loans.borrower[od], loans.lender[od]
+    breach_event = loans.breach_event[od].tolist()
+    causes = ["ltv" if x else "coverage" for x in ltv_breach_od.tolist()]
+    marks = mark_parents(m, t, od, ltv_breach_od & ~waive)
+    event_ids = m.events.add_many(
+        t,
+        ["waiver" if w else "acceleration" for w in waive.tolist()],
+        lender.tolist(),
+        borrower.tolist(),
+        [[p, *mk] for p, mk in zip(breach_event, marks, strict=True)],
+        loans.principal_usd[od].tolist(),
+        cause=causes,
+    )
+    # waived breaches are repriced and the covenant reset to where the loan stands
+    m.populations.lenders.reprice_waivers(od, waive, ltv_breach_od, ltv_od, cov_od)
+    # accelerations, one at a time: repaying one loan uses the cash another could have used
+    accelerated = np.flatnonzero(~waive)
+    repaid = repay_in_full(m, od[accelerated])
+    for k, ok in zip(accelerated.tolist(), repaid, strict=True):
+        b = int(borrower[k])
+        if ok or b in defaults:
+            continue
+        parent = breach_event[k]
+        breach_parents = list(m.events.parents(parent))
+        defaults[b] = (causes[k], [event_ids[k], parent, *marks[k]] + breach_parents)
+
+
+def _report_breaches(
+    m, t: int, loan_rows: np.ndarray, ltv_breach: np.ndarray, ltv: np.ndarray
+) -> None:
+    """Log the new covenant breaches (one event each, in loan order) and remember their event ids.
+
+    An LTV breach's parents are the fire sales that set the marks (:func:`_mark_parents`); a coverage
+    breach's parent is the lease its borrower lost in the last year, if any."""
+    if len(loan_rows) == 0:
+        return
+    loans = m.loans
+    borrower = loans.borrower[loan_rows]
+    parents = mark_parents(m, t, loan_rows, ltv_breach)
+    lost_lease = m.lost_revenue_event[borrower].tolist()
+    for k, is_ltv in enumerate(ltv_breach.tolist()):
+        if not is_ltv and lost_lease[k] > 0:
+            parents[k].append(lost_lease[k])
+    loans.breach_event[loan_rows] = m.events.add_many(
+        t,
+        "covenant_breach",
+        borrower.tolist(),
+        loans.lender[loan_rows].tolist(),
+        parents,
+        loans.principal_usd[loan_rows].tolist(),
+        prices=np.where(np.isfinite(ltv), ltv, 0.0).tolist(),
+        cause=["ltv" if x else "coverage" for x in ltv_breach.tolist()],
+    )
+
+
+def _borrowing_base_sweep(
+    m,
+    rows: np.ndarray,
+    coll: np.ndarray,
+    ltv_breach: np.ndarray,
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Equity cures, decided by all borrowers at once: a borrower whose loans sit above their LTV
+    covenant prepays them to 5 % under it when its cash above the buffer covers all of them (the
+    breach is then cured within the test period and never reported). Returns the cured mask.
+    ``columns``: the loans' current (borrower, principal, max LTV) when the caller has them."""
+    loans = m.loans
+    if not m.cfg["credit"]["equity_cures"]:
+        return np.zeros(len(rows), dtype=bool)
+    if columns is None:
+        columns = loans.borrower[rows], loans.principal_usd[rows], loans.max_ltv[rows]
+    borrower, principal, max_ltv = columns
+    cure = np.where(
+        ltv_breach & np.isfinite(coll) & (coll > 0),
+        principal - m.cfg["credit"]["cure_target_ltv_share"] * max_ltv * coll,
+        0.0,
+    )
+    cure = np.maximum(cure, 0.0)
+    # cash down to half the investment buffer is available; each borrower cures its smallest
+    # breaches first, as many as that cash covers (cumulative sum within borrower)
+    buffer = (
+        m.cfg["credit"]["cure_cash_buffer_share"]
+        * m.cfg["neoclouds"]["cash_buffer_months"]
+        * np.maximum(m.monthly_outflow_usd, 0.0)
+    )
+    spare = np.maximum(m.acct.cash - buffer, 0.0)
+    cand = np.flatnonzero(cure > 0)
+    cured = np.zeros(len(rows), dtype=bool)
+    if len(cand):
+        order = cand[_by_borrower_then_value(borrower[cand], cure[cand], m.n)]
+        b_sorted = borrower[order]
+        running = np.cumsum(cure[order])
+        first = np.empty(len(order), dtype=bool)
+        first[0] = True
+        np.not_equal(b_sorted[1:], b_sorted[:-1], out=first[1:])
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        shifted = np.empty(len(order) + 1)  # np.r_[0.0, running]
+        shifted[0] = 0.0
+        shifted[1:] = running
+        cured[order] = (running - shifted[group_start]) <= spare[b_sorted]
+        done = np.flatnonzero(cured)  # the cured positions, ascending (boolean-mask order)
+        if len(done):
+            paid, cured_rows = cure[done], rows[done]
+            m.acct.transfer(borrower[done], loans.lender[cured_rows], paid)
+            loans.principal_usd[cured_rows] -= paid
+            m.this_month.cures += len(done)
+            m.this_month.cure_usd += float(paid.sum())
+    return cured
+
+
+def _by_borrower_then_value(borrower: np.ndarray, value: np.ndarray, n_agents: int) -> np.ndarray:
+    """``np.lexsort((value, borrower))``: the same permutation (both sorts stable), with the
+    borrower pass as a radix sort on 16-bit keys when the agent indices fit."""
+    if n_agents > 65535 or len(borrower) < 512:
+        return np.lexsort((value, borrower))
+    by_value = np.argsort(value, kind="stable")
+    return by_value[np.argsort(borrower[by_value].astype(np.uint16), kind="stable")]

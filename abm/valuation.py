@@ -1,0 +1,277 @@
+"""The model's valuations: what each loan's collateral, each agent's GPUs and claims, and each
+balance sheet are worth at the current marks, and the trailing coverage ratios.
+
+:class:`Valuation` is a base class of :class:`abm.model.AIComputeCreditModel`: its methods read the
+model's books (``loans``, ``lots``, ``contracts``, ``leases``), accounts (``acct``), marks
+(``mark_market``, ``mark_appraisal``) and per-agent arrays, and write nothing but their own caches.
+Rules that *act* on these values (covenant tests, rollovers, lender failures) live in the phases and
+the agent modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.agents.base import ACTIVE, LENDER
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.finance.instruments import BTC_LOAN, GPU_TERM, INTERBANK
+from abm.finance.instruments import CLOSED as LOAN_CLOSED
+from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
+
+
+class Valuation:
+    """Valuation views of the model's state (USD at current marks; per-agent arrays of length
+    ``n``, per-loan arrays of length ``loans.n``, lender arrays in ``lender_idx`` order)."""
+
+    def init_valuation_caches(self) -> None:
+        """Create the (empty) caches of the valuation views; the model's constructor calls it."""
+        self._pledged_cache = None  # (lots seen, pledged lot rows, their mark keys)
+        self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
+        self._coverage_cache = None  # (ebitda history, service history, months, coverage)
+
+    def total_btc(self) -> float:
+        """All BTC held by agents: free BTC plus BTC pledged to loans (BTC)."""
+        return float(self.acct.btc.sum() + self.loans.collateral_btc.sum())
+
+    def free_hosting_mw(self) -> np.ndarray:
+        """AI-hosting MW built by each miner and not leased out."""
+        ls = self.leases
+        leased = np.bincount(
+            np.maximum(ls.host, 0), weights=ls.mw * ls.active * (ls.host >= 0), minlength=self.n
+        )
+        return np.maximum(self.hosting_mw - leased, 0.0)
+
+    def mining_margin_per_mw_month(self) -> np.ndarray:
+        """Per agent: mining revenue less power and site costs per MW-month (USD) at current BTC
+        economics and each miner's own fleet efficiency (EH/s per MW)."""
+        mc = self.cfg["miners"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eh_per_mw = np.where(
+                self.mining_mw > 0,
+                self.hashrate_eh / self.mining_mw,
+                1.0 / mc["efficiency_j_per_th"],
+            )
+        revenue = self.crypto.btc_mined_per_eh_month() * self.crypto.price_usd * eh_per_mw
+        power = 1000.0 * self.cfg["compute"]["hours_per_month"] * mc["power_price_usd_per_kwh"]
+        return revenue - power - mc["site_opex_usd_per_mw_month"]
+
+    def in_service_lots(self) -> np.ndarray:
+        """Rows of the lots earning rent (ascending): units owned by an active miner, neocloud or
+        buyer and used in this market (not exported)."""
+        lots = self.lots
+        earning_owner = (self.status == ACTIVE) & (self.type != LENDER)  # per agent, then per lot
+        return np.flatnonzero(earning_owner.take(lots.owner) & (lots.units > 0) & ~lots.exported)
+
+    def in_service_perf_units(self) -> float:
+        """Performance units (GPUs x relative performance) of the lots earning rent."""
+        live, lots = self.in_service_lots(), self.lots
+        return float((lots.units.take(live) * self.perf.take(lots.gen.take(live))).sum())
+
+    def it_kw_of(self, i: int) -> float:
+        """IT power of the GPUs agent ``i`` owns (kW)."""
+        mine = self.lots.owner == i
+        return float((self.lots.units[mine] * self.kw[self.lots.gen[mine]]).sum())
+
+    def gpu_units_by_agent(self) -> np.ndarray:
+        """GPUs owned per agent (float array of length ``n``)."""
+        return np.bincount(self.lots.owner, weights=self.lots.units, minlength=self.n)
+
+    def gpu_value_by_agent(self) -> np.ndarray:
+        """GPUs owned per agent at market marks (USD, length ``n``)."""
+        value = self.lots.units * self.mark_market[self.lots.gen]
+        return np.bincount(self.lots.owner, weights=value, minlength=self.n)
+
+    def collateral_value(self) -> np.ndarray:
+        """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
+        loans, lots = self.loans, self.lots
+        pledged, loan, key = self._pledged_lots()
+        # each lot's mark picked from one table [appraisal marks, market marks] by its lender's
+        # policy: the same values as np.where(policy, market[gen], appraisal[gen])
+        table = np.concatenate((self.mark_appraisal, self.mark_market))
+        value = np.bincount(loan, weights=lots.units[pledged] * table[key], minlength=loans.n)
+        value = value.astype(np.float64, copy=False)  # int64 when no lot is pledged at all
+        btc = self._btc_loan_rows()
+        value[btc] = loans.collateral_btc[btc] * self.crypto.price_usd
+        return value
+
+    def _pledged_lots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(``flatnonzero(lots.loan >= 0)``, their loans, their keys ``gen + G * market_policy[lender
+        of the loan]``), read-only. A lot is pledged only when it is added and can only be released
+        afterwards (:class:`~abm.finance.instruments.LotBook`); its generation, its loan's lender and
+        the lender's policy never change. So the pledged rows of the last call, plus the rows added
+        since, still pledged now, are all the pledged rows (ascending), with the same keys."""
+        lots = self.lots
+        cached = self._pledged_cache
+        if cached is None:
+            seen, rows, keys = 0, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        else:
+            seen, rows, keys = cached
+        if lots.n > seen:
+            new = seen + np.flatnonzero(lots.loan[seen:] >= 0)
+            new_keys = (
+                lots.gen[new] + self.G * self.market_policy[self.loans.lender[lots.loan[new]]]
+            )
+            rows = np.concatenate((rows, new))
+            keys = np.concatenate((keys, new_keys))
+        loan = lots.loan[rows]
+        still = loan >= 0
+        if not still.all():
+            rows, keys, loan = rows[still], keys[still], loan[still]
+        for a in (rows, keys, loan):
+            a.flags.writeable = False
+        self._pledged_cache = (lots.n, rows, keys)
+        return rows, loan, keys
+
+    def _btc_loan_rows(self) -> np.ndarray:
+        """``flatnonzero(loans.kind == BTC_LOAN)`` (see :meth:`loan_rows_of_kind`)."""
+        return self.loan_rows_of_kind(BTC_LOAN)
+
+    def loan_rows_of_kind(self, kind: int) -> np.ndarray:
+        """``flatnonzero(loans.kind == kind)``, read-only. A loan's kind never changes and rows are
+        only appended, so the rows found for the first ``n`` loans stay valid: only new rows are
+        scanned."""
+        loans = self.loans
+        caches = self._kind_rows_cache
+        cached = caches.get(kind)
+        if cached is not None and cached[0] == loans.n:
+            return cached[1]
+        if cached is not None and cached[0] < loans.n:
+            new = cached[0] + np.flatnonzero(loans.kind[cached[0] :] == kind)
+            rows = np.concatenate((cached[1], new)) if len(new) else cached[1]
+        else:
+            rows = np.flatnonzero(loans.kind == kind)
+        rows.flags.writeable = False
+        caches[kind] = (loans.n, rows)
+        return rows
+
+    def collateral_value_of(self, loan_rows: np.ndarray) -> np.ndarray:
+        """``collateral_value()[loan_rows]``, valuing only these loans' lots (the same sums, lot by
+        lot in row order): for a few loans, without a pass over every lot."""
+        loans, lots = self.loans, self.lots
+        pos, rows = lots.pledged_lots(loan_rows)
+        gen = lots.gen[rows]
+        marks = np.where(
+            self.market_policy[loans.lender[loan_rows[pos]]],
+            self.mark_market[gen],
+            self.mark_appraisal[gen],
+        )
+        value = np.bincount(pos, weights=lots.units[rows] * marks, minlength=len(loan_rows))
+        # without any pledged lot, bincount returns int64 and would cut BTC values to whole USD
+        value = value.astype(np.float64, copy=False)
+        btc = loans.kind[loan_rows] == BTC_LOAN
+        value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
+        return value
+
+    def claims_value(self) -> np.ndarray:
+        """Lenders' carrying value of each loan: principal if performing, expected recovery if defaulted."""
+        loans = self.loans
+        value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
+        dflt = loans.status == LOAN_DEFAULTED
+        value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
+        return value
+
+    def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
+        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
+        claims = np.bincount(self.loans.lender, weights=self.claims_value(), minlength=self.n)
+        return claims, self.gpu_value_by_agent()
+
+    def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Total assets of every lender (USD), lender rows only. ``parts``: the current
+        :meth:`claims_and_inventory`, when the caller has them."""
+        claims, inventory = self.claims_and_inventory() if parts is None else parts
+        return (self.acct.cash + claims + inventory)[self.lender_idx]
+
+    def lender_liabilities(self) -> np.ndarray:
+        """What every lender owes (USD, lender rows): outside funding plus open interbank loans."""
+        loans = self.loans
+        interbank = self.loan_rows_of_kind(INTERBANK)  # the only loans lenders owe
+        owed = np.where(loans.status[interbank] != LOAN_CLOSED, loans.principal_usd[interbank], 0.0)
+        owed_by = np.bincount(loans.borrower[interbank], weights=owed, minlength=self.n)
+        return (self.outside_funding_usd + owed_by)[self.lender_idx]
+
+    def lender_equity(self) -> np.ndarray:
+        """Assets less liabilities of every lender (USD, lender rows)."""
+        return self.lender_assets() - self.lender_liabilities()
+
+    def lender_assets_and_equity(
+        self, parts: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(assets, equity) of every lender (USD, lender rows), computing the assets only once.
+        ``parts``: the current :meth:`claims_and_inventory`, when the caller has them."""
+        assets = self.lender_assets(parts)
+        return assets, assets - self.lender_liabilities()
+
+    def balance_sheets(
+        self, parts: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Assets, liabilities and equity of every agent at current marks (USD). ``parts``: the
+        current :meth:`claims_and_inventory`, when the caller has them."""
+        loans = self.loans
+        claims, inventory = self.claims_and_inventory() if parts is None else parts
+        open_ = loans.status != LOAN_CLOSED
+        debt = np.bincount(loans.borrower, weights=loans.principal_usd * open_, minlength=self.n)
+        # pledged BTC: only the loans with BTC collateral add to the sums (the others add zeros);
+        # flatnonzero of the bool mask: the same rows as of the float column, several times faster
+        pledged = np.flatnonzero(loans.collateral_btc != 0)
+        btc = self.acct.btc + np.bincount(
+            loans.borrower[pledged],
+            weights=loans.collateral_btc[pledged] * open_[pledged],
+            minlength=self.n,
+        )
+        deferred = np.bincount(
+            self.contracts.provider,
+            weights=self.contracts.prepaid_usd * self.contracts.active,
+            minlength=self.n,
+        )
+        assets = (
+            self.acct.cash + btc * self.crypto.price_usd + inventory + self.site_value_usd + claims
+        )
+        liabilities = debt + deferred + self.outside_funding_usd
+        return {
+            "assets": assets,
+            "liabilities": liabilities,
+            "equity": assets - liabilities,
+            "debt": debt,
+            "btc": btc,
+        }
+
+    def balance_sheet(self, i: int) -> dict:
+        """:meth:`balance_sheets` of agent ``i`` as floats (USD; ``btc`` in BTC)."""
+        sheets = self.balance_sheets()
+        return {k: float(v[i]) for k, v in sheets.items()}
+
+    def coverage(self) -> np.ndarray:
+        """Trailing (up to 12-month) EBITDA / debt service per agent; inf with no service or history.
+
+        Read-only. Computed once per state of the histories: the phases replace ``ebitda_hist`` and
+        ``service_hist`` by new arrays once a month (never write them in place afterwards), so the
+        result is reused while both arrays and ``hist_months`` are the ones it was computed from."""
+        k = min(self.hist_months, 12)
+        if k < 3:
+            return np.full(self.n, np.inf)
+        cached = self._coverage_cache
+        if (
+            cached is not None
+            and cached[0] is self.ebitda_hist
+            and cached[1] is self.service_hist
+            and cached[2] == self.hist_months
+        ):
+            return cached[3]
+        ebitda = self.ebitda_hist[:, :k].sum(axis=1)
+        service = self.service_hist[:, :k].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov = np.where(service > 0, ebitda / service, np.inf)
+        cov.flags.writeable = False
+        self._coverage_cache = (self.ebitda_hist, self.service_hist, self.hist_months, cov)
+        return cov
+
+    def gpu_ltv(self) -> np.ndarray:
+        """Per borrower: secured GPU debt / collateral value (nan without GPU loans)."""
+        loans = self.loans
+        gpu = np.flatnonzero((loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE))
+        borrower = loans.borrower[gpu]
+        debt = np.bincount(borrower, weights=loans.principal_usd[gpu], minlength=self.n)
+        value = np.bincount(borrower, weights=self.collateral_value()[gpu], minlength=self.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)

@@ -1,0 +1,179 @@
+"""Property tests of the loan book's verbs and of the one remaining fast/slow valuation pair.
+
+Each test draws a model state (scenario, seed, months run) and a subset of loans, and checks that
+two ways of computing the same thing agree exactly: the valuation of all loans' collateral read at
+some rows and the valuation of only those rows; the serviced-loan mask over all loans and over a
+subset; repaying a batch of loans at once and repaying them one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import abm
+from abm.finance.instruments import ACTIVE, REPAID, Book
+from abm.model import AIComputeCreditModel
+
+SCENARIOS = ("baseline", "correlated_crash", "buyer_vacuum")
+
+
+@lru_cache(maxsize=32)
+def _model(scenario: str, seed: int, months: int) -> AIComputeCreditModel:
+    model = AIComputeCreditModel(abm.load_scenario(scenario), rng=seed)
+    for _ in range(months):
+        model.step()
+    return model
+
+
+states = st.tuples(st.sampled_from(SCENARIOS), st.integers(0, 2), st.integers(0, 18))
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _subset(n: int, data) -> np.ndarray:
+    """Distinct ascending or shuffled rows of ``0..n-1`` drawn by hypothesis."""
+    rows = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=60))
+    return np.array(rows, dtype=np.int64)
+
+
+def _clone(book: Book) -> Book:
+    """An independent copy of a book (columns and indexes), its views rebuilt."""
+    new = type(book).__new__(type(book))
+    object.__setattr__(new, "n", book.n)
+    object.__setattr__(new, "_data", {k: v.copy() for k, v in book._data.items()})
+    object.__setattr__(new, "_capacity", book._capacity)
+    for index in ("_lots_of_loan", "_loans_of_borrower"):
+        if index in book.__dict__:
+            object.__setattr__(new, index, copy.deepcopy(book.__dict__[index]))
+    new._refresh_views()
+    return new
+
+
+@PROPERTY
+@given(state=states, data=st.data())
+def test_collateral_value_of_rows_equals_the_full_valuation_at_those_rows(state, data):
+    model = _model(*state)
+    rows = _subset(model.loans.n, data)
+    np.testing.assert_array_equal(model.collateral_value_of(rows), model.collateral_value()[rows])
+
+
+@PROPERTY
+@given(state=states, data=st.data())
+def test_in_service_over_a_subset_equals_the_full_mask_at_those_rows(state, data):
+    model = _model(*state)
+    rows = _subset(model.loans.n, data)
+    full = model.loans.in_service(model.status)
+    np.testing.assert_array_equal(model.loans.in_service(model.status, rows), full[rows])
+    assert full.dtype == bool and len(full) == model.loans.n
+
+
+@PROPERTY
+@given(state=states, data=st.data(), cash_scale=st.sampled_from([0.0, 0.3, 1.0, 3.0]))
+def test_repaying_a_batch_equals_repaying_loan_by_loan(state, data, cash_scale):
+    """The batch verb takes the same decisions and leaves the same cash, BTC, loans and lots as
+    repaying the loans one at a time in the same order (cash scaled so that some fail)."""
+    model = _model(*state)
+    active = np.flatnonzero(model.loans.status == ACTIVE)
+    if len(active) == 0:
+        return
+    picks = data.draw(st.lists(st.sampled_from(active.tolist()), unique=True, max_size=30))
+    rows = np.array(picks, dtype=np.int64)
+    cash0 = model.acct.cash * cash_scale
+    results = []
+    for batch in (True, False):
+        loans, lots = _clone(model.loans), _clone(model.lots)
+        cash, btc = cash0.copy(), model.acct.btc.copy()
+        if batch:
+            ok = loans.repay_in_full(rows, cash, lots, btc)
+        else:
+            ok = [
+                loans.repay_in_full(rows[k : k + 1], cash, lots, btc)[0] for k in range(len(rows))
+            ]
+        results.append((ok, cash, btc, loans, lots))
+    (ok_a, cash_a, btc_a, loans_a, lots_a), (ok_b, cash_b, btc_b, loans_b, lots_b) = results
+    assert ok_a == ok_b
+    np.testing.assert_array_equal(cash_a, cash_b)
+    np.testing.assert_array_equal(btc_a, btc_b)
+    for column in loans_a._data:
+        np.testing.assert_array_equal(getattr(loans_a, column), getattr(loans_b, column))
+    np.testing.assert_array_equal(lots_a.loan, lots_b.loan)
+    repaid = rows[np.array(ok_a, dtype=bool)] if len(rows) else rows
+    assert (loans_a.status[repaid] == REPAID).all()
+    assert not np.isin(lots_a.loan, repaid).any()  # their collateral is released
+
+
+def test_a_repaid_loan_moves_exactly_what_it_owed():
+    """One loan repaid in full: its borrower's cash falls and its lender's rises by the amount owed."""
+    model = _model("baseline", 0, 6)
+    loans, lots = _clone(model.loans), _clone(model.lots)
+    row = int(np.flatnonzero((loans.status == ACTIVE) & (loans.lender != loans.borrower))[0])
+    b, lender = int(loans.borrower[row]), int(loans.lender[row])
+    owed = float(loans.owed_usd(row))
+    cash = model.acct.cash.copy()
+    cash[b] = owed + 1.0
+    before_lender = cash[lender]
+    assert loans.repay_in_full(np.array([row]), cash, lots, model.acct.btc.copy()) == [True]
+    assert cash[b] == 1.0 and cash[lender] == before_lender + owed
+    assert loans.principal_usd[row] == 0.0 and loans.status[row] == REPAID
+
+
+def test_event_parents_are_stored_as_ids_and_formatted_as_events_csv_text():
+    """Parents are kept as distinct ascending ids (ids <= 0 dropped), extended in place, and only
+    the frame formats them as the ``;``-joined text of events.csv."""
+    from abm.events import EventLog, parse_parent_ids
+
+    log = EventLog([10, 11, 12], ["miner", "lender", "buyer"])
+    first = log.add(0, "default", 0, cause="payment")
+    second = log.add(0, "seizure", 1, counterparty=0, parents=[first, 0, -1, first])
+    third = log.add_many(1, "write_off", [1, 1], [0, 2], [[second, first], []], [1.0, 2.0])
+    assert log.parents(second) == (first,)
+    assert log.parents(third[0]) == (first, second) and log.parents(third[1]) == ()
+    log.add_parents(first, [third[1], second, second])
+    assert log.parents(first) == (second, third[1])
+    texts = log.frame()["parent_event_ids"].tolist()
+    assert texts == [f"{second};{third[1]}", f"{first}", f"{first};{second}", ""]
+    assert [parse_parent_ids(t) for t in texts] == [list(log.parents(i)) for i in (1, 2, 3, 4)]
+
+
+@PROPERTY
+@given(state=states, data=st.data())
+def test_the_lot_index_finds_the_same_lots_as_a_scan(state, data):
+    """``rows_of_loan`` / ``rows_of_loans`` (index or full-scan path, by how many loans are asked)
+    equal scanning the ``loan`` column; ``rows_of_borrower`` equals scanning ``borrower``."""
+    model = _model(*state)
+    lots, loans = model.lots, model.loans
+    asked = _subset(loans.n, data)
+    if data.draw(st.booleans()):  # also ask for more loans than the index path serves
+        asked = np.unique(np.concatenate((asked, np.arange(0, loans.n, 3))))
+    np.testing.assert_array_equal(
+        lots.rows_of_loans(asked), np.flatnonzero(np.isin(lots.loan, asked))
+    )
+    for loan in asked[:10].tolist():
+        np.testing.assert_array_equal(lots.rows_of_loan(loan), np.flatnonzero(lots.loan == loan))
+    for b in data.draw(st.lists(st.integers(0, model.n - 1), max_size=5)):
+        np.testing.assert_array_equal(
+            loans.rows_of_borrower(b), np.flatnonzero(loans.borrower == b)
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_agents=st.sampled_from([50, 4000, 70000]),
+    size=st.integers(0, 2000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_radix_sort_by_borrower_then_value_equals_lexsort(n_agents, size, seed):
+    """The covenant cures' sort (radix path for many rows and agent ids below 65536) is
+    ``np.lexsort((value, borrower))``, ties included."""
+    from abm.phases.covenants import _by_borrower_then_value
+
+    rng = np.random.default_rng(seed)
+    borrower = rng.integers(0, n_agents, size)
+    value = rng.choice([0.5, 1.0, 2.0, 3.25], size) * rng.integers(1, 4, size)  # many ties
+    np.testing.assert_array_equal(
+        _by_borrower_then_value(borrower, value, n_agents), np.lexsort((value, borrower))
+    )
