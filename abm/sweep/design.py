@@ -1,20 +1,25 @@
-"""Design building: varied parameters, the size of a design, its points.
+"""Design building: varied parameters, the size of a design, its points, the runs to do.
 
 :mod:`abm.sweep.experiment` validates an experiment file's fields and turns each
 ``[[parameters]]`` table into a :class:`Parameter`; this module counts the design's points from
 the parameters alone (:func:`design_size`, cheap, so an oversized sweep is refused before any
 point exists) and then builds them (:func:`design_points`: a full grid, or a Latin hypercube or
-Sobol sample drawn with SALib).
+Sobol sample drawn with SALib); :class:`Experiment` holds the result and turns each point into
+scenario overrides, seeds and run tasks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from abm.config import apply_overrides
 
 DESIGNS = ("grid", "lhs", "sobol")
 
@@ -43,6 +48,150 @@ class Parameter:
                 v = float(v)
             out[key] = v
         return out
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: the resolved design and every run to do."""
+
+    name: str
+    description: str
+    source: str  # the experiment file's path, or "<dict>"
+    text: str  # the experiment file's text (kept in the manifest)
+    scenario: str
+    base_config: dict
+    fixed_overrides: dict
+    parameters: list[Parameter]
+    design: str
+    samples: int | None
+    replications: int
+    master_seed: int
+    common_random_numbers: bool
+    months: int
+    keep_timeseries: bool
+    keep_agents: bool
+    headline_metrics: tuple[str, ...]
+    confidence: float
+    points: list[dict] = field(default_factory=list)  # parameter name -> value, per design point
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.points) * self.replications
+
+    def point_overrides(self, point: int) -> dict[str, Any]:
+        """The concrete scenario overrides (dotted key -> value) of one design point."""
+        return self.values_overrides(self.points[point])
+
+    def values_overrides(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The concrete scenario overrides of parameter values ``{parameter name: value}``."""
+        out: dict[str, Any] = {}
+        for p in self.parameters:
+            out.update(p.overrides(values[p.name]))
+        return out
+
+    def point_config(self, point: int) -> dict:
+        """The full scenario of one design point (base scenario + overrides + point values)."""
+        return self.values_config(self.points[point])
+
+    def values_config(self, values: dict[str, Any]) -> dict:
+        """The full scenario for parameter values ``{parameter name: value}``."""
+        return apply_overrides(self.base_config, self.values_overrides(values))
+
+    def seed(self, point: int, replicate: int) -> int:
+        return run_seed(self.master_seed, point, replicate, self.common_random_numbers)
+
+    def tasks(self) -> list[dict]:
+        """Every run as a small picklable dict, in run-id order (point-major)."""
+        out = []
+        for point in range(len(self.points)):
+            ov = self.point_overrides(point)
+            for rep in range(self.replications):
+                out.append(
+                    {
+                        "run_id": point * self.replications + rep,
+                        "point": point,
+                        "replicate": rep,
+                        "seed": self.seed(point, rep),
+                        "months": self.months,
+                        "overrides": ov,
+                        "params": dict(self.points[point]),
+                        "keep_timeseries": self.keep_timeseries,
+                        "keep_agents": self.keep_agents,
+                    }
+                )
+        return out
+
+    def design_table(self):
+        import pandas as pd
+
+        df = pd.DataFrame(self.points, columns=[p.name for p in self.parameters])
+        df.insert(0, "point", np.arange(len(df)))
+        return df
+
+    def salib_problem(self) -> dict:
+        return {
+            "num_vars": len(self.parameters),
+            "names": [p.name for p in self.parameters],
+            "bounds": [list(p.bounds) for p in self.parameters],
+        }
+
+    def describe(self) -> dict:
+        """The resolved design, for the manifest."""
+        return {
+            "name": self.name,
+            "scenario": self.scenario,
+            "design": self.design,
+            "samples": self.samples,
+            "replications": self.replications,
+            "master_seed": self.master_seed,
+            "common_random_numbers": self.common_random_numbers,
+            "months": self.months,
+            "points": len(self.points),
+            "runs": self.n_runs,
+            "fixed_overrides": self.fixed_overrides,
+            "parameters": [
+                {
+                    "name": p.name,
+                    "path": p.path,
+                    "mode": p.mode,
+                    "kind": p.kind,
+                    "targets": list(p.targets),
+                    "values": list(p.values) if p.values is not None else None,
+                    "range": list(p.bounds) if p.bounds is not None else None,
+                }
+                for p in self.parameters
+            ],
+            "outputs": {"timeseries": self.keep_timeseries, "agents": self.keep_agents},
+            "headline_metrics": list(self.headline_metrics),
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 of everything that determines the runs' results (base scenario, tasks).
+
+        Computed once (seconds for 100,000 runs); the experiment must not change afterwards."""
+        if "_fingerprint" in self.__dict__:
+            return self.__dict__["_fingerprint"]
+        payload = {
+            "base_config": self.base_config,
+            "tasks": [
+                {k: t[k] for k in ("run_id", "seed", "months", "overrides", "keep_timeseries")}
+                | {"keep_agents": t["keep_agents"]}
+                for t in self.tasks()
+            ],
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        self.__dict__["_fingerprint"] = hashlib.sha256(blob).hexdigest()
+        return self.__dict__["_fingerprint"]
+
+
+def run_seed(master_seed: int, point: int, replicate: int, common: bool = False) -> int:
+    """The model seed of one run: ``SeedSequence(master_seed, spawn_key=(point, replicate))``.
+
+    With ``common`` (common random numbers) the spawn key is ``(replicate,)``: replicate r faces
+    the same random draws at every design point, so differences between points are not noise."""
+    key = (int(replicate),) if common else (int(point), int(replicate))
+    state = np.random.SeedSequence(int(master_seed), spawn_key=key).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))  # 63 bits: fits a signed 64-bit parquet column
 
 
 def get_dotted(cfg: dict, dotted: str):
