@@ -116,6 +116,13 @@ def check_sweep_destination(out_dir: Path, exp: Experiment, resume: bool) -> dic
     of ours (:func:`abm.sweep.folder.check_is_ours`: manifest kind and schema, no foreign entry,
     no symlink where the sweep writes), holding this very experiment, and ``resume`` given."""
     out_dir = Path(out_dir)
+    try:
+        return _check_destination(out_dir, exp, resume)
+    except OSError as exc:  # a name too long, a permission denied on the way
+        raise ConfigError(f"--out: cannot use {out_dir} ({exc.strerror})") from None
+
+
+def _check_destination(out_dir: Path, exp: Experiment, resume: bool) -> dict | None:
     if out_dir.is_symlink() and not out_dir.exists():
         raise ConfigError(f"--out: {out_dir} is a dangling symlink")
     if out_dir.exists() and not out_dir.is_dir():
@@ -236,10 +243,10 @@ def _make_folder(out_dir: Path) -> list[Path]:
     ConfigError naming --out when it cannot be created."""
     created = []
     path = out_dir
-    while not path.exists() and path != path.parent:
-        created.append(path)
-        path = path.parent
     try:
+        while not path.exists() and path != path.parent:
+            created.append(path)
+            path = path.parent
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create {out_dir} ({exc.strerror})") from None
