@@ -20,7 +20,7 @@ from abm.config import ConfigError
 from abm.io import write_atomic, write_json_atomic
 from abm.sweep.folder import read_manifest, symlinks_inside
 from abm.sweep.metrics import METRICS
-from abm.sweep.runner import PART_SUFFIX, consolidate, finished_runs
+from abm.sweep.parts import PART_SUFFIX, consolidate, finished_runs
 from abm.sweep.tasks import STATUS_OK
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
