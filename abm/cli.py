@@ -20,7 +20,10 @@ from pathlib import Path
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_SWEEP_STOPPED = 1  # abm sweep stopped before every run was done (resume it)
+EXIT_RUNS_FAILED = 3  # abm sweep finished, but some runs failed (tracebacks in failures/)
+EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention
+EXIT_SIGTERM = 143  # 128 + SIGTERM
 MAX_SEED = 2**63 - 1
 HOST_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -117,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the packaged scenarios")
 
     sweep = sub.add_parser(
-        "sweep", help="run an experiment (grid / LHS / Sobol x replications) on Dask or serially"
+        "sweep",
+        help="run an experiment (grid / LHS / Sobol x replications) on Dask or serially",
+        epilog="exit codes: 0 every run ok; 3 finished, but some runs failed (see failures/); "
+        "1 stopped early (disk full, read-only: resume it); 2 bad input, nothing written; "
+        "130/143 interrupted by Ctrl-C/SIGTERM (resume it)",
     )
     sweep.add_argument(
         "experiment", help="experiment file (.toml), e.g. experiments/buyer_depth.toml"
@@ -148,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="with --resume: run failed runs again"
     )
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the embedded Dask cluster's dashboard on 127.0.0.1:8787 (off by default)",
+    )
 
     analyze = sub.add_parser(
         "analyze", help="summaries with confidence intervals and Sobol indices of a sweep"
@@ -185,22 +197,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args) -> int:
+    """``abm sweep``: exit 0 when every run succeeded, 3 when the sweep finished but some runs
+    failed, 1 when it stopped early (a failed write: disk full, read-only), 130 / 143 on Ctrl-C /
+    SIGTERM, 2 for bad input (nothing written)."""
     from abm.sweep import load_experiment, run_sweep
+    from abm.sweep.runner import SweepTerminated, finished_runs
 
     if args.retry_failed and not args.resume:
         raise ConfigError("--retry-failed: only together with --resume")
     exp = load_experiment(args.experiment)
     out_dir = Path(args.out) if args.out else Path("results") / "sweeps" / exp.name
-    manifest = run_sweep(
-        exp,
-        out_dir,
-        executor=args.executor,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        resume=args.resume,
-        retry_failed=args.retry_failed,
-        progress=not args.no_progress,
-    )
+    if args.out == "":
+        raise ConfigError("--out: must not be empty")
+    resume_hint = f"finish it with: abm sweep {args.experiment} --out {out_dir} --resume"
+
+    def kept() -> str:
+        try:
+            return f"{len(finished_runs(out_dir))} of {exp.n_runs} runs are kept in {out_dir}"
+        except OSError:
+            return f"the finished runs are kept in {out_dir / 'parts'}"
+
+    try:
+        manifest = run_sweep(
+            exp,
+            out_dir,
+            executor=args.executor,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+            dashboard=args.dashboard,
+        )
+    except KeyboardInterrupt as exc:
+        by = "SIGTERM" if isinstance(exc, SweepTerminated) else "Ctrl-C"
+        print(
+            f"abm: sweep {exp.name} interrupted by {by}; {kept()}; {resume_hint}", file=sys.stderr
+        )
+        return EXIT_SIGTERM if by == "SIGTERM" else EXIT_SIGINT
+    except OSError as exc:
+        where = exc.filename or out_dir
+        print(
+            f"abm: error: sweep {exp.name} stopped: cannot write {where} ({exc.strerror}); "
+            f"{kept()}; free space or fix permissions, then {resume_hint}",
+            file=sys.stderr,
+        )
+        return EXIT_SWEEP_STOPPED
     counts, session = manifest["counts"], manifest["sessions"][-1]
     print(
         f"sweep {exp.name}: {manifest['status']}; {counts['ok']} ok, {counts['failed']} failed, "
@@ -210,7 +252,9 @@ def cmd_sweep(args) -> int:
     )
     if counts["failed"]:
         print(f"tracebacks of failed runs: {out_dir / 'failures'}")
-    return 0 if manifest["status"] == "complete" else 1
+    if manifest["status"] != "complete":
+        return EXIT_SWEEP_STOPPED
+    return EXIT_RUNS_FAILED if counts["failed"] else 0
 
 
 def cmd_plot(args) -> int:
@@ -280,9 +324,16 @@ def cmd_app(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    """``abm analyze``: exit 0, or 2 with one line naming the file for a folder that is not a
+    readable sweep (damaged part or runs.parquet, foreign manifest) or cannot take analysis/."""
     from abm.sweep import analyze, format_report
 
-    result = analyze(args.sweep_dir, metrics=args.metrics, confidence=args.confidence)
+    try:
+        result = analyze(args.sweep_dir, metrics=args.metrics, confidence=args.confidence)
+    except OSError as exc:
+        raise ConfigError(
+            f"DIR: cannot write the analysis into {args.sweep_dir} ({exc.strerror}: {exc.filename})"
+        ) from None
     print(format_report(result))
     print(f"tables: {Path(args.sweep_dir) / 'analysis'}")
     return 0
@@ -382,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("abm: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_SIGINT
 
 
 def _entry() -> None:  # pragma: no cover

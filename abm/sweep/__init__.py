@@ -6,9 +6,11 @@ serial, resumable), ``analyze`` summarises a sweep folder. The command line is `
 """
 
 from abm.sweep.analyze import analyze, format_report, load_runs
-from abm.sweep.experiment import Experiment, load_experiment, run_seed
+from abm.sweep.design import Experiment, run_seed
+from abm.sweep.experiment import load_experiment
 from abm.sweep.metrics import METRICS, run_metrics
-from abm.sweep.runner import consolidate, run_sweep
+from abm.sweep.parts import consolidate
+from abm.sweep.runner import run_sweep
 
 __all__ = [
     "METRICS",

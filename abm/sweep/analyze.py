@@ -13,29 +13,92 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from abm.config import ConfigError
 from abm.io import write_atomic, write_json_atomic
+from abm.sweep.folder import read_manifest, symlinks_inside
 from abm.sweep.metrics import METRICS
-from abm.sweep.runner import consolidate, finished_runs, read_manifest
+from abm.sweep.parts import PART_SUFFIX, consolidate, finished_runs
 from abm.sweep.tasks import STATUS_OK
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
+def _check_manifest(manifest: dict, sweep_dir: Path) -> None:
+    """ConfigError naming manifest.json unless it holds the design fields analyze reads."""
+    design = manifest.get("design")
+    ok = (
+        isinstance(design, dict)
+        and design.get("design") in ("grid", "lhs", "sobol")
+        and isinstance(design.get("points"), int)
+        and not isinstance(design.get("points"), bool)
+        and isinstance(design.get("master_seed"), int)
+        and isinstance(design.get("parameters"), list)
+        and all(
+            isinstance(p, dict) and isinstance(p.get("name"), str) for p in design["parameters"]
+        )
+    )
+    if ok and design["design"] == "sobol":
+        ok = all(
+            isinstance(p.get("range"), list) and len(p["range"]) == 2 for p in design["parameters"]
+        )
+    if not ok:
+        raise ConfigError(
+            f"DIR: {sweep_dir / 'manifest.json'} lacks the sweep's design (design, points, "
+            "master_seed, parameters); not a complete abm sweep manifest"
+        )
+
+
+def _read_runs(runs_path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(runs_path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"DIR: {runs_path} is not a readable runs table ({type(exc).__name__}); delete it "
+            "and analyze again to rebuild it from parts/"
+        ) from None
+
+
 def load_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The runs table and manifest of a sweep folder (re-consolidated if parts are newer)."""
+    """The runs table and manifest of a sweep folder (re-consolidated if parts are newer).
+
+    ConfigError (one line naming the file) for a folder that is not an abm sweep, a symlink
+    where analyze reads or writes, a damaged part, or an unreadable runs.parquet that the parts
+    cannot rebuild."""
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
     if manifest is None:
         raise ConfigError(f"DIR: {sweep_dir} is not an abm sweep folder (no sweep manifest.json)")
+    links = symlinks_inside(sweep_dir)
+    if links:
+        raise ConfigError(f"DIR: {sweep_dir / links[0]} is a symlink; refusing to follow it")
+    _check_manifest(manifest, sweep_dir)
     runs_path = sweep_dir / "runs.parquet"
     n_parts = len(finished_runs(sweep_dir))
-    if not runs_path.is_file() or len(pd.read_parquet(runs_path, columns=["run_id"])) != n_parts:
+    n_files = len(list((sweep_dir / "parts").glob(f"runs-*{PART_SUFFIX}")))
+    # stale, damaged or a part unreadable: rebuild from the parts (which names a damaged one)
+    if n_files and (n_files != n_parts or _n_rows(runs_path) != n_parts):
         consolidate(sweep_dir)
     if not runs_path.is_file():
         raise ConfigError(f"DIR: {sweep_dir} has no finished runs yet")
-    return pd.read_parquet(runs_path), manifest
+    runs = _read_runs(runs_path)
+    params = [p["name"] for p in manifest["design"]["parameters"]]
+    missing = [c for c in ("run_id", "point", "status", *params) if c not in runs.columns]
+    if missing:
+        raise ConfigError(
+            f"DIR: {runs_path} has no column {missing[0]!r}; not a sweep's runs table"
+        )
+    return runs, manifest
+
+
+def _n_rows(runs_path: Path) -> int | None:
+    """Rows of runs.parquet from its footer, or None when it cannot be read."""
+    try:
+        return pq.ParquetFile(runs_path).metadata.num_rows
+    except (pa.ArrowException, OSError, ValueError):
+        return None
 
 
 def summarize(runs: pd.DataFrame, params: list[str], confidence: float = 0.95) -> pd.DataFrame:

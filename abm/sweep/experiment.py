@@ -6,27 +6,38 @@ sampled with SALib) and replicates every design point ``replications`` times. Ea
 from the master seed and the run's (point, replicate) index through ``numpy.random.SeedSequence``,
 so a run's result does not depend on scheduling, worker count or executor.
 
-Everything is validated before anything is written: the experiment's own fields, and every design
-point's resolved scenario (a point outside a scenario field's range is an error naming both).
+Everything is validated before anything is written, cheapest first: the file (a regular UTF-8
+file of at most 1 MB), the experiment's own fields (each within a stated range; a plain ``name``,
+since it names the default sweep folder), the number of runs computed from the parameters
+before any design point is built (at most ``MAX_RUNS``), then every design point's resolved
+scenario (a point outside a scenario field's range is an error naming both). Design building
+lives in :mod:`abm.sweep.design`.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import itertools
-import json
 import math
+import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from abm.config import ConfigError, load_scenario, validate
+from abm.sweep.design import (
+    DESIGNS,
+    Experiment,
+    Parameter,
+    design_points,
+    design_size,
+    expand_path,
+    extreme_points,
+    flatten,
+    get_dotted,
+    grid_values,
+    value_kind,
+)
 
-DESIGNS = ("grid", "lhs", "sobol")
 MODES = ("set", "scale")
 TOP_KEYS = {
     "name",
@@ -52,212 +63,17 @@ DEFAULT_HEADLINE = (
     "deepest_price_to_fundamental",
     "cascade_depth",
 )
-MAX_RUNS = 1_000_000
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One varied parameter: a dotted path (``*`` matches every key of a table) and its domain."""
-
-    name: str
-    path: str
-    mode: str  # "set": the value itself; "scale": a multiplier of the scenario's value(s)
-    kind: str  # "float", "int", "bool" or "str": the type of the scenario field(s)
-    targets: tuple[str, ...]  # the concrete dotted keys the path matches
-    base_values: tuple[Any, ...]  # the scenario's values at those keys
-    values: tuple[Any, ...] | None = None  # grid values
-    bounds: tuple[float, float] | None = None  # lhs / sobol range
-
-    def overrides(self, value) -> dict[str, Any]:
-        """The concrete scenario overrides for one value of this parameter."""
-        out = {}
-        for key, base in zip(self.targets, self.base_values, strict=True):
-            v = value * base if self.mode == "scale" else value
-            if self.kind == "int":
-                v = int(round(v))
-            elif self.kind == "float":
-                v = float(v)
-            out[key] = v
-        return out
-
-
-@dataclass
-class Experiment:
-    """A validated experiment: the resolved design and every run to do."""
-
-    name: str
-    description: str
-    source: str  # the experiment file's path, or "<dict>"
-    text: str  # the experiment file's text (kept in the manifest)
-    scenario: str
-    base_config: dict
-    fixed_overrides: dict
-    parameters: list[Parameter]
-    design: str
-    samples: int | None
-    replications: int
-    master_seed: int
-    common_random_numbers: bool
-    months: int
-    keep_timeseries: bool
-    keep_agents: bool
-    headline_metrics: tuple[str, ...]
-    confidence: float
-    points: list[dict] = field(default_factory=list)  # parameter name -> value, per design point
-
-    @property
-    def n_runs(self) -> int:
-        return len(self.points) * self.replications
-
-    def point_overrides(self, point: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for p in self.parameters:
-            out.update(p.overrides(self.points[point][p.name]))
-        return out
-
-    def point_config(self, point: int) -> dict:
-        """The full scenario of one design point (base scenario + overrides + point values)."""
-        cfg = copy.deepcopy(self.base_config)
-        for key, value in self.point_overrides(point).items():
-            _set(cfg, key, value)
-        return cfg
-
-    def seed(self, point: int, replicate: int) -> int:
-        return run_seed(self.master_seed, point, replicate, self.common_random_numbers)
-
-    def tasks(self) -> list[dict]:
-        """Every run as a small picklable dict, in run-id order (point-major)."""
-        out = []
-        for point in range(len(self.points)):
-            ov = self.point_overrides(point)
-            for rep in range(self.replications):
-                out.append(
-                    {
-                        "run_id": point * self.replications + rep,
-                        "point": point,
-                        "replicate": rep,
-                        "seed": self.seed(point, rep),
-                        "months": self.months,
-                        "overrides": ov,
-                        "params": dict(self.points[point]),
-                        "keep_timeseries": self.keep_timeseries,
-                        "keep_agents": self.keep_agents,
-                    }
-                )
-        return out
-
-    def design_table(self):
-        import pandas as pd
-
-        df = pd.DataFrame(self.points, columns=[p.name for p in self.parameters])
-        df.insert(0, "point", np.arange(len(df)))
-        return df
-
-    def salib_problem(self) -> dict:
-        return {
-            "num_vars": len(self.parameters),
-            "names": [p.name for p in self.parameters],
-            "bounds": [list(p.bounds) for p in self.parameters],
-        }
-
-    def describe(self) -> dict:
-        """The resolved design, for the manifest."""
-        return {
-            "name": self.name,
-            "scenario": self.scenario,
-            "design": self.design,
-            "samples": self.samples,
-            "replications": self.replications,
-            "master_seed": self.master_seed,
-            "common_random_numbers": self.common_random_numbers,
-            "months": self.months,
-            "points": len(self.points),
-            "runs": self.n_runs,
-            "fixed_overrides": self.fixed_overrides,
-            "parameters": [
-                {
-                    "name": p.name,
-                    "path": p.path,
-                    "mode": p.mode,
-                    "kind": p.kind,
-                    "targets": list(p.targets),
-                    "values": list(p.values) if p.values is not None else None,
-                    "range": list(p.bounds) if p.bounds is not None else None,
-                }
-                for p in self.parameters
-            ],
-            "outputs": {"timeseries": self.keep_timeseries, "agents": self.keep_agents},
-            "headline_metrics": list(self.headline_metrics),
-        }
-
-    def fingerprint(self) -> str:
-        """sha256 of everything that determines the runs' results (base scenario, tasks)."""
-        payload = {
-            "base_config": self.base_config,
-            "tasks": [
-                {k: t[k] for k in ("run_id", "seed", "months", "overrides", "keep_timeseries")}
-                | {"keep_agents": t["keep_agents"]}
-                for t in self.tasks()
-            ],
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()
-
-
-def run_seed(master_seed: int, point: int, replicate: int, common: bool = False) -> int:
-    """The model seed of one run: ``SeedSequence(master_seed, spawn_key=(point, replicate))``.
-
-    With ``common`` (common random numbers) the spawn key is ``(replicate,)``: replicate r faces
-    the same random draws at every design point, so differences between points are not noise."""
-    key = (int(replicate),) if common else (int(point), int(replicate))
-    state = np.random.SeedSequence(int(master_seed), spawn_key=key).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))  # 63 bits: fits a signed 64-bit parquet column
+MAX_RUNS = 1_000_000  # runs (design points x replications) of one sweep
+MAX_STEPS = 10_000  # values of one grid range
+MAX_SAMPLES = 1_000_000  # lhs / sobol base samples
+MAX_REPLICATIONS = 100_000
+MAX_FILE_BYTES = 1_000_000  # an experiment file is a few kB; this refuses /dev/zero and the like
+# The name becomes the default sweep folder results/sweeps/<name>: one plain path component.
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def _err(field_name: str, message: str) -> ConfigError:
     return ConfigError(f"experiment {field_name}: {message}")
-
-
-def _get(cfg: dict, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _set(cfg: dict, dotted: str, value) -> None:
-    parts = dotted.split(".")
-    node = cfg
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def _expand(cfg: dict, path: str, where: str) -> list[str]:
-    """Concrete dotted keys matching ``path`` (``*`` = every key of a table) that hold values."""
-    found = [("", cfg)]
-    for part in path.split("."):
-        nxt = []
-        for prefix, node in found:
-            if not isinstance(node, dict):
-                continue
-            keys = list(node) if part == "*" else [part] if part in node else []
-            nxt.extend((f"{prefix}.{k}" if prefix else k, node[k]) for k in keys)
-        found = nxt
-    leaves = [key for key, node in found if not isinstance(node, dict | list)]
-    if not leaves:
-        raise _err(where, f"{path!r} matches no parameter of the scenario")
-    return leaves
-
-
-def _kind(value) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    return "str"
 
 
 def _number(value, where: str) -> float:
@@ -295,22 +111,32 @@ def _parameter(raw: Any, index: int, cfg: dict, design: str) -> Parameter:
     mode = raw.get("mode", "set")
     if mode not in MODES:
         raise _err(f"{where}.mode", f"must be one of {list(MODES)}, got {mode!r}")
-    targets = list(dict.fromkeys(t for p in paths for t in _expand(cfg, p, f"{where}.path")))
+    targets = []
+    for p in paths:
+        found = expand_path(cfg, p)
+        if not found:
+            raise _err(f"{where}.path", f"{p!r} matches no parameter of the scenario")
+        targets.extend(found)
+    targets = list(dict.fromkeys(targets))
     path = " + ".join(paths)
-    base_values = tuple(_get(cfg, t) for t in targets)
-    kinds = {_kind(v) for v in base_values}
+    base_values = tuple(get_dotted(cfg, t) for t in targets)
+    kinds = {value_kind(v) for v in base_values}
     if len(kinds) != 1:
         raise _err(f"{where}.path", f"{path!r} matches fields of different types {sorted(kinds)}")
     kind = kinds.pop()
     if mode == "scale" and kind not in ("int", "float"):
         raise _err(f"{where}.mode", f"'scale' needs numeric fields; {path!r} is {kind}")
     values = bounds = None
+    if "values" in raw and "range" in raw:
+        raise _err(where, "give either values or range, not both")
     if "values" in raw:
         if design != "grid":
             raise _err(f"{where}.values", f"a '{design}' design samples a range; give range")
         vals = raw["values"]
         if not isinstance(vals, list) or not vals:
             raise _err(f"{where}.values", "must be a non-empty list")
+        if len(vals) > MAX_RUNS:
+            raise _err(f"{where}.values", f"at most {MAX_RUNS} values, got {len(vals)}")
         if len(set(map(repr, vals))) != len(vals):
             raise _err(f"{where}.values", "must not repeat a value")
         if kind in ("int", "float") or mode == "scale":
@@ -338,15 +164,11 @@ def _parameter(raw: Any, index: int, cfg: dict, design: str) -> Parameter:
             raise _err(f"{where}.range", f"{path} is {kind}: give values, not a range")
         if design == "grid":
             steps = raw.get("steps")
-            if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 10_000:
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
                 raise _err(
-                    f"{where}.steps", f"a grid range needs steps in [2, 10000], got {steps!r}"
+                    f"{where}.steps", f"a grid range needs steps in [2, {MAX_STEPS}], got {steps!r}"
                 )
-            grid = np.linspace(lo, hi, steps)
-            if kind == "int" and mode == "set":
-                values = tuple(dict.fromkeys(int(round(v)) for v in grid))
-            else:
-                values = tuple(float(round(v, 12)) for v in grid)
+            values = grid_values(lo, hi, steps, integer=kind == "int" and mode == "set")
         else:
             bounds = (lo, hi)
     else:
@@ -356,31 +178,24 @@ def _parameter(raw: Any, index: int, cfg: dict, design: str) -> Parameter:
     return Parameter(name, path, mode, kind, tuple(targets), base_values, values, bounds)
 
 
-def _design_points(
-    design: str, params: list[Parameter], samples: int | None, seed: int
-) -> list[dict]:
-    names = [p.name for p in params]
-    if design == "grid":
-        return [
-            dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*(p.values for p in params))
-        ]
-    problem = {"num_vars": len(params), "names": names, "bounds": [list(p.bounds) for p in params]}
-    if design == "lhs":
-        from SALib.sample import latin
-
-        matrix = latin.sample(problem, samples, seed=seed)
-    else:
-        from SALib.sample import sobol
-
-        matrix = sobol.sample(problem, samples, calc_second_order=False, scramble=True, seed=seed)
-    points = []
-    for row in matrix:
-        point = {}
-        for p, v in zip(params, row, strict=True):
-            point[p.name] = int(round(v)) if p.kind == "int" and p.mode == "set" else float(v)
-        points.append(point)
-    return points
+def read_experiment_text(path: Path) -> str:
+    """The text of an experiment file: a regular file of at most ``MAX_FILE_BYTES``, UTF-8."""
+    where = f"experiment {str(path)!r}"[:300]
+    if not path.exists():
+        raise ConfigError(f"{where}: no such file")
+    if not path.is_file():
+        raise ConfigError(f"{where}: not a regular file (a folder or a device)")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes; not an experiment file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
 
 
 def load_experiment(source: str | Path | dict) -> Experiment:
@@ -391,21 +206,25 @@ def load_experiment(source: str | Path | dict) -> Experiment:
         raw, text, origin, base_dir = copy.deepcopy(source), "", "<dict>", Path.cwd()
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"experiment: no such file {str(path)!r}")
-        text = path.read_text()
+        text = read_experiment_text(path)
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"experiment {path}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"experiment {path}: not valid TOML (nested too deeply)") from None
         origin, base_dir = str(path), path.parent
 
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise _err(sorted(unknown)[0], f"unknown key; allowed: {sorted(TOP_KEYS)}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        raise _err("name", f"must be a short name without spaces or slashes, got {name!r}")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
+        raise _err(
+            "name",
+            "must be a plain name of 1-100 letters, digits, '_', '-' or '.' (no '..', no "
+            f"separators; it names the sweep folder), got {name!r}"[:300],
+        )
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise _err("description", "must be a string")
@@ -418,7 +237,7 @@ def load_experiment(source: str | Path | dict) -> Experiment:
     fixed = raw.get("overrides", {})
     if not isinstance(fixed, dict):
         raise _err("overrides", 'must be a table of "dotted.key" = value')
-    fixed = _flatten(fixed)
+    fixed = flatten(fixed)
     try:
         base = load_scenario(scenario, fixed or None)
     except ConfigError as exc:
@@ -429,12 +248,12 @@ def load_experiment(source: str | Path | dict) -> Experiment:
         raise _err("design", f"must be one of {list(DESIGNS)}, got {design!r}")
     samples = None
     if design in ("lhs", "sobol"):
-        samples = _int_field(raw, "samples", 2, 1_000_000)
+        samples = _int_field(raw, "samples", 2, MAX_SAMPLES)
         if design == "sobol" and samples & (samples - 1):
             raise _err("samples", f"a sobol design needs a power of 2, got {samples}")
     elif "samples" in raw:
         raise _err("samples", "only for lhs and sobol designs")
-    replications = _int_field(raw, "replications", 1, 100_000, default=1)
+    replications = _int_field(raw, "replications", 1, MAX_REPLICATIONS, default=1)
     master_seed = _int_field(raw, "master_seed", 0, 2**63 - 1, default=0)
     months = _int_field(raw, "months", 1, 600, default=base["run"]["months"])
     crn = raw.get("common_random_numbers", False)
@@ -456,6 +275,20 @@ def load_experiment(source: str | Path | dict) -> Experiment:
             if t in claimed:
                 raise _err("parameters", f"{p.name} and {claimed[t]} both set {t}")
             claimed[t] = p.name
+    # The sweep's size from the parameters alone, before a single design point is built: an
+    # oversized design is refused in milliseconds, not after minutes and gigabytes.
+    n_points = design_size(design, params, samples)
+    if n_points * replications > MAX_RUNS:
+        field_name = (
+            ("parameters" if design == "grid" else "samples")
+            if n_points > MAX_RUNS
+            else "replications"
+        )
+        raise _err(
+            field_name,
+            f"the design has {n_points:,} points x {replications:,} replications = "
+            f"{n_points * replications:,} runs; at most {MAX_RUNS:,}",
+        )
 
     outputs = raw.get("outputs", {})
     if not isinstance(outputs, dict) or set(outputs) - OUTPUT_KEYS:
@@ -502,9 +335,18 @@ def load_experiment(source: str | Path | dict) -> Experiment:
         headline_metrics=tuple(headline),
         confidence=float(confidence),
     )
-    exp.points = _design_points(design, params, samples, master_seed) if params else [{}]
-    if exp.n_runs > MAX_RUNS:
-        raise _err("replications", f"the design has {exp.n_runs} runs; at most {MAX_RUNS}")
+    exp.points = design_points(design, params, samples, master_seed)
+    corners = extreme_points(params, exp.points)
+    if corners is not None:
+        for corner in corners:
+            try:
+                validate(exp.values_config(corner))
+            except ConfigError as exc:
+                values = ", ".join(f"{k}={v!r}" for k, v in corner.items())
+                raise _err(
+                    "parameters", f"the design's corner ({values}) is invalid: {exc}"
+                ) from None
+        return exp
     for point in range(len(exp.points)):
         try:
             validate(exp.point_config(point))
@@ -512,15 +354,3 @@ def load_experiment(source: str | Path | dict) -> Experiment:
             values = ", ".join(f"{k}={v!r}" for k, v in exp.points[point].items())
             raise _err("parameters", f"design point {point} ({values}) is invalid: {exc}") from None
     return exp
-
-
-def _flatten(table: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` and ``{"a.b": 1}`` both become ``{"a.b": 1}``."""
-    out = {}
-    for key, value in table.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            out.update(_flatten(value, full))
-        else:
-            out[full] = value
-    return out

@@ -7,7 +7,6 @@ the failure and goes on. The environment variable ``ABM_SWEEP_FAULTS`` injects f
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import traceback
@@ -33,7 +32,7 @@ def run_task(task: dict, base_config: dict) -> dict:
     Returns ``{"row": dict, "timeseries": DataFrame | None, "agents": DataFrame | None,
     "traceback": str | None}``; ``row`` holds the run's identity, parameter values, metrics,
     ``status`` and ``wall_s``."""
-    from abm.config import validate
+    from abm.config import apply_overrides, validate
     from abm.results import run
     from abm.sweep.metrics import METRICS, run_metrics
 
@@ -48,14 +47,11 @@ def run_task(task: dict, base_config: dict) -> dict:
     out = {"row": row, "timeseries": None, "agents": None, "traceback": None}
     try:
         _injected_fault(task["run_id"])
-        cfg = copy.deepcopy(base_config)
-        for key, value in task["overrides"].items():
-            node = cfg
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
+        cfg = apply_overrides(base_config, task["overrides"])
         validate(cfg)
+        # run() releases the finished model from Mesa's registry (abm.results.release_model),
+        # so a worker's memory stays flat over thousands of runs; the result goes out of scope
+        # at the end of this function.
         result = run(cfg, seed=task["seed"], months=task["months"])
         row.update(run_metrics(result))
         row["status"] = STATUS_OK
