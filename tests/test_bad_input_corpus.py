@@ -44,8 +44,10 @@ def _snapshot(root: Path) -> dict:
         for name in [".", *dirnames, *filenames]:
             path = Path(dirpath) / name
             st = os.lstat(path)
-            content = path.read_bytes() if name in filenames and path.is_file() else None
-            out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, content)
+            link = os.readlink(path) if path.is_symlink() else None
+            regular = name in filenames and link is None and path.is_file()
+            content = path.read_bytes() if regular else None
+            out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, content, link)
     return out
 
 
@@ -70,7 +72,8 @@ def test_corpus_is_large_and_well_formed():
     ids = [c["id"] for c in CASES]
     assert len(set(ids)) == len(ids), "case ids must be unique across files"
     for case in CASES:
-        assert set(case) == {"id", "argv", "files", "field", "source"}, case["id"]
+        assert {"id", "argv", "files", "field", "source"} <= set(case), case["id"]
+        assert set(case) <= {"id", "argv", "files", "field", "source", "symlinks"}, case["id"]
         assert isinstance(case["argv"], list) and all(isinstance(a, str) for a in case["argv"])
         assert case["field"], case["id"]
 
@@ -91,7 +94,12 @@ def test_bad_input_exits_2_names_field_changes_nothing(
             path.write_text(data)
         else:
             path.write_bytes(data)
+    for rel, target in case.get("symlinks", {}).items():  # link path -> target ({tmp} filled)
+        path = work / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(_fill(target, work))
     monkeypatch.chdir(work)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     before, before_outside = _snapshot(work), _snapshot(sentinel)
 
     try:
@@ -102,7 +110,7 @@ def test_bad_input_exits_2_names_field_changes_nothing(
 
     assert code == 2, f"{case['id']}: exit {code}; stderr: {captured.err!r}"
     assert "Traceback" not in captured.out + captured.err
-    lines = captured.err.splitlines()
+    lines = captured.err.splitlines()  # exactly one line: the error
     assert len(lines) == 1, f"{case['id']}: expected one error line, got {lines!r}"
     assert case["field"] in lines[0], f"{case['id']}: {case['field']!r} not in {lines[0]!r}"
     assert not (work / "results").exists()
