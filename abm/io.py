@@ -44,6 +44,8 @@ RUN_FILES = (
 )
 RUN_KIND = "abm-run"  # manifest.json "kind" of a run folder
 SWEEP_KIND = "abm-sweep"  # ... of a sweep folder (written by abm.sweep.runner)
+FIGURES_KIND = "abm-figures"  # ... of a figures folder (written by abm plot)
+FIGURES_DIR = "figures"  # abm plot's default folder inside a run or sweep
 SCHEMA_KEY = "abm_output_schema"
 OUTPUT_SCHEMA = 1  # version of the run folder layout; raise it when the files or manifest change
 LEGACY_RUN_KEYS = ("seed", "config", "scenario")  # a run manifest from before "kind" existed
@@ -118,9 +120,11 @@ def _run_contents_problem(folder: Path, manifest: dict) -> str | None:
     listed = set(files) | {MANIFEST}
     present = set(os.listdir(folder))
     extra = sorted(present - listed)
+    if FIGURES_DIR in extra and owned_output(folder / FIGURES_DIR) == "figures":
+        extra.remove(FIGURES_DIR)  # abm plot's figures of this run: provably ours too
     if extra:
         shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        hint = " (figures from abm plot: move them out first)" if "figures" in extra else ""
+        hint = " (figures/ was changed after abm plot wrote it)" if FIGURES_DIR in extra else ""
         return f"it holds {shown}, which its manifest.json does not list{hint}"
     missing = sorted(listed - present)
     if missing:
@@ -142,6 +146,9 @@ def _ownership(folder: Path) -> tuple[str | None, str]:
     kind = manifest.get("kind")
     if kind == SWEEP_KIND:
         return "sweep", "it is an abm sweep"
+    if kind == FIGURES_KIND:
+        problem = _run_contents_problem(folder, manifest)
+        return (None, problem) if problem else ("figures", "it holds figures abm plot wrote")
     if kind == RUN_KIND:
         if manifest.get(SCHEMA_KEY) != OUTPUT_SCHEMA:
             return (
@@ -157,13 +164,15 @@ def _ownership(folder: Path) -> tuple[str | None, str]:
 
 
 def owned_output(path: str | Path) -> str | None:
-    """``"run"`` or ``"sweep"`` if ``path`` is a folder that abm provably wrote, else None.
+    """``"run"``, ``"sweep"`` or ``"figures"`` if ``path`` is a folder abm provably wrote, else None.
 
     A run is a real folder (not a link) whose ``manifest.json`` says ``kind = "abm-run"`` with
     ``abm_output_schema = 1`` - or, for runs written before those keys existed, has ``seed``,
     ``config`` and ``scenario`` - and which holds exactly the files its manifest lists, as regular
     files with the sha256 it records, plus the manifest. A sweep is a folder whose manifest says
-    ``kind = "abm-sweep"``; what a sweep may hold is for :mod:`abm.sweep` to check.
+    ``kind = "abm-sweep"``; what a sweep may hold is for :mod:`abm.sweep` to check. A figures
+    folder (``kind = "abm-figures"``, written by :func:`record_figures`) holds exactly the files its
+    manifest lists; a run may hold one as ``figures/``.
     """
     path = Path(path)
     if path.is_symlink() or not path.is_dir():
@@ -303,6 +312,49 @@ def check_destination(out_dir: str | Path, option: str = "--out") -> Path:
             raise ConfigError(f"{option}: cannot replace {text}: permission denied")
     _probe_create(absolute, option)
     return path
+
+
+def check_figures_destination(folder: str | Path, option: str = "--out") -> Path:
+    """Refuse a figures folder that is not provably ours: it must be new, empty, or a folder that
+    ``abm plot`` wrote (its manifest lists every file in it, unchanged), so that no file a user
+    owns is overwritten by a figure of the same name."""
+    path = check_writable_folder(folder, option)
+    if os.path.islink(path):
+        raise ConfigError(f"{option}: {path} is a symbolic link; give the folder itself")
+    if path.is_dir() and os.listdir(path):
+        kind, reason = _ownership(path)
+        if kind != "figures":
+            raise ConfigError(
+                f"{option}: {path} is not empty and not a figures folder abm plot wrote ({reason}); "
+                "choose another folder"
+            )
+    return path
+
+
+def record_figures(folder: str | Path, written: list[Path], source: dict | None = None) -> Path:
+    """Write ``folder/manifest.json`` (kind ``abm-figures``) listing, with sha256, the files just
+    ``written`` there and the files an earlier manifest of this folder listed that are still
+    unchanged; ``source`` (e.g. the run or sweep it was drawn from) is recorded as given."""
+    folder = Path(folder)
+    earlier = _read_manifest_file(folder) or {}
+    files = {}
+    if earlier.get("kind") == FIGURES_KIND and isinstance(earlier.get("files"), dict):
+        for name, digest in earlier["files"].items():
+            path = folder / str(name)
+            if path.is_file() and not path.is_symlink() and sha256(path) == digest:
+                files[name] = digest
+    for path in written:
+        path = Path(path)
+        if path.parent.resolve() == folder.resolve():
+            files[path.name] = sha256(path)
+    manifest = {
+        "kind": FIGURES_KIND,
+        SCHEMA_KEY: OUTPUT_SCHEMA,
+        "source": source or {},
+        "files": dict(sorted(files.items())),
+    }
+    write_json_atomic(manifest, folder / MANIFEST)
+    return folder / MANIFEST
 
 
 def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

@@ -88,6 +88,34 @@ def test_ownership_is_lost_by_any_foreign_or_changed_entry(earlier_run, tmp_path
     assert owned_output(sweep) == "sweep"
 
 
+def test_a_run_with_its_abm_plot_figures_stays_ours(earlier_run, tmp_path, capsys):
+    """abm plot writes figures/ with a manifest: the run folder is still ours (a new run may
+    replace it), a later abm plot may redraw there, and a foreign file in figures/ ends both."""
+    run = _copy_run(earlier_run, tmp_path / "run")
+    assert main(["plot", str(run), "--no-animation"]) == 0
+    figures = json.loads((run / "figures" / "manifest.json").read_text())
+    assert figures["kind"] == "abm-figures" and "market.png" in figures["files"]
+    assert owned_output(run / "figures") == "figures"
+    assert owned_output(run) == "run"
+    assert main(["plot", str(run), "--no-animation"]) == 0  # redrawn over its own figures
+    (run / "figures" / "market.png").write_bytes(b"edited by the user")
+    assert owned_output(run) is None
+    capsys.readouterr()
+    assert main(["plot", str(run), "--no-animation"]) == 2
+    _one_error_line(capsys, "--out", "figures")
+    assert (run / "figures" / "market.png").read_bytes() == b"edited by the user"
+    assert _run(run) == 2
+    _one_error_line(capsys, "--out", "figures")
+    (run / "figures" / "market.png").unlink()
+    (run / "figures" / "manifest.json").unlink()
+    (run / "figures" / "notes.txt").write_text("mine")
+    assert owned_output(run) is None
+    fresh = _copy_run(earlier_run, tmp_path / "fresh")
+    assert main(["plot", str(fresh), "--no-animation"]) == 0
+    assert _run(fresh) == 0  # replaced, figures and all
+    assert not (fresh / "figures").exists()
+
+
 def test_legacy_run_folder_is_recognised_only_with_its_exact_files(earlier_run, tmp_path):
     legacy = _copy_run(earlier_run, tmp_path / "legacy")
     manifest = json.loads((legacy / "manifest.json").read_text())

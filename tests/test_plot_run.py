@@ -3,6 +3,7 @@ deterministic layout, one animation frame per month, files written, bad folders 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import matplotlib.colors as mcolors
@@ -353,7 +354,9 @@ def test_plot_run_writes_png_and_pdf(calm_dir):
         assert p.parent == out and p.stat().st_size > 0
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
-    assert sorted(q.name for q in out.iterdir()) == sorted(names)  # no temp files left behind
+    # no temp files left behind; the manifest lists exactly the figures
+    assert sorted(q.name for q in out.iterdir()) == sorted([*names, "manifest.json"])
+    assert set(json.loads((out / "manifest.json").read_text())["files"]) == set(names)
 
 
 def test_plot_run_with_animation_and_month(crash_dir, tmp_path):

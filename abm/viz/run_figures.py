@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from abm.io import write_atomic
+from abm.io import check_figures_destination, record_figures, write_atomic
 from abm.viz.animation import animate_network
 from abm.viz.capital_figure import capital_figure, lender_capital_index, lender_equity_index
 from abm.viz.cascade_figure import cascade_rows, cascade_tree_figure
@@ -303,7 +303,9 @@ def plot_run(
     network animation ``network.gif`` (plus ``network.mp4`` when ffmpeg is available). ``month`` (a
     model month or 'YYYY-MM') picks the network snapshot; the default is the month with most agents in
     default (the earliest such month), else the last month. ``dpi`` applies to raster formats (the
-    animation has its own modest dpi). Each file is written atomically.
+    animation has its own modest dpi). Each file is written atomically. ``out_dir`` must be new,
+    empty or a figures folder abm plot wrote (:func:`abm.io.check_figures_destination`); its
+    ``manifest.json`` lists the figures (:func:`abm.io.record_figures`).
     Raises :class:`RunDirError` for a folder that is not a readable run.
     """
     run = load_run(run_dir)
@@ -311,7 +313,9 @@ def plot_run(
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad:
         raise ValueError(f"formats: {', '.join(bad)} not supported (png, pdf, svg)")
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "figures"
+    out = check_figures_destination(
+        Path(out_dir) if out_dir is not None else Path(run_dir) / "figures"
+    )
     month = run.resolve_month(month)
     label = str(run.timeseries["date"].iloc[run.month_index(month)])
     builders = (
@@ -337,4 +341,7 @@ def plot_run(
                 target, lambda tmp: animate_network(run, tmp, fps=fps), suffix=target.suffix
             )
             written.append(target)
+    # the folder's manifest lists what abm plot wrote, so an abm run may later replace the run
+    # folder holding it, and a later abm plot may overwrite these files, but nobody else's
+    record_figures(out, written, source={"run": str(run_dir)})
     return written
