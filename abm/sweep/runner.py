@@ -34,7 +34,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from abm.config import ConfigError
-from abm.io import git_commit, versions, write_atomic, write_json_atomic
+from abm.io import git_commit, provenance, versions, write_atomic, write_json_atomic
 from abm.sweep.experiment import Experiment
 from abm.sweep.metrics import METRICS
 from abm.sweep.tasks import STATUS_FAILED, STATUS_OK, run_task, run_task_on_worker
@@ -343,6 +343,7 @@ def run_sweep(
         "base_config": exp.base_config,
         "versions": versions(SWEEP_PACKAGES),
         "git_commit": git_commit(),
+        "provenance": provenance(),
         "sessions": [*(earlier or {}).get("sessions", []), session],
         "status": "running",
     }
