@@ -2,7 +2,9 @@
 
 ``abm run [--scenario NAME|PATH] [--seed N] [--months N] [--out DIR] [--set key=value ...]`` runs one
 scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios;
-``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it.
+``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it;
+``abm reproduce DIR`` re-runs a run or sweep folder and compares (exit 0 identical, 1 different);
+``abm params [SCENARIO]`` lists every parameter with its value, range, unit and source.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
 Ctrl+C exits with 130.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
 
+EXIT_DIFFERENT = 1  # abm reproduce: an output differs from the stored one
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 MAX_SEED = 2**63 - 1
@@ -82,8 +85,34 @@ def _host(text: str) -> str:
     )
 
 
+def version_text() -> str:
+    """``abm X.Y.Z``, plus the git commit (and whether the checkout is modified) when the package
+    runs from a git checkout."""
+    from abm.io import provenance
+
+    prov = provenance()
+    text = f"abm {prov['abm_version']}"
+    if prov["git_commit"]:
+        text += f" (git {prov['git_commit'][:12]}{', modified' if prov['git_dirty'] else ''})"
+    return text
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it calls git), printed, exit 0."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="abm", description="Credit contagion in AI-compute infrastructure.")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and git commit, then exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run one scenario and write its outputs")
     run.add_argument(
@@ -178,9 +207,42 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", default=None, help="sweep: metric of the phase diagram")
     plot.add_argument("--no-animation", action="store_true", help="run: skip the GIF/MP4")
 
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="re-run a run or sweep folder from its manifest and compare every output "
+        "(exit 0 identical, 1 different)",
+    )
+    reproduce.add_argument(
+        "directory", metavar="DIR", help="a folder written by abm run or abm sweep (not modified)"
+    )
+    reproduce.add_argument(
+        "--sample",
+        type=_positive_int("--sample"),
+        default=None,
+        metavar="N",
+        help="sweep: re-run N runs chosen at random (default: every stored run)",
+    )
+    reproduce.add_argument(
+        "--sample-seed",
+        type=_int_in(0, MAX_SEED),
+        default=0,
+        help="sweep: seed of the --sample choice (0)",
+    )
+
     app = sub.add_parser("app", help="the interactive SolaraViz app in your browser")
-    app.add_argument("--host", type=_host, default="127.0.0.1", help="address to serve on")
-    app.add_argument("--port", type=_port, default=8765, help="port in [1, 65535] (8765)")
+    app.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="IP address or host name to serve on (default 127.0.0.1: this machine only; "
+        "0.0.0.0 serves every network interface)",
+    )
+    app.add_argument(
+        "--port",
+        type=_port,
+        default=8765,
+        help="TCP port to serve on, in [1, 65535] (default 8765)",
+    )
     return parser
 
 
@@ -228,7 +290,10 @@ def cmd_plot(args) -> int:
         from abm.viz.sweep_figures import plot_sweep
 
         if args.metric is not None and args.metric not in _metric_names():
-            raise ConfigError(f"--metric: unknown metric {args.metric!r}; see abm analyze")
+            raise ConfigError(
+                f"--metric: unknown metric {_one_line(repr(args.metric), 60)}; allowed: "
+                + ", ".join(_metric_names())
+            )
         written = plot_sweep(directory, out_dir=args.out, metric=args.metric)
     else:
         from abm.viz.run_figures import RunDirError, plot_run
@@ -279,6 +344,14 @@ def cmd_app(args) -> int:
     return launch(host=args.host, port=args.port, open_browser=True)
 
 
+def cmd_reproduce(args) -> int:
+    from abm.reproduce import format_report, reproduce
+
+    report = reproduce(args.directory, sample=args.sample, sample_seed=args.sample_seed)
+    print(format_report(report))
+    return 0 if report.identical else EXIT_DIFFERENT
+
+
 def cmd_analyze(args) -> int:
     from abm.sweep import analyze, format_report
 
@@ -302,6 +375,20 @@ def cmd_scenarios() -> int:
     return 0
 
 
+# correlated_crash seed 2 has the richest cascade of seeds 0-5 (12 defaults, depth 4, fire-sale
+# and margin-call pushes, 311k GPUs fire-sold); tests/test_cli.py checks that it still does
+CRASH_EXAMPLE = "abm run --scenario correlated_crash --seed 2"
+
+
+def _quiet_run_note(scenario: str) -> str:
+    """The summary line of a run without defaults or fire sales: say so, and how to see a crash."""
+    control = {
+        "baseline": "; the calm baseline is a control",
+        "calm": "; calm is the no-stress control",
+    }.get(scenario, "")
+    return f"no defaults and no fire sales in this run{control}. To see a crash: {CRASH_EXAMPLE}"
+
+
 def _format_summary(summary: dict, out_dir: Path) -> str:
     lines = [
         f"scenario {summary['scenario']}  seed {summary['seed']}  months {summary['months']}",
@@ -319,8 +406,15 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
         + (f"{disc:.2f}" if disc is not None else "no trades")
     )
     lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")
+    n_defaults = sum(summary[f"defaults_{t}"] for t in ("miner", "neocloud", "lender"))
+    if n_defaults == 0 and summary["fire_sale_units"] == 0:
+        lines.append(_quiet_run_note(summary["scenario"]))
     cascade = summary.get("cascade")
-    if cascade:
+    if cascade and n_defaults == 0:
+        lines.append(
+            f"cascade: none (no defaults); DebtRank at start {cascade['debtrank_start']:.3f}"
+        )
+    elif cascade:
         pushes = ", ".join(f"{k} {v}" for k, v in cascade["pushes_by_channel"].items() if v)
         lines.append(
             f"cascade: depth {cascade['cascade_depth']}, roots {cascade['cascade_roots']}, "
@@ -376,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plot(args)
         if args.command == "app":
             return cmd_app(args)
+        if args.command == "reproduce":
+            return cmd_reproduce(args)
         return cmd_run(args)
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
