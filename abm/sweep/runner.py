@@ -357,7 +357,7 @@ def run_sweep(
         from tqdm import tqdm
 
         bar = tqdm(total=len(all_tasks), initial=len(done) - len(redo), unit="run", desc=exp.name)
-        bar.set_postfix(failed=n_failed)
+        bar.set_postfix(failed=n_failed, refresh=False)  # shown with the first update
     try:
         if executor == "serial":
             stream = _serial(todo, exp.base_config)
@@ -370,9 +370,9 @@ def run_sweep(
                 n_new += 1
                 if output["row"]["status"] != STATUS_OK:
                     n_failed += 1
-                if bar is not None:
+                if bar is not None:  # postfix first, then one refresh: one write per run in a log
+                    bar.set_postfix(failed=n_failed, refresh=False)
                     bar.update(1)
-                    bar.set_postfix(failed=n_failed)
         status = "complete"
     finally:
         if bar is not None:
