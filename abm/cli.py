@@ -8,7 +8,7 @@ scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the p
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
 Ctrl+C exits with 130.
-(Over 450 lines because it holds the parser and a short handler for each of the nine verbs;
+(Over 450 lines because it holds the parser and a short handler for each of the eight verbs;
 the work itself lives in the package.)
 """
 
