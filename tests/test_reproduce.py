@@ -239,3 +239,17 @@ def test_provenance_dirty_flag_and_diff_hash(tmp_path, monkeypatch):
     none = abm_io.provenance()
     assert none["git_commit"] is None and none["git_dirty"] is None
     assert none["git_diff_sha256"] is None and none["abm_version"] == abm.__version__
+
+
+def test_citation_file_names_this_version_and_the_licence():
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "CITATION.cff").read_text()
+    assert text.startswith("cff-version: 1.2.0\n")
+    version = re.search(r'^version: "([^"]+)"$', text, re.M)
+    assert version and version.group(1) == abm.__version__
+    licence = tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert re.search(rf"^license: {licence}$", text, re.M)
+    assert re.search(r'^date-released: "\d{4}-\d{2}-\d{2}"$', text, re.M)
