@@ -199,7 +199,7 @@ def _reproduce_run(directory: Path, manifest: dict) -> Report:
         for name in sorted(files):
             stored = directory / name
             if name == FIGURE and not draw:
-                then = (manifest.get("versions") or {}).get("matplotlib")
+                then = (manifest.get("versions") or {}).get("matplotlib") or "(not recorded)"
                 report.checks.append(
                     Check(
                         name,
