@@ -2,10 +2,14 @@
 
 ``abm run [--scenario NAME|PATH] [--seed N] [--months N] [--out DIR] [--set key=value ...]`` runs one
 scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the packaged scenarios;
-``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it.
+``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it;
+``abm reproduce DIR`` re-runs a run or sweep folder and compares (exit 0 identical, 1 different);
+``abm params [SCENARIO]`` lists every parameter with its value, range, unit and source.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
 Ctrl+C exits with 130.
+(Over 450 lines because it holds the parser and a short handler for each of the eight verbs;
+the work itself lives in the package.)
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import os
 import re
 import sys
 from pathlib import Path
 
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
 
+EXIT_DIFFERENT = 1  # abm reproduce: an output differs from the stored one
 EXIT_BAD_INPUT = 2
 EXIT_SWEEP_STOPPED = 1  # abm sweep stopped before every run was done (resume it)
 EXIT_RUNS_FAILED = 3  # abm sweep finished, but some runs failed (tracebacks in failures/)
@@ -85,8 +91,34 @@ def _host(text: str) -> str:
     )
 
 
+def version_text() -> str:
+    """``abm X.Y.Z``, plus the git commit (and whether the checkout is modified) when the package
+    runs from a git checkout."""
+    from abm.io import provenance
+
+    prov = provenance()
+    text = f"abm {prov['abm_version']}"
+    if prov["git_commit"]:
+        text += f" (git {prov['git_commit'][:12]}{', modified' if prov['git_dirty'] else ''})"
+    return text
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it calls git), printed, exit 0."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="abm", description="Credit contagion in AI-compute infrastructure.")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and git commit, then exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run one scenario and write its outputs")
     run.add_argument(
@@ -190,9 +222,66 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", default=None, help="sweep: metric of the phase diagram")
     plot.add_argument("--no-animation", action="store_true", help="run: skip the GIF/MP4")
 
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="re-run a run or sweep folder from its manifest and compare every output "
+        "(exit 0 identical, 1 different)",
+    )
+    reproduce.add_argument(
+        "directory", metavar="DIR", help="a folder written by abm run or abm sweep (not modified)"
+    )
+    reproduce.add_argument(
+        "--sample",
+        type=_positive_int("--sample"),
+        default=None,
+        metavar="N",
+        help="sweep: re-run N runs chosen at random (default: every stored run)",
+    )
+    reproduce.add_argument(
+        "--sample-seed",
+        type=_int_in(0, MAX_SEED),
+        default=0,
+        help="sweep: seed of the --sample choice (0)",
+    )
+
+    params = sub.add_parser(
+        "params", help="list every parameter of a scenario: value, allowed range, unit, source"
+    )
+    params.add_argument(
+        "scenario",
+        nargs="?",
+        default="baseline",
+        metavar="SCENARIO",
+        help="packaged scenario name or path to a .toml file (default: baseline)",
+    )
+    params.add_argument(
+        "prefix",
+        nargs="?",
+        default="",
+        metavar="PREFIX",
+        help="only parameters whose dotted name starts with this, e.g. compute. or lenders.kinds.bank",
+    )
+    params.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (sources cut to fit), csv or json (full text)",
+    )
+
     app = sub.add_parser("app", help="the interactive SolaraViz app in your browser")
-    app.add_argument("--host", type=_host, default="127.0.0.1", help="address to serve on")
-    app.add_argument("--port", type=_port, default=8765, help="port in [1, 65535] (8765)")
+    app.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="IP address or host name to serve on (default 127.0.0.1: this machine only; "
+        "0.0.0.0 serves every network interface)",
+    )
+    app.add_argument(
+        "--port",
+        type=_port,
+        default=8765,
+        help="TCP port to serve on, in [1, 65535] (default 8765)",
+    )
     return parser
 
 
@@ -272,7 +361,10 @@ def cmd_plot(args) -> int:
         from abm.viz.sweep_figures import plot_sweep
 
         if args.metric is not None and args.metric not in _metric_names():
-            raise ConfigError(f"--metric: unknown metric {args.metric!r}; see abm analyze")
+            raise ConfigError(
+                f"--metric: unknown metric {_one_line(repr(args.metric), 60)}; allowed: "
+                + ", ".join(_metric_names())
+            )
         written = plot_sweep(directory, out_dir=args.out, metric=args.metric)
     else:
         from abm.viz.run_figures import RunDirError, plot_run
@@ -323,6 +415,22 @@ def cmd_app(args) -> int:
     return launch(host=args.host, port=args.port, open_browser=True)
 
 
+def cmd_params(args) -> int:
+    from abm.params import format_parameters, parameters, select
+
+    rows = select(parameters(args.scenario), args.prefix)
+    print(format_parameters(rows, args.format))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from abm.reproduce import format_report, reproduce
+
+    report = reproduce(args.directory, sample=args.sample, sample_seed=args.sample_seed)
+    print(format_report(report))
+    return 0 if report.identical else EXIT_DIFFERENT
+
+
 def cmd_analyze(args) -> int:
     """``abm analyze``: exit 0, or 2 with one line naming the file for a folder that is not a
     readable sweep (damaged part or runs.parquet, foreign manifest) or cannot take analysis/."""
@@ -353,6 +461,20 @@ def cmd_scenarios() -> int:
     return 0
 
 
+# correlated_crash seed 2 has the richest cascade of seeds 0-5 (12 defaults, depth 4, fire-sale
+# and margin-call pushes, 311k GPUs fire-sold); tests/test_cli.py checks that it still does
+CRASH_EXAMPLE = "abm run --scenario correlated_crash --seed 2"
+
+
+def _quiet_run_note(scenario: str) -> str:
+    """The summary line of a run without defaults or fire sales: say so, and how to see a crash."""
+    control = {
+        "baseline": "; the calm baseline is a control",
+        "calm": "; calm is the no-stress control",
+    }.get(scenario, "")
+    return f"no defaults and no fire sales in this run{control}. To see a crash: {CRASH_EXAMPLE}"
+
+
 def _format_summary(summary: dict, out_dir: Path) -> str:
     lines = [
         f"scenario {summary['scenario']}  seed {summary['seed']}  months {summary['months']}",
@@ -370,8 +492,15 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
         + (f"{disc:.2f}" if disc is not None else "no trades")
     )
     lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")
+    n_defaults = sum(summary[f"defaults_{t}"] for t in ("miner", "neocloud", "lender"))
+    if n_defaults == 0 and summary["fire_sale_units"] == 0:
+        lines.append(_quiet_run_note(summary["scenario"]))
     cascade = summary.get("cascade")
-    if cascade:
+    if cascade and n_defaults == 0:
+        lines.append(
+            f"cascade: none (no defaults); DebtRank at start {cascade['debtrank_start']:.3f}"
+        )
+    elif cascade:
         pushes = ", ".join(f"{k} {v}" for k, v in cascade["pushes_by_channel"].items() if v)
         lines.append(
             f"cascade: depth {cascade['cascade_depth']}, roots {cascade['cascade_roots']}, "
@@ -427,6 +556,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plot(args)
         if args.command == "app":
             return cmd_app(args)
+        if args.command == "reproduce":
+            return cmd_reproduce(args)
+        if args.command == "params":
+            return cmd_params(args)
         return cmd_run(args)
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
@@ -434,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abm: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+    except BrokenPipeError:  # output piped into a reader that stopped (abm params | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
 
 
 def _entry() -> None:  # pragma: no cover

@@ -71,18 +71,90 @@ def versions(extra: tuple[str, ...] = ()) -> dict:
 
 def git_commit() -> str | None:
     """The commit of the source tree the package runs from, if it is a git checkout."""
-    here = Path(__file__).resolve().parent
+    return provenance()["git_commit"]
+
+
+def _checkout_root(package_dir: Path) -> Path | None:
+    """The git checkout holding ``package_dir`` (the nearest parent with a ``.git`` entry, a
+    folder or a worktree's file), or None for an installed copy (site-packages has none)."""
+    for folder in (package_dir, *package_dir.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def _git(root: Path, *args: str) -> bytes | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            ["git", "--no-optional-locks", "-C", str(root), *args],
             capture_output=True,
-            text=True,
             timeout=5,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """Which code wrote an output: version, git commit and whether the checkout was modified.
+
+    Keys: ``abm_version`` (``abm.__version__`` of the imported code), ``abm_installed_version``
+    (the installed distribution's version, None when not installed), ``git_commit`` (HEAD of the checkout holding the package), ``git_dirty``
+    (True when a tracked file of the checkout differs from HEAD or an untracked, not ignored
+    file lies under the package folder) and ``git_diff_sha256`` (when dirty: sha256 of
+    ``git diff HEAD --binary`` followed by the name and content of each such untracked file, so
+    two outputs with the same hash ran the same modified code). The git fields are None for an
+    installed (non-editable) copy or without git. At most two git calls (5 s time-out each).
+    """
+    import abm
+
+    package_dir = Path(abm.__file__).resolve().parent
+    try:
+        installed = metadata.version("abm")
+    except metadata.PackageNotFoundError:
+        installed = None
+    out = {
+        "abm_version": abm.__version__,
+        "abm_installed_version": installed,
+        "git_commit": None,
+        "git_dirty": None,
+        "git_diff_sha256": None,
+    }
+    root = _checkout_root(package_dir)
+    status = (
+        None
+        if root is None
+        else _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+    )
+    if status is None:
+        return out
+    entries = [e.decode("utf-8", "surrogateescape") for e in status.split(b"\0") if e]
+    for entry in entries:
+        if entry.startswith("# branch.oid ") and entry[13:] != "(initial)":
+            out["git_commit"] = entry[13:]
+    package_rel = package_dir.relative_to(root).as_posix() + "/"
+    changed = [e for e in entries if e[0] in "12u"]
+    untracked = sorted(
+        e[2:] for e in entries if e.startswith("? ") and e[2:].startswith(package_rel)
+    )
+    out["git_dirty"] = bool(changed or untracked)
+    if out["git_dirty"]:
+        diff = _git(root, "diff", "HEAD", "--binary")
+        h = hashlib.sha256(diff if diff is not None else b"<git diff failed>")
+        for name in untracked:
+            h.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+            with contextlib.suppress(OSError):
+                h.update(hashlib.sha256((root / name).read_bytes()).digest())
+        out["git_diff_sha256"] = h.hexdigest()
+    return out
+
+
+def _top_level_sorted(data: dict) -> dict:
+    """``data`` with its own keys sorted and every nested table in its order: a scenario's order is
+    part of the run (generations, lender and buyer kinds are built in file order), so a manifest's
+    config must keep it for ``abm reproduce`` (``sort_keys`` would sort them alphabetically)."""
+    return {key: data[key] for key in sorted(data)}
 
 
 def sha256(path: Path) -> str:
@@ -463,14 +535,15 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
         manifest["kind"] = RUN_KIND
         manifest[SCHEMA_KEY] = OUTPUT_SCHEMA
         manifest["versions"] = versions()
-        manifest["git_commit"] = git_commit()
+        manifest["provenance"] = provenance()
+        manifest["git_commit"] = manifest["provenance"]["git_commit"]
         manifest["files"] = {
             p.name: sha256(p)
             for p in sorted(tmp.iterdir())
             if p.name not in (MANIFEST, STAGING_MARKER)
         }
         with open(tmp / MANIFEST, "w") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+            json.dump(_top_level_sorted(manifest), fh, indent=2, default=str)
             fh.write("\n")
         (tmp / STAGING_MARKER).unlink()
         _replace_dir(tmp, out_dir)
@@ -531,7 +604,7 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
     tmp = sibling_temp(path)
     try:
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
+            json.dump(_top_level_sorted(data), fh, indent=2, default=str)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:

@@ -152,3 +152,75 @@ def test_app_refuses_a_host_it_cannot_serve_on(host, field, capsys):
     assert main(["app", "--host", host]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and field in err and host in err
+
+
+# ----------------------------------------------------------------------------- first run, --version
+
+
+def test_version_prints_the_package_version_and_commit(capsys):
+    import abm
+    from abm.io import provenance
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith(f"abm {abm.__version__}")
+    commit = provenance()["git_commit"]
+    assert (commit[:12] in printed) if commit else printed == f"abm {abm.__version__}"
+
+
+def test_app_host_and_port_have_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["app", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "IP address or host name to serve on (default 127.0.0.1" in text
+    assert "TCP port to serve on, in [1, 65535] (default 8765)" in text
+
+
+def test_plot_sweep_with_an_unknown_metric_lists_the_valid_ones(tmp_path, capsys):
+    from abm.sweep.metrics import METRICS
+
+    (tmp_path / "manifest.json").write_text('{"kind": "abm-sweep"}')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["plot", str(tmp_path), "--metric", "foo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--metric: unknown metric 'foo'; allowed: " in err
+    assert all(name in err for name in METRICS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_run_without_defaults_says_so_and_names_the_crash_command(tmp_path, capsys):
+    """baseline seed 0 (the README's first command) has no defaults and no fire sales."""
+    assert main(["run", "--out", str(tmp_path / "b"), "--no-figure"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "no defaults and no fire sales in this run; the calm baseline is a control. "
+        "To see a crash: abm run --scenario correlated_crash --seed 2" in printed
+    )
+    assert "None" not in printed  # no "first default month None"
+    assert main(["run", "--scenario", "correlated_crash", "--seed", "2", "--months", "30",
+                 "--out", str(tmp_path / "c"), "--no-figure"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "no defaults and no fire sales" not in printed and "first default month" in printed
+
+
+def test_the_crash_example_is_the_richest_cascade_of_seeds_0_to_5(run_cache):
+    """The summary and the app point at correlated_crash seed 2: over seeds 0-5 it has the most
+    defaults and the deepest default genealogy (ties broken by lender losses)."""
+    from abm.cli import CRASH_EXAMPLE
+
+    def richness(seed):
+        res = run_cache("correlated_crash", seed)
+        cm = res.cascade_metrics()
+        return (cm["cascade_depth"], cm["defaults"], res.summary()["lender_losses_usd"])
+
+    scores = {seed: richness(seed) for seed in range(6)}
+    best = max(scores, key=scores.get)
+    expected = f"abm run --scenario correlated_crash --seed {best}"
+    assert expected == CRASH_EXAMPLE
+    pytest.importorskip("solara")
+    from abm.app import APP_SCENARIO, APP_SEED
+
+    opened_on = (APP_SCENARIO, APP_SEED)
+    assert opened_on == ("correlated_crash", best)

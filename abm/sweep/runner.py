@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from abm.config import ConfigError
-from abm.io import git_commit, versions, write_atomic, write_json_atomic
+from abm.io import git_commit, provenance, versions, write_atomic, write_json_atomic
 from abm.sweep.design import Experiment
 from abm.sweep.executors import dask_client, run_on_dask, run_serially
 from abm.sweep.folder import (
@@ -270,6 +270,7 @@ def _session(
         "base_config": exp.base_config,
         "versions": versions(SWEEP_PACKAGES),
         "git_commit": git_commit(),
+        "provenance": provenance(),
         "sessions": [*sessions, session],
         "status": "running",
     }
@@ -284,7 +285,7 @@ def _session(
         from tqdm import tqdm
 
         bar = tqdm(total=len(all_tasks), initial=len(done) - len(redo), unit="run", desc=exp.name)
-        bar.set_postfix(failed=n_failed)
+        bar.set_postfix(failed=n_failed, refresh=False)  # shown with the first update
     try:
         with _sigterm_interrupts():
             if executor == "serial":
@@ -298,9 +299,9 @@ def _session(
                     n_new += 1
                     if output["row"]["status"] != STATUS_OK:
                         n_failed += 1
-                    if bar is not None:
+                    if bar is not None:  # postfix, then one refresh: one write per run in a log
+                        bar.set_postfix(failed=n_failed, refresh=False)
                         bar.update(1)
-                        bar.set_postfix(failed=n_failed)
     except BaseException as exc:
         stopped_by = str(exc) if isinstance(exc, SweepTerminated) else type(exc).__name__
         if isinstance(exc, OSError):

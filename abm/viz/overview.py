@@ -1,16 +1,33 @@
-"""The overview figure of one run: prices against fundamental value, defaults, and the network."""
+"""The overview figure of one run (``overview.png``): prices against fundamental value, BTC and
+rents, defaults, and the network at the end.
+
+Drawn on every ``abm run``, so it is kept cheap (about 0.3 s): dated month axes, one legend per
+panel naming every line, bar and shading (BTC on the right-hand axis, the stress regime), a
+sentence instead of an empty axis when a run had no fire sales or no defaults, and the agents
+outside the main lending network (buyers, lenders without open loans) on an outer ring of the
+network panel, so that they do not squash it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import networkx as nx
 import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from abm.viz.style import new_figure
+from abm.viz.style import date_axis, new_figure, shade_stress, stress_handle, styled
 from abm.vocabulary import AGENT_TYPE_COLOURS as TYPE_COLOURS
 
 STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
+FIRE_SALE_BAR = {"color": "0.6", "alpha": 0.35}
+NO_EVENT_TEXT = {"ha": "center", "va": "center", "fontsize": 11, "color": "0.35"}
+MARGINS = {"left": 0.06, "right": 0.94, "bottom": 0.06, "top": 0.92, "wspace": 0.3, "hspace": 0.25}
+RING_GAP = 1.25
+HEADROOM = 0.4  # share of a time panel's y span left free above the data for its legend  # outer ring radius / radius of the lending network's layout
 
 
 def _main_generations(ts, k: int = 3) -> list[str]:
@@ -21,72 +38,158 @@ def _main_generations(ts, k: int = 3) -> list[str]:
     return present[1 : 1 + k] if len(present) > k else present
 
 
-def overview_figure(result, path: str | Path, seed: int = 0):
-    """Four panels: secondary prices vs fundamentals, BTC and rents, cumulative defaults, network.
+def month_dates(ts: pd.DataFrame) -> pd.DatetimeIndex:
+    """The first day of each month of a timeseries (its ``date`` column, 'YYYY-MM')."""
+    return pd.DatetimeIndex(pd.to_datetime(ts["date"].astype(str), format="%Y-%m"))
 
-    Returns the matplotlib Figure (also saved to ``path``); drawn outside pyplot, so writing it needs
+
+@styled
+def overview_figure(result, path: str | Path, seed: int = 0):
+    """Four panels: GPU prices vs fundamental value with fire-sale volume, BTC and spot rents
+    with the stress regime, cumulative defaults by type, and the lending network at the end.
+
+    ``result`` is an :class:`abm.RunResult`; ``seed`` seeds the network layout. Returns the
+    matplotlib Figure (also saved to ``path``). The axes carry labels ``prices``, ``btc_rents``,
+    ``defaults`` and ``network`` (``Axes.get_label``). Drawn outside pyplot, so writing it needs
     no backend and leaves the process's backend alone.
     """
     ts = result.timeseries
-    x = np.arange(len(ts))
-    fig = new_figure(figsize=(13, 9))
+    dates = month_dates(ts)
+    run = SimpleNamespace(timeseries=ts, dates=dates)
+    # fixed margins: constrained layout measures every tick label twice and costs ~40 % of the time
+    fig = new_figure(figsize=(13, 9), layout=None)
+    fig.subplots_adjust(**MARGINS)
     axes = fig.subplots(2, 2)
-    ax = axes[0, 0]
-    for g, colour in zip(_main_generations(ts), ("C0", "C1", "C2"), strict=False):
-        ax.plot(x, ts[f"fundamental_value_{g}"], color=colour, label=f"{g} fundamental")
-        ax.plot(x, ts[f"mark_{g}"], color=colour, ls=":", label=f"{g} mark")
-        ax.scatter(
-            x, ts[f"secondary_price_{g}"], color=colour, marker="v", s=18, label=f"{g} cleared"
-        )
-    ax.set_title("GPU value per unit: fundamental, mark, fire-sale clearing price")
-    ax.set_ylabel("USD per GPU")
-    ax.legend(fontsize=7, ncol=3)
-    ax2 = ax.twinx()
-    ax2.bar(x, ts["fire_sale_units"], color="grey", alpha=0.25, width=0.9)
-    ax2.set_ylabel("fire-sale units / month")
-
-    ax = axes[0, 1]
-    ax.plot(x, ts["btc_price"], color="k", label="BTC price")
-    ax.set_ylabel("USD per BTC")
-    ax.set_title("BTC price and spot rents")
-    ax3 = ax.twinx()
-    for g in _main_generations(ts):
-        ax3.plot(x, ts[f"rent_spot_{g}"], label=f"{g} spot rent")
-    ax3.set_ylabel("USD per GPU-hour")
-    ax3.legend(fontsize=7, loc="upper right")
-    stress = (ts["regime"] == "stress").to_numpy()
-    for i in np.flatnonzero(stress):
-        ax.axvspan(i - 0.5, i + 0.5, color="red", alpha=0.08, lw=0)
-
-    ax = axes[1, 0]
-    for col, colour in (
-        ("defaults_miner", TYPE_COLOURS["miner"]),
-        ("defaults_neocloud", TYPE_COLOURS["neocloud"]),
-        ("defaults_lender", TYPE_COLOURS["lender"]),
-    ):
-        ax.step(x, ts[col], where="post", color=colour, label=col.replace("defaults_", ""))
-    ax.set_title("Cumulative defaults by agent type")
-    ax.set_xlabel("month")
-    ax.set_ylabel("defaults")
-    ax.legend(fontsize=8)
-
+    for ax, label in zip(axes.flat, ("prices", "btc_rents", "defaults", "network"), strict=True):
+        ax.set_label(label)
+    gens = _main_generations(ts)
+    _prices_panel(axes[0, 0], ts, dates, gens)
+    _btc_panel(axes[0, 1], ts, dates, gens, run)
+    _defaults_panel(axes[1, 0], ts, dates)
+    for ax in axes.flat[:3]:
+        date_axis(ax, run)
     ax = axes[1, 1]
-    _draw_network(ax, result.network, seed)
+    note = _draw_network(ax, result.network, seed)
     ax.set_title(f"Lending network at the end ({ts['date'].iloc[-1]})")
-    for a in axes.flat[:3]:
-        a.set_xlim(-0.5, len(ts) - 0.5)
-    fig.suptitle(f"{result.config.get('name', '')}  seed {result.seed}")
+    if note:
+        ax.text(0.5, -0.02, note, transform=ax.transAxes, ha="center", va="top", fontsize=8)
+    fig.suptitle(
+        f"{result.config.get('name', '')}  seed {result.seed}  "
+        f"({ts['date'].iloc[0]} to {ts['date'].iloc[-1]})",
+        fontsize=11,
+        fontweight="bold",
+    )
     fig.savefig(path, dpi=110)
     return fig
 
 
-def _draw_network(ax, graph: nx.MultiDiGraph, seed: int) -> None:
+def _prices_panel(ax, ts, dates, gens) -> None:
+    handles = []
+    for g, colour in zip(gens, ("C0", "C1", "C2"), strict=False):
+        (line,) = ax.plot(dates, ts[f"fundamental_value_{g}"], color=colour)
+        line.set_label(f"{g} fundamental")
+        (mark,) = ax.plot(dates, ts[f"mark_{g}"], color=colour, ls=":", label=f"{g} mark")
+        handles += [line, mark]
+        cleared = ts[f"secondary_price_{g}"]
+        if cleared.notna().any():
+            handles.append(
+                ax.scatter(dates, cleared, color=colour, marker="v", s=18, label=f"{g} cleared")
+            )
+    ax.set_title("GPU value per unit: fundamental, mark, fire-sale clearing price")
+    ax.set_ylabel("USD per GPU")
+    units = ts["fire_sale_units"].to_numpy(dtype=float)
+    if np.nansum(units) > 0:
+        twin = ax.twinx()
+        twin.bar(dates, units, width=25, **FIRE_SALE_BAR)
+        twin.set_ylabel("fire-sale units / month")
+        twin.grid(False)
+        twin.spines["right"].set_visible(True)
+        handles.append(Patch(label="fire-sale units (right axis)", **FIRE_SALE_BAR))
+        ax.set_zorder(twin.get_zorder() + 1)  # lines over the bars
+        ax.patch.set_visible(False)
+        _headroom(twin)
+    else:  # a legend line instead of an empty bar axis
+        handles.append(Line2D([], [], ls="", label="no fire sales in this run"))
+    _headroom(ax)
+    ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper center")
+
+
+def _btc_panel(ax, ts, dates, gens, run) -> None:
+    (btc,) = ax.plot(dates, ts["btc_price"], color="k", label="BTC price (left axis)")
+    ax.set_ylabel("USD per BTC")
+    ax.set_title("BTC price and spot rents")
+    rents = ax.twinx()
+    rents.grid(False)
+    rents.spines["right"].set_visible(True)
+    handles = [btc]
+    for g, colour in zip(gens, ("C0", "C1", "C2"), strict=False):
+        handles += rents.plot(
+            dates, ts[f"rent_spot_{g}"], color=colour, label=f"{g} spot rent (right axis)"
+        )
+    rents.set_ylabel("USD per GPU-hour")
+    if shade_stress(ax, run):
+        handles.append(stress_handle())
+    _headroom(ax)
+    _headroom(rents)
+    rents.legend(handles=handles, fontsize=7, ncol=2, loc="upper center")
+
+
+def _headroom(ax, share: float = HEADROOM) -> None:
+    """Raise the top of the y axis by ``share`` of its span: a free band for the legend."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + share * (high - low))
+
+
+def _defaults_panel(ax, ts, dates) -> None:
+    ax.set_title("Cumulative defaults by agent type")
+    columns = (
+        ("defaults_miner", TYPE_COLOURS["miner"]),
+        ("defaults_neocloud", TYPE_COLOURS["neocloud"]),
+        ("defaults_lender", TYPE_COLOURS["lender"]),
+    )
+    if not any(ts[col].iloc[-1] > 0 for col, _ in columns):
+        ax.text(0.5, 0.5, "no defaults in this run", transform=ax.transAxes, **NO_EVENT_TEXT)
+        ax.set_yticks([])
+        ax.grid(False)
+        return
+    for col, colour in columns:
+        ax.step(dates, ts[col], where="post", color=colour, label=col.replace("defaults_", ""))
+    ax.set_ylabel("defaults")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def network_positions(graph: nx.Graph, seed: int = 0) -> tuple[dict, list]:
+    """Node positions: a seeded spring layout of the largest connected part of the network
+    (agents linked by open loans and funding), scaled to radius 1, and every other agent evenly
+    on a ring of radius ``RING_GAP`` around it, grouped by connected part (a lender pair sits
+    side by side), then type and id. Returns (positions, the agents on the ring)."""
+    parts = sorted(nx.connected_components(graph), key=len, reverse=True) if len(graph) else []
+    main = parts[0] if parts and len(parts[0]) > 1 else set()
+
+    def order(n):
+        return (str(graph.nodes[n].get("agent_type", "")), str(n))
+
+    ring = [n for part in parts if part is not main for n in sorted(part, key=order)]
+    pos = nx.spring_layout(graph.subgraph(main), seed=seed) if main else {}
+    if pos:
+        xy = np.array(list(pos.values()))
+        centre = xy.mean(axis=0)
+        radius = max(float(np.max(np.linalg.norm(xy - centre, axis=1))), 1e-9)
+        pos = {n: (p - centre) / radius for n, p in pos.items()}
+    for k, n in enumerate(ring):
+        angle = 2 * np.pi * k / len(ring) + np.pi / 2
+        pos[n] = np.array([np.cos(angle), np.sin(angle)]) * (RING_GAP if main else 1.0)
+    return pos, ring
+
+
+def _draw_network(ax, graph: nx.MultiDiGraph, seed: int) -> str:
     simple = nx.Graph()
     simple.add_nodes_from(graph.nodes(data=True))
     for u, v, data in graph.edges(data=True):
         if data.get("edge_type") in ("loan", "funding") and data.get("status") != "closed":
             simple.add_edge(u, v)
-    pos = nx.spring_layout(simple, seed=seed)
+    pos, isolated = network_positions(simple, seed)
     nodes = list(simple.nodes)
     types = [simple.nodes[n].get("agent_type", "buyer") for n in nodes]
     status = [simple.nodes[n].get("status", "active") for n in nodes]
@@ -103,8 +206,27 @@ def _draw_network(ax, graph: nx.MultiDiGraph, seed: int) -> None:
         edgecolors=[STATUS_EDGE.get(s, "white") for s in status],
         linewidths=[2.0 if s != "active" else 0.5 for s in status],
     )
-    for t, colour in TYPE_COLOURS.items():
-        ax.scatter([], [], color=colour, label=t)
-    ax.scatter([], [], color="white", edgecolors=STATUS_EDGE["defaulted"], label="defaulted/failed")
-    ax.legend(fontsize=7, loc="lower left")
+    handles = [
+        Line2D([], [], ls="", marker="o", color=colour, label=t)
+        for t, colour in TYPE_COLOURS.items()
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            mfc="white",
+            mec=STATUS_EDGE["defaulted"],
+            mew=2,
+            label="defaulted/failed",
+        )  # fmt: skip
+    )
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(-0.02, 1.0))
+    ax.set_aspect("equal")
     ax.set_axis_off()
+    if not isolated:
+        return ""
+    counts = pd.Series([simple.nodes[n].get("agent_type", "?") for n in isolated]).value_counts()
+    listed = ", ".join(f"{n} {t}s" if n > 1 else f"1 {t}" for t, n in counts.items())
+    return f"outer ring: agents outside the main lending network ({listed})"
