@@ -233,11 +233,11 @@ def _reproduce_run(directory: Path, manifest: dict) -> Report:
 
 
 def _sweep_experiment(directory: Path, manifest: dict):
-    """The :class:`abm.sweep.experiment.Experiment` of a sweep folder, rebuilt from its manifest
+    """The :class:`abm.sweep.design.Experiment` of a sweep folder, rebuilt from its manifest
     (base scenario, resolved design) and its ``design.csv``; raises ConfigError if impossible."""
     import pandas as pd
 
-    from abm.sweep.experiment import Experiment, Parameter, _get
+    from abm.sweep.design import Experiment, Parameter, get_dotted
 
     base, design = manifest.get("base_config"), manifest.get("design")
     if not isinstance(base, dict) or not isinstance(design, dict):
@@ -259,7 +259,7 @@ def _sweep_experiment(directory: Path, manifest: dict):
                 mode=p["mode"],
                 kind=p["kind"],
                 targets=tuple(p["targets"]),
-                base_values=tuple(_get(base, t) for t in p["targets"]),
+                base_values=tuple(get_dotted(base, t) for t in p["targets"]),
                 values=tuple(p["values"]) if p.get("values") is not None else None,
                 bounds=tuple(p["range"]) if p.get("range") is not None else None,
             )
