@@ -7,6 +7,8 @@ hurdle, as far as cash (kept above a buffer) and its lender's LTV allow; when sh
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from abm.agents.base import ACTIVE, NEOCLOUD, BalanceSheetAgent
@@ -58,7 +60,10 @@ def plan_expansion(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     idx = m.neocloud_idx[m.status[m.neocloud_idx] == ACTIVE]
     cost = m.list_price[g] * c["all_in_cost_multiplier"]
     rate = m.base_rate + 0.06
-    margin = new_gpu_value(m, g, rate) / cost - 1.0
+    value = new_gpu_value(m, g, rate)
+    # a free GPU (list price 0) is worth buying when it earns anything; 0/0 would be NaN, and NaN
+    # fails every comparison, so the hurdle test below would pass
+    margin = value / cost - 1.0 if cost > 0 else (math.inf if value > 0 else 0.0)
     ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
     gap = m.compute.demand_perf_units * ahead / c["utilisation_ref"] - m.compute.supply_perf_units
     if margin <= nc["investment_hurdle"] or gap <= 0 or len(idx) == 0:

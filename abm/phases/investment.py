@@ -58,7 +58,11 @@ def _expand_fleets(m, t: int) -> None:
     ltv, spread = lender_rules.new_loan_terms(m, lenders)
     buffer = cfg["neoclouds"]["cash_buffer_months"] * np.maximum(m.monthly_outflow_usd[idx], 0.0)
     equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
-    affordable = np.floor(equity_room / (cost * (1.0 - ltv)))
+    equity_per_unit = cost * (1.0 - ltv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # a GPU that needs no equity (free, or financed in full) is limited only by what is wanted:
+        # dividing by 0 would give inf or, with no equity room, NaN (cast to a garbage unit count)
+        affordable = np.where(equity_per_unit > 0, np.floor(equity_room / equity_per_unit), want)
     units = np.minimum(want, affordable)
     share = _funding_shares(m, lenders, units * cost * ltv)
     units = np.floor(units * share).astype(np.int64)
