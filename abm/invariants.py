@@ -129,3 +129,10 @@ def balance_problems(m) -> list[str]:
     if neg.any():
         problems.append(f"negative cash at active agents (any type) {np.flatnonzero(neg).tolist()}")
     return problems
+
+
+def all_problems(m) -> list[str]:
+    """Every invariant of this module at once (empty when all hold): the accounting identities
+    (:func:`check`), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
+    invariant belongs here too, so that the schema-wide property test checks it every month."""
+    return check(m) + price_problems(m) + balance_problems(m)
