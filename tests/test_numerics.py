@@ -137,3 +137,78 @@ def test_free_gpus_are_bought_only_when_they_earn():
     with np.errstate(divide="raise", invalid="raise"):
         model, _ = _run_checked(overrides, seed=0, months=12)
     assert model.list_price.max() == 0.0
+
+
+BOOMING_DEMAND = {
+    "compute.demand_growth_per_year": 10.0,
+    "shocks.p_calm_to_stress": 1.0,
+    "shocks.p_stress_to_calm": 0.0,
+    "shocks.ai_demand_stress_drift": 1.0,
+    "neoclouds.max_growth_per_month": 1.0,
+}
+
+# found by the property test in runs of 60-240 months and reduced field by field (greedily) to the
+# fields that still make fleets double every month: near-free B200s (the newest generation for 83
+# months), +1 log/month of AI demand in stress, lenders lending the full cost, no credit crunch
+FLEETS_DOUBLING = {
+    "generations.B200.list_price_usd": 1.1125369292536007e-308,
+    "compute.release_interval_months": 83,
+    "shocks.ai_demand_stress_drift": 1.0,
+    "shocks.pinned": [
+        {
+            "variable": "ai_demand",
+            "start": "2027-06",
+            "end": "2031-12",
+            "total_change": 4.934183296318585,
+            "force_stress": True,
+        },
+        {
+            "variable": "ai_demand",
+            "start": "2029-06",
+            "end": "2031-04",
+            "total_change": 6.683112167548568,
+            "force_stress": True,
+        },
+    ],
+    "credit.base_rate_start": 0.4489220114462742,
+    "neoclouds.fleet_units": [1, 90368829.73893677],
+    "neoclouds.max_growth_per_month": 1.0,
+    "neoclouds.build_ahead_months": 49,
+    "lenders.mix.bank": 2,
+    "lenders.mix.vendor_finance": 0,
+    "lenders.kinds.bank.origination_ltv": 1.0,
+    "lenders.kinds.bank.cure_months": 22,
+    "lenders.kinds.private_credit.loan_spread": 0.3,
+    "lenders.kinds.private_credit.origination_ltv": 0.9906535653187305,
+    "lenders.kinds.private_credit.covenant_headroom": 1.0,
+    "lenders.kinds.crypto_lender.reserve_multiplier": 1.5,
+    "channels.credit_crunch": False,
+    "network.topology": "random",
+}
+
+
+def test_fleets_doubling_every_month_stop_before_int64_wraps():
+    """Found by the property test: fleets doubled every month and the market's GPU count passed
+    int64 in month 43 (a negative unit total). Orders now stop at 1e15 GPUs in the market."""
+    model, _ = _run_checked(FLEETS_DOUBLING, seed=25765, months=60)
+    units = int(model.lots.units.sum())
+    assert 10**15 - 100 <= units <= 10**15  # orders stopped at the bound (less rounding down)
+
+
+def test_demand_far_beyond_supply_caps_the_spot_factor_without_overflow():
+    """demand / supply ** spot_elasticity overflowed float (OverflowError) once demand was ~1e30
+    times supply; the spot factor is clipped at 2.5 anyway."""
+    overrides = dict(BOOMING_DEMAND, **{"compute.spot_elasticity": 10.0})
+    model, _ = _run_checked(overrides, seed=0, months=72)
+    assert model.compute.demand_perf_units > 1e35 * model.compute.supply_perf_units
+    assert model.compute.spot_factor == 2.5
+
+
+def test_demand_growing_for_600_months_stays_a_float():
+    """The same booming demand for 600 months: its log level passes 709 (math.exp overflow, month
+    ~590 before); demand now stops growing at e^230 times its start."""
+    res = abm.run("baseline", seed=0, months=600, overrides=BOOMING_DEMAND)
+    numbers = res.timeseries.select_dtypes("number")
+    assert len(numbers) == 600
+    assert not np.isinf(numbers.to_numpy(dtype=float)).any()
+    assert res.model.compute.demand_perf_units > 1e90 * res.model.demand_base_perf_units

@@ -13,6 +13,12 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, NEOCLOUD, BalanceSheetAgent
 
+# The most GPUs the market holds (units, all owners): 1e15 GPUs at ~1 kW each would draw 1e12 MW,
+# some 300,000 times the world's electricity, so the bound means nothing economically. It keeps
+# unit counts far inside int64 (9.2e18), which fleets doubling every month (demand growth 10/yr,
+# max_growth_per_month 1) otherwise pass within four years and wrap to negative numbers.
+MAX_MARKET_GPU_UNITS = 1e15
+
 
 class Neocloud(BalanceSheetAgent):
     type_code = NEOCLOUD
@@ -73,6 +79,10 @@ def plan_expansion(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     # orders are spread over the lead time: each month buys its share of the gap / lead months
     per_month = gap / max(nc["build_ahead_months"], 1)
     want = np.minimum(share * per_month / m.perf[g], fleet * nc["max_growth_per_month"])
+    # GPUs are counted in int64: orders stop at MAX_MARKET_GPU_UNITS in the market as a whole
+    room = max(MAX_MARKET_GPU_UNITS - float(m.lots.units.sum()), 0.0)
+    if want.sum() > room:
+        want = want * (room / want.sum())
     return idx, np.floor(want).astype(np.int64)
 
 
