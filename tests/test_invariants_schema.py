@@ -139,6 +139,14 @@ def test_invariants_hold_across_the_whole_schema_many_examples(drawn):
     _run_and_check(*drawn)
 
 
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenarios(min_months=580, max_months=600))
+def test_invariants_hold_for_600_months_across_the_whole_schema(drawn):
+    """The longest runs the schema allows: where slow drifts reach float's limits."""
+    _run_and_check(*drawn)
+
+
 def test_the_draws_reach_the_schema_bounds():
     """The strategy covers the whole range: both bounds of a float field and of a count are drawn."""
     seen_price, seen_count = set(), set()
