@@ -7,6 +7,11 @@
   lenders' equity is the same whether computed by the lender layer or the agent balance sheets.
 * Holdings: no negative GPU units, BTC or principal; cash negative only for a defaulted estate.
 * Indexes: the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns.
+* Prices (``price_problems``): every price finite and >= 0; BTC price and network hashrate > 0.
+* Balances (``balance_problems``): finite; no negative cash at any active agent, lenders included.
+
+The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
+meaningful at the extreme (but valid) magnitudes the schema allows.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
         problems.append("negative GPU units in a lot")
     gap = m.acct.cash_identity_gap(m.initial_cash_usd)
     scale = max(1.0, abs(m.initial_cash_usd))
-    if abs(gap) > tol_usd * scale * 1e-6 + tol_usd:
+    if abs(gap) > tol_usd * scale * 1e-6 + tol_usd + _rounding_usd(m):
         problems.append(f"cash identity gap {gap:.6f} USD")
     btc_gap = m.total_btc() - m.initial_btc - sum(m.acct.sector_btc_in.values())
     if abs(btc_gap) > 1e-6 * max(1.0, m.initial_btc):
@@ -47,8 +52,87 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     problems += m.lots.index_problems() + loans.index_problems()
     # lenders' equity computed two ways (the lender layer's and the agent panel's) must agree
     sheets = m.balance_sheets()
+    # (equity is a difference of assets and liabilities: its rounding follows the assets)
+    rounding = 1e-12 * float(np.abs(sheets["assets"][m.lender_idx]).max(initial=0.0))
     if len(m.lender_idx) and not np.allclose(
-        sheets["equity"][m.lender_idx], m.lender_equity(), rtol=1e-9, atol=1e-3
+        sheets["equity"][m.lender_idx], m.lender_equity(), rtol=1e-9, atol=1e-3 + rounding
     ):
         problems.append("lender equity differs between the lender layer and the balance sheets")
     return problems
+
+
+def _rounding_usd(m) -> float:
+    """Float64 rounding allowance of the cash identity (USD): 1e-12 of the amounts it sums (every
+    cash balance and every sector's net flow). Each addition rounds by up to 1.1e-16 of its operands,
+    and a run makes at most some thousands of them; 1e-12 covers that. The fixed tolerances alone
+    fall below float resolution once balances pass ~1e13 USD, which valid parameters reach (e.g. BTC
+    valued at 1e13 USD brings 1e20 USD of cash), and would report rounding as a missing flow."""
+    flows = sum(abs(v) for v in m.acct.sector_cash_in.values())
+    return 1e-12 * (float(np.abs(m.acct.cash).sum()) + flows)
+
+
+def price_problems(m) -> list[str]:
+    """Return the prices that are not numbers a market could quote (empty when all are).
+
+    Every price is finite and >= 0: the BTC price (USD, and > 0: the market bounds it away from 0),
+    the hashprice (USD per PH/s-day), the network hashrate (EH/s, > 0: mining income divides by it),
+    the compute rents (trend per perf-hour, spot per GPU-hour), fundamental values, market and
+    appraisal marks (USD per GPU) and the last clearing price of each generation (NaN until its
+    first trade)."""
+    crypto, compute = m.crypto, m.compute
+    scalars = {
+        "btc price": crypto.price_usd,
+        "hashprice": crypto.hashprice_usd_per_ph_day(),
+        "network hashrate": crypto.network_hashrate_eh,
+        "trend rent per perf-hour": compute.trend_price_per_perf_hour,
+    }
+    problems = [
+        f"{name} {value!r} is not finite and >= 0"
+        for name, value in scalars.items()
+        if not (np.isfinite(value) and value >= 0)
+    ]
+    for name in ("btc price", "network hashrate"):
+        if not scalars[name] > 0:
+            problems.append(f"{name} {scalars[name]!r} is not > 0")
+    arrays = {
+        "spot rent": compute.rent_spot,
+        "fundamental value": compute.fundamental_value,
+        "market mark": m.mark_market,
+        "appraisal mark": m.mark_appraisal,
+        "last clearing price": m.last_trade_price[~np.isnan(m.last_trade_price)],
+    }
+    for name, values in arrays.items():
+        bad = ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            problems.append(f"{name} not finite and >= 0: {np.asarray(values)[bad].tolist()}")
+    return problems
+
+
+def balance_problems(m) -> list[str]:
+    """Return the balances that are not finite numbers, and the active agents of any type (lenders
+    included) holding negative cash (empty when none). Cash, BTC, loan principal, BTC collateral
+    and arrears must all be finite."""
+    problems = []
+    columns = {
+        "cash": m.acct.cash,
+        "btc": m.acct.btc,
+        "loan principal": m.loans.principal_usd,
+        "btc collateral": m.loans.collateral_btc,
+        "loan arrears": m.loans.arrears_usd,
+    }
+    for name, values in columns.items():
+        if not np.all(np.isfinite(values)):
+            problems.append(
+                f"{name} not finite at rows {np.flatnonzero(~np.isfinite(values)).tolist()}"
+            )
+    neg = (m.acct.cash < -1e-6) & (m.status == ACTIVE)
+    if neg.any():
+        problems.append(f"negative cash at active agents (any type) {np.flatnonzero(neg).tolist()}")
+    return problems
+
+
+def all_problems(m) -> list[str]:
+    """Every invariant of this module at once (empty when all hold): the accounting identities
+    (:func:`check`), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
+    invariant belongs here too, so that the schema-wide property test checks it every month."""
+    return check(m) + price_problems(m) + balance_problems(m)

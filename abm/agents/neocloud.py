@@ -7,9 +7,17 @@ hurdle, as far as cash (kept above a buffer) and its lender's LTV allow; when sh
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from abm.agents.base import ACTIVE, NEOCLOUD, BalanceSheetAgent, Population
+
+# The most GPUs the market holds (units, all owners): 1e15 GPUs at ~1 kW each would draw 1e12 MW,
+# some 300,000 times the world's electricity, so the bound means nothing economically. It keeps
+# unit counts far inside int64 (9.2e18), which fleets doubling every month (demand growth 10/yr,
+# max_growth_per_month 1) otherwise pass within four years and wrap to negative numbers.
+MAX_MARKET_GPU_UNITS = 1e15
 
 
 class Neocloud(BalanceSheetAgent):
@@ -65,7 +73,10 @@ class Neoclouds(Population):
         idx = m.neocloud_idx[m.status[m.neocloud_idx] == ACTIVE]
         cost = m.list_price[g] * c["all_in_cost_multiplier"]
         rate = m.base_rate + nc["expansion_discount_spread"]
-        margin = self.new_gpu_value(g, rate) / cost - 1.0
+        value = self.new_gpu_value(g, rate)
+        # a free GPU (list price 0) is worth buying when it earns anything; 0/0 would be NaN, and NaN
+        # fails every comparison, so the hurdle test below would pass
+        margin = value / cost - 1.0 if cost > 0 else (math.inf if value > 0 else 0.0)
         ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
         gap = (
             m.compute.demand_perf_units * ahead / c["utilisation_ref"] - m.compute.supply_perf_units
@@ -77,6 +88,10 @@ class Neoclouds(Population):
         # orders are spread over the lead time: each month buys its share of the gap / lead months
         per_month = gap / max(nc["build_ahead_months"], 1)
         want = np.minimum(share * per_month / m.perf[g], fleet * nc["max_growth_per_month"])
+        # GPUs are counted in int64: orders stop at MAX_MARKET_GPU_UNITS in the market as a whole
+        room = max(MAX_MARKET_GPU_UNITS - float(m.lots.units.sum()), 0.0)
+        if want.sum() > room:
+            want = want * (room / want.sum())
         return idx, np.floor(want).astype(np.int64)
 
     def affordable_units(self, idx: np.ndarray, cost_usd: float, ltv: np.ndarray) -> np.ndarray:
@@ -87,7 +102,11 @@ class Neoclouds(Population):
         months = m.cfg["neoclouds"]["cash_buffer_months"]
         buffer = months * np.maximum(m.monthly_outflow_usd[idx], 0.0)
         equity_room = np.maximum(m.acct.cash[idx] - buffer, 0.0)
-        return np.floor(equity_room / (cost_usd * (1.0 - ltv)))
+        equity_per_unit = cost_usd * (1.0 - ltv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a GPU that needs no equity (free, or financed in full) is not limited by cash (inf):
+            # dividing by 0 would give inf or, with no equity room, NaN (a garbage unit count)
+            return np.where(equity_per_unit > 0, np.floor(equity_room / equity_per_unit), np.inf)
 
     def voluntary_offers(self, arrears_by_agent: np.ndarray):
         """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to

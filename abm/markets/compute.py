@@ -70,7 +70,10 @@ class ComputeMarket:
             else cfg["utilisation_max"]
         )
         self.utilisation = float(min(cfg["utilisation_max"], ratio))
-        factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
+        try:
+            factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
+        except OverflowError:
+            factor = np.inf  # demand beyond float range of supply: the factor is at its cap anyway
         self.spot_factor = float(np.clip(factor, cfg["spot_factor_min"], cfg["spot_factor_max"]))
         self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
 

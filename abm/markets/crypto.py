@@ -6,6 +6,29 @@ import math
 
 import numpy as np
 
+# The BTC price never falls below this (USD per BTC). At 1e-12 USD a satoshi (1e-8 BTC) is worth
+# 1e-20 USD and every BTC balance in the model is worth nothing to the cent, so the floor changes no
+# economic outcome; it is six orders of magnitude below the lowest starting price the schema allows
+# (1e-6). What it buys: the price stays a positive, normal float, so that a long fall (e.g. drift
+# -5/yr, vol 5/yr over 600 months) cannot underflow it to 0, and the USD -> BTC conversions that divide
+# by it (BTC to sell to raise cash, collateral needed for a margin call) stay finite instead of 0/0.
+MIN_BTC_PRICE_USD = 1e-12
+# ... and never rises above this. The schema allows starting prices up to 1e9 USD and fat tails
+# (Student-t with 2.1 degrees of freedom, jumps), so a valid path can multiply the price by e^700 in a
+# few months and overflow float. At 1e15 USD per BTC the 21 million coins would be worth 2e22 USD,
+# some 50 million times world wealth: no outcome of the model means anything above it, and the BTC
+# holdings the schema allows (1e7 per miner) stay far inside float range when valued at it.
+MAX_BTC_PRICE_USD = 1e15
+# math.exp overflows above ~709.78; a larger monthly log return takes any price above the cap anyway
+MAX_LOG_RETURN = 700.0
+# The network hashrate never falls below this (EH/s): 1e-9 EH/s is 1 GH/s, a single hobby miner.
+# Mining income per EH/s divides by the network hashrate, which could otherwise shrink towards 0 when
+# mining pays nothing for long (a floored BTC price, no subsidy or fees).
+MIN_NETWORK_HASHRATE_EH = 1e-9
+# Hashprices (USD per PH/s per day) below this count as "mining pays nothing": the network's response
+# compares log hashprices, which are defined only above 0 (zero subsidy and fees make it 0 at start).
+MIN_HASHPRICE_USD_PER_PH_DAY = 1e-9
+
 
 class CryptoMarket:
     """BTC price (fat-tailed log returns with jumps), network hashrate and mining revenue.
@@ -51,7 +74,8 @@ class CryptoMarket:
         decay = 0.5 ** (1.0 / cfg["impact_half_life_months"])
         recovered = self.impact_log * (1.0 - decay)
         self.impact_log -= recovered
-        self.price_usd *= math.exp(log_return + recovered)
+        growth = math.exp(min(log_return + recovered, MAX_LOG_RETURN))
+        self.price_usd = min(max(self.price_usd * growth, MIN_BTC_PRICE_USD), MAX_BTC_PRICE_USD)
         self.price_history.append(self.price_usd)
         if month == self.halving_month:
             self.subsidy_btc /= 2.0
@@ -61,9 +85,14 @@ class CryptoMarket:
         response = (
             cfg["hashrate_price_elasticity"]
             / 12.0
-            * math.log(max(self.hashprice_usd_per_ph_day(), 1e-9) / self.hashprice_start)
+            * math.log(
+                max(self.hashprice_usd_per_ph_day(), MIN_HASHPRICE_USD_PER_PH_DAY)
+                / max(self.hashprice_start, MIN_HASHPRICE_USD_PER_PH_DAY)
+            )
         )
-        self.network_hashrate_eh *= math.exp(trend + response)
+        self.network_hashrate_eh = max(
+            self.network_hashrate_eh * math.exp(trend + response), MIN_NETWORK_HASHRATE_EH
+        )
         self.sold_btc_this_month = 0.0
 
     def btc_mined_per_eh_month(self) -> float:
@@ -84,8 +113,14 @@ class CryptoMarket:
         if btc_sold <= 0:
             return self.price_usd
         impact = self.cfg["price_impact_per_10k_btc"] * btc_sold / 10_000.0 * self.depth_channel
+        moved = self.price_usd * math.exp(-impact)
+        if moved < MIN_BTC_PRICE_USD:
+            # the sale takes the price to the floor: only the fall that happened can revert, or a
+            # huge sale (impact e^10000) would be followed by a rise of the same size
+            impact = math.log(self.price_usd / MIN_BTC_PRICE_USD)
+            moved = MIN_BTC_PRICE_USD
         self.impact_log += impact
-        self.price_usd *= math.exp(-impact)
+        self.price_usd = moved
         self.price_history[-1] = self.price_usd
         self.sold_btc_this_month += btc_sold
         return self.price_usd

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, MINER, NEOCLOUD
+from abm.agents.base import ACTIVE, BUYER, MINER, NEOCLOUD
 from abm.finance import resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT
@@ -110,9 +110,16 @@ def cash_drains(m, b: int, t: int) -> list[int]:
 
 
 def unpaid_suppliers(m, t: int) -> bool:
-    """An active borrower left with negative cash after all sales cannot pay its suppliers: default."""
+    """An active borrower left with negative cash after all sales cannot pay its suppliers: default.
+
+    An active secondary-market buyer left with negative cash (its GPUs' power and colocation cost
+    more than its rent and this month's budget) is recapitalised by its owners, the
+    ``equity_investors`` sector that funds its budget: buyers are arms of larger companies and
+    carry no debt to default on."""
     short = np.flatnonzero(m.acct.cash < -1e-6)
     kind = m.type[short]
+    owned = short[(m.status[short] == ACTIVE) & (kind == BUYER)]
+    m.acct.from_sector("equity_investors", owned, -m.acct.cash[owned])
     short = short[(m.status[short] == ACTIVE) & ((kind == MINER) | (kind == NEOCLOUD))]
     for b in short:
         raise_cash_from_btc(

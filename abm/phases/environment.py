@@ -33,7 +33,9 @@ def shocks_and_markets(m, t: int) -> None:
     )
     if stress:
         m.log_demand_level += sh["ai_demand_stress_drift"]
-    demand = m.demand_base_perf_units * math.exp(m.log_demand_level + m.demand_shock)
+    # demand stops growing at e^230 (1e100) times its start: a float-safety bound, not economics.
+    # Valid parameters (+1 log/month of stress drift for 600 months) would overflow math.exp
+    demand = m.demand_base_perf_units * math.exp(min(m.log_demand_level + m.demand_shock, 230.0))
 
     span = max(m.months - 1, 1)
     c = cfg["credit"]
