@@ -5,10 +5,11 @@ scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the p
 ``abm sweep EXPERIMENT.toml`` runs an experiment and ``abm analyze DIR`` summarises it;
 ``abm reproduce DIR`` re-runs a run or sweep folder and compares (exit 0 identical, 1 different);
 ``abm params [SCENARIO]`` lists every parameter with its value, range, unit and source.
+``abm calibration [--seeds N] [--out DIR] [--target ID ...]`` compares the model with observed targets.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
 Ctrl+C exits with 130.
-(Over 450 lines because it holds the parser and a short handler for each of the eight verbs;
+(Over 450 lines because it holds the parser and a short handler for each of the nine verbs;
 the work itself lives in the package.)
 """
 
@@ -268,6 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (sources cut to fit), csv or json (full text)",
     )
 
+    calib = sub.add_parser(
+        "calibration",
+        help="run the scenarios over seeds and compare the model with observed 2025-26 targets",
+        epilog="writes calibration.csv, calibration.md and runs.csv to --out; exit 0 whether or "
+        "not every target passes (see the table), 2 for bad input (nothing written)",
+    )
+    calib.add_argument(
+        "--seeds",
+        type=_int_in(1, 1000),
+        default=12,
+        help="number of seeds per scenario, 1-1000; seeds 0 .. N-1 (12)",
+    )
+    calib.add_argument(
+        "--out",
+        default="results/calibration",
+        help="report folder (results/calibration); it must be new, empty or an earlier report",
+    )
+    calib.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only this target (repeatable; default: all, listed in docs/calibration.md)",
+    )
+    calib.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     app = sub.add_parser("app", help="the interactive SolaraViz app in your browser")
     app.add_argument(
         "--host",
@@ -512,6 +540,27 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def cmd_calibration(args) -> int:
+    """``abm calibration``: run the calibration targets' scenarios over ``--seeds`` seeds, print
+    the table and write it to ``--out``; exit 0, or 2 for bad input (nothing run or written)."""
+    from abm.calibration_report import calibration, format_markdown
+
+    try:
+        table = calibration(
+            args.seeds,
+            args.out,
+            args.targets,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except OSError as exc:  # disk full, read-only: the temp folder is already removed
+        raise ConfigError(
+            f"--out: cannot write {args.out}: {exc.strerror or exc}; nothing was replaced there"
+        ) from None
+    print(format_markdown(table, list(range(args.seeds))), end="")
+    print(f"outputs: {args.out}")
+    return 0
+
+
 def cmd_run(args) -> int:
     from abm.io import check_destination, write_run
     from abm.results import run
@@ -560,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_reproduce(args)
         if args.command == "params":
             return cmd_params(args)
+        if args.command == "calibration":
+            return cmd_calibration(args)
         return cmd_run(args)
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)

@@ -46,6 +46,12 @@ RUN_KIND = "abm-run"  # manifest.json "kind" of a run folder
 SWEEP_KIND = "abm-sweep"  # ... of a sweep folder (written by abm.sweep.runner)
 FIGURES_KIND = "abm-figures"  # ... of a figures folder (written by abm plot)
 FIGURES_DIR = "figures"  # abm plot's default folder inside a run or sweep
+CALIBRATION_KIND = "abm-calibration"  # ... of a calibration report (abm.calibration_report)
+OWNED_KINDS = {
+    RUN_KIND: "run",
+    CALIBRATION_KIND: "calibration",
+    FIGURES_KIND: "figures",
+}  # folders listing every file
 SCHEMA_KEY = "abm_output_schema"
 OUTPUT_SCHEMA = 1  # version of the run folder layout; raise it when the files or manifest change
 LEGACY_RUN_KEYS = ("seed", "config", "scenario")  # a run manifest from before "kind" existed
@@ -211,17 +217,15 @@ def _run_contents_problem(folder: Path, manifest: dict) -> str | None:
 
 
 def _ownership(folder: Path) -> tuple[str | None, str]:
-    """(``"run"`` / ``"sweep"`` / None, the reason in words) for an existing, non-empty folder."""
+    """(``"run"`` / ``"calibration"`` / ``"sweep"`` / None, the reason in words) for an existing,
+    non-empty folder. A run and a calibration report must hold exactly the files they list."""
     manifest = _read_manifest_file(folder)
     if manifest is None:
         return None, "it has no readable abm manifest.json"
     kind = manifest.get("kind")
     if kind == SWEEP_KIND:
         return "sweep", "it is an abm sweep"
-    if kind == FIGURES_KIND:
-        problem = _run_contents_problem(folder, manifest)
-        return (None, problem) if problem else ("figures", "it holds figures abm plot wrote")
-    if kind == RUN_KIND:
+    if kind in OWNED_KINDS:
         if manifest.get(SCHEMA_KEY) != OUTPUT_SCHEMA:
             return (
                 None,
@@ -232,11 +236,13 @@ def _ownership(folder: Path) -> tuple[str | None, str]:
     elif not all(key in manifest for key in LEGACY_RUN_KEYS):
         return None, "its manifest.json was not written by abm"
     problem = _run_contents_problem(folder, manifest)
-    return (None, problem) if problem else ("run", "it is an abm run")
+    owner = OWNED_KINDS.get(kind, "run")
+    return (None, problem) if problem else (owner, f"it is an abm {owner}")
 
 
 def owned_output(path: str | Path) -> str | None:
-    """``"run"``, ``"sweep"`` or ``"figures"`` if ``path`` is a folder abm provably wrote, else None.
+    """``"run"``, ``"calibration"``, ``"figures"`` or ``"sweep"`` if ``path`` is a folder that abm
+    provably wrote, else None.
 
     A run is a real folder (not a link) whose ``manifest.json`` says ``kind = "abm-run"`` with
     ``abm_output_schema = 1`` - or, for runs written before those keys existed, has ``seed``,
@@ -328,11 +334,12 @@ def check_writable_folder(folder: str | Path, option: str = "--out", probe: bool
     return path
 
 
-def check_destination(out_dir: str | Path, option: str = "--out") -> Path:
-    """Refuse a run destination that is not provably ours, before anything runs; creates nothing.
+def check_destination(out_dir: str | Path, option: str = "--out", kind: str = "run") -> Path:
+    """Refuse a destination that is not provably ours, before anything runs; creates nothing.
 
     Accepted: a folder that does not exist yet (its parents may not exist either), an empty folder,
-    or an earlier ``abm run`` result (:func:`owned_output` is ``"run"``). Refused with a
+    or an earlier result of the same ``kind`` (:func:`owned_output` is ``kind``: ``"run"`` for
+    ``abm run``, ``"calibration"`` for ``abm calibration``). Refused with a
     :class:`ConfigError` naming ``option``: an empty name, ``.``/``..`` or any folder holding the
     current one, a symbolic link, a mount point, a file, a sweep, a folder with a foreign
     ``manifest.json`` or with files its manifest does not list, a name over
@@ -368,16 +375,17 @@ def check_destination(out_dir: str | Path, option: str = "--out") -> Path:
             raise ConfigError(f"{option}: {text} is a mount point; give a folder inside it")
         try:
             entries = os.listdir(path)
-            kind, reason = _ownership(path) if entries else ("run", "empty")
+            found, reason = _ownership(path) if entries else (kind, "empty")
         except OSError as exc:
             raise ConfigError(f"{option}: cannot read {text}: {exc.strerror or exc}") from None
-        if kind == "sweep":
+        if found == "sweep":
             raise ConfigError(
-                f"{option}: {text} is an abm sweep; a run never replaces a sweep, choose another folder"
+                f"{option}: {text} is an abm sweep; a {kind} never replaces a sweep, "
+                "choose another folder"
             )
-        if kind != "run":
+        if found != kind:
             raise ConfigError(
-                f"{option}: {text} is not empty and not an abm run result ({reason}); "
+                f"{option}: {text} is not empty and not an abm {kind} result ({reason}); "
                 "abm replaces only its own results - choose another folder"
             )
         if entries and not os.access(path, os.W_OK | os.X_OK):
@@ -481,13 +489,14 @@ def _stale_staging_is_ours(folder: Path, pid: int) -> bool:
     if isinstance(marker, dict):
         return marker.get("pid") == pid and marker.get("host") == socket.gethostname()
     # killed after the marker was removed (a complete new run) or before it was written (an old one)
-    return owned_output(folder) == "run"
+    return owned_output(folder) in OWNED_KINDS.values()
 
 
 def remove_stale_staging(dest: str | Path) -> list[Path]:
     """Remove the ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders a killed write to ``dest`` left
     beside it, and only those provably ours: our name pattern, a dead owner process, and our marker
-    file (same pid and host) inside - or, without a marker, a complete abm run. Returns them."""
+    file (same pid and host) inside - or, without a marker, a complete abm run or calibration
+    report. Returns them."""
     dest = Path(dest)
     pattern = re.compile(rf"\.{re.escape(dest.name)}\.(?:tmp|old)-(\d{{1,10}})-[a-z0-9_]+")
     removed = []
@@ -544,6 +553,46 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
         }
         with open(tmp / MANIFEST, "w") as fh:
             json.dump(_top_level_sorted(manifest), fh, indent=2, default=str)
+            fh.write("\n")
+        (tmp / STAGING_MARKER).unlink()
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    remove_stale_staging(out_dir)
+    return out_dir
+
+
+def write_owned_folder(
+    out_dir: str | Path, writers: dict[str, Callable[[Path], object]], manifest: dict, kind: str
+) -> Path:
+    """Write a folder of ``kind`` (a key of ``OWNED_KINDS``, e.g. ``"abm-calibration"``) atomically.
+
+    ``writers`` maps each file name to a function that writes that file at the path it is given;
+    ``manifest`` is completed with ``kind``, ``abm_output_schema``, the versions, the git commit
+    and the sha256 of every file. Same rules as :func:`write_run`: the destination must pass
+    :func:`check_destination` for this kind, the files go to a hidden temp folder that replaces
+    ``out_dir`` in one rename, and on any error nothing is replaced.
+    """
+    if kind not in OWNED_KINDS or kind == RUN_KIND:
+        raise ValueError(f"kind: one of {sorted(set(OWNED_KINDS) - {RUN_KIND})}, got {kind!r}")
+    out_dir = Path(out_dir)
+    check_destination(out_dir, kind=OWNED_KINDS[kind])
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_staging(out_dir, "tmp")
+    try:
+        for name, write in writers.items():
+            write(tmp / name)
+        manifest = {
+            **manifest,
+            "kind": kind,
+            SCHEMA_KEY: OUTPUT_SCHEMA,
+            "versions": versions(),
+            "git_commit": git_commit(),
+        }
+        manifest["files"] = {name: sha256(tmp / name) for name in sorted(writers)}
+        with open(tmp / MANIFEST, "w") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
         (tmp / STAGING_MARKER).unlink()
         _replace_dir(tmp, out_dir)

@@ -111,6 +111,7 @@ def run(
     months: int | None = None,
     progress: bool = False,
     overrides: dict | None = None,
+    observe=None,
 ) -> RunResult:
     """Run one scenario and return its tables.
 
@@ -130,6 +131,10 @@ def run(
         Show a progress bar.
     overrides:
         Dotted-key overrides applied when ``config`` is a name or path.
+    observe:
+        Optional ``observe(model, month)``, called after each month's step (month 0 first) to read
+        state the tables do not keep (e.g. ``abm.calibration_report``); it must not change the
+        model.
     """
     from abm.model import AIComputeCreditModel
 
@@ -154,8 +159,10 @@ def run(
         steps = tqdm(
             steps, desc=f"{config.get('name', 'run')} seed {seed}", unit="month", leave=False
         )
-    for _ in steps:
+    for month in steps:
         model.step()
+        if observe is not None:
+            observe(model, month)
     runtime = time.perf_counter() - t0
     timeseries = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     manifest = {
