@@ -96,3 +96,7 @@ def test_old_sweep_column_names_still_analyze(tmp_path, capsys):
     summary = pd.read_csv(out / "analysis" / "summary_by_point.csv")
     assert "min_price_to_fundamental" in set(summary["metric"])
     assert "deepest_price_to_fundamental" not in set(summary["metric"])
+    assert main(["plot", str(out), "--metric", "deepest_price_to_fundamental"]) == 0
+    assert (out / "figures" / "response.png").is_file()
+    assert main(["plot", str(out), "--metric", "no_such_metric"]) == 2
+    assert "allowed: defaults, " in capsys.readouterr().err

@@ -221,3 +221,12 @@ def test_phase_diagram_panels_per_level_of_a_third_factor(design_2x2):
         for i, b in enumerate((0.0, 1.0)):
             for j, a in enumerate((1.0, 2.0)):
                 assert image[i, j] == pytest.approx(_known_mean(a, policy) + b)
+
+
+def test_ccdf_without_any_cascade_says_so_on_linear_axes(tmp_path):
+    runs = pd.DataFrame({"run_id": range(4), "point": 0, "status": "ok", "defaults": 0.0})
+    fig = sf.cascade_ccdf(runs, "defaults")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    assert [t.get_text() for t in ax.texts] == ["no run with defaults > 0"]
+    fig.savefig(tmp_path / "ccdf.png")  # a log axis without positive data would raise here

@@ -285,6 +285,7 @@ def cascade_ccdf(
     colours = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
     fig = new_figure(figsize=(0.6 + 4.6 * len(facets), 4.4))
     axes = fig.subplots(1, len(facets), squeeze=False, sharex=True, sharey=True)[0]
+    positive = bool((ok[metric] > 0).any())
     for ax, (label, mask) in zip(axes, facets, strict=True):
         in_facet = ok[mask]
         for level, colour in zip(levels, colours, strict=True):
@@ -296,8 +297,11 @@ def cascade_ccdf(
                 continue
             ax.step(x, p, where="post", color=colour, lw=1.6, label=f"{name} (n={len(sub)})")
             ax.plot(x, p, "o", color=colour, ms=3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if positive:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:  # no log axis without a positive value: say so instead
+            ax.text(0.5, 0.5, f"no run with {metric} > 0", ha="center", transform=ax.transAxes)
         ax.set_xlabel(f"{metric} per run (x > 0)")
         ax.set_ylabel("P(X ≥ x)")
         if label:
