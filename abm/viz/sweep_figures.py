@@ -199,6 +199,10 @@ def response_figure(
             method = " / ".join(m.replace("_", " ") for m in methods)
             method = f"{confidence:.0%} {method} interval" if method else "no interval (n < 5)"
             title = f"{_unit_label(metric)}\n{method}"
+            ok_runs = part["runs"] - part["failed"]
+            if len(part) and (part["n"] < ok_runs).any():  # NaN where undefined (e.g. no default)
+                lo, hi = int(part["n"].min()), int(part["n"].max())
+                title += f"; n = {lo if lo == hi else f'{lo}-{hi}'} runs with a value"
             ax.set_title(title + (f"\n{label}" if label else ""), fontsize=9)
     if hue is not None:
         axes[0][0].legend(fontsize=7, frameon=False)
