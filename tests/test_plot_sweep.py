@@ -230,3 +230,19 @@ def test_ccdf_without_any_cascade_says_so_on_linear_axes(tmp_path):
     assert ax.get_xscale() == "linear"
     assert [t.get_text() for t in ax.texts] == ["no run with defaults > 0"]
     fig.savefig(tmp_path / "ccdf.png")  # a log axis without positive data would raise here
+
+
+def test_series_left_out_are_said_in_the_title():
+    runs = pd.DataFrame(
+        {
+            "run_id": range(8),
+            "point": range(8),
+            "status": "ok",
+            "a": np.arange(8.0),
+            "defaults": np.arange(8.0),
+        }  # fmt: skip
+    )
+    fig = sf.cascade_ccdf(runs, "defaults", ["a"])
+    labels = [line.get_label() for line in fig.axes[0].get_lines() if line.get_label()[0] != "_"]
+    assert len(labels) == sf.MOST_SERIES
+    assert "(2 levels of a not shown)" in fig.get_suptitle()

@@ -153,6 +153,7 @@ def response_figure(
     facets, left = _facets(ok, rest, most=4)
     x_levels = _levels(ok, x)
     hue_levels = _spread(_levels(ok, hue)) if hue else [None]
+    series_left = len(_levels(ok, hue)) - len(hue_levels) if hue else 0
     categorical = is_categorical(ok[x])
     colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.85, len(hue_levels)))
     fig = new_figure(figsize=(3.8 * len(metrics), 0.6 + 3.2 * len(facets)))
@@ -208,7 +209,8 @@ def response_figure(
         axes[0][0].legend(fontsize=7, frameon=False)
     fig.suptitle(
         _response_title(table[table["metric"].isin(metrics)], confidence)
-        + _left_out(left, "panel rows"),
+        + _left_out(left, "panel rows")
+        + _left_out(series_left, f"levels of {hue}"),
         fontsize=10,
     )
     return fig
@@ -241,6 +243,7 @@ def fan_chart(
         -(-len(facets) // 3), min(len(facets), 3), squeeze=False, sharey=True
     ).ravel()
     levels = _spread(_levels(ok, params[0])) if params else [None]
+    series_left = len(_levels(ok, params[0])) - len(levels) if params else 0
     colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.9, len(levels)))
     for ax, (label, mask) in zip(axes, facets, strict=False):
         in_facet = ts[ts["run_id"].isin(ok.loc[mask, "run_id"])]
@@ -271,7 +274,8 @@ def fan_chart(
     pooled = "" if params else " (all runs pooled over the design)"
     fig.suptitle(
         f"{column}: median, 50 % and 90 % bands across the replicates of each design point"
-        f"{pooled}{_left_out(left, 'panels')}",
+        f"{pooled}{_left_out(left, 'panels')}"
+        f"{_left_out(series_left, f'levels of {params[0]}' if params else '')}",
         fontsize=10,
     )
     return fig
@@ -286,6 +290,7 @@ def cascade_ccdf(
     ok = runs[runs["status"] == STATUS_OK]
     facets, left = _facets(ok, params[1:])
     levels = _spread(_levels(ok, params[0])) if params else [None]
+    series_left = len(_levels(ok, params[0])) - len(levels) if params else 0
     colours = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
     fig = new_figure(figsize=(0.6 + 4.6 * len(facets), 4.4))
     axes = fig.subplots(1, len(facets), squeeze=False, sharex=True, sharey=True)[0]
@@ -314,7 +319,8 @@ def cascade_ccdf(
     pooled = "" if params else "; all runs pooled over the design"
     fig.suptitle(
         f"Cascade sizes (complementary CDF) over the replicates of each design point{pooled}"
-        f"{_left_out(left, 'panels')}",
+        f"{_left_out(left, 'panels')}"
+        f"{_left_out(series_left, f'levels of {params[0]}' if params else '')}",
         fontsize=10,
     )
     return fig
