@@ -386,9 +386,10 @@ def cmd_plot(args) -> int:
     if args.out is not None:
         check_writable_folder(args.out, "--out")
     if read_manifest(directory) is not None:
+        from abm.sweep.metrics import canonical
         from abm.viz.sweep_figures import plot_sweep
 
-        if args.metric is not None and args.metric not in _metric_names():
+        if args.metric is not None and canonical(args.metric) not in _metric_names():
             raise ConfigError(
                 f"--metric: unknown metric {_one_line(repr(args.metric), 60)}; allowed: "
                 + ", ".join(_metric_names())
@@ -514,9 +515,9 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
         lines.append(
             "  by type/cause: " + ", ".join(f"{k} {v}" for k, v in sorted(by_cause.items()))
         )
-    disc = summary["deepest_fire_sale_discount"]
+    disc = summary["min_price_to_fundamental"]
     lines.append(
-        f"fire sales: {summary['fire_sale_units']:,} GPUs; deepest clearing price / fundamental: "
+        f"fire sales: {summary['fire_sale_units']:,} GPUs; min_price_to_fundamental: "
         + (f"{disc:.2f}" if disc is not None else "no trades")
     )
     lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")

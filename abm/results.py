@@ -50,7 +50,9 @@ class RunResult:
         return self.__dict__["_cascade"]
 
     def summary(self) -> dict:
-        """Headline numbers: defaults by type and cause, deepest discount, losses, runtime."""
+        """Headline numbers: defaults by type and cause, lowest clearing price / fundamental value
+        (``min_price_to_fundamental``, a ratio: 0.30 is a 70 % discount; None without trades),
+        fire-sale GPUs, lender losses, runtime. Names as in ``abm.sweep.metrics.CATALOGUE``."""
         ts, ev = self.timeseries, self.events
         last = ts.iloc[-1]
         defaults = ev[ev["event"] == "default"]
@@ -65,7 +67,7 @@ class RunResult:
             "defaults_neocloud": int(last["defaults_neocloud"]),
             "defaults_lender": int(last["defaults_lender"]),
             "defaults_by_type_and_cause": {f"{t}/{c}": int(n) for (t, c), n in by_cause.items()},
-            "deepest_fire_sale_discount": float(np.nanmin(ts["min_discount"]))
+            "min_price_to_fundamental": float(np.nanmin(ts["min_discount"]))
             if ts["min_discount"].notna().any()
             else None,
             "fire_sale_units": int(last["fire_sale_units_cum"]),

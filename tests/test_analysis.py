@@ -69,13 +69,13 @@ def test_metrics_of_a_crash_run(run_cache, tmp_path):
         metrics = cascade_metrics(res)
         assert metrics["defaults"] == (res.events["event"] == "default").sum()
         assert sum(metrics["defaults_by_type"].values()) == metrics["defaults"]
-        disc = metrics["deepest_fire_sale_discount"]
+        disc = metrics["min_price_to_fundamental"]
         assert disc is None or 0.0 < disc < 1.0  # None: no fire sale in that path
         assert metrics["debtrank_start"] > 0.0
         json.dumps(metrics)  # serialisable for cascade.json
         all_metrics.append(metrics)
     assert sum(m["cascade_depth"] >= 2 for m in all_metrics) >= 4  # a default pushed another
-    assert sum(m["deepest_fire_sale_discount"] is not None for m in all_metrics) >= 12
+    assert sum(m["min_price_to_fundamental"] is not None for m in all_metrics) >= 12
     assert sum(m["pushes_by_channel"]["fire_sale"] > 0 for m in all_metrics) >= 2
 
 

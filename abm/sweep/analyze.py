@@ -1,7 +1,10 @@
 """``abm analyze DIR``: per-point summaries with confidence intervals, and Sobol indices.
 
 For every design point and metric: the number of successful replicates, the mean with a
-Student-t confidence interval, the standard deviation and quantiles across replicates. For a
+confidence interval that stays inside the metric's declared range (``abm.sweep.intervals``: a
+seeded percentile bootstrap over replicates, or Wilson for a 0/1 outcome per run; the method in
+the ``ci_method`` column; no interval and ``too_few_replicates`` below 5 replicates), the
+standard deviation and quantiles across replicates. For a
 ``sobol`` design, SALib's first-order (S1) and total-order (ST) indices with their bootstrap
 confidence half-widths, for each headline metric (the model output is the replicate mean of each
 design point). Results go to ``DIR/analysis/`` as CSV and are printed as tables.
@@ -19,7 +22,8 @@ import pyarrow.parquet as pq
 from abm.config import ConfigError
 from abm.io import write_atomic, write_json_atomic
 from abm.sweep.folder import read_manifest, symlinks_inside
-from abm.sweep.metrics import METRICS
+from abm.sweep.intervals import MIN_REPLICATES, interval_seed, mean_interval
+from abm.sweep.metrics import ALIASES, CATALOGUE, METRICS, canonical, metric_bounds
 from abm.sweep.parts import PART_SUFFIX, consolidate, finished_runs
 from abm.sweep.tasks import STATUS_OK
 
@@ -84,6 +88,8 @@ def load_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     if not runs_path.is_file():
         raise ConfigError(f"DIR: {sweep_dir} has no finished runs yet")
     runs = _read_runs(runs_path)
+    # a sweep written before a metric was renamed: its columns under the current names
+    runs = runs.rename(columns={old: new for old, new in ALIASES.items() if new not in runs})
     params = [p["name"] for p in manifest["design"]["parameters"]]
     missing = [c for c in ("run_id", "point", "status", *params) if c not in runs.columns]
     if missing:
@@ -101,10 +107,19 @@ def _n_rows(runs_path: Path) -> int | None:
         return None
 
 
-def summarize(runs: pd.DataFrame, params: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Long table: one row per (design point, metric) with n, mean, CI, sd and quantiles."""
-    from scipy import stats
+def summarize(
+    runs: pd.DataFrame,
+    params: list[str],
+    confidence: float = 0.95,
+    master_seed: int = 0,
+    months: int | None = None,
+) -> pd.DataFrame:
+    """Long table: one row per (design point, metric) with n, mean, interval, sd and quantiles.
 
+    ``ci_low``/``ci_high`` bound the replicate mean inside the metric's range (``ci_method``
+    names the method, seeded by ``master_seed``); with fewer than ``MIN_REPLICATES`` finite
+    values they are NaN and ``too_few_replicates`` is True. ``months`` (the run length) bounds
+    month-valued metrics."""
     ok = runs[runs["status"] == STATUS_OK]
     keys = ["point", *params]
     counts = runs.groupby("point").size()
@@ -118,10 +133,13 @@ def summarize(runs: pd.DataFrame, params: list[str], confidence: float = 0.95) -
             x = sub[metric].to_numpy(dtype=float)
             x = x[np.isfinite(x)]
             n = len(x)
-            mean = float(np.mean(x)) if n else np.nan
-            sd = float(np.std(x, ddof=1)) if n > 1 else np.nan
-            t_crit = stats.t.ppf(0.5 + confidence / 2, n - 1) if n > 1 else np.nan
-            half = t_crit * sd / np.sqrt(n) if n > 1 else np.nan
+            lo, hi, method = mean_interval(
+                x,
+                CATALOGUE[metric].kind,
+                confidence,
+                interval_seed(master_seed, int(point), metric),
+                metric_bounds(metric, months),
+            )
             q = np.quantile(x, QUANTILES) if n else [np.nan] * len(QUANTILES)
             row = {"point": int(point)}
             if design is not None:
@@ -131,10 +149,12 @@ def summarize(runs: pd.DataFrame, params: list[str], confidence: float = 0.95) -
                 runs=int(counts.get(point, 0)),
                 failed=int(fails.get(point, 0)),
                 n=n,
-                mean=mean,
-                ci_low=mean - half,
-                ci_high=mean + half,
-                sd=sd,
+                mean=float(np.mean(x)) if n else np.nan,
+                ci_low=lo,
+                ci_high=hi,
+                ci_method=method,
+                too_few_replicates=n < MIN_REPLICATES,
+                sd=float(np.std(x, ddof=1)) if n > 1 else np.nan,
             )
             row.update(
                 {f"q{int(p * 100):02d}": float(v) for p, v in zip(QUANTILES, q, strict=True)}
@@ -202,6 +222,7 @@ def analyze(
     design = manifest["design"]
     params = [p["name"] for p in design["parameters"]]
     metrics = metrics or design.get("headline_metrics") or ["default_share_borrowers"]
+    metrics = [canonical(m) for m in metrics]  # names of earlier versions (metrics.ALIASES)
     for metric in metrics:
         if metric not in METRICS:
             raise ConfigError(f"--metric: unknown metric {metric!r}; allowed: {list(METRICS)}")
@@ -209,7 +230,9 @@ def analyze(
         confidence = 0.95
     if not 0.5 <= confidence < 1:
         raise ConfigError(f"--confidence: must be in [0.5, 1), got {confidence}")
-    out = {"summary": summarize(runs, params, confidence)}
+    out = {
+        "summary": summarize(runs, params, confidence, design["master_seed"], design.get("months"))
+    }
     headline = out["summary"][out["summary"]["metric"].isin(metrics)]
     out["headline"] = (
         headline.pivot(index=["point", *params], columns="metric", values="mean")
@@ -230,6 +253,8 @@ def analyze(
         "runs": int(len(runs)),
         "failed": int((runs["status"] != STATUS_OK).sum()),
         "complete": manifest.get("status") == "complete",
+        "min_replicates": MIN_REPLICATES,
+        "ci_methods": sorted(set(out["summary"]["ci_method"]) - {"none"}),
     }
     write_json_atomic(info, target / "analysis.json")
     out["info"] = info
@@ -243,14 +268,25 @@ def format_report(result: dict[str, pd.DataFrame], max_rows: int = 40) -> str:
     lines = [
         f"runs: {info['runs']} ({info['failed']} failed)"
         + ("" if info["complete"] else "  [sweep incomplete: resume it for the full design]"),
-        f"mean [{info['confidence']:.0%} CI] across replicates, per design point:",
+        f"mean [{info['confidence']:.0%} interval] across replicates, per design point; "
+        f"intervals: {', '.join(info['ci_methods']) or 'none'} (per metric in the ci_method "
+        "column of analysis/summary_by_point.csv; see docs/metrics.md)",
     ]
     params = [c for c in summary.columns if c not in ("point", "metric") and c not in _STAT_COLS]
     table = summary[summary["metric"].isin(info["metrics"])].copy()
     table["value"] = [
-        _fmt(m) + (f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "")
-        for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"], strict=True)
+        _fmt(m) + (f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else f" (n={n}, no CI)")
+        for m, lo, hi, n in zip(
+            table["mean"], table["ci_low"], table["ci_high"], table["n"], strict=True
+        )
     ]
+    few = table[table["too_few_replicates"]]
+    if len(few):
+        lines.append(
+            f"too_few_replicates: {few['point'].nunique()} of {table['point'].nunique()} points "
+            f"have a metric with fewer than {info['min_replicates']} replicates: no interval "
+            "(raise replications)"
+        )
     wide = table.pivot(index=["point", *params], columns="metric", values="value")
     wide = wide[info["metrics"]].reset_index()
     with pd.option_context("display.width", 200, "display.max_columns", 50):
@@ -263,9 +299,17 @@ def format_report(result: dict[str, pd.DataFrame], max_rows: int = 40) -> str:
     return "\n".join(lines)
 
 
-_STAT_COLS = {"runs", "failed", "n", "mean", "ci_low", "ci_high", "sd"} | {
-    f"q{int(p * 100):02d}" for p in QUANTILES
-}
+_STAT_COLS = {
+    "runs",
+    "failed",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "too_few_replicates",
+    "sd",
+} | {f"q{int(p * 100):02d}" for p in QUANTILES}
 
 
 def _fmt(v: float) -> str:

@@ -60,7 +60,7 @@ ANALYSIS_KEYS = {"metrics", "confidence"}
 DEFAULT_HEADLINE = (
     "default_share_borrowers",
     "lender_loss_rate",
-    "deepest_price_to_fundamental",
+    "min_price_to_fundamental",
     "cascade_depth",
 )
 MAX_RUNS = 1_000_000  # runs (design points x replications) of one sweep
@@ -300,10 +300,12 @@ def load_experiment(source: str | Path | dict) -> Experiment:
     if not isinstance(analysis, dict) or set(analysis) - ANALYSIS_KEYS:
         raise _err("analysis", f"a table with keys {sorted(ANALYSIS_KEYS)}")
     headline = analysis.get("metrics", list(DEFAULT_HEADLINE))
-    from abm.sweep.metrics import METRICS
+    from abm.sweep.metrics import METRICS, canonical
 
     if not isinstance(headline, list) or not headline:
         raise _err("analysis.metrics", "must be a non-empty list of metric names")
+    # a name of an earlier version (metrics.ALIASES) is read as the current name
+    headline = [canonical(m) if isinstance(m, str) else m for m in headline]
     for metric in headline:
         if metric not in METRICS:
             raise _err("analysis.metrics", f"unknown metric {metric!r}; allowed: {list(METRICS)}")

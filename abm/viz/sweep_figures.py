@@ -1,12 +1,21 @@
-"""Figures of a sweep folder: phase diagrams, fan charts, cascade-size distributions, Sobol indices.
+"""Figures of a sweep folder: phase diagrams, response curves, fan charts, cascade-size
+distributions, Sobol indices.
 
-Each builder returns a matplotlib Figure drawn outside pyplot (tests read its axes and data; a
-notebook shows it inline); ``plot_sweep`` writes them all as PNG and PDF into ``DIR/figures/``.
-Only the sweep's own files are read.
+Every factor of a grid design stays visible: the response figure puts the first numeric factor on
+the x axis, draws one series per level of the second and one row of panels per combination of the
+others; fan charts and the cascade-size CCDF draw one series per level of the first factor and one
+panel per combination of the others, so each series is one design point (its replicates). A
+categorical factor (strings, booleans) is drawn on a categorical axis, as points, never joined by
+a line. Intervals are those of ``abm analyze`` (:mod:`abm.sweep.intervals`: inside the metric's
+range, method named in the title). Each builder returns a matplotlib Figure drawn outside pyplot
+(tests read its axes and data); ``plot_sweep`` writes them all as PNG and PDF into ``DIR/figures/``.
+
+Over ~450 lines because the four design-aware figures share their faceting helpers here.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -15,72 +24,40 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from abm.io import write_atomic
-from abm.sweep.analyze import load_runs
-from abm.sweep.metrics import METRICS
+from abm.sweep.analyze import load_runs, summarize
+from abm.sweep.intervals import MIN_REPLICATES
+from abm.sweep.metrics import CATALOGUE, canonical
 from abm.sweep.tasks import STATUS_OK
 from abm.viz.style import new_figure
 
 FAN_QUANTILES = ((0.05, 0.95), (0.25, 0.75))
 FAN_COLUMNS = ("lender_losses_usd", "btc_price", "credit_supply_usd")
+MOST_SERIES = 6  # series per panel (evenly spread levels beyond that, said in the title)
+MOST_PANELS = 6  # panels of a faceted figure
 
 
-def _labels(metric: str) -> str:
-    return METRICS.get(metric, metric)
+def _unit_label(metric: str) -> str:
+    m = CATALOGUE.get(metric)
+    return f"{metric} ({m.unit})" if m else metric
 
 
-def phase_diagram(
-    runs: pd.DataFrame, x: str, y: str, metric: str = "default_share_borrowers"
-) -> Figure:
-    """Heatmap of the replicate mean of ``metric`` over two varied parameters (x, y)."""
-    ok = runs[runs["status"] == STATUS_OK]
-    table = ok.groupby([y, x])[metric].mean().unstack(x).sort_index()
-    fig = new_figure(figsize=(6.4, 4.8))
-    ax = fig.subplots()
-    data = table.to_numpy(dtype=float)
-    image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma_r", interpolation="nearest")
-    ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns])
-    ax.set_yticks(range(table.shape[0]), [f"{v:g}" for v in table.index])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    counts = ok.groupby([y, x]).size().unstack(x).reindex_like(table)
-    for i in range(data.shape[0]):
-        for j in range(data.shape[1]):
-            if np.isfinite(data[i, j]):
-                shade = image.norm(data[i, j]) if image.norm.vmax > image.norm.vmin else 0.0
-                ax.text(j, i, f"{data[i, j]:.2g}", ha="center", va="center", fontsize=8,
-                        color="white" if shade > 0.6 else "black")  # fmt: skip
-    bar = fig.colorbar(image, ax=ax)
-    bar.set_label(f"{metric} (mean)")
-    n = int(counts.min().min()) if counts.size else 0
-    ax.set_title(f"{metric}: mean over {n}+ replicates per cell", fontsize=10)
-    fig.suptitle("Phase diagram", fontsize=11)
-    return fig
+def is_categorical(values: pd.Series) -> bool:
+    """Strings and booleans are categories (no order, no distance between them)."""
+    return pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values)
 
 
-def response_figure(runs: pd.DataFrame, x: str, metrics: list[str]) -> Figure:
-    """Replicate mean and 95 % t-interval of each metric against one varied parameter."""
-    from scipy import stats
-
-    ok = runs[runs["status"] == STATUS_OK]
-    fig = new_figure(figsize=(3.6 * len(metrics), 3.4))
-    axes = fig.subplots(1, len(metrics), squeeze=False)
-    numeric = pd.api.types.is_numeric_dtype(ok[x])
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        g = ok.groupby(x)[metric]
-        mean, sd, n = g.mean(), g.std(ddof=1), g.count()
-        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-        pos = mean.index.to_numpy() if numeric else np.arange(len(mean))
-        ax.errorbar(pos, mean.to_numpy(), yerr=half.to_numpy(), fmt="o-", capsize=3,
-                    color="#4477AA", lw=1.5)  # fmt: skip
-        if not numeric:
-            ax.set_xticks(pos, [str(v) for v in mean.index])
-        ax.set_xlabel(x)
-        ax.set_title(metric, fontsize=9)
-    fig.suptitle("Replicate mean and 95 % confidence interval", fontsize=10)
-    return fig
+def _levels(runs: pd.DataFrame, factor: str) -> list:
+    """The levels of a factor: sorted numbers, categories in design order."""
+    if is_categorical(runs[factor]):
+        return list(pd.unique(runs.sort_values("point")[factor]))
+    return sorted(pd.unique(runs[factor]))
 
 
-def _spread(groups: list, most: int = 6) -> list:
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
+def _spread(groups: list, most: int = MOST_SERIES) -> list:
     """At most ``most`` of ``groups``, evenly spread (first and last kept), in order."""
     if len(groups) <= most:
         return groups
@@ -88,66 +65,264 @@ def _spread(groups: list, most: int = 6) -> list:
     return [groups[i] for i in keep]
 
 
-def fan_chart(
-    timeseries: pd.DataFrame, runs: pd.DataFrame, column: str, by: str | None = None
+def _facets(runs: pd.DataFrame, factors: list[str], most: int = MOST_PANELS):
+    """(label, mask) per combination of the levels of ``factors`` present in ``runs`` (at most
+    ``most``, evenly spread) and the number of combinations left out. No factors: one panel."""
+    if not factors:
+        return [("", np.ones(len(runs), dtype=bool))], 0
+    combos = [
+        c
+        for c in itertools.product(*(_levels(runs, f) for f in factors))
+        if (runs[factors] == pd.Series(c, index=factors)).all(axis=1).any()
+    ]
+    shown = _spread(combos, most)
+    out = []
+    for combo in shown:
+        mask = (runs[factors] == pd.Series(combo, index=factors)).all(axis=1).to_numpy()
+        out.append(
+            (", ".join(f"{f} = {_text(v)}" for f, v in zip(factors, combo, strict=True)), mask)
+        )
+    return out, len(combos) - len(shown)
+
+
+def _left_out(n: int, what: str) -> str:
+    return f" ({n} {what} not shown)" if n else ""
+
+
+def phase_diagram(
+    runs: pd.DataFrame,
+    x: str,
+    y: str,
+    metric: str = "default_share_borrowers",
+    others: list[str] | None = None,
 ) -> Figure:
-    """Median and 50 % / 90 % bands of a monthly ``column`` across runs, one fan per value of
-    ``by`` (a varied parameter; at most 6 values drawn)."""
-    ok = runs.loc[runs["status"] == STATUS_OK, ["run_id", *([by] if by else [])]]
-    ts = timeseries.merge(ok, on="run_id")
-    groups = [(None, ts)] if by is None else list(ts.groupby(by))
-    groups = _spread(groups)
-    fig = new_figure(figsize=(7.5, 4.2))
-    ax = fig.subplots()
-    colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.9, len(groups)))
-    for (value, sub), colour in zip(groups, colours, strict=True):
-        wide = sub.pivot(index="month", columns="run_id", values=column)
-        months = wide.index.to_numpy()
-        for lo, hi in FAN_QUANTILES:
-            ax.fill_between(
-                months,
-                wide.quantile(lo, axis=1),
-                wide.quantile(hi, axis=1),
-                color=colour,
-                alpha=0.15 if hi - lo > 0.6 else 0.3,
-                linewidth=0,
-            )
-        label = (
-            f"{by} = {value:g}"
-            if by is not None and isinstance(value, float)
-            else (f"{by} = {value}" if by is not None else "median")
-        )
-        ax.plot(
-            months, wide.median(axis=1), color=colour, lw=1.8, label=f"{label} (n={wide.shape[1]})"
-        )
-    ax.set_xlabel("month")
-    ax.set_ylabel(column)
-    ax.set_title(f"{column}: median, 50 % and 90 % bands across runs", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    """Heatmap of the replicate mean of ``metric`` over two numeric factors (x, y); one panel
+    per combination of the ``others`` (the design's remaining factors), on one colour scale."""
+    ok = runs[runs["status"] == STATUS_OK]
+    facets, left = _facets(ok, list(others or []))
+    tables = [ok[mask].groupby([y, x])[metric].mean().unstack(x).sort_index() for _, mask in facets]
+    values = np.concatenate([t.to_numpy(dtype=float).ravel() for t in tables])
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    fig = new_figure(figsize=(1.0 + 4.6 * len(facets), 4.6))
+    axes = fig.subplots(1, len(facets), squeeze=False)[0]
+    counts = ok.groupby("point").size()
+    for ax, (label, _), table in zip(axes, facets, tables, strict=True):
+        data = table.to_numpy(dtype=float)
+        image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma_r",
+                          interpolation="nearest", vmin=vmin, vmax=vmax)  # fmt: skip
+        ax.set_xticks(range(table.shape[1]), [_text(v) for v in table.columns])
+        ax.set_yticks(range(table.shape[0]), [_text(v) for v in table.index])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                if np.isfinite(data[i, j]):
+                    shade = image.norm(data[i, j]) if vmax > vmin else 0.0
+                    ax.text(j, i, f"{data[i, j]:.2g}", ha="center", va="center", fontsize=8,
+                            color="white" if shade > 0.6 else "black")  # fmt: skip
+        if label:
+            ax.set_title(label, fontsize=9)
+    bar = fig.colorbar(image, ax=list(axes))
+    bar.set_label(f"{_unit_label(metric)}, mean")
+    n_lo, n_hi = (int(counts.min()), int(counts.max())) if len(counts) else (0, 0)
+    n_text = f"{n_lo}" if n_lo == n_hi else f"{n_lo}-{n_hi}"
+    fig.suptitle(
+        f"{metric}: mean over {n_text} replicates per design point{_left_out(left, 'panels')}",
+        fontsize=10,
+    )
     return fig
 
 
-def cascade_ccdf(runs: pd.DataFrame, metric: str = "defaults", by: str | None = None) -> Figure:
-    """Complementary CDF P(X >= x) of cascade sizes on log-log axes (x > 0), per ``by`` value."""
+def response_figure(
+    runs: pd.DataFrame,
+    params: list[str],
+    metrics: list[str],
+    confidence: float = 0.95,
+    master_seed: int = 0,
+    months: int | None = None,
+) -> Figure:
+    """Replicate mean and interval of each metric (columns of panels) against ``params[0]``,
+    one series per level of ``params[1]``, one row of panels per combination of ``params[2:]``.
+
+    Numeric x: points joined by lines; categorical x: points side by side on a categorical
+    axis. Intervals as in ``abm analyze`` (``summarize``): none below ``MIN_REPLICATES``."""
+    x, hue, rest = params[0], (params[1] if len(params) > 1 else None), list(params[2:])
     ok = runs[runs["status"] == STATUS_OK]
-    groups = [(None, ok)] if by is None else list(ok.groupby(by))
-    groups = _spread(groups)
-    fig = new_figure(figsize=(5.6, 4.4))
-    ax = fig.subplots()
-    colours = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, len(groups)))
-    for (value, sub), colour in zip(groups, colours, strict=True):
-        x, p = ccdf(sub[metric].to_numpy(dtype=float))
-        if len(x) == 0:
-            continue
-        label = "all runs" if by is None else f"{by} = {value}"
-        ax.step(x, p, where="post", color=colour, lw=1.6, label=f"{label} (n={len(sub)})")
-        ax.plot(x, p, "o", color=colour, ms=3)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"{metric} per run (x > 0)")
-    ax.set_ylabel("P(X ≥ x)")
-    ax.set_title("Distribution of cascade sizes (complementary CDF)", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    table = summarize(runs, params, confidence, master_seed, months)
+    facets, left = _facets(ok, rest, most=4)
+    x_levels = _levels(ok, x)
+    hue_levels = _spread(_levels(ok, hue)) if hue else [None]
+    series_left = len(_levels(ok, hue)) - len(hue_levels) if hue else 0
+    categorical = is_categorical(ok[x])
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.85, len(hue_levels)))
+    fig = new_figure(figsize=(3.8 * len(metrics), 0.6 + 3.2 * len(facets)))
+    axes = fig.subplots(len(facets), len(metrics), squeeze=False)
+    width = 0.6 / len(hue_levels)
+    span = float(np.ptp(x_levels)) if not categorical and len(x_levels) > 1 else 1.0
+    for row, (label, mask) in enumerate(facets):
+        points = set(ok.loc[mask, "point"])
+        for col, metric in enumerate(metrics):
+            ax = axes[row][col]
+            part = table[(table["metric"] == metric) & table["point"].isin(points)]
+            for k, (level, colour) in enumerate(zip(hue_levels, colours, strict=True)):
+                sub = part if hue is None else part[part[hue] == level]
+                sub = sub.set_index(x).reindex(x_levels).dropna(subset=["mean"])
+                offset = (k - (len(hue_levels) - 1) / 2) * width
+                if categorical:
+                    pos = np.array([x_levels.index(v) for v in sub.index]) + offset
+                else:  # dodged by a few % of the x range so equal means stay apart
+                    pos = sub.index.to_numpy(dtype=float) + offset * 0.08 * span
+                mean = sub["mean"].to_numpy(dtype=float)
+                err = np.nan_to_num(
+                    np.vstack(
+                        [
+                            mean - sub["ci_low"].to_numpy(float),
+                            sub["ci_high"].to_numpy(float) - mean,
+                        ]
+                    )
+                )
+                name = "mean" if hue is None else f"{hue} = {_text(level)}"
+                ax.errorbar(pos, mean, yerr=err, fmt="o" if categorical else "o-", capsize=3,
+                            color=colour, lw=1.5, ms=5, label=name)  # fmt: skip
+            if categorical:
+                ax.set_xticks(range(len(x_levels)), [_text(v) for v in x_levels])
+                ax.set_xlim(-0.6, len(x_levels) - 0.4)
+            else:  # every panel on the design's x range, whatever its metric has values for
+                ax.set_xlim(min(x_levels) - 0.1 * span, max(x_levels) + 0.1 * span)
+            ax.set_xlabel(x)
+            low = CATALOGUE[metric].low
+            if low is not None:  # the range's floor drawn; a sliver below keeps markers whole
+                bottom, top = ax.get_ylim()
+                ax.set_ylim(bottom=max(bottom, low - 0.03 * (top - low)))
+                ax.axhline(low, color="0.75", lw=0.6, zorder=0)
+            methods = sorted(set(part["ci_method"]) - {"none"})
+            method = " / ".join(m.replace("_", " ") for m in methods)
+            method = f"{confidence:.0%} {method} interval" if method else "no interval (n < 5)"
+            title = f"{_unit_label(metric)}\n{method}"
+            ok_runs = part["runs"] - part["failed"]
+            if len(part) and (part["n"] < ok_runs).any():  # NaN where undefined (e.g. no default)
+                lo, hi = int(part["n"].min()), int(part["n"].max())
+                title += f"; n = {lo if lo == hi else f'{lo}-{hi}'} runs with a value"
+            ax.set_title(title + (f"\n{label}" if label else ""), fontsize=9)
+    if hue is not None:
+        axes[0][0].legend(fontsize=7, frameon=False)
+    fig.suptitle(
+        _response_title(table[table["metric"].isin(metrics)], confidence)
+        + _left_out(left, "panel rows")
+        + _left_out(series_left, f"levels of {hue}"),
+        fontsize=10,
+    )
+    return fig
+
+
+def _response_title(table: pd.DataFrame, confidence: float) -> str:
+    n = table.drop_duplicates("point")["runs"] - table.drop_duplicates("point")["failed"]
+    n_text = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+    if (table["ci_method"] == "none").all():
+        bars = f"no interval: fewer than {MIN_REPLICATES} replicates"
+    else:
+        bars = f"error bars: {confidence:.0%} interval, method under each panel title"
+        if table["too_few_replicates"].any():
+            bars += f" (none where n < {MIN_REPLICATES})"
+    return f"Mean over {n_text} replicates per design point; {bars}"
+
+
+def fan_chart(
+    timeseries: pd.DataFrame, runs: pd.DataFrame, column: str, params: list[str] | None = None
+) -> Figure:
+    """Median and 50 % / 90 % bands of a monthly ``column`` across the replicates of each design
+    point: one fan per level of ``params[0]`` (at most 6, evenly spread), one panel per
+    combination of ``params[1:]``. Without ``params`` one fan pools every run."""
+    params = list(params or [])
+    ok = runs.loc[runs["status"] == STATUS_OK, ["run_id", "point", *params]]
+    ts = timeseries.merge(ok, on="run_id")
+    facets, left = _facets(ok, params[1:])
+    fig = new_figure(figsize=(0.6 + 5.2 * min(len(facets), 3), 0.6 + 3.8 * -(-len(facets) // 3)))
+    axes = fig.subplots(
+        -(-len(facets) // 3), min(len(facets), 3), squeeze=False, sharey=True
+    ).ravel()
+    levels = _spread(_levels(ok, params[0])) if params else [None]
+    series_left = len(_levels(ok, params[0])) - len(levels) if params else 0
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.9, len(levels)))
+    for ax, (label, mask) in zip(axes, facets, strict=False):
+        in_facet = ts[ts["run_id"].isin(ok.loc[mask, "run_id"])]
+        for level, colour in zip(levels, colours, strict=True):
+            sub = in_facet if level is None else in_facet[in_facet[params[0]] == level]
+            if sub.empty:
+                continue
+            wide = sub.pivot(index="month", columns="run_id", values=column)
+            months = wide.index.to_numpy()
+            for lo, hi in FAN_QUANTILES:
+                ax.fill_between(months, wide.quantile(lo, axis=1), wide.quantile(hi, axis=1),
+                                color=colour, alpha=0.15 if hi - lo > 0.6 else 0.3, linewidth=0)  # fmt: skip
+            name = "all runs" if level is None else f"{params[0]} = {_text(level)}"
+            ax.plot(
+                months,
+                wide.median(axis=1),
+                color=colour,
+                lw=1.8,
+                label=f"{name} (n={wide.shape[1]})",
+            )
+        ax.set_xlabel("month")
+        ax.set_ylabel(column)
+        if label:
+            ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    for ax in axes[len(facets) :]:
+        ax.set_visible(False)
+    pooled = "" if params else " (all runs pooled over the design)"
+    fig.suptitle(
+        f"{column}: median, 50 % and 90 % bands across the replicates of each design point"
+        f"{pooled}{_left_out(left, 'panels')}"
+        f"{_left_out(series_left, f'levels of {params[0]}' if params else '')}",
+        fontsize=10,
+    )
+    return fig
+
+
+def cascade_ccdf(
+    runs: pd.DataFrame, metric: str = "defaults", params: list[str] | None = None
+) -> Figure:
+    """Complementary CDF P(X >= x) of cascade sizes on log-log axes (x > 0): one series per level
+    of ``params[0]``, one panel per combination of ``params[1:]`` (all runs without params)."""
+    params = list(params or [])
+    ok = runs[runs["status"] == STATUS_OK]
+    facets, left = _facets(ok, params[1:])
+    levels = _spread(_levels(ok, params[0])) if params else [None]
+    series_left = len(_levels(ok, params[0])) - len(levels) if params else 0
+    colours = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
+    fig = new_figure(figsize=(0.6 + 4.6 * len(facets), 4.4))
+    axes = fig.subplots(1, len(facets), squeeze=False, sharex=True, sharey=True)[0]
+    positive = bool((ok[metric] > 0).any())
+    for ax, (label, mask) in zip(axes, facets, strict=True):
+        in_facet = ok[mask]
+        for level, colour in zip(levels, colours, strict=True):
+            sub = in_facet if level is None else in_facet[in_facet[params[0]] == level]
+            x, p = ccdf(sub[metric].to_numpy(dtype=float))
+            name = "all runs" if level is None else f"{params[0]} = {_text(level)}"
+            if len(x) == 0:  # said in the legend, not silently left out
+                ax.plot([], [], color=colour, lw=1.6, label=f"{name} (n={len(sub)}): all zero")
+                continue
+            ax.step(x, p, where="post", color=colour, lw=1.6, label=f"{name} (n={len(sub)})")
+            ax.plot(x, p, "o", color=colour, ms=3)
+        if positive:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:  # no log axis without a positive value: say so instead
+            ax.text(0.5, 0.5, f"no run with {metric} > 0", ha="center", transform=ax.transAxes)
+        ax.set_xlabel(f"{metric} per run (x > 0)")
+        ax.set_ylabel("P(X ≥ x)")
+        if label:
+            ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    pooled = "" if params else "; all runs pooled over the design"
+    fig.suptitle(
+        f"Cascade sizes (complementary CDF) over the replicates of each design point{pooled}"
+        f"{_left_out(left, 'panels')}"
+        f"{_left_out(series_left, f'levels of {params[0]}' if params else '')}",
+        fontsize=10,
+    )
     return fig
 
 
@@ -200,32 +375,42 @@ def plot_sweep(
 ) -> list[Path]:
     """Write every figure the sweep supports; return the files written.
 
-    Phase diagrams need two varied numeric parameters (the first two), fan charts need the kept
-    monthly time series, Sobol bars a ``sobol`` design analysed by ``abm analyze``."""
+    Phase diagrams need two varied numeric parameters (the first two; the other factors become
+    panels), response curves a grid, fan charts the kept monthly time series, Sobol bars a
+    ``sobol`` design analysed by ``abm analyze``. Metric names of earlier versions are accepted
+    (``abm.sweep.metrics.ALIASES``)."""
     sweep_dir = Path(sweep_dir)
     runs, manifest = load_runs(sweep_dir)
     design = manifest["design"]
     params = [p["name"] for p in design["parameters"]]
-    numeric = [p for p in params if pd.api.types.is_numeric_dtype(runs[p])]
-    metric = metric or (design.get("headline_metrics") or ["default_share_borrowers"])[0]
+    numeric = [p for p in params if not is_categorical(runs[p])]
+    headline = [canonical(m) for m in design.get("headline_metrics") or []]
+    metric = canonical(metric) if metric else (headline or ["default_share_borrowers"])[0]
     target = Path(out_dir) if out_dir else sweep_dir / "figures"
     target.mkdir(parents=True, exist_ok=True)
+    grid = design["design"] == "grid"
+    # a numeric factor first: it is the x axis of the response curves, the fans' colour scale
+    order = [*numeric[:1], *[p for p in params if p not in numeric[:1]]] if grid else []
     written: list[Path] = []
-    if design["design"] == "grid" and len(numeric) >= 2:
-        written += _save(
-            phase_diagram(runs, numeric[0], numeric[1], metric), target / "phase_diagram", formats
-        )
-    if design["design"] == "grid" and params:
-        headline = [m for m in design.get("headline_metrics", [metric]) if m in runs][:5]
-        written += _save(response_figure(runs, params[0], headline), target / "response", formats)
-    by = params[0] if params and design["design"] == "grid" else None
-    written += _save(cascade_ccdf(runs, "defaults", by), target / "cascade_ccdf", formats)
+    if grid and len(numeric) >= 2:
+        others = [p for p in params if p not in numeric[:2]]
+        fig = phase_diagram(runs, numeric[0], numeric[1], metric, others)
+        written += _save(fig, target / "phase_diagram", formats)
+    if grid and params:
+        shown = [m for m in (headline or [metric]) if m in runs][:5]
+        fig = response_figure(
+            runs, order, shown, design.get("confidence", 0.95), design["master_seed"],
+            design.get("months"),
+        )  # fmt: skip
+        written += _save(fig, target / "response", formats)
+    written += _save(cascade_ccdf(runs, "defaults", order), target / "cascade_ccdf", formats)
     ts_path = sweep_dir / "timeseries.parquet"
     if ts_path.is_file():
         ts = pd.read_parquet(ts_path)
         for column in FAN_COLUMNS:
             if column in ts:
-                written += _save(fan_chart(ts, runs, column, by), target / f"fan_{column}", formats)
+                fig = fan_chart(ts, runs, column, order)
+                written += _save(fig, target / f"fan_{column}", formats)
     if design["design"] == "sobol":
         sobol_csv = sweep_dir / "analysis" / "sobol.csv"
         if not sobol_csv.is_file():
