@@ -162,19 +162,69 @@ class Valuation:
         value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
         return value
 
-    def claims_value(self) -> np.ndarray:
-        """Lenders' carrying value of each loan: principal if performing, expected recovery if defaulted."""
+    def claims_value(self, gpu_value: np.ndarray | None = None) -> np.ndarray:
+        """Lenders' carrying value of each loan (USD, per loan row): principal if performing; if
+        defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
+        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
         loans = self.loans
         value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
-        dflt = loans.status == LOAN_DEFAULTED
-        value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
+        dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
+        if len(dflt):
+            value[dflt] = self.estate_recoveries(dflt, gpu_value)
         return value
+
+    def estate_recoveries(
+        self, claims: np.ndarray, gpu_value: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Expected recovery of each defaulted claim of ``claims`` (loan rows, USD, aligned): what
+        its estate would pay it if it realised its assets at the current marks. An estate is worth
+        its cash, its free BTC at the current price and its GPUs at market marks less
+        ``credit.workout_cost_share`` (the costs of working them out); that value pays the estate's
+        defaulted claims by seniority, pro rata within a class, as ``distribute_estate`` does.
+        ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
+        loans = self.loans
+        if gpu_value is None:
+            gpu_value = self.gpu_value_by_agent()
+        cost = self.cfg["credit"]["workout_cost_share"]
+        borrower = loans.borrower[claims]
+        estate_value = (
+            np.maximum(self.acct.cash, 0.0)
+            + np.maximum(self.acct.btc, 0.0) * self.crypto.price_usd
+            + gpu_value * (1.0 - cost)
+        )
+        # the waterfall: claims ordered by (estate, seniority); each class is paid from what the
+        # estate has left after the senior classes, pro rata within the class
+        owed = loans.principal_usd[claims]
+        order = np.lexsort((loans.seniority[claims], borrower))
+        out = np.zeros(len(claims))
+        b_sorted, s_sorted = borrower[order], loans.seniority[claims][order]
+        left = estate_value.copy()
+        start = 0
+        while start < len(order):
+            end = start
+            while end < len(order) and (b_sorted[end], s_sorted[end]) == (
+                b_sorted[start],
+                s_sorted[start],
+            ):
+                end += 1
+            k = order[start:end]
+            b = int(b_sorted[start])
+            total = float(owed[k].sum())
+            if total > 0:
+                paid = min(1.0, max(left[b], 0.0) / total)
+                out[k] = owed[k] * paid
+                left[b] -= total * paid
+            start = end
+        return out
 
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
         at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
-        claims = np.bincount(self.loans.lender, weights=self.claims_value(), minlength=self.n)
-        return claims, self.gpu_value_by_agent()
+        gpu_value = self.gpu_value_by_agent()
+        claims = np.bincount(
+            self.loans.lender, weights=self.claims_value(gpu_value), minlength=self.n
+        )
+        return claims, gpu_value
 
     def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Total assets of every lender (USD), lender rows only. ``parts``: the current
