@@ -192,30 +192,23 @@ class Valuation:
             + np.maximum(self.acct.btc, 0.0) * self.crypto.price_usd
             + gpu_value * (1.0 - cost)
         )
-        # the waterfall: claims ordered by (estate, seniority); each class is paid from what the
-        # estate has left after the senior classes, pro rata within the class
+        # the waterfall, vectorised over (estate, seniority class), classes in ascending key order
+        # (estate, then seniority: senior first): a class gets what its estate has left after the
+        # classes senior to it, shared pro rata to the claims
         owed = loans.principal_usd[claims]
-        order = np.lexsort((loans.seniority[claims], borrower))
-        out = np.zeros(len(claims))
-        b_sorted, s_sorted = borrower[order], loans.seniority[claims][order]
-        left = estate_value.copy()
-        start = 0
-        while start < len(order):
-            end = start
-            while end < len(order) and (b_sorted[end], s_sorted[end]) == (
-                b_sorted[start],
-                s_sorted[start],
-            ):
-                end += 1
-            k = order[start:end]
-            b = int(b_sorted[start])
-            total = float(owed[k].sum())
-            if total > 0:
-                paid = min(1.0, max(left[b], 0.0) / total)
-                out[k] = owed[k] * paid
-                left[b] -= total * paid
-            start = end
-        return out
+        key = borrower * 4 + loans.seniority[claims]  # seniority classes are 0..2
+        classes, of_class = np.unique(key, return_inverse=True)
+        class_owed = np.bincount(of_class, weights=owed, minlength=len(classes))
+        class_estate = classes // 4
+        running = np.cumsum(class_owed)
+        first = np.ones(len(classes), dtype=bool)
+        first[1:] = class_estate[1:] != class_estate[:-1]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(classes)), 0))
+        senior_owed = running - class_owed - (running[group_start] - class_owed[group_start])
+        left = np.maximum(estate_value[class_estate] - senior_owed, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(class_owed > 0, np.minimum(1.0, left / class_owed), 0.0)
+        return owed * share[of_class]
 
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
