@@ -20,6 +20,7 @@ SECTORS = (
     "outside_funders",  # depositors and fund investors of lenders
     "money_market",  # pays the base rate on lenders' cash (T-bills, reserves)
     "infrastructure_buyers",  # buy the sites of defaulted miners
+    "insolvency_administrators",  # receive a failed lender's default costs (Rogers-Veraart)
 )
 
 

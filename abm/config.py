@@ -282,7 +282,13 @@ SCHEMA: dict[str, Any] = {
         "roll_min_appetite": P,
         "new_loan_min_appetite": P,
         "payment_grace_months": F("int", 0, 12, "months of arrears before payment default"),
-        "recovery_estimate": F("float", 0.0, 1.0, "lender value of an unresolved defaulted claim"),
+        "workout_cost_share": F(
+            "float",
+            0.0,
+            1.0,
+            "share of an estate's GPU value at marks lost to work-out costs (defaulted claims are "
+            "carried at the estate's expected recovery net of it)",
+        ),
         "estate_reserve_multiplier": F(
             "float", 0.0, 1.5, "bankruptcy estate reserve / fundamental"
         ),
@@ -311,9 +317,20 @@ SCHEMA: dict[str, Any] = {
         "cure_target_ltv_share": F(
             "float", 0.0, 1.0, "an equity cure prepays down to this x the covenant LTV"
         ),
-        "cure_cash_buffer_share": F(
-            "float", 0.0, 1.0, "an equity cure spends cash down to this x the cash buffer"
+        "cure_floor_debt_service_months": F(
+            "float",
+            0.0,
+            60.0,
+            "equity cures come only from cash above a liquidity floor: this many months of "
+            "debt service ...",
         ),
+        "cure_floor_opex_months": F(
+            "float", 0.0, 60.0, "... plus this many months of operating costs"
+        ),
+        "cure_max_per_year": F(
+            "int", 0, 4, "equity cures a facility allows in any 12 months (4 quarters)"
+        ),
+        "cure_max_per_facility": F("int", 0, 1000, "equity cures a facility allows over its life"),
         "stressed_appetite": F(
             "float", 0.0, 1.0, "below this appetite a lender sells at its distressed reserve"
         ),

@@ -9,6 +9,11 @@
 * Indexes: the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns.
 * Prices (``price_problems``): every price finite and >= 0; BTC price and network hashrate > 0.
 * Balances (``balance_problems``): finite; no negative cash at any active agent, lenders included.
+* Losses (:func:`loss_problems`): ``lender_losses_usd`` = write-offs of claims and write-downs of
+  funding (net of restorations) + realised losses on seized inventory (carrying value of units sold,
+  scrapped or retired - their proceeds); the inventory carrying value that entered by seizure less
+  what left is what lenders still hold; defaulted claims are carried between zero and their
+  principal; a failed lender shows no equity while its creditors are still written down.
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -18,7 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, LENDER
+from abm.agents.base import ACTIVE, FAILED, LENDER
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
+from abm.finance.instruments import INTERBANK
 
 
 def check(m, tol_usd: float = 1e-3) -> list[str]:
@@ -58,6 +66,68 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
         sheets["equity"][m.lender_idx], m.lender_equity(), rtol=1e-9, atol=1e-3 + rounding
     ):
         problems.append("lender equity differs between the lender layer and the balance sheets")
+    return problems + loss_problems(m, sheets["equity"])
+
+
+def _close(a: float, b: float, scale: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(scale)) + 1e-3
+
+
+def loss_problems(m, equity: np.ndarray | None = None) -> list[str]:
+    """Violations of the loss identities (empty when all hold). ``equity``: every agent's equity at
+    current marks (``balance_sheets()["equity"]``), when the caller has it.
+
+    1. cumulative ``lender_losses_usd`` = sum of ``written_off_usd`` (claims written off, funding
+       written down, less restorations) + sum of ``inventory_loss_usd``;
+    2. ``inventory_loss_usd`` = carrying value of inventory that left - its proceeds, per agent;
+    3. carrying value seized - carrying value that left = units held by lenders x their carrying
+       value per unit (no seized unit leaves the books without being booked);
+    4. every defaulted claim is carried at no less than zero and no more than its principal;
+    5. a failed lender with positive equity owes its creditors no write-down any more;
+    6. no facility has had more equity cures than ``credit.cure_max_per_facility``."""
+    problems = []
+    booked = float(m.written_off_usd.sum() + m.inventory_loss_usd.sum())
+    scale = float(np.abs(m.written_off_usd).sum() + np.abs(m.inventory_loss_usd).sum())
+    if not _close(m.lender_losses_usd, booked, scale):
+        problems.append(
+            f"lender losses {m.lender_losses_usd:.2f} USD != write-offs + inventory losses "
+            f"{booked:.2f} USD"
+        )
+    realised = m.inventory_book_out_usd - m.inventory_proceeds_usd
+    if not np.allclose(m.inventory_loss_usd, realised, rtol=1e-9, atol=1e-3):
+        problems.append("inventory losses differ from carrying value out - proceeds")
+    lots = m.lots
+    held = (lots.owner >= 0) & (m.type[np.maximum(lots.owner, 0)] == LENDER)
+    carried = float((lots.units[held] * lots.book_value_usd_per_unit[held]).sum())
+    ledger = float(m.inventory_seized_usd.sum() - m.inventory_book_out_usd.sum())
+    if not _close(carried, ledger, float(m.inventory_seized_usd.sum())):
+        problems.append(
+            f"lenders hold inventory carried at {carried:.2f} USD but the ledger says "
+            f"{ledger:.2f} USD (units left a lender's books without being booked)"
+        )
+    loans = m.loans
+    dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
+    if len(dflt):
+        carry = m.claims_value()[dflt]
+        if np.any(carry < -1e-6) or np.any(carry > loans.principal_usd[dflt] + 1e-6):
+            problems.append("a defaulted claim is carried below zero or above its principal")
+    if np.any(loans.cures_total > m.cfg["credit"]["cure_max_per_facility"]):
+        problems.append("a facility was cured more often than its credit agreement allows")
+    lenders = m.lender_idx
+    if equity is None:
+        equity = m.balance_sheets()["equity"]
+    failed = lenders[(m.status[lenders] == FAILED) & (equity[lenders] > 1.0)]
+    if len(failed):
+        ib = m.loan_rows_of_kind(INTERBANK)
+        ib = ib[loans.status[ib] == LOAN_ACTIVE]
+        down = m.funding_written_down_usd + np.bincount(
+            loans.borrower[ib], weights=loans.written_down_usd[ib], minlength=m.n
+        )
+        if np.any(down[failed] > 1.0):
+            problems.append(
+                f"failed lenders {failed[down[failed] > 1.0].tolist()} keep equity while their "
+                "creditors are still written down"
+            )
     return problems
 
 
@@ -133,6 +203,6 @@ def balance_problems(m) -> list[str]:
 
 def all_problems(m) -> list[str]:
     """Every invariant of this module at once (empty when all hold): the accounting identities
-    (:func:`check`), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
+    (:func:`check`, losses included), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
     invariant belongs here too, so that the schema-wide property test checks it every month."""
     return check(m) + price_problems(m) + balance_problems(m)

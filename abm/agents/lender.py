@@ -44,7 +44,8 @@ class Lenders(Population):
         target = m.capital_ratio_start[lenders] * m.cfg["credit"]["target_capital_ratio_multiple"]
         base = np.clip(ratio / np.maximum(target, 1e-9), 0.0, 1.0)
         window = m.cfg["credit"]["loss_memory_months"]
-        recent = sum(m.loss_history[-window:]) if m.loss_history else 0.0
+        # net of recoveries (a month can book more recoveries than losses), never below zero
+        recent = max(sum(m.loss_history[-window:]), 0.0) if m.loss_history else 0.0
         loss_rate = recent / max(m.initial_lending_usd, 1.0)
         appetite = base * np.exp(-m.lk["loss_sensitivity"][lenders] * loss_rate)
         if not m.cfg["channels"]["credit_crunch"]:

@@ -33,6 +33,10 @@ LOAN_STATUS_NAMES = ("active", "repaid", "defaulted", "closed")
 # Seniority classes in the recovery waterfall (lower is paid first)
 SENIOR_SECURED, SENIOR_UNSECURED, SUBORDINATED = range(3)
 
+# Equity-cure history kept per loan: the months of its last CURE_HISTORY cures
+CURE_HISTORY = 4
+NO_CURE_MONTH = -(10**6)
+
 
 class LoanBook(Book):
     """Loans: one lender's asset and one borrower's liability, always the same amount (one row).
@@ -66,6 +70,13 @@ class LoanBook(Book):
         "arrears_months": (np.int64, 0),
         "origination_month": (np.int64, 0),
         "breach_event": (np.int64, -1),
+        # equity cures of this facility: how many over its life, and the months of the last
+        # CURE_HISTORY of them (newest first; -10**6 = none), for the limits per rolling year
+        "cures_total": (np.int64, 0),
+        **{f"cure_month_{k}": (np.int64, NO_CURE_MONTH) for k in range(4)},
+        # interbank loans: principal written down when the borrowing lender failed and not yet
+        # restored from its later gains (USD)
+        "written_down_usd": (np.float64, 0.0),
     }
 
     def __init__(self, capacity: int = 64) -> None:
@@ -235,6 +246,22 @@ class LoanBook(Book):
         if split["units"]:
             lots.add(**{column: np.array(values) for column, values in split.items()})
         return seized
+
+    def cures_allowed(self, rows: np.ndarray, t: int, per_year: int, per_life: int) -> np.ndarray:
+        """Mask aligned with ``rows``: the facility may still be cured in month ``t``, having had
+        fewer than ``per_year`` cures in the last 12 months (months t-11 .. t) and fewer than
+        ``per_life`` over its life. ``per_year`` is at most :data:`CURE_HISTORY`."""
+        recent = np.zeros(len(rows), dtype=np.int64)
+        for k in range(CURE_HISTORY):
+            recent += getattr(self, f"cure_month_{k}")[rows] > t - 12
+        return (recent < per_year) & (self.cures_total[rows] < per_life)
+
+    def record_cures(self, rows: np.ndarray, t: int) -> None:
+        """Count one equity cure in month ``t`` on each loan of ``rows`` (distinct rows)."""
+        self.cures_total[rows] += 1
+        for k in range(CURE_HISTORY - 1, 0, -1):
+            getattr(self, f"cure_month_{k}")[rows] = getattr(self, f"cure_month_{k - 1}")[rows]
+        self.cure_month_0[rows] = t
 
     # ------------------------------------------------------------------ BTC-backed loans
     def btc_ltv(self, rows, btc_price_usd: float):

@@ -21,7 +21,17 @@ from abm.finance.instruments import (
 from abm.finance.instruments import (
     DEFAULTED as LOAN_DEFAULTED,
 )
+from abm.finance.losses import book_seizures, record_loss, record_losses, retire_units
 from abm.markets.btc_sales import sell_btc
+
+__all__ = [
+    "default_borrower",
+    "distribute_all_estates",
+    "distribute_estate",
+    "record_loss",
+    "record_losses",
+    "write_off",
+]
 
 
 def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
@@ -62,6 +72,7 @@ def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
         loan_rows, m.lots, marks, m.market_policy, t
     )
     if seized_rows:
+        book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
         event_ids = m.events.add_many(
             t,
             "seizure",
@@ -190,10 +201,9 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
             write_off(m, t, int(loan))
         m.open_estates.discard(b)
         # GPUs nobody bought by the end of the work-out are abandoned (scrapped): a closed estate
-        # has no creditors left to sell them for
-        abandoned = int(m.lots.units[lots_left].sum())
-        m.lots.units[lots_left] = 0
-        m.gpu_scrapped += abandoned
+        # has no creditors left to sell them for. Their value is part of the claims just written
+        # off (the lenders carried it in the estate's expected recovery until now).
+        retire_units(m, lots_left, m.lots.units[lots_left])
 
 
 def write_off(m, t: int, loan: int) -> None:
@@ -212,19 +222,3 @@ def write_off(m, t: int, loan: int) -> None:
             parents=[int(m.default_event[loans.borrower[loan]])],
             amount=amount,
         )
-
-
-def record_loss(m, lender: int, amount: float) -> None:
-    m.written_off_usd[lender] += amount
-    m.lender_losses_usd += amount
-    m.this_month.loss_usd += amount
-
-
-def record_losses(m, lenders: np.ndarray, amounts: np.ndarray) -> None:
-    """:func:`record_loss` for each (lender, amount) pair, accumulated in the same order."""
-    np.add.at(m.written_off_usd, lenders, amounts)  # unbuffered: repeated lenders add in order
-    total_usd, month_usd = m.lender_losses_usd, m.this_month.loss_usd
-    for amount in amounts.tolist():
-        total_usd += amount
-        month_usd += amount
-    m.lender_losses_usd, m.this_month.loss_usd = total_usd, month_usd

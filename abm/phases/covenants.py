@@ -2,7 +2,8 @@
 
 Tests run on all GPU term loans at once from the same marks: a loan-to-value above the covenant
 (collateral at the lender's marks) or a trailing debt-service coverage below it is a breach; a
-borrower with spare cash cures LTV breaches at once (:func:`_borrowing_base_sweep`); a breach still
+borrower with cash above its liquidity floor cures LTV breaches at once, within the cure rights
+of the facility (:func:`_borrowing_base_sweep`); a breach still
 open after the cure period is waived and repriced or the loan is accelerated
 (:meth:`abm.agents.lender.Lenders.respond_to_breaches`). An accelerated loan the borrower cannot repay makes
 it default, the cause "ltv" or "coverage" with the breach, the acceleration and the fire sales that
@@ -74,7 +75,7 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
         ltv = np.where(coll > 0, principal / coll, np.inf)
     cov = m.coverage()[borrower_rows]
     ltv_breach = ltv > max_ltv
-    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv))
+    cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv), t)
     ltv_breach &= ~cured
     cov_breach = cov < loans.min_coverage[rows]
     breach = ltv_breach | cov_breach
@@ -160,31 +161,41 @@ def _borrowing_base_sweep(
     coll: np.ndarray,
     ltv_breach: np.ndarray,
     columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    t: int | None = None,
 ) -> np.ndarray:
-    """Equity cures, decided by all borrowers at once: a borrower whose loans sit above their LTV
-    covenant prepays them to 5 % under it when its cash above the buffer covers all of them (the
-    breach is then cured within the test period and never reported). Returns the cured mask.
-    ``columns``: the loans' current (borrower, principal, max LTV) when the caller has them."""
+    """Equity cures as credit agreements allow them, decided by all borrowers at once. A loan above
+    its LTV covenant is cured by the prepayment that brings it to ``cure_target_ltv_share`` of the
+    covenant (the breach is then never reported) when
+
+    * the facility still has a cure right: fewer than ``cure_max_per_year`` cures in the last 12
+      months and fewer than ``cure_max_per_facility`` over its life
+      (:meth:`~abm.finance.loans.LoanBook.cures_allowed`), and
+    * the borrower's unrestricted cash covers it: cash above a liquidity floor of
+      ``cure_floor_debt_service_months`` months of scheduled debt service plus
+      ``cure_floor_opex_months`` months of operating costs (USD, last month's rates). Each borrower
+      cures its smallest breaches first, as many as that cash covers.
+
+    A breach that cannot be cured goes on to the lender's response. Returns the cured mask (aligned
+    with ``rows``). ``columns``: the loans' current (borrower, principal, max LTV) when the caller
+    has them; ``t``: the month (``m.month`` when omitted)."""
     loans = m.loans
-    if not m.cfg["credit"]["equity_cures"]:
+    credit = m.cfg["credit"]
+    if not credit["equity_cures"]:
         return np.zeros(len(rows), dtype=bool)
+    t = m.month if t is None else t
     if columns is None:
         columns = loans.borrower[rows], loans.principal_usd[rows], loans.max_ltv[rows]
     borrower, principal, max_ltv = columns
+    allowed = loans.cures_allowed(
+        rows, t, credit["cure_max_per_year"], credit["cure_max_per_facility"]
+    )
     cure = np.where(
-        ltv_breach & np.isfinite(coll) & (coll > 0),
-        principal - m.cfg["credit"]["cure_target_ltv_share"] * max_ltv * coll,
+        ltv_breach & allowed & np.isfinite(coll) & (coll > 0),
+        principal - credit["cure_target_ltv_share"] * max_ltv * coll,
         0.0,
     )
     cure = np.maximum(cure, 0.0)
-    # cash down to half the investment buffer is available; each borrower cures its smallest
-    # breaches first, as many as that cash covers (cumulative sum within borrower)
-    buffer = (
-        m.cfg["credit"]["cure_cash_buffer_share"]
-        * m.cfg["neoclouds"]["cash_buffer_months"]
-        * np.maximum(m.monthly_outflow_usd, 0.0)
-    )
-    spare = np.maximum(m.acct.cash - buffer, 0.0)
+    spare = np.maximum(m.acct.cash - cure_liquidity_floor_usd(m), 0.0)
     cand = np.flatnonzero(cure > 0)
     cured = np.zeros(len(rows), dtype=bool)
     if len(cand):
@@ -204,9 +215,22 @@ def _borrowing_base_sweep(
             paid, cured_rows = cure[done], rows[done]
             m.acct.transfer(borrower[done], loans.lender[cured_rows], paid)
             loans.principal_usd[cured_rows] -= paid
+            loans.record_cures(cured_rows, t)
             m.this_month.cures += len(done)
             m.this_month.cure_usd += float(paid.sum())
     return cured
+
+
+def cure_liquidity_floor_usd(m) -> np.ndarray:
+    """Per agent: the cash a borrower must keep before it may spend any on an equity cure (USD):
+    ``cure_floor_debt_service_months`` x last month's scheduled debt service +
+    ``cure_floor_opex_months`` x last month's operating costs."""
+    credit = m.cfg["credit"]
+    opex = np.maximum(m.monthly_opex_usd, 0.0)
+    service = np.maximum(m.monthly_outflow_usd - m.monthly_opex_usd, 0.0)
+    return (
+        credit["cure_floor_debt_service_months"] * service + credit["cure_floor_opex_months"] * opex
+    )
 
 
 def _by_borrower_then_value(borrower: np.ndarray, value: np.ndarray, n_agents: int) -> np.ndarray:

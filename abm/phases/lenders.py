@@ -27,6 +27,12 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
     if _failures(m, t, sheet):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
+    # a restored interbank claim can raise the equity of a funder that failed too: pass gains on
+    # along the chain until none is left (at most one pass per lender)
+    for _ in range(len(m.lender_idx)):
+        if not pass_gains_to_creditors(m, sheet[1]):
+            break
+        sheet = m.lender_assets_and_equity()
     m.populations.lenders.update_appetite(sheet)
     m.loss_history.append(m.this_month.loss_usd)
     return sheet
@@ -100,15 +106,31 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
         if ratio[debtor] < 1.0 - 1e-9:
             loss = loans.principal_usd[row] * (1.0 - ratio[debtor])
             loans.principal_usd[row] -= loss
+            loans.written_down_usd[row] += loss
             resolution.record_loss(m, int(loans.lender[row]), float(loss))
     cut = ratio < 1.0 - 1e-9
-    m.outside_funder_losses_usd += float(
-        (m.outside_funding_usd[lenders] * (1.0 - ratio) * cut).sum()
-    )
+    funding_cut = m.outside_funding_usd[lenders] * (1.0 - ratio) * cut
+    m.outside_funder_losses_usd += float(funding_cut.sum())
+    m.funding_written_down_usd[lenders] += funding_cut
     m.outside_funding_usd[lenders] = np.where(
         cut, m.outside_funding_usd[lenders] * ratio, m.outside_funding_usd[lenders]
     )
+    if credit["funding_clearing"] == "rogers_veraart":
+        # charged once, when a lender fails (a later re-clearing of a failed lender's shortfall
+        # passes any excess write-down back to its creditors)
+        _pay_default_costs(m, lenders[new])
     return True
+
+
+def _pay_default_costs(m, failing: np.ndarray) -> None:
+    """Rogers-Veraart clearing pays creditors less than a failing lender's assets: the difference
+    is its default cost. It leaves the system (paid to ``insolvency_administrators``) instead of
+    staying as the failed lender's equity, where it would later be passed back to its creditors.
+    ``failing``: agent rows of the failing lenders."""
+    equity = m.lender_equity()
+    cost = np.maximum(equity[np.searchsorted(m.lender_idx, failing)], 0.0)
+    if cost.any():
+        m.acct.to_sector("insolvency_administrators", failing, cost)
 
 
 def _borrower_parents(m, lender: int) -> list[int]:
@@ -117,3 +139,42 @@ def _borrower_parents(m, lender: int) -> list[int]:
     borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
     events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
     return sorted(events)[-20:]
+
+
+def pass_gains_to_creditors(m, equity: np.ndarray) -> bool:
+    """A failed lender is wound down for its creditors: equity it shows after its failure (later
+    gains on its claims, inventory or cash) first restores what its outside funders and interbank
+    lenders were written down, pro rata to their write-downs, until they are whole; only a surplus
+    beyond that stays as equity. Outside funders' losses fall and interbank lenders book the
+    restored amount as a recovery (a negative loss). ``equity``: lenders' equity (USD, in
+    ``lender_idx`` order). Returns True if anything was restored."""
+    lenders = m.lender_idx
+    loans = m.loans
+    failed = (m.status[lenders] == FAILED) & (equity > 1e-6)
+    if not failed.any():
+        return False
+    ib = m.loan_rows_of_kind(INTERBANK)
+    ib = ib[(loans.status[ib] == LOAN_ACTIVE) & (loans.written_down_usd[ib] > 0)]
+    interbank_down = np.bincount(
+        loans.borrower[ib], weights=loans.written_down_usd[ib], minlength=m.n
+    )[lenders]
+    owed_back = m.funding_written_down_usd[lenders] + interbank_down
+    restore = np.where(failed, np.minimum(equity, owed_back), 0.0)
+    if not np.any(restore > 0):
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(owed_back > 0, restore / owed_back, 0.0)
+    outside = m.funding_written_down_usd[lenders] * share
+    m.outside_funding_usd[lenders] += outside
+    m.funding_written_down_usd[lenders] -= outside
+    m.outside_funder_losses_usd -= float(outside.sum())
+    share_by_agent = np.zeros(m.n)
+    share_by_agent[lenders] = share
+    back = loans.written_down_usd[ib] * share_by_agent[loans.borrower[ib]]
+    got = back > 0
+    if got.any():
+        rows = ib[got]
+        loans.principal_usd[rows] += back[got]
+        loans.written_down_usd[rows] -= back[got]
+        resolution.record_losses(m, loans.lender[rows], -back[got])
+    return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
-from abm.finance import resolution
+from abm.finance import losses, resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.markets.secondary import clear_uniform
 from abm.world import match_cumulative
@@ -159,11 +159,8 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     per_buyer = np.bincount(buyer, weights=q, minlength=m.n)
     for b in np.flatnonzero(per_buyer):
         _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
-    # a lender's realised loss on inventory sold below the value it was booked at
-    is_lender = m.type[seller] == LENDER
-    realised = q * (lots.book_value_usd_per_unit[rows] - price)
-    loss = is_lender & (realised > 0)
-    resolution.record_losses(m, seller[loss], realised[loss])
+    # a lender's realised loss (or gain) on inventory sold against the value it was carried at
+    losses.book_sales(m, seller, rows, q, price)
     # one trade event per seller-buyer pair; parents: the seizure that brought the lot to a lender,
     # and the seller's default when an estate sells
     origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]

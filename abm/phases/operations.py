@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
+from abm.finance import losses
 
 
 def _table(agent, gen, units, n: int, G: int) -> np.ndarray:
@@ -283,8 +284,8 @@ def _scrap(m, t: int) -> None:
     dead_gen = m.release_month + c["gpu_life_months"] <= t  # per generation
     if dead_gen.any():  # (otherwise the draws stand as they are)
         failed = np.where(dead_gen.take(lots.gen.take(has)), held, failed)
-    units[has] = held - failed
-    m.gpu_scrapped += int(failed.sum())
+    # units leave through the one booking function: a lender holding them books the loss
+    losses.retire_units(m, has, failed)
 
 
 def _complete_conversions(m, t: int) -> None:
