@@ -191,8 +191,8 @@ def test_plot_sweep_with_an_unknown_metric_lists_the_valid_ones(tmp_path, capsys
 
 
 def test_a_run_without_defaults_says_so_and_names_the_crash_command(tmp_path, capsys):
-    """baseline seed 0 (the README's first command) has no defaults and no fire sales."""
-    assert main(["run", "--out", str(tmp_path / "b"), "--no-figure"]) == 0
+    """A run without defaults or fire sales (the first 24 months of baseline seed 0) says so."""
+    assert main(["run", "--months", "24", "--out", str(tmp_path / "b"), "--no-figure"]) == 0
     printed = capsys.readouterr().out
     assert (
         "no defaults and no fire sales in this run; the calm baseline is a control. "

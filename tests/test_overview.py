@@ -38,7 +38,7 @@ def crash(run_cache, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quiet(run_cache, tmp_path_factory):
-    result = run_cache("baseline", 0)
+    result = run_cache("baseline", 0, 24)  # no default and no fire sale (asserted below)
     return result, overview_figure(result, tmp_path_factory.mktemp("o") / "overview.png")
 
 
