@@ -363,6 +363,12 @@ SCHEMA: dict[str, Any] = {
         "ig_customer_share": F(
             "range", 0.0, 1.0, "share of contracts with investment-grade customers"
         ),
+        "anchor_customers": F(
+            "int", 1, 20, "named outside anchor customers (hyperscalers, AI labs) neoclouds share"
+        ),
+        "anchor_customer_share": F(
+            "range", 0.0, 1.0, "share of a neocloud's contracted GPUs held by its anchor customer"
+        ),
         "max_growth_per_month": F("float", 0.0, 1.0, "largest monthly fleet growth"),
         "build_ahead_months": F(
             "int", 0, 60, "capacity is bought for demand this many months ahead"

@@ -23,6 +23,8 @@ class MonthCounters:
         "rollovers",
         "renegotiations",
         "renegotiated_usd",
+        "anchor_distress",
+        "idle_take_or_pay_usd",
         "min_discount",
         "trade_units",
         "trade_price",
@@ -41,6 +43,8 @@ class MonthCounters:
         self.rollovers = 0  # maturing loans rolled
         self.renegotiations = 0  # customer contracts renegotiated down
         self.renegotiated_usd = 0.0  # monthly revenue given up in those renegotiations
+        self.anchor_distress = 0  # anchor customers in distress (all their contracts cut)
+        self.idle_take_or_pay_usd = 0.0  # take-or-pay paid by customers for reserved GPUs left idle
         G = self.n_generations
         self.min_discount = np.full(G, np.nan)  # lowest clearing price / fundamental value
         self.trade_units = np.zeros(G, dtype=np.int64)  # GPUs sold in the secondary market

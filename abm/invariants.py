@@ -14,6 +14,9 @@
   scrapped or retired - their proceeds); the inventory carrying value that entered by seizure less
   what left is what lenders still hold; defaulted claims are carried between zero and their
   principal; a failed lender shows no equity while its creditors are still written down.
+* Compute demand: the H100-equivalents paid for this month never exceed those demanded plus those
+  take-or-pay obliges customers to pay for while idle, and no rent is paid except by the
+  ``compute_customers`` sector (its cumulative net flow to agents is never negative).
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -66,6 +69,7 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
         sheets["equity"][m.lender_idx], m.lender_equity(), rtol=1e-9, atol=1e-3 + rounding
     ):
         problems.append("lender equity differs between the lender layer and the balance sheets")
+    problems += demand_problems(m)
     return problems + loss_problems(m, sheets["equity"])
 
 
@@ -128,6 +132,26 @@ def loss_problems(m, equity: np.ndarray | None = None) -> list[str]:
                 f"failed lenders {failed[down[failed] > 1.0].tolist()} keep equity while their "
                 "creditors are still written down"
             )
+    return problems
+
+
+def demand_problems(m) -> list[str]:
+    """The demand identity of the month's rents (:func:`abm.phases.operations.run`): paid
+    H100-equivalents <= demanded + take-or-pay-obliged idle ones (both in H100-equivalent GPUs
+    over the month, i.e. perf-hours / hours); idle obligations non-negative; the customers pay."""
+    problems = []
+    paid = m.paid_compute_perf_units
+    obliged = m.idle_take_or_pay_perf_units
+    demand = m.compute.demand_perf_units
+    if obliged < -1e-9:
+        problems.append(f"negative idle take-or-pay {obliged:.3f} H100-equivalents")
+    if paid > demand + obliged + 1e-6 * max(1.0, demand):
+        problems.append(
+            f"paid compute {paid:.1f} > demanded {demand:.1f} + take-or-pay obliged {obliged:.1f} "
+            "H100-equivalents"
+        )
+    if m.acct.sector_cash_in["compute_customers"] < -1e-6:
+        problems.append("compute customers received more from agents than they paid")
     return problems
 
 

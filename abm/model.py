@@ -148,9 +148,21 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.tranche_row = np.full(n, -1, dtype=np.int64)
         self.tranche_lot = np.full(n, -1, dtype=np.int64)
         self.tranche_lot_gen = np.full(n, -1, dtype=np.int64)
-        # each provider's open customer contract per grade (0 non-IG, 1 IG) and when it opened
-        self.contract_row = np.full((n, 2), -1, dtype=np.int64)
-        self.contract_opened = np.full((n, 2), -10_000, dtype=np.int64)
+        # each provider's open customer contract per grade (0 non-IG, 1 IG, 2 its anchor customer)
+        # and when it opened
+        self.contract_row = np.full((n, 3), -1, dtype=np.int64)
+        self.contract_opened = np.full((n, 3), -10_000, dtype=np.int64)
+        # compute demand served (abm/phases/operations.py): each neocloud's anchor customer (-1 none)
+        # and its share of the contracted GPUs; the month's contract usage and spot utilisation;
+        # paid and take-or-pay-obliged idle H100-equivalents; idle take-or-pay paid (USD, per
+        # provider, cumulative)
+        self.anchor_of = np.full(n, -1, dtype=np.int64)
+        self.anchor_share = np.zeros(n)
+        self.contract_usage = cfg["compute"]["utilisation_max"]
+        self.spot_utilisation = cfg["compute"]["utilisation_ref"]
+        self.paid_compute_perf_units = 0.0
+        self.idle_take_or_pay_perf_units = 0.0
+        self.idle_take_or_pay_usd = np.zeros(n)
         self.default_month = np.full(n, -1, dtype=np.int64)
         self.open_estates: set[int] = (
             set()

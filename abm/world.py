@@ -155,20 +155,32 @@ def build_neoclouds(m, load: np.ndarray) -> None:
 
 
 def build_contracts(m) -> None:
-    """Customer contracts on the contracted share of each neocloud's fleet, at rents locked earlier."""
+    """Customer contracts on the contracted share of each neocloud's fleet, at rents locked earlier.
+
+    Each neocloud is assigned one of ``neoclouds.anchor_customers`` named anchor customers (drawn
+    uniformly) holding ``anchor_customer_share`` of its contracted GPUs; the rest is split between
+    investment-grade and other small customers by ``ig_customer_share``."""
     cfg, rng = m.cfg, m.rng
     c = cfg["compute"]
     tenor = c["contract_tenor_months"]
     nc = cfg["neoclouds"]
-    m.contracted_share[m.neocloud_idx] = _uniform(rng, nc["contracted_share"], len(m.neocloud_idx))
-    m.ig_share[m.neocloud_idx] = _uniform(rng, nc["ig_customer_share"], len(m.neocloud_idx))
+    k = len(m.neocloud_idx)
+    m.contracted_share[m.neocloud_idx] = _uniform(rng, nc["contracted_share"], k)
+    m.ig_share[m.neocloud_idx] = _uniform(rng, nc["ig_customer_share"], k)
+    m.anchor_of[m.neocloud_idx] = rng.integers(0, nc["anchor_customers"], k)
+    m.anchor_share[m.neocloud_idx] = _uniform(rng, nc["anchor_customer_share"], k)
     for i in m.neocloud_idx:
         lots_i = np.flatnonzero(m.lots.owner == i)
         units = np.bincount(m.lots.gen[lots_i], weights=m.lots.units[lots_i], minlength=m.G)
         for g in np.flatnonzero(units):
             contracted = int(round(units[g] * m.contracted_share[i]))
-            ig = int(round(contracted * m.ig_share[i]))
-            for n_units, is_ig in ((ig, True), (contracted - ig, False)):
+            anchor = int(round(contracted * m.anchor_share[i]))
+            ig = int(round((contracted - anchor) * m.ig_share[i]))
+            for n_units, is_ig, anchor_id in (
+                (anchor, False, int(m.anchor_of[i])),
+                (ig, True, -1),
+                (contracted - anchor - ig, False, -1),
+            ):
                 if n_units <= 0:
                     continue
                 left = int(rng.integers(1, tenor + 1))
@@ -184,6 +196,7 @@ def build_contracts(m) -> None:
                     prepaid_usd=c["prepayment_share"] * monthly * left,
                     prepay_release_share=c["prepayment_share"],
                     investment_grade=is_ig,
+                    anchor=anchor_id,
                 )
 
 

@@ -28,19 +28,21 @@ def _ancestors(events, event_id):
     return rows.loc[sorted(seen)]
 
 
-_CURES_USED_UP = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cure rights limited as credit agreements allow (2 in any 12 months, 5 per facility): a "
-        "calm neocloud whose LTV covenant keeps breaching (marks fall faster than straight-line "
-        "amortisation) uses its cures up and is accelerated in month 54 without the cash to repay; "
-        "its estate pays the claims left after seizure in full (a liquidity default). Calm seeds "
-        "0-11: 5 such neocloud defaults in 4 seeds, all in months 53-54"
-    ),
+#: Calm seeds (of 0-4) in which a neocloud defaults under the honest economics of issue 12, with the
+#: mechanism (see ``_calm_default_reasons``): calm is a control defined by its inputs (no stress
+#: regime, low volatility), not by its outcome, so these stay as strict expected failures.
+CALM_DEFAULTS: dict[int, str] = {}
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=CALM_DEFAULTS[s]))
+        if s in CALM_DEFAULTS
+        else s
+        for s in range(5)
+    ],
 )
-
-
-@pytest.mark.parametrize("seed", [0, 1, pytest.param(2, marks=_CURES_USED_UP), 3, 4])
 def test_calm_has_no_defaults(run_cache, seed):
     res = run_cache("calm", seed)
     assert (res.events["event"] != "default").all()
@@ -86,9 +88,10 @@ def _clearing_ratios(res):
 
 def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
     """An LTV default whose genealogy reaches a trade by another seller (a mark-down from someone
-    else's fire sale) happens in some crash paths, but rarely: most LTV defaults come from the
-    demand shock's own mark-down. In correlated_crash seeds 0-15, 2 to 8 of the 16 runs have one
-    (2 when written: seeds 2 and 7)."""
+    else's fire sale) happens in some crash paths: in correlated_crash seeds 0-15, 4 to 14 of the
+    16 runs have one (2 when written, seeds 2 and 7; 9 once rents follow demand, issue 12 item 1:
+    lower rents in the crash put more neoclouds near their LTV limit when the fire sales mark the
+    collateral down)."""
     runs_with_one = 0
     for seed in CRASH_SEEDS:
         ev = run_cache("correlated_crash", seed).events
@@ -97,7 +100,7 @@ def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
             if len(anc[(anc["event"] == "trade") & (anc["agent_id"] != row.agent_id)]):
                 runs_with_one += 1
                 break
-    assert 2 <= runs_with_one <= 8, runs_with_one
+    assert 4 <= runs_with_one <= 14, runs_with_one
 
 
 def _buyer_scaled(scale):

@@ -41,16 +41,17 @@ class Neoclouds(Population):
     def new_gpu_value(self, g: int, annual_rate: float) -> float:
         """Value (USD) of one new GPU of generation ``g`` placed under the usual contract mix.
 
-        The contracted share earns the locked contract rent (take-or-pay) for the tenor, less power and
-        colocation, discounted at ``annual_rate``; the rest earns spot (its DCF fundamental value).
+        The contracted share earns the locked contract rent for the tenor on the larger of the
+        take-or-pay share and today's contract usage, less power (busy hours) and colocation,
+        discounted at ``annual_rate``; the rest earns spot (its DCF fundamental value).
         """
         m = self.model
         c = m.cfg["compute"]
         rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
-        usage = c["take_or_pay_share"] + (1.0 - c["take_or_pay_share"]) * m.compute.utilisation
+        # paid: the take-or-pay share, or today's contract usage if higher; power for busy hours
+        usage = max(c["take_or_pay_share"], m.contract_usage)
         power = (
-            m.compute.power_cost_per_hour[g] * m.compute.utilisation
-            + m.compute.colo_cost_per_hour[g]
+            m.compute.power_cost_per_hour[g] * m.contract_usage + m.compute.colo_cost_per_hour[g]
         )
         monthly = (rent * usage - power) * c["hours_per_month"]
         k = np.arange(1, c["contract_tenor_months"] + 1)

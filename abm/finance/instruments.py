@@ -140,7 +140,8 @@ class LotBook(Book):
 
 
 class ContractBook(Book):
-    """Customer contracts of neoclouds: take-or-pay rent locked for the tenor."""
+    """Customer contracts of neoclouds: take-or-pay rent locked for the tenor. A contract's customer
+    is one of the named anchor customers (``anchor`` >= 0) or the many small customers of a grade."""
 
     COLUMNS = {
         "provider": (np.int64, -1),
@@ -152,6 +153,10 @@ class ContractBook(Book):
         "prepaid_usd": (np.float64, 0.0),  # unreleased prepayment: the provider's deferred revenue
         "prepay_release_share": (np.float64, 0.0),
         "investment_grade": (np.bool_, False),
+        "anchor": (
+            np.int64,
+            -1,
+        ),  # the named anchor customer holding the contract (-1: many small ones)
         "active": (np.bool_, True),
     }
 

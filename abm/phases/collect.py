@@ -36,6 +36,12 @@ BASE_COLUMNS = (
     "contract_renegotiations",
     "rollovers",
     "renegotiated_revenue_usd",
+    "paid_compute_perf_units",
+    "idle_take_or_pay_perf_units",
+    "idle_take_or_pay_usd",
+    "contract_usage",
+    "spot_utilisation",
+    "anchor_distress",
 )
 
 
@@ -84,6 +90,12 @@ def collect(m, t: int) -> None:
         "contract_renegotiations": m.this_month.renegotiations,
         "rollovers": m.this_month.rollovers,
         "renegotiated_revenue_usd": m.this_month.renegotiated_usd,
+        "paid_compute_perf_units": m.paid_compute_perf_units,
+        "idle_take_or_pay_perf_units": m.idle_take_or_pay_perf_units,
+        "idle_take_or_pay_usd": m.this_month.idle_take_or_pay_usd,
+        "contract_usage": m.contract_usage,
+        "spot_utilisation": m.spot_utilisation,
+        "anchor_distress": m.this_month.anchor_distress,
         "min_discount": float(np.nanmin(m.this_month.min_discount))
         if np.isfinite(m.this_month.min_discount).any()
         else np.nan,

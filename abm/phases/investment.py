@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm import network
+from abm.agents.base import ACTIVE
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
 from abm.phases.lenders import top_up_liquidity
@@ -146,7 +147,10 @@ def _draw_tranches(m, t, idx, lenders, g, principal, spread, ltv, tenor, units, 
 
 
 def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> None:
-    """Contracts for the contracted share of new units, split by customer grade.
+    """Contracts for the contracted share of new units, split between the provider's anchor
+    customer (``anchor_share``) and small customers by grade. Customers reserve only capacity they
+    have demand for: the contracted units are scaled down so that all reserved H100-equivalents
+    stay within today's demand / ``utilisation_max``.
 
     Units signed within ``TRANCHE_MONTHS`` of an open contract of the same provider, generation and
     grade join it: rent and end month become unit-weighted averages and the prepayment adds up. This
@@ -155,10 +159,20 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
     c = m.cfg["compute"]
     ct = m.contracts
     contracted = np.floor(units * m.contracted_share[idx]).astype(np.int64)
-    ig = np.floor(contracted * m.ig_share[idx]).astype(np.int64)
+    # customers reserve only capacity they have demand for: new reservations stop where reserved
+    # H100-equivalents at full usage (utilisation_max) would exceed today's demand
+    live = ct.active & (m.status.take(ct.provider) == ACTIVE)
+    reserved_perf = float((ct.units[live] * m.perf.take(ct.gen[live])).sum())
+    headroom = max(m.compute.demand_perf_units / c["utilisation_max"] - reserved_perf, 0.0)
+    asked = float(contracted.sum()) * m.perf[g]
+    if asked > headroom:
+        contracted = np.floor(contracted * (headroom / asked)).astype(np.int64)
+    anchor = np.floor(contracted * m.anchor_share[idx]).astype(np.int64)
+    ig = np.floor((contracted - anchor) * m.ig_share[idx]).astype(np.int64)
     rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
     tenor = c["contract_tenor_months"]
-    for grade, n_units in ((1, ig), (0, contracted - ig)):
+    # grade slots: 0 small non-IG customers, 1 investment grade, 2 the provider's anchor customer
+    for grade, n_units in ((2, anchor), (1, ig), (0, contracted - anchor - ig)):
         ok = n_units > 0
         if not ok.any():
             continue
@@ -193,7 +207,8 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
                 take_or_pay_share=c["take_or_pay_share"],
                 prepaid_usd=prepay[fresh],
                 prepay_release_share=c["prepayment_share"],
-                investment_grade=bool(grade),
+                investment_grade=grade == 1,
+                anchor=m.anchor_of[b[fresh]] if grade == 2 else -1,
             )
             m.contract_row[b[fresh], grade] = new
             m.contract_opened[b[fresh], grade] = t

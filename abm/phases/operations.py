@@ -75,47 +75,62 @@ def run(m, t: int) -> np.ndarray:
     n, G = m.n, m.G
     acct = m.acct
     hours = c["hours_per_month"]
-    util = m.compute.utilisation
     revenue = np.zeros(n)
     opex = np.zeros(n)
 
-    # the contracts still active after this month's cuts (the rows of active providers)
-    act = _renew_and_cut_contracts(m, t)
     lots = m.lots
     lot_units = lots.units
     live = m.in_service_lots()
     # integer unit counts: the table's sums are exact whatever the order
     # (G x n tables: per-agent sums over generations run on contiguous rows, see _sum_over_gens)
     owned = _table(lots.owner.take(live), lots.gen.take(live), lot_units.take(live), n, G)
+    # the contracts still active after this month's cuts and renewals (rows of active providers)
+    act = _renew_and_cut_contracts(m, t, owned)
 
-    # contracted revenue (take-or-pay share paid whatever the usage); prepayments released first
+    # contracted revenue: the take-or-pay share is paid whatever the usage, usage above it only as
+    # far as demand reaches (demand is served on reserved GPUs first); prepayments released first
     # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
     provider, units = ct.provider.take(act), ct.units.take(act)
     cell = ct.gen.take(act) * n + provider  # (generation, provider) cell of the G x n tables
-    contracted = np.bincount(cell, weights=units, minlength=G * n).reshape(G, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
+    contracted, scale, contract_usage = _contract_usage(m, act, owned)
     take_or_pay = ct.take_or_pay_share.take(act)
-    usage = take_or_pay + (1.0 - take_or_pay) * util
-    value = units * ct.rent_per_gpu_hour.take(act) * hours * usage * scale.reshape(-1).take(cell)
+    paid_share = np.maximum(take_or_pay, contract_usage)
+    idle_share = paid_share - contract_usage  # paid for under take-or-pay, not used
+    reserved = units * scale.reshape(-1).take(cell)  # contracted units the provider has in service
+    rent_month = reserved * ct.rent_per_gpu_hour.take(act) * hours
+    value = rent_month * paid_share
     prepaid = ct.prepaid_usd.take(act)
     release = np.minimum(prepaid, ct.prepay_release_share.take(act) * value)
     ct.prepaid_usd[act] = prepaid - release
     contract_cash = np.bincount(provider, weights=value - release, minlength=n)
     revenue += np.bincount(provider, weights=value, minlength=n)
+    idle_usd = np.bincount(provider, weights=rent_month * idle_share, minlength=n)
+    m.idle_take_or_pay_usd += idle_usd
+    m.this_month.idle_take_or_pay_usd += float(idle_usd.sum())
 
-    # spot revenue on uncontracted units of generations worth running
+    # spot revenue on uncontracted units of generations worth running, at the utilisation the
+    # demand left after contracted usage gives them
     running = m.compute.running()
     spot_units = np.maximum(owned - contracted, 0.0)
-    spot = _sum_over_gens(spot_units * (m.compute.rent_spot * util * hours * running)[:, None])
+    reserved_perf_c = reserved * m.perf.take(ct.gen.take(act))  # per contract
+    reserved_perf = float(reserved_perf_c.sum())
+    spot_perf = float((spot_units.sum(axis=1) * m.perf * running).sum())
+    demand_left = max(m.compute.demand_perf_units - contract_usage * reserved_perf, 0.0)
+    spot_util = min(c["utilisation_max"], demand_left / spot_perf) if spot_perf > 0 else 0.0
+    spot = _sum_over_gens(spot_units * (m.compute.rent_spot * spot_util * hours * running)[:, None])
     revenue += spot
     acct.from_sector_all("compute_customers", contract_cash + spot)
+    m.contract_usage, m.spot_utilisation = contract_usage, spot_util
+    m.paid_compute_perf_units = float((reserved_perf_c * paid_share).sum()) + spot_util * spot_perf
+    m.idle_take_or_pay_perf_units = float((reserved_perf_c * idle_share).sum())
 
     # power for running units, colocation for all installed kW not hosted by a miner
-    run_units = np.minimum(contracted, owned) + spot_units * running[:, None]
+    busy_units = (
+        np.minimum(contracted, owned) * contract_usage + spot_units * (running * spot_util)[:, None]
+    )
     power = _sum_over_gens(
-        run_units * (m.kw * c["pue"] * c["power_price_usd_per_kwh"] * hours * util)[:, None]
+        busy_units * (m.kw * c["pue"] * c["power_price_usd_per_kwh"] * hours)[:, None]
     )
     it_kw = _sum_over_gens(owned * m.kw[:, None])
     ls = m.leases
@@ -210,12 +225,48 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
     return production_sale_btc
 
 
-def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
-    """Customers default (contract cut) or contracts roll over at the current spot rent. Returns the
-    rows still active afterwards (ascending): ``flatnonzero(active & provider active)`` again.
+def _contract_usage(m, act: np.ndarray, owned: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """How much of the reserved capacity customers use this month.
+
+    ``act``: the contract rows in force; ``owned``: in-service units by (generation, agent), G x n.
+    Returns the contracted units by (generation, provider) (G x n), the share of them the provider
+    has in service (``min(1, owned / contracted)``, G x n) and the contract usage: the share of the
+    reserved in-service H100-equivalents busy, ``min(utilisation_max, demand / reserved)``. Demand
+    is served on reserved GPUs first; what is left goes to spot GPUs."""
+    c, ct = m.cfg["compute"], m.contracts
+    n, G = m.n, m.G
+    cell = ct.gen.take(act) * n + ct.provider.take(act)
+    contracted = np.bincount(cell, weights=ct.units.take(act), minlength=G * n).reshape(G, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
+    reserved_perf = float((np.minimum(contracted, owned) * m.perf[:, None]).sum())
+    if reserved_perf <= 0:
+        return contracted, scale, float(c["utilisation_max"])
+    usage = min(c["utilisation_max"], m.compute.demand_perf_units / reserved_perf)
+    return contracted, scale, float(usage)
+
+
+def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
+    """Customers default (contract cut), anchor customers fall into distress (all their contracts
+    cut, at every provider they buy from), and contracts at their end renew on today's demand at
+    today's spot rent. Returns the rows still active afterwards (ascending).
+
+    Rules:
+
+    * Small customers default with the monthly equivalent of their grade's annual probability. A
+      non-investment-grade customer's probability rises with the idle share of the take-or-pay it
+      paid last month (``(take_or_pay - usage) / take_or_pay``): from the calm-regime probability
+      towards the stress-regime one (a customer paying for fully idle capacity is as stressed as
+      in the stress regime).
+    * Each of the ``neoclouds.anchor_customers`` anchor customers is in distress with that same
+      probability; its contracts with every provider end in the same month.
+    * A renewal keeps the share of the units the customer uses today,
+      ``min(1, contract usage / utilisation_max)``, at spot x (1 + ``contract_premium``) for
+      ``contract_tenor_months``; a contract renewed on zero units ends.
 
     Only contracts of active providers can change; the tests run on those rows (``act``), while the
-    draws cover every contract so that their alignment does not depend on who is active."""
+    draws cover every contract and anchor so that their alignment does not depend on who is active
+    or on the counterparty channel. ``owned``: in-service units by (generation, agent), G x n."""
     c = m.cfg["compute"]
     ct = m.contracts
     act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
@@ -224,15 +275,32 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         if m.shocks.stress
         else "customer_default_prob_per_year"
     ]
+    # customers that paid for idle reserved GPUs last month carry that cost: their default
+    # probability moves towards the stress regime's by the idle share of their take-or-pay
+    top = c["take_or_pay_share"]
+    idle_share = max(top - m.contract_usage, 0.0) / top if top > 0 else 0.0
+    p_small = p + idle_share * max(c["customer_default_prob_per_year_stress"] - p, 0.0)
     # monthly default probability by grade (index 1: investment grade)
-    p_grade = np.array([_monthly_prob(p), _monthly_prob(c["ig_customer_default_prob_per_year"])])
+    p_grade = np.array(
+        [_monthly_prob(p_small), _monthly_prob(c["ig_customer_default_prob_per_year"])]
+    )
     # drawn whatever the channel, so switching it keeps every other draw aligned
     draws = m.rng.random(ct.n)
     reneg_draws = m.rng.random(ct.n)
+    anchor_distressed = m.rng.random(m.cfg["neoclouds"]["anchor_customers"]) < _monthly_prob(
+        p_small
+    )
     channel = bool(m.cfg["channels"]["counterparty"])
     if channel:
         ig = ct.investment_grade.take(act)
-        cut_mask = draws.take(act) < p_grade.take(ig.view(np.uint8))
+        anchor = ct.anchor.take(act)
+        of_anchor = anchor >= 0
+        cut_mask = np.where(
+            of_anchor,
+            anchor_distressed.take(np.maximum(anchor, 0)),
+            draws.take(act) < p_grade.take(ig.view(np.uint8)),
+        )
+        m.this_month.anchor_distress += len(np.unique(anchor[of_anchor & cut_mask]))
         keep_mask = ~cut_mask
         cut, kept = act[cut_mask], act[keep_mask]
         # counted in the time series: many, and a lost customer is not a default's parent
@@ -256,11 +324,19 @@ def _renew_and_cut_contracts(m, t: int) -> np.ndarray:
         kept = act
     rows = kept[ct.end_month.take(kept) <= t]
     if len(rows):
+        # the customer re-reserves what it uses today (demand served on the contracts in force)
+        usage = _contract_usage(m, kept, owned)[2]
+        keep_share = min(1.0, usage / c["utilisation_max"])
+        ct.units[rows] = np.rint(ct.units[rows] * keep_share).astype(np.int64)
         rent = m.compute.rent_spot[ct.gen[rows]] * (1.0 + c["contract_premium"])
         # renewals on installed GPUs re-price to today's rent; prepayments fund new capacity only
         ct.rent_per_gpu_hour[rows] = rent
         ct.end_month[rows] = t + c["contract_tenor_months"]
         ct.prepay_release_share[rows] = 0.0
+        empty = rows[ct.units[rows] == 0]
+        if len(empty):
+            ct.active[empty] = False
+            kept = kept[ct.active.take(kept)]
     return kept
 
 
