@@ -7,6 +7,9 @@
   lenders' equity is the same whether computed by the lender layer or the agent balance sheets.
 * Holdings: no negative GPU units, BTC or principal; cash negative only for a defaulted estate.
 * Indexes: the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns.
+* Sites: an active miner's site value (book value of its ASICs, sites and conversions) equals what is
+  still scheduled to be depreciated: no site value appears without capex or vanishes without
+  depreciation, a conversion's write-off or a site sale.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
         problems.append("a loan does not run from a lender to another agent")
     # the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns
     problems += m.lots.index_problems() + loans.index_problems()
+    # site values: the book of an active miner = what its depreciation schedules still hold
+    if hasattr(m, "site_assets") and len(m.miner_idx):
+        active = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
+        book = m.site_assets.book_value(m.steps - 1)[active]
+        if not np.allclose(m.site_value_usd[active], book, rtol=1e-9, atol=1e-3):
+            problems.append("site value differs from the depreciation schedules' book value")
     # lenders' equity computed two ways (the lender layer's and the agent panel's) must agree
     sheets = m.balance_sheets()
     if len(m.lender_idx) and not np.allclose(

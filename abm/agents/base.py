@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from mesa.discrete_space import FixedAgent
 
 MINER, NEOCLOUD, LENDER, BUYER = range(4)
@@ -49,5 +50,19 @@ class Population:
     type's decision rules are methods vectorised over those rows. The Mesa agent objects
     (:class:`BalanceSheetAgent`) are per-agent views of the same state."""
 
+    type_code = -1  # the agent type whose rows the population holds
+
     def __init__(self, model) -> None:
         self.model = model
+
+    def retire_uneconomic_lots(self, retiring_gen) -> np.ndarray:
+        """Lot rows (ascending) this population's agents retire this month: every lot with units of
+        a generation in ``retiring_gen`` (boolean array over generations), i.e. one whose expected
+        rents no longer cover its power and colocation by more than its salvage value
+        (:meth:`abm.markets.compute.ComputeMarket.retiring`). Every holder decides the same way:
+        operators, lenders holding seized GPUs and estates (a GPU worth only its salvage value is
+        worth more sold for parts than kept). The operations phase settles the sales."""
+        m = self.model
+        lots = m.lots
+        mine = m.type.take(lots.owner) == self.type_code
+        return np.flatnonzero(mine & (lots.units > 0) & retiring_gen.take(lots.gen))

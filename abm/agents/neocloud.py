@@ -24,6 +24,8 @@ class Neoclouds(Population):
     """All GPU neoclouds as one population (rows ``model.neocloud_idx``): their decision rules,
     vectorised over the neoclouds or their lots."""
 
+    type_code = NEOCLOUD
+
     def newest_generation(self, t: int) -> int:
         """Index of the newest GPU generation released by month ``t`` (the one neoclouds buy)."""
         m = self.model
