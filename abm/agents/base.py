@@ -55,14 +55,17 @@ class Population:
     def __init__(self, model) -> None:
         self.model = model
 
-    def retire_uneconomic_lots(self, retiring_gen) -> np.ndarray:
-        """Lot rows (ascending) this population's agents retire this month: every lot with units of
-        a generation in ``retiring_gen`` (boolean array over generations), i.e. one whose expected
-        rents no longer cover its power and colocation by more than its salvage value
-        (:meth:`abm.markets.compute.ComputeMarket.retiring`). Every holder decides the same way:
-        operators, lenders holding seized GPUs and estates (a GPU worth only its salvage value is
-        worth more sold for parts than kept). The operations phase settles the sales."""
+    def retire_uneconomic_lots(self, retiring_gen) -> tuple[np.ndarray, np.ndarray]:
+        """GPUs this population's agents retire this month: (lot rows ascending, units of each).
+        Every lot with units of a generation in ``retiring_gen`` (boolean array over generations),
+        i.e. one whose expected rents no longer cover its power and colocation by more than its
+        salvage value (:meth:`abm.markets.compute.ComputeMarket.retiring`), is retired whole.
+        Lenders holding seized GPUs, buyers and estates decide this way (a GPU worth only its
+        salvage value is worth more sold for parts than kept); neoclouds keep GPUs under contract
+        (:meth:`abm.agents.neocloud.Neoclouds.retire_uneconomic_lots`). The operations phase
+        settles the sales."""
         m = self.model
         lots = m.lots
         mine = m.type.take(lots.owner) == self.type_code
-        return np.flatnonzero(mine & (lots.units > 0) & retiring_gen.take(lots.gen))
+        rows = np.flatnonzero(mine & (lots.units > 0) & retiring_gen.take(lots.gen))
+        return rows, lots.units[rows].copy()

@@ -293,8 +293,9 @@ def _scrap(m, t: int) -> None:
 
 def _retire(m, t: int) -> None:
     """Economic retirement: owners (neoclouds and their estates, lenders holding seized GPUs,
-    buyers) retire every lot of a generation whose expected rents no longer beat its salvage value
-    (``Population.retire_uneconomic_lots``) and sell it to ``salvage_buyers`` at the salvage value.
+    buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
+    (``Population.retire_uneconomic_lots``; neoclouds keep the units their customer contracts still
+    pay for) and sell them to ``salvage_buyers`` at the salvage value.
 
     The proceeds of pledged lots prepay their loan (a collateral disposal), up to its principal;
     the rest is the owner's. A lender retiring seized GPUs realises the loss against the value it
@@ -304,18 +305,16 @@ def _retire(m, t: int) -> None:
     if not retiring.any():
         return
     pops = m.populations
-    rows = np.sort(
-        np.concatenate(
-            [
-                p.retire_uneconomic_lots(retiring)
-                for p in (pops.neoclouds, pops.lenders, pops.buyers)
-            ]
-        )
-    )
+    decided = [
+        p.retire_uneconomic_lots(retiring) for p in (pops.neoclouds, pops.lenders, pops.buyers)
+    ]
+    rows = np.concatenate([d[0] for d in decided])
     if len(rows) == 0:
         return
+    units = np.concatenate([d[1] for d in decided])
+    order = np.argsort(rows)
+    rows, units = rows[order], units[order]
     lots, loans = m.lots, m.loans
-    units = lots.units[rows]
     owner = lots.owner[rows]
     salvage = m.compute.salvage_usd_per_gpu[lots.gen[rows]]
     proceeds = units * salvage
@@ -337,7 +336,7 @@ def _retire(m, t: int) -> None:
         pay = np.minimum(per_loan[paid_rows], loans.principal_usd[paid_rows])
         m.acct.transfer(loans.borrower[paid_rows], loans.lender[paid_rows], pay)
         loans.principal_usd[paid_rows] -= pay
-    lots.units[rows] = 0
+    lots.units[rows] -= units
     m.gpu_scrapped += int(units.sum())
     np.add.at(m.this_month.retired_units, lots.gen[rows], units)
 
