@@ -15,6 +15,7 @@ SECTORS = (
     "compute_customers",  # rent GPUs, prepay contracts
     "btc_market",  # buys and sells BTC against cash
     "btc_network",  # issues newly mined BTC (block subsidy and fees)
+    "salvage_buyers",  # buy retired GPUs for parts and recycling
     "equity_investors",  # owners: fund buyers' budgets and losses, receive their surplus
     "staff_and_suppliers",  # overheads (SG&A)
     "outside_funders",  # depositors and fund investors of lenders

@@ -203,7 +203,9 @@ SCHEMA: dict[str, Any] = {
         "power_price_usd_per_kwh": F("float", 0.0, 10.0, "neocloud/buyer power price"),
         "pue": F("float", 1.0, 3.0, "power usage effectiveness"),
         "colo_usd_per_kw_month": F("float", 0.0, 1e4, "third-party colocation price"),
-        "gpu_life_months": F("int", 1, 240, "economic life from release"),
+        "salvage_share_of_list": F(
+            "float", 0.0, 1.0, "what a salvage buyer pays for a retired GPU / its list price"
+        ),
         "failure_scrap_rate_per_year": F("float", 0.0, 1.0, "units scrapped each year"),
         "fundamental_discount_rate": F("float", 0.0, 2.0, "discount rate of fundamental value"),
         "all_in_cost_multiplier": F(
@@ -411,6 +413,16 @@ SCHEMA: dict[str, Any] = {
         "site_value_usd_per_mining_mw": F("float", 0.0, 1e9, "ASICs and site per mining MW"),
         "asic_usd_per_th": F("float", 0.0, 1e4, "price of new ASIC hashrate (fleet refresh)"),
         "site_recovery_share": F("float", 0.0, 1.0, "site sale price / book value in default"),
+        "asic_life_months": F("float", 1.0, 600.0, "ASICs are depreciated straight-line over this"),
+        "site_life_months": F(
+            "float", 1.0, 600.0, "mining sites (shells, power) are depreciated over this"
+        ),
+        "conversion_life_months": F(
+            "float", 1.0, 600.0, "AI-hosting conversion capex is depreciated over this"
+        ),
+        "seasoned_life_left_share": F(
+            "float", 0.0, 1.0, "share of useful life left to the 2025 stock of sites and ASICs"
+        ),
         "btc_shortfall_sale_multiple": F(
             "float", 1.0, 2.0, "BTC sold for a cash shortfall / shortfall at the current price"
         ),

@@ -25,6 +25,7 @@ class MonthCounters:
         "renegotiated_usd",
         "anchor_distress",
         "idle_take_or_pay_usd",
+        "retired_units",
         "min_discount",
         "trade_units",
         "trade_price",
@@ -49,3 +50,4 @@ class MonthCounters:
         self.min_discount = np.full(G, np.nan)  # lowest clearing price / fundamental value
         self.trade_units = np.zeros(G, dtype=np.int64)  # GPUs sold in the secondary market
         self.trade_price = np.full(G, np.nan)  # last clearing price (USD per GPU)
+        self.retired_units = np.zeros(G, dtype=np.int64)  # GPUs retired, sold to salvage buyers

@@ -17,6 +17,9 @@
 * Compute demand: the H100-equivalents paid for this month never exceed those demanded plus those
   take-or-pay obliges customers to pay for while idle, and no rent is paid except by the
   ``compute_customers`` sector (its cumulative net flow to agents is never negative).
+* Sites: an active miner's site value (book value of its ASICs, sites and conversions) equals what is
+  still scheduled to be depreciated: no site value appears without capex or vanishes without
+  depreciation, a conversion's write-off or a site sale.
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -61,6 +64,12 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
         problems.append("a loan does not run from a lender to another agent")
     # the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns
     problems += m.lots.index_problems() + loans.index_problems()
+    # site values: the book of an active miner = what its depreciation schedules still hold
+    if hasattr(m, "site_assets") and len(m.miner_idx):
+        active = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
+        book = m.site_assets.book_value(m.steps - 1)[active]
+        if not np.allclose(m.site_value_usd[active], book, rtol=1e-9, atol=1e-3):
+            problems.append("site value differs from the depreciation schedules' book value")
     # lenders' equity computed two ways (the lender layer's and the agent panel's) must agree
     sheets = m.balance_sheets()
     # (equity is a difference of assets and liabilities: its rounding follows the assets)

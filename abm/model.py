@@ -47,6 +47,7 @@ from abm.finance.instruments import (
     LoanBook,
     LotBook,
 )
+from abm.finance.site_assets import SiteAssets, capitalise_initial_sites
 from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
 from abm.markets.shocks import Shocks
@@ -179,7 +180,13 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.monthly_outflow_usd = np.zeros(n)
 
         # markets
-        self.compute = ComputeMarket(cfg["compute"], self.perf, self.kw, self.release_month)
+        self.compute = ComputeMarket(
+            cfg["compute"],
+            self.perf,
+            self.kw,
+            self.release_month,
+            salvage_usd_per_gpu=self.list_price * cfg["compute"]["salvage_share_of_list"],
+        )
         self.crypto = CryptoMarket(
             cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.market_rng
         )
@@ -207,6 +214,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         world.build_buyers(self)
         world.initial_cash_for_borrowers(self)
         world.build_lender_funding(self, load)
+        self.site_assets = SiteAssets(n, self.months)  # miners' fixed assets, depreciated
+        capitalise_initial_sites(self)
         self.primary_lender = netmod.primary_lenders(self)
         self.initial_lending_usd = float(
             self.loans.principal_usd[self.loans.kind != INTERBANK].sum()

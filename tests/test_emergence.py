@@ -86,6 +86,14 @@ def _clearing_ratios(res):
     return ratios
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="missing mechanism: a secondary market whose prices come from its participants. With "
+    "fundamental values whose utilisation and rent deviations revert (the default since issue 12), "
+    "no LTV default in correlated_crash seeds 0-15 traces back to another seller's fire sale "
+    "(0 of 16 runs): the channel was carried by one-month utilisation swings held for 120 months. "
+    "The contagion-mechanism issue builds the market that can carry it.",
+)
 def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
     """An LTV default whose genealogy reaches a trade by another seller (a mark-down from someone
     else's fire sale) happens in some crash paths: in correlated_crash seeds 0-15, 4 to 14 of the

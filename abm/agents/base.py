@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from mesa.discrete_space import FixedAgent
 
 MINER, NEOCLOUD, LENDER, BUYER = range(4)
@@ -49,5 +50,22 @@ class Population:
     type's decision rules are methods vectorised over those rows. The Mesa agent objects
     (:class:`BalanceSheetAgent`) are per-agent views of the same state."""
 
+    type_code = -1  # the agent type whose rows the population holds
+
     def __init__(self, model) -> None:
         self.model = model
+
+    def retire_uneconomic_lots(self, retiring_gen) -> tuple[np.ndarray, np.ndarray]:
+        """GPUs this population's agents retire this month: (lot rows ascending, units of each).
+        Every lot with units of a generation in ``retiring_gen`` (boolean array over generations),
+        i.e. one whose expected rents no longer cover its power and colocation by more than its
+        salvage value (:meth:`abm.markets.compute.ComputeMarket.retiring`), is retired whole.
+        Lenders holding seized GPUs, buyers and estates decide this way (a GPU worth only its
+        salvage value is worth more sold for parts than kept); neoclouds keep GPUs under contract
+        (:meth:`abm.agents.neocloud.Neoclouds.retire_uneconomic_lots`). The operations phase
+        settles the sales."""
+        m = self.model
+        lots = m.lots
+        mine = m.type.take(lots.owner) == self.type_code
+        rows = np.flatnonzero(mine & (lots.units > 0) & retiring_gen.take(lots.gen))
+        return rows, lots.units[rows].copy()

@@ -27,6 +27,8 @@ class Buyers(Population):
     """All secondary-market buyers as one population (rows ``model.buyer_idx``): how they value GPUs
     and bid, vectorised over buyers and generations."""
 
+    type_code = BUYER
+
     def valuations(self) -> np.ndarray:
         """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""
         m = self.model

@@ -28,6 +28,8 @@ class Lenders(Population):
     """All lenders as one population (rows ``model.lender_idx``): their decision rules, vectorised over
     the lenders or loans concerned. Amounts in USD, rates per year, appetite in [0, 1]."""
 
+    type_code = LENDER
+
     def update_appetite(self, sheet: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Appetite in [0, 1]: falls with the capital ratio relative to its start and with sector losses.
 

@@ -29,6 +29,8 @@ class Miners(Population):
     """All bitcoin miners as one population (rows ``model.miner_idx``): their decision rules,
     vectorised over the miners (BTC sales, conversions) or one loan at a time (margin calls)."""
 
+    type_code = MINER
+
     def plan_btc_sales(self, shortfall_usd: np.ndarray) -> np.ndarray:
         """BTC each miner sells this month (array aligned with ``model.miner_idx``): an active miner
         sells its cash shortfall (``shortfall_usd``: per agent, USD) x ``btc_shortfall_sale_multiple``

@@ -45,16 +45,23 @@ def book_sales(
     record_losses(m, who, book - proceeds, m.inventory_loss_usd)
 
 
-def retire_units(m, lot_rows: np.ndarray, units: np.ndarray) -> None:
+def retire_units(
+    m, lot_rows: np.ndarray, units: np.ndarray, proceeds_usd: np.ndarray | None = None
+) -> None:
     """``units`` of each lot of ``lot_rows`` (distinct rows, aligned) leave the world: failed
-    beyond repair, retired or abandoned. They are counted in ``gpu_scrapped``; a lender holding
-    them loses their carrying value (no proceeds). Every path by which units leave the model goes
-    through here."""
+    beyond repair, retired or abandoned. They are counted in ``gpu_scrapped``. ``proceeds_usd``
+    (aligned, USD; default none) is what the units brought (salvage sold to an outside sector, paid
+    by the caller): a lender holding them books their carrying value out and the proceeds in, and
+    the difference as its realised loss. Every path by which units leave the model goes through
+    here."""
     units = np.asarray(units, dtype=np.int64)
     keep = units > 0
     if not keep.any():
         return
     rows, units = np.asarray(lot_rows)[keep], units[keep]
+    proceeds = (
+        np.zeros(len(rows)) if proceeds_usd is None else np.asarray(proceeds_usd, float)[keep]
+    )
     m.lots.units[rows] -= units
     m.gpu_scrapped += int(units.sum())
     owner = m.lots.owner[rows]
@@ -63,7 +70,8 @@ def retire_units(m, lot_rows: np.ndarray, units: np.ndarray) -> None:
         who = owner[is_lender]
         book = units[is_lender] * m.lots.book_value_usd_per_unit[rows[is_lender]]
         np.add.at(m.inventory_book_out_usd, who, book)
-        record_losses(m, who, book, m.inventory_loss_usd)
+        np.add.at(m.inventory_proceeds_usd, who, proceeds[is_lender])
+        record_losses(m, who, book - proceeds[is_lender], m.inventory_loss_usd)
 
 
 def record_loss(m, lender: int, amount: float, ledger: np.ndarray | None = None) -> None:

@@ -23,12 +23,23 @@ class ComputeMarket:
         Arrays over generations: performance relative to H100 and IT kW per GPU.
     release_month:
         Month index of each generation's release relative to the run start (may be negative).
+    salvage_usd_per_gpu:
+        What a salvage buyer (parts and recycling) pays for a retired GPU of each generation (USD);
+        zero if not given.
     """
 
     def __init__(
-        self, cfg: dict, perf: np.ndarray, kw_per_gpu: np.ndarray, release_month: np.ndarray
+        self,
+        cfg: dict,
+        perf: np.ndarray,
+        kw_per_gpu: np.ndarray,
+        release_month: np.ndarray,
+        salvage_usd_per_gpu: np.ndarray | None = None,
     ):
         self.cfg = cfg
+        self.salvage_usd_per_gpu = (
+            np.zeros(len(perf)) if salvage_usd_per_gpu is None else salvage_usd_per_gpu
+        )
         self.perf = perf
         self.kw_per_gpu = kw_per_gpu
         self.release_month = release_month
@@ -84,26 +95,51 @@ class ComputeMarket:
     def value_per_gpu(
         self, month: int, annual_discount_rate, horizon: int | None = None
     ) -> np.ndarray:
-        """DCF value of one GPU of each generation (USD), running only while it earns its power.
+        """DCF value of one GPU of each generation (USD): its expected rents net of power and
+        colocation until its owner retires it for its salvage value, at the best retirement month.
 
         Expected rents follow the deflation trend and one release step per ``cadence`` months from
-        current spot; the GPU is retired at ``gpu_life_months`` after release. Returns an array over
-        generations (or generations x rates if ``annual_discount_rate`` is an array). ``horizon``:
-        months of rent counted (default ``compute.valuation_horizon_months``).
+        current spot. The owner keeps the GPU while keeping it is worth more than selling it for
+        salvage: the value is ``max over T in 0..horizon`` of (cash of months 1..T + salvage in
+        month T), discounted, so it is never below the salvage value (``T = 0``: retire now).
+        ``month`` is unused (the value depends on the generation, not on its age) and kept for
+        callers. Returns an array over generations (or generations x rates if
+        ``annual_discount_rate`` is an array). ``horizon``: months of rent counted (default
+        ``compute.valuation_horizon_months``).
         """
         cfg = self.cfg
         if horizon is None:
             horizon = cfg["valuation_horizon_months"]
         k = np.arange(1, horizon + 1)
+        rent, op = self.expected_rent_and_power(horizon)
+        # a kept GPU pays colocation every month (as in operations, on all installed kW) and runs
+        # only when its rent covers its power; retiring it ends both (the best month is chosen below)
+        margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None]
+        cash = margin * self.hours  # gens x months
+        rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
+        disc = self._discount_factors(rates, k)  # rates x months
+        # value of retiring after month T: discounted cash of months 1..T + salvage discounted to T
+        kept = np.cumsum(cash[:, None, :] * disc[None, :, :], axis=2)  # gens x rates x months
+        kept += self.salvage_usd_per_gpu[:, None, None] * disc[None, :, :]
+        values = np.maximum(kept.max(axis=2), self.salvage_usd_per_gpu[:, None])  # gens x rates
+        return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
+
+    def expected_rent_and_power(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """The expectations every DCF uses: rent and power per GPU-hour of installed GPU (both
+        scaled by expected utilisation) in each of the next ``horizon`` months, as two
+        generations x months arrays (USD per GPU-hour).
+
+        Rents follow the believed deflation trend and one release step per ``cadence`` months.
+        With ``valuation_utilisation = "mean_reverting"`` today's deviations of utilisation and of
+        the spot factor from balance (``utilisation_ref``, factor 1) fade by
+        ``valuation_reversion_per_month`` a month; with ``"current"`` they are held."""
+        cfg = self.cfg
+        k = np.arange(1, horizon + 1)
         cadence = self._cadence_months()
         monthly_decay = (1.0 - self.expected_deflation_per_year()) ** (1.0 / 12.0) * (
             1.0 - cfg["release_step_down"]
         ) ** (1.0 / cadence)
-        # revenue and power both scale with utilisation (as in operations); colocation is paid while
-        # the GPU is kept, i.e. while it earns more than its power
         if cfg.get("valuation_utilisation", "current") == "mean_reverting":
-            # today's deviations of utilisation and of the spot factor from balance (utilisation_ref,
-            # factor 1) are expected to fade by valuation_reversion_per_month each month
             fade = cfg["valuation_reversion_per_month"] ** k
             util = cfg["utilisation_ref"] + (self.utilisation - cfg["utilisation_ref"]) * fade
             factor = 1.0 + (self.spot_factor - 1.0) * fade
@@ -112,17 +148,15 @@ class ComputeMarket:
             op = self.power_cost_per_hour[:, None] * util[None, :]
         else:  # "current": today's utilisation and spot factor held for the whole horizon
             rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * self.utilisation
-            op = self.power_cost_per_hour[:, None] * self.utilisation
-        margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None] * (rent > op)
-        cash = margin * self.hours
-        life_left = self.release_month + cfg["gpu_life_months"] - month
-        alive = k[None, :] <= life_left[:, None]
-        cash = np.where(alive, cash, 0.0)
-        rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
-        disc = self._discount_factors(rates, k)  # rates x months
-        values = cash @ disc.T  # gens x rates
-        values = np.maximum(values, 0.0)
-        return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
+            op = np.broadcast_to(self.power_cost_per_hour[:, None] * self.utilisation, rent.shape)
+        return rent, op
+
+    def retiring(self) -> np.ndarray:
+        """Generations whose owners retire them now (boolean array over generations): keeping a
+        GPU another month is expected to be worth no more than its salvage value, i.e. its
+        fundamental value (the best retirement month, at ``fundamental_discount_rate``) is the
+        salvage value itself."""
+        return self.fundamental_value <= self.salvage_usd_per_gpu * (1.0 + 1e-12)
 
     def _powers(self, monthly_decay: float, k: np.ndarray) -> np.ndarray:
         """``monthly_decay ** k[None, :]``, remembered for the last decay rate and horizon (the

@@ -273,6 +273,9 @@ def _convert_sites(m, t: int, capacity_left: np.ndarray) -> None:
     m.acct.transfer(lender, miners, loan_usd)
     m.acct.to_sector("power_and_sites", miners, capex)
     m.site_value_usd[miners] += capex
+    m.site_assets.capitalise(miners, capex, mc["conversion_life_months"], t, asic=False)
+    # the converted MW stop mining: their share of the ASICs leaves the books at book value
+    m.site_assets.retire_asic_share(m, miners, mw / m.mining_mw[miners], t)
     m.hashrate_eh[miners] *= 1.0 - mw / m.mining_mw[miners]
     m.mining_mw[miners] -= mw
     m.conversions.add(miner=miners, mw=mw, done_month=t + mc["conversion_months"])

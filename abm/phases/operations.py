@@ -8,6 +8,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
 from abm.finance import losses
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 
 
 def _table(agent, gen, units, n: int, G: int) -> np.ndarray:
@@ -164,7 +165,8 @@ def run(m, t: int) -> np.ndarray:
     opex += site_cost
     acct.from_sector_all("power_and_sites", -site_cost)
 
-    production_sale_btc = _mining(m, revenue, opex)
+    production_sale_btc = _mining(m, t, revenue, opex)
+    m.site_assets.depreciate(m, t)  # not a cash flow, and not in EBITDA
 
     # overheads
     sga = np.where(m.type == NEOCLOUD, m.sga_share * revenue, 0.0)
@@ -193,7 +195,7 @@ def run(m, t: int) -> np.ndarray:
     return production_sale_btc
 
 
-def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
+def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
     """Miners earn BTC from the network for their hashrate (switching off when power costs more) and
     refresh ASICs with spare cash. Returns the BTC each agent sells from production (per agent)."""
     mc = m.cfg["miners"]
@@ -222,6 +224,7 @@ def _mining(m, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
     m.hashrate_eh[idx] += add_eh * frac
     m.acct.to_sector("asic_vendor", idx, capex * frac)
     m.site_value_usd[idx] += capex * frac
+    m.site_assets.capitalise(idx, capex * frac, mc["asic_life_months"], t, asic=True)
     return production_sale_btc
 
 
@@ -347,7 +350,9 @@ def _renew_leases(m, t: int, lact: np.ndarray) -> None:
 
 
 def _scrap(m, t: int) -> None:
-    """Failures beyond repair and end of economic life remove GPUs from the world."""
+    """Failures beyond repair remove GPUs from the world (binomial draws per lot at
+    ``failure_scrap_rate_per_year``); then owners retire the generations no longer worth keeping
+    (:func:`_retire`)."""
     lots = m.lots
     c = m.cfg["compute"]
     units = lots.units
@@ -356,12 +361,55 @@ def _scrap(m, t: int) -> None:
         return
     p = _monthly_prob(c["failure_scrap_rate_per_year"])
     held = units.take(has)
-    failed = m.rng.binomial(held, p)  # drawn for every lot with units, dead or not
-    dead_gen = m.release_month + c["gpu_life_months"] <= t  # per generation
-    if dead_gen.any():  # (otherwise the draws stand as they are)
-        failed = np.where(dead_gen.take(lots.gen.take(has)), held, failed)
+    failed = m.rng.binomial(held, p)  # drawn for every lot with units
     # units leave through the one booking function: a lender holding them books the loss
     losses.retire_units(m, has, failed)
+    _retire(m, t)
+
+
+def _retire(m, t: int) -> None:
+    """Economic retirement: owners (neoclouds and their estates, lenders holding seized GPUs,
+    buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
+    (``Population.retire_uneconomic_lots``; neoclouds keep the units their customer contracts still
+    pay for) and sell them to ``salvage_buyers`` at the salvage value.
+
+    The proceeds of pledged lots prepay their loan (a collateral disposal), up to its principal;
+    the rest is the owner's. A lender retiring seized GPUs realises the loss against the value it
+    booked them at (:func:`abm.finance.losses.retire_units`). Retired units count in ``gpu_scrapped``, so ``gpu_units_total = initial +
+    delivered - scrapped`` still holds."""
+    retiring = m.compute.retiring()
+    if not retiring.any():
+        return
+    pops = m.populations
+    decided = [
+        p.retire_uneconomic_lots(retiring) for p in (pops.neoclouds, pops.lenders, pops.buyers)
+    ]
+    rows = np.concatenate([d[0] for d in decided])
+    if len(rows) == 0:
+        return
+    units = np.concatenate([d[1] for d in decided])
+    order = np.argsort(rows)
+    rows, units = rows[order], units[order]
+    lots, loans = m.lots, m.loans
+    owner = lots.owner[rows]
+    salvage = m.compute.salvage_usd_per_gpu[lots.gen[rows]]
+    proceeds = units * salvage
+    m.acct.from_sector("salvage_buyers", owner, proceeds)
+    # proceeds of pledged GPUs prepay their (open) loan
+    loan = lots.loan[rows]
+    pledged = loan >= 0
+    if pledged.any():
+        per_loan = np.bincount(loan[pledged], weights=proceeds[pledged], minlength=loans.n)
+        paid_rows = np.flatnonzero(per_loan > 0)
+        open_ = loans.status[paid_rows] == LOAN_ACTIVE
+        paid_rows = paid_rows[open_]
+        pay = np.minimum(per_loan[paid_rows], loans.principal_usd[paid_rows])
+        m.acct.transfer(loans.borrower[paid_rows], loans.lender[paid_rows], pay)
+        loans.principal_usd[paid_rows] -= pay
+    np.add.at(m.this_month.retired_units, lots.gen[rows], units)
+    # the units leave through the one booking function: a lender holding them books their carrying
+    # value against the salvage proceeds (a realised loss, or a gain above carrying value)
+    losses.retire_units(m, rows, units, proceeds)
 
 
 def _complete_conversions(m, t: int) -> None:

@@ -25,6 +25,14 @@ def test_losses_and_defaults_rise_with_price_impact():
 
 
 @pytest.mark.slow  # 3 shocks x 12 seeds
+@pytest.mark.xfail(
+    strict=True,
+    reason="missing mechanism: a secondary market whose prices come from its participants. With "
+    "reverting fundamental values (issue 12) the -5 % and -20 % demand shocks default no neocloud "
+    "in seeds 0-11 and the -50 % shock 3.75 % (0.021 / 0.038 / 0.371 before): the papers' "
+    "amplification was carried by one-month utilisation swings held in every valuation. The "
+    "contagion-mechanism issue builds it from the market's participants.",
+)
 def test_defaults_rise_with_the_initial_shock():
     shares = [
         default_share(fire_sale_setting(0.55, shock), SEEDS)["default_share"]
