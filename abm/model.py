@@ -214,7 +214,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         world.build_buyers(self)
         world.initial_cash_for_borrowers(self)
         world.build_lender_funding(self, load)
-        self.site_assets = SiteAssets(n, self.months)  # miners' fixed assets, depreciated
+        self.site_assets = SiteAssets(n)  # miners' fixed assets, depreciated
         capitalise_initial_sites(self)
         self.primary_lender = netmod.primary_lenders(self)
         self.initial_lending_usd = float(

@@ -152,7 +152,7 @@ def test_a_conversion_books_its_capex_and_writes_off_the_converted_asics_once():
     i = int(model.miner_idx[0])
     share = 0.25
     before = model.site_value_usd[i]
-    asic_left = sa.asic[i, 1:].sum()
+    asic_left = sa.left_usd[sa.is_asic & (sa.owner == i)].sum()
     capex = 1e7
     model.site_value_usd[i] += capex
     sa.capitalise(np.array([i]), np.array([capex]), 144, 0, asic=False)

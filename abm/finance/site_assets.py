@@ -16,16 +16,19 @@ from abm.agents.base import ACTIVE
 
 
 class SiteAssets:
-    """Depreciation schedules of the miners' fixed assets (USD per agent per month).
+    """Depreciation schedules of the miners' fixed assets: one row per vintage (an amount
+    capitalised by one agent in one month), with what is left to depreciate (USD), the straight-line
+    amount per month (USD) and the first month it is due. Vintages of ASICs are flagged, since a
+    conversion writes off a share of the ASICs only. The schedules do not depend on the run's
+    length: a model stepped past ``run.months`` keeps depreciating."""
 
-    ``asic[i, s]`` and ``facility[i, s]`` are the depreciation of agent ``i``'s ASICs and of its
-    sites and conversions due in month ``s`` (``s`` in 0..months); the last column holds what is
-    still to be depreciated after the run. Rows of agents other than miners stay zero."""
-
-    def __init__(self, n_agents: int, months: int) -> None:
-        self.months = months
-        self.asic = np.zeros((n_agents, months + 2))
-        self.facility = np.zeros((n_agents, months + 2))
+    def __init__(self, n_agents: int) -> None:
+        self.n = n_agents
+        self.owner = np.empty(0, dtype=np.int64)
+        self.left_usd = np.empty(0)
+        self.per_month_usd = np.empty(0)
+        self.start_month = np.empty(0, dtype=np.int64)
+        self.is_asic = np.empty(0, dtype=bool)
         self.depreciated_usd = 0.0  # cumulative depreciation booked
         self.written_off_usd = 0.0  # ASICs retired by conversions, at book value
 
@@ -35,46 +38,62 @@ class SiteAssets:
         """Schedule the straight-line depreciation of ``amount_usd`` (per agent of ``idx``) spent
         in ``month``: ``amount / life`` in each of the months ``month + 1 .. month + life``
         (``life_months`` may be fractional: the last month takes the remainder)."""
-        table = self.asic if asic else self.facility
-        idx = np.asarray(idx)
+        idx = np.asarray(idx, dtype=np.int64)
         amount = np.broadcast_to(np.asarray(amount_usd, dtype=float), idx.shape)
+        new = amount > 0
+        if not new.any():
+            return
+        idx, amount = idx[new], amount[new]
         life = max(float(life_months), 1e-9)
-        per_month = amount / life
-        left = amount.copy()
-        s = month + 1
-        while s <= self.months and np.any(left > 0):
-            step = np.minimum(per_month, left)
-            np.add.at(table[:, s], idx, step)
-            left -= step
-            s += 1
-        np.add.at(table[:, -1], idx, left)  # depreciated after the run
+        self.owner = np.concatenate((self.owner, idx))
+        self.left_usd = np.concatenate((self.left_usd, amount))
+        self.per_month_usd = np.concatenate((self.per_month_usd, amount / life))
+        self.start_month = np.concatenate(
+            (self.start_month, np.full(len(idx), month + 1, dtype=np.int64))
+        )
+        self.is_asic = np.concatenate((self.is_asic, np.full(len(idx), asic)))
 
     def depreciate(self, m, t: int) -> np.ndarray:
         """Book month ``t``'s depreciation: active miners' ``site_value_usd`` falls by it. A miner
         that is no longer active has sold its site (``resolution.default_borrower``): its schedules
         are cleared. Returns the depreciation per agent (USD)."""
-        gone = m.status != ACTIVE
-        self.asic[gone] = 0.0
-        self.facility[gone] = 0.0
-        dep = self.asic[:, t] + self.facility[:, t]
+        gone = m.status[self.owner] != ACTIVE
+        self.left_usd[gone] = 0.0
+        due = np.flatnonzero((self.start_month <= t) & (self.left_usd > 0))
+        step = np.minimum(self.per_month_usd[due], self.left_usd[due])
+        self.left_usd[due] -= step
+        dep = np.bincount(self.owner[due], weights=step, minlength=self.n)
         m.site_value_usd -= dep
         self.depreciated_usd += float(dep.sum())
+        spent = self.left_usd <= 0
+        if spent.mean() > 0.5:  # drop fully depreciated vintages now and then
+            keep = ~spent
+            for name in ("owner", "left_usd", "per_month_usd", "start_month", "is_asic"):
+                setattr(self, name, getattr(self, name)[keep])
         return dep
 
     def retire_asic_share(self, m, idx: np.ndarray, share: np.ndarray, t: int) -> np.ndarray:
         """Agents ``idx`` take ``share`` of their mining MW out of mining in month ``t`` (a
         conversion): that share of their ASICs' remaining book value is written off (the machines
-        leave the converted halls; their resale is not modelled). Returns the amounts (USD)."""
-        future = self.asic[idx, t + 1 :]
-        amount = future.sum(axis=1) * share
-        self.asic[idx, t + 1 :] = future * (1.0 - share)[:, None]
+        leave the converted halls; their resale is not modelled); the rest keeps its months.
+        Returns the amounts (USD, aligned with ``idx``)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        by_agent = np.zeros(self.n)
+        by_agent[idx] = share
+        rows = np.flatnonzero(self.is_asic & (by_agent[self.owner] > 0))
+        cut = by_agent[self.owner[rows]]
+        written = self.left_usd[rows] * cut
+        self.left_usd[rows] -= written
+        self.per_month_usd[rows] *= 1.0 - cut
+        amount = np.bincount(self.owner[rows], weights=written, minlength=self.n)[idx]
         np.subtract.at(m.site_value_usd, idx, amount)
         self.written_off_usd += float(amount.sum())
         return amount
 
-    def book_value(self, t: int) -> np.ndarray:
-        """Per agent: what is still to be depreciated after month ``t`` (USD)."""
-        return self.asic[:, t + 1 :].sum(axis=1) + self.facility[:, t + 1 :].sum(axis=1)
+    def book_value(self, t: int | None = None) -> np.ndarray:
+        """Per agent: what is still to be depreciated after the months booked so far (USD; ``t``,
+        the last month booked, is accepted for the callers' clarity and not needed)."""
+        return np.bincount(self.owner, weights=self.left_usd, minlength=self.n)
 
 
 def capitalise_initial_sites(m) -> None:
