@@ -513,12 +513,8 @@ def remove_stale_staging(dest: str | Path) -> list[Path]:
 
 
 def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None = None) -> Path:
-    """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically.
-
-    The files go to a hidden temp folder beside ``out_dir``, which then replaces ``out_dir`` in one
-    rename; ``out_dir`` must pass :func:`check_destination` (new, empty or an earlier abm run). The
-    manifest records ``kind = "abm-run"``, ``abm_output_schema`` and the sha256 of every file.
-    Temp folders left by killed earlier writes to ``out_dir`` are removed afterwards.
+    """Write every output of ``result`` (an :class:`abm.RunResult`) to ``out_dir`` atomically
+    (:func:`write_owned_folder`, kind ``abm-run``: new, empty or an earlier abm run).
 
     ``figure``, when given, is called as ``figure(result, path)`` to draw ``overview.png`` (the CLI
     passes :func:`abm.viz.overview.overview_figure`); ``None`` or ``False`` writes no figure. The
@@ -526,56 +522,39 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
     """
     if figure is not None and figure is not False and not callable(figure):
         raise TypeError(f"figure: expected a figure writer f(result, path) or None, got {figure!r}")
-    out_dir = Path(out_dir)
-    check_destination(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_staging(out_dir, "tmp")
-    try:
-        result.timeseries.to_csv(tmp / "timeseries.csv", index=False)
-        result.agents.to_csv(tmp / "agents.csv", index=False)
-        result.events.to_csv(tmp / "events.csv", index=False)
-        nx.write_graphml(_graphml_safe(result.network), tmp / "network.graphml")
-        with open(tmp / "cascade.json", "w") as fh:
+
+    def cascade(path: Path) -> None:
+        with open(path, "w") as fh:
             json.dump(result.cascade_metrics(), fh, indent=2, sort_keys=True)
             fh.write("\n")
-        if callable(figure):
-            figure(result, tmp / "overview.png")
-        manifest = dict(result.manifest)
-        manifest["kind"] = RUN_KIND
-        manifest[SCHEMA_KEY] = OUTPUT_SCHEMA
-        manifest["versions"] = versions()
-        manifest["provenance"] = provenance()
-        manifest["git_commit"] = manifest["provenance"]["git_commit"]
-        manifest["files"] = {
-            p.name: sha256(p)
-            for p in sorted(tmp.iterdir())
-            if p.name not in (MANIFEST, STAGING_MARKER)
-        }
-        with open(tmp / MANIFEST, "w") as fh:
-            json.dump(_top_level_sorted(manifest), fh, indent=2, default=str)
-            fh.write("\n")
-        (tmp / STAGING_MARKER).unlink()
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    remove_stale_staging(out_dir)
-    return out_dir
+
+    writers = {
+        "timeseries.csv": lambda path: result.timeseries.to_csv(path, index=False),
+        "agents.csv": lambda path: result.agents.to_csv(path, index=False),
+        "events.csv": lambda path: result.events.to_csv(path, index=False),
+        "network.graphml": lambda path: nx.write_graphml(_graphml_safe(result.network), path),
+        "cascade.json": cascade,
+    }
+    if callable(figure):
+        writers["overview.png"] = lambda path: figure(result, path)
+    return write_owned_folder(out_dir, writers, dict(result.manifest), RUN_KIND)
 
 
 def write_owned_folder(
     out_dir: str | Path, writers: dict[str, Callable[[Path], object]], manifest: dict, kind: str
 ) -> Path:
-    """Write a folder of ``kind`` (a key of ``OWNED_KINDS``, e.g. ``"abm-calibration"``) atomically.
+    """Write a folder of ``kind`` (a key of ``OWNED_KINDS``: ``"abm-run"``, ``"abm-calibration"``,
+    ...) atomically, the one writer of the folders abm owns.
 
     ``writers`` maps each file name to a function that writes that file at the path it is given;
-    ``manifest`` is completed with ``kind``, ``abm_output_schema``, the versions, the git commit
-    and the sha256 of every file. Same rules as :func:`write_run`: the destination must pass
-    :func:`check_destination` for this kind, the files go to a hidden temp folder that replaces
-    ``out_dir`` in one rename, and on any error nothing is replaced.
+    ``manifest`` is completed with ``kind``, ``abm_output_schema``, the versions, the provenance
+    (version, git commit, modified flag) and the sha256 of every file. The destination must pass
+    :func:`check_destination` for this kind; the files go to a hidden temp folder (with our marker)
+    that replaces ``out_dir`` in one rename, and on any error nothing is replaced. Temp folders
+    left by killed earlier writes to ``out_dir`` are removed afterwards.
     """
-    if kind not in OWNED_KINDS or kind == RUN_KIND:
-        raise ValueError(f"kind: one of {sorted(set(OWNED_KINDS) - {RUN_KIND})}, got {kind!r}")
+    if kind not in OWNED_KINDS:
+        raise ValueError(f"kind: one of {sorted(OWNED_KINDS)}, got {kind!r}")
     out_dir = Path(out_dir)
     check_destination(out_dir, kind=OWNED_KINDS[kind])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -583,16 +562,12 @@ def write_owned_folder(
     try:
         for name, write in writers.items():
             write(tmp / name)
-        manifest = {
-            **manifest,
-            "kind": kind,
-            SCHEMA_KEY: OUTPUT_SCHEMA,
-            "versions": versions(),
-            "git_commit": git_commit(),
-        }
+        manifest = {**manifest, "kind": kind, SCHEMA_KEY: OUTPUT_SCHEMA, "versions": versions()}
+        manifest["provenance"] = provenance()
+        manifest["git_commit"] = manifest["provenance"]["git_commit"]
         manifest["files"] = {name: sha256(tmp / name) for name in sorted(writers)}
         with open(tmp / MANIFEST, "w") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+            json.dump(_top_level_sorted(manifest), fh, indent=2, default=str)
             fh.write("\n")
         (tmp / STAGING_MARKER).unlink()
         _replace_dir(tmp, out_dir)
