@@ -66,7 +66,7 @@ class SiteAssets:
         m.site_value_usd -= dep
         self.depreciated_usd += float(dep.sum())
         spent = self.left_usd <= 0
-        if spent.mean() > 0.5:  # drop fully depreciated vintages now and then
+        if spent.size and spent.mean() > 0.5:  # drop fully depreciated vintages now and then
             keep = ~spent
             for name in ("owner", "left_usd", "per_month_usd", "start_month", "is_asic"):
                 setattr(self, name, getattr(self, name)[keep])
