@@ -59,17 +59,10 @@ def test_what_the_model_writes_stays_inside_the_vocabulary(run_cache, scenario, 
     assert set(result.cascade_metrics()["defaults_by_cause"]) <= set(v.CAUSES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="missing mechanism: a secondary market whose prices come from its participants. With "
-    "reverting fundamental values and economic retirement (issue 12) the only contagion channel "
-    "left in these runs is margin_calls (in baseline, correlated_crash, buyer_vacuum and "
-    "rubin_shock seeds 0-11 no other channel pushes a default); the contagion-mechanism issue "
-    "builds the fire-sale channel back from the market's participants.",
-)
 def test_the_checked_runs_exercise_the_vocabulary(run_cache):
     """The subset checks above say something: together the runs write most event names, several
-    causes and several channels."""
+    causes and several channels (on the merged economics of issue 12: 12 event names, causes ltv,
+    maturity and payment, channels fire_sale and margin_calls)."""
     events, causes, channels = set(), set(), set()
     for scenario, seed, months in RUNS:
         ev = run_cache(scenario, seed, months).events
