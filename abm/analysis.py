@@ -93,7 +93,11 @@ def start_debtrank(model, shock: float = 0.2) -> float:
 
 
 def cascade_metrics(result) -> dict:
-    """Headline contagion measurements of one run (see README for definitions)."""
+    """Headline contagion measurements of one run (see README for definitions).
+
+    An undefined measurement is None (``first_default_month`` without defaults,
+    ``min_price_to_fundamental`` without a secondary trade, ``debtrank_start`` without the model),
+    as JSON has no NaN; ``abm.sweep.metrics.run_metrics`` turns each None into NaN."""
     events, ts, agents = result.events, result.timeseries, result.agents
     tree = cascade_tree(events)
     defaults = events[events["event"] == "default"]

@@ -42,9 +42,22 @@ def test_catalogue_declares_unit_range_and_direction():
     assert set(ALIASES.values()) <= set(CATALOGUE) and not set(ALIASES) & set(CATALOGUE)
 
 
-@pytest.fixture(scope="module")
-def crash():
-    return abm.run("correlated_crash", seed=2, months=18)
+#: First 18 months of correlated_crash (measured on the merged issue-12 model): seed 1 has defaults
+#: and secondary-market trades, seed 2 defaults without a trade (min_price_to_fundamental
+#: undefined), seed 0 neither (first_default_month undefined too).
+CRASH_18_MONTHS = {"trades": 1, "defaults_without_trades": 2, "quiet": 0}
+
+
+@pytest.fixture(scope="module", params=list(CRASH_18_MONTHS))
+def crash(request):
+    return abm.run("correlated_crash", seed=CRASH_18_MONTHS[request.param], months=18)
+
+
+def _same_number(flat: float, in_json) -> bool:
+    """The rule for "undefined": None in summary() and cascade.json, NaN in runs.parquet."""
+    if in_json is None:
+        return bool(np.isnan(flat))
+    return flat == pytest.approx(in_json)
 
 
 def test_summary_cascade_and_sweep_use_one_name(crash):
@@ -54,9 +67,11 @@ def test_summary_cascade_and_sweep_use_one_name(crash):
         names += [NESTED[key].format(k) for k in value] if key in NESTED else [key]
     unknown = [k for k in names if k not in CATALOGUE]
     assert not unknown, f"not in the metric catalogue: {unknown}"
-    # the same name holds the same number wherever it appears
+    # the same name holds the same number wherever it appears, and "undefined" is None in the
+    # JSON dicts and NaN in the flat row, never another stand-in
     assert summary["min_price_to_fundamental"] == cascade["min_price_to_fundamental"]
-    assert flat["min_price_to_fundamental"] == pytest.approx(cascade["min_price_to_fundamental"])
+    for name in ("min_price_to_fundamental", "first_default_month", "debtrank_start"):
+        assert _same_number(flat[name], cascade[name]), name
     assert flat["lender_losses_usd"] == summary["lender_losses_usd"]
     assert flat["fire_sale_units"] == summary["fire_sale_units"]
     for t, n in cascade["defaults_by_type"].items():
@@ -67,6 +82,19 @@ def test_summary_cascade_and_sweep_use_one_name(crash):
         high = 18 if high == "months" else high
         if np.isfinite(value):
             assert (low is None or value >= low) and (high is None or value <= high), name
+
+
+def test_the_three_runs_cover_defined_and_undefined_values():
+    """The fixture's runs exercise both sides of the rule (so the test above is not vacuous)."""
+    seen = {}
+    for case, seed in CRASH_18_MONTHS.items():
+        cm = abm.run("correlated_crash", seed=seed, months=18).cascade_metrics()
+        seen[case] = (cm["min_price_to_fundamental"] is None, cm["first_default_month"] is None)
+    assert seen == {
+        "trades": (False, False),
+        "defaults_without_trades": (True, False),
+        "quiet": (True, True),
+    }
 
 
 def test_old_sweep_column_names_still_analyze(tmp_path, capsys):

@@ -38,7 +38,9 @@ def crash(run_cache, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quiet(run_cache, tmp_path_factory):
-    result = run_cache("baseline", 0, 24)  # no default and no fire sale (asserted below)
+    # baseline seed 1 has no default and no fire sale in its 60 months (asserted below; measured on
+    # the merged issue-12 model: seeds 1, 6, 7, 8 of 0-11 are quiet, seed 0 defaults in month 23)
+    result = run_cache("baseline", 1)
     return result, overview_figure(result, tmp_path_factory.mktemp("o") / "overview.png")
 
 
@@ -72,7 +74,8 @@ def test_legends_name_btc_the_stress_shading_and_the_fire_sale_bars(crash):
 def test_a_run_without_events_gets_words_not_empty_axes(quiet):
     result, fig = quiet
     ts = result.timeseries
-    assert ts["fire_sale_units"].sum() == 0 and ts["defaults_miner"].iloc[-1] == 0
+    assert ts["fire_sale_units"].sum() == 0 and len(ts) == 60
+    assert ts[["defaults_miner", "defaults_neocloud", "defaults_lender"]].iloc[-1].sum() == 0
     defaults = _axes(fig)["defaults"]
     assert [t.get_text() for t in defaults.texts] == ["no defaults in this run"]
     assert not defaults.get_lines() and not list(defaults.get_yticks())

@@ -1,7 +1,9 @@
 """The summary metrics of one run: one flat row of numbers, the columns of ``runs.parquet``.
 
 Every metric is a float (NaN where it is undefined, e.g. a recovery rate without defaults), so
-tables from many runs stack and average without special cases. ``CATALOGUE`` declares each
+tables from many runs stack and average without special cases. The dicts written as JSON
+(``RunResult.summary()``, ``cascade.json``) hold None for the same undefined values (JSON has no
+NaN): one rule, None there and NaN here, and no other stand-in (no 0, no 1) for "undefined". ``CATALOGUE`` declares each
 one (definition, unit, range, worse direction, interval method); ``METRICS`` maps name ->
 definition; ``ALIASES`` maps names of earlier versions to the current ones.
 """
@@ -131,7 +133,7 @@ CATALOGUE: dict[str, Metric] = {
     ),
     "min_price_to_fundamental": Metric(
         "lowest clearing price / fundamental value over the run (0.30 = a 70 % discount); NaN "
-        "without a secondary trade",
+        "(None in summary() and cascade.json) without a secondary trade",
         unit="ratio",
         worse="lower",
         computed_in=_SUMMARY,
