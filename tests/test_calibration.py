@@ -243,7 +243,7 @@ MISSED_TODAY = {
     "neocloud_revenue_per_mw_year_2025": "~$17.7M per IT-MW-year with paid compute now equal to "
     "demand: an H100 at ~$2.50/h earns ~$17M per MW-year fully let and newer generations more "
     "(rents at performance parity); a rent and fleet-mix calibration gap, not ghost demand",
-    "neocloud_debt_to_ebitda_2025_12": "~1.7x: the model's neoclouds carry about $18M of debt per "
+    "neocloud_debt_to_ebitda_2025_12": "~1.7x: the model's neoclouds carry about $19M of debt per "
     "IT-MW against CoreWeave's ~$45M, and revenue per MW is high (see the revenue target)",
     "hashprice_2025_11": "$47.7/PH/day: network hashrate growth (0.15/yr) leaves the network "
     "below late-2025 levels, so hashprice sits above the Nov 2025 trough",
