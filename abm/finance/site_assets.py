@@ -66,7 +66,8 @@ class SiteAssets:
         m.site_value_usd -= dep
         self.depreciated_usd += float(dep.sum())
         spent = self.left_usd <= 0
-        if spent.size and spent.mean() > 0.5:  # drop fully depreciated vintages now and then
+        # drop fully depreciated vintages now and then (none to drop in a world without miners)
+        if spent.size and spent.mean() > 0.5:
             keep = ~spent
             for name in ("owner", "left_usd", "per_month_usd", "start_month", "is_asic"):
                 setattr(self, name, getattr(self, name)[keep])

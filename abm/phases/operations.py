@@ -406,6 +406,12 @@ def _retire(m, t: int) -> None:
         pay = np.minimum(per_loan[paid_rows], loans.principal_usd[paid_rows])
         m.acct.transfer(loans.borrower[paid_rows], loans.lender[paid_rows], pay)
         loans.principal_usd[paid_rows] -= pay
+        # principal in arrears is part of the principal just prepaid: it is no longer owed
+        prepaid_arrears = np.maximum(
+            loans.arrears_principal_usd[paid_rows] - loans.principal_usd[paid_rows], 0.0
+        )
+        loans.arrears_principal_usd[paid_rows] -= prepaid_arrears
+        loans.arrears_usd[paid_rows] -= prepaid_arrears
     np.add.at(m.this_month.retired_units, lots.gen[rows], units)
     # the units leave through the one booking function: a lender holding them books their carrying
     # value against the salvage proceeds (a realised loss, or a gain above carrying value)
