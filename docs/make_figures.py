@@ -1,6 +1,6 @@
 """Draw the README's figures: python docs/make_figures.py [--quick]
 
-A ``correlated_crash`` run (seed 2, 60 months) gives the market panel, the lending network at the
+The README's crash example (``correlated_crash`` at the app's seed, ``abm.app.APP_SEED``, 60 months) gives the market panel, the lending network at the
 month with most defaulted agents and the cascade tree; a reduced ``deflation_vs_leverage`` sweep
 (serial, 2 replicates) gives the phase diagram. PNGs go to docs/figures/, replacing the old ones
 only when each is complete.
@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import abm
+from abm.app import APP_SCENARIO, APP_SEED
 from abm.io import sibling_temp, write_run
 from abm.sweep import load_experiment, load_runs, run_sweep
 from abm.viz import run_figures as rf
@@ -40,7 +41,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        write_run(abm.run("correlated_crash", seed=2), run_dir, figure=False)
+        write_run(abm.run(APP_SCENARIO, seed=APP_SEED), run_dir, figure=False)
         run = rf.load_run(run_dir)
         print(save(rf.market_figure(run), "market"))
         print(save(rf.network_figure(run, month=rf.default_month(run)), "network"))
