@@ -599,21 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "scenarios":
             return cmd_scenarios()
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "analyze":
-            return cmd_analyze(args)
-        if args.command == "plot":
-            return cmd_plot(args)
-        if args.command == "app":
-            return cmd_app(args)
-        if args.command == "reproduce":
-            return cmd_reproduce(args)
-        if args.command == "params":
-            return cmd_params(args)
-        if args.command == "calibration":
-            return cmd_calibration(args)
-        return cmd_run(args)
+        handlers = {
+            "sweep": cmd_sweep,
+            "analyze": cmd_analyze,
+            "plot": cmd_plot,
+            "app": cmd_app,
+            "reproduce": cmd_reproduce,
+            "params": cmd_params,
+            "calibration": cmd_calibration,
+        }
+        return handlers.get(args.command, cmd_run)(args)
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT

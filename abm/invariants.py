@@ -65,7 +65,7 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     # the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns
     problems += m.lots.index_problems() + loans.index_problems()
     # site values: the book of an active miner = what its depreciation schedules still hold
-    if hasattr(m, "site_assets") and len(m.miner_idx):
+    if len(m.miner_idx):
         active = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
         book = m.site_assets.book_value(m.steps - 1)[active]
         # a value depreciated to near zero keeps the rounding of the amounts subtracted from it
