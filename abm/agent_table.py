@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from abm import policy
 from abm.agents.base import BUYER, LENDER, MINER, NEOCLOUD
 from abm.config import LENDER_ROLES
 
@@ -56,10 +57,9 @@ def agent_table(cfg: dict, rng: np.random.Generator) -> AgentTable:
     lender_kind_list = [
         lender_kinds.index(k) for k in lender_kinds for _ in range(cfg["lenders"]["mix"].get(k, 0))
     ]
-    buyer_kind_names = tuple(cfg["buyers"]["kinds"])
-    buyer_kind_list = [
-        i for i, k in enumerate(buyer_kind_names) for _ in range(cfg["buyers"]["kinds"][k]["count"])
-    ]
+    bk = policy.buyer_kinds(cfg)  # the scenario's kinds (+ the buyer of last resort, when on)
+    buyer_kind_names = tuple(bk)
+    buyer_kind_list = [i for i, k in enumerate(buyer_kind_names) for _ in range(bk[k]["count"])]
     n_m, n_n = cfg["miners"]["count"], cfg["neoclouds"]["count"]
     types = (
         [MINER] * n_m
@@ -93,7 +93,6 @@ def agent_table(cfg: dict, rng: np.random.Generator) -> AgentTable:
     lender_size_weight = np.zeros(n)
     lender_size_weight[lender_idx] = rng.lognormal(0.0, 0.75, len(lender_idx))
     # buyer parameters
-    bk = cfg["buyers"]["kinds"]
 
     def buyer_param(key, dtype=float):
         arr = np.zeros(n, dtype=dtype)

@@ -482,6 +482,42 @@ SCHEMA: dict[str, Any] = {
     "network": {
         "topology": F("choice", doc="lending network", choices=("calibrated", "random")),
     },
+    "policy": {
+        "last_resort_buyer": F(
+            "bool", doc="a buyer of last resort (policy authority) bids for any GPUs offered"
+        ),
+        "last_resort_share_of_fundamental": F(
+            "float", 0.0, 1.0, "its bid / the generation's fundamental value per GPU"
+        ),
+        "last_resort_budget_usd": F("float", 0.0, 1e13, "its budget over the whole run (USD)"),
+        "ltv_cap": F("bool", doc="cap new loans' LTV at origination"),
+        "ltv_cap_max_ltv": F(
+            "float",
+            0.05,
+            1.0,
+            "largest loan / collateral value (lower of cost or mark) at origination",
+        ),
+        "forbearance": F("bool", doc="overdue covenant breaches go unenforced in stress"),
+        "forbearance_months_after_stress": F(
+            "int", 0, 120, "the holiday lasts this many months after the stress regime ends"
+        ),
+        "forbearance_max_months": F("int", 0, 600, "most holiday months over the run"),
+        "capital_requirement": F(
+            "bool", doc="lenders originate only above a capital ratio on risk-weighted loans"
+        ),
+        "capital_min_ratio": F("float", 0.0, 1.0, "minimum equity / risk-weighted loans"),
+        "capital_buffer_max": F(
+            "float", 0.0, 0.5, "countercyclical buffer on top, built in calm, released in stress"
+        ),
+        "capital_buffer_build_months": F(
+            "int", 1, 120, "calm months to rebuild the buffer from zero to its maximum"
+        ),
+        "risk_weight_gpu_loans": F("float", 0.0, 12.5, "risk weight of GPU term loans"),
+        "risk_weight_project_loans": F("float", 0.0, 12.5, "risk weight of site project loans"),
+        "risk_weight_btc_loans": F("float", 0.0, 12.5, "risk weight of BTC-backed loans"),
+        "risk_weight_unsecured": F("float", 0.0, 12.5, "risk weight of notes and converts"),
+        "risk_weight_interbank": F("float", 0.0, 12.5, "risk weight of loans to other lenders"),
+    },
 }
 
 
@@ -836,6 +872,11 @@ def validate(cfg: dict) -> None:
             raise ConfigError(
                 f"lenders.kinds.{kind}.distressed_reserve_multiplier: must be <= reserve_multiplier"
             )
+    if cfg["policy"]["last_resort_buyer"] and "last_resort" in cfg["buyers"]["kinds"]:
+        raise ConfigError(
+            "buyers.kinds.last_resort: reserved for the buyer of last resort "
+            "(policy.last_resort_buyer = true); rename this kind"
+        )
 
 
 # Lender kinds the model gives a role to: which kind lends what.

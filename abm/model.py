@@ -20,7 +20,7 @@ import numpy as np
 from mesa.discrete_space import Network
 
 from abm import network as netmod
-from abm import phases, world
+from abm import phases, policy, world
 from abm.accounts import Accounts
 from abm.agent_table import agent_table
 from abm.agents import (
@@ -252,6 +252,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.lender_losses_usd = 0.0
         self.loss_history: list[float] = []
         self.populations = Populations.of(self)  # the agent types' decision rules
+        self.policy = policy.PolicyState(self)  # the policy levers' memory (all off by default)
         self.this_month = MonthCounters(self.G)  # the month's counters (reset monthly)
         self.defaults = {"miner": 0, "neocloud": 0, "lender": 0}
         self.panel_rows: list[np.ndarray] = []

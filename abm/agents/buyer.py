@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm import policy
 from abm.agents.base import ACTIVE, BUYER, BalanceSheetAgent, Population
 
 
@@ -78,4 +79,4 @@ class Buyers(Population):
             # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same row-major
             # order as the masks below (as broadcast_to(b[:, None], shape)[ok], without the view)
             out.append((b.take(ok.nonzero()[0]), prices[ok], incr[ok]))
-        return out
+        return policy.with_last_resort_bids(m, out, offered_units)

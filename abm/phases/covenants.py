@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm import policy
 from abm.finance.instruments import GPU_TERM
 
 
@@ -86,6 +87,7 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
     new = breach & (months == 0)
     # (the rows are serviced loans, so all active: the sweep only changes principals)
     overdue = breach & (counted > loans.cure_months[rows])
+    overdue &= not policy.covenant_holiday(m, t)  # a forbearance holiday: nothing is enforced
     _report_breaches(m, t, rows[new], ltv_breach[new], ltv[new])
     if not overdue.any():
         return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm import network
+from abm import network, policy
 from abm.agents.base import ACTIVE
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
@@ -23,6 +23,7 @@ def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) ->
     # is drawn from it (so fleet expansion and conversions share one budget)
     capacity_left = np.zeros(m.n)  # per agent (lender rows), USD, drawn down as loans are funded
     capacity_left[m.lender_idx] = m.populations.lenders.lending_capacity(m.lender_idx, lender_sheet)
+    policy.cap_lending_capacity(m, t, capacity_left, lender_sheet)
     m.credit_supply_usd = float(capacity_left.sum())
     _expand_fleets(m, t, capacity_left)
     _convert_sites(m, t, capacity_left)
@@ -59,6 +60,7 @@ def _expand_fleets(m, t: int, capacity_left: np.ndarray) -> None:
     has_lender = lenders >= 0
     idx, want, lenders = idx[has_lender], want[has_lender], lenders[has_lender]
     ltv, spread = m.populations.lenders.new_loan_terms(lenders)
+    ltv = policy.cap_gpu_loan_ltv(m, ltv, lenders, g, cost)
     units = np.minimum(want, m.populations.neoclouds.affordable_units(idx, cost, ltv))
     share = _funding_shares(capacity_left, lenders, units * cost * ltv)
     units = np.floor(units * share).astype(np.int64)
@@ -248,7 +250,7 @@ def _convert_sites(m, t: int, capacity_left: np.ndarray) -> None:
         return
     lender = np.full(len(miners), banks[int(np.argmax(capacity_left[banks]))])
     capex = mw * mc["conversion_capex_usd_per_mw"]
-    loan_usd = capex * mc["project_loan_ltc"]
+    loan_usd = capex * policy.cap_project_ltc(m, mc["project_loan_ltc"])
     share = _funding_shares(capacity_left, lender, loan_usd)
     own = capex - loan_usd
     ok = (share >= 1.0) & (m.acct.cash[miners] >= own)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm import policy
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
 from abm.finance import losses, resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
@@ -153,6 +154,7 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     cash = q * price
     # cash, units and buyers' remaining budget and MW, all pairs at once
     acct.transfer(buyer, seller, cash)
+    policy.fund_last_resort(m, buyer, cash)
     np.subtract.at(lots.units, rows, q)
     np.subtract.at(m.budget_left, buyer, cash)
     np.subtract.at(m.mw_left, buyer, q * m.kw[g] / 1000.0)
@@ -182,7 +184,7 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
 def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
     """Credit bought units to the buyer: ``redeploy_share`` of them re-enter this market's compute
     supply, the rest are used elsewhere (exported, internal use) and stay on its books idle here."""
-    redeployed = int(round(units * m.cfg["buyers"]["redeploy_share"]))
+    redeployed = policy.redeployed_units(m, buyer, units)
     for exported, n_units in ((False, redeployed), (True, units - redeployed)):
         if n_units <= 0:
             continue
