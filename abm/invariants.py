@@ -20,6 +20,8 @@
 * Sites: an active miner's site value (book value of its ASICs, sites and conversions) equals what is
   still scheduled to be depreciated: no site value appears without capex or vanishes without
   depreciation, a conversion's write-off or a site sale.
+* Policy (:func:`policy_problems`): the buyer of last resort stays within its run budget, is paid
+  only by the ``policy_authority`` sector and warehouses what it buys.
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -241,4 +243,34 @@ def all_problems(m) -> list[str]:
     """Every invariant of this module at once (empty when all hold): the accounting identities
     (:func:`check`, losses included), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
     invariant belongs here too, so that the schema-wide property test checks it every month."""
-    return check(m) + price_problems(m) + balance_problems(m)
+    return check(m) + price_problems(m) + balance_problems(m) + policy_problems(m)
+
+
+def policy_problems(m) -> list[str]:
+    """The policy levers' identities (abm/policy.py): the buyer of last resort has spent at most its
+    run budget; the ``policy_authority`` sector's net payment is its purchases less the salvage
+    proceeds returned (it has no other counterparty); the buyer's cash is never negative; it holds
+    only warehoused lots and no more GPUs than it bought. Empty when they hold (always, with the
+    levers off)."""
+    problems = []
+    ps = m.policy
+    paid = m.acct.sector_cash_in["policy_authority"]
+    budget = m.cfg["policy"]["last_resort_budget_usd"]
+    scale = max(1.0, budget) * 1e-9
+    net = ps.last_resort_spent_usd - ps.last_resort_returned_usd
+    if abs(paid - net) > scale:
+        problems.append(f"policy_authority paid {paid:.2f} USD, last resort net {net:.2f}")
+    if ps.last_resort < 0:
+        return problems
+    if ps.last_resort_spent_usd > budget + scale:
+        problems.append(
+            f"last resort spent {ps.last_resort_spent_usd:.2f} USD > budget {budget:.2f}"
+        )
+    if m.acct.cash[ps.last_resort] < -scale:
+        problems.append(f"last resort cash {m.acct.cash[ps.last_resort]:.2f} USD < 0")
+    mine = m.lots.owner == ps.last_resort
+    if int(m.lots.units[mine & ~m.lots.exported].sum()) != 0:
+        problems.append("last resort holds GPUs that are not warehoused")
+    if int(m.lots.units[mine].sum()) > ps.last_resort_units:
+        problems.append(f"last resort holds more GPUs than the {ps.last_resort_units} it bought")
+    return problems

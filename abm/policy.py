@@ -64,6 +64,7 @@ class PolicyState:
     ``last_resort``: agent row of the buyer of last resort (-1 without one);
     ``last_resort_budget_left_usd`` / ``last_resort_spent_usd``: its budget left and spent (USD,
     spent + left = ``last_resort_budget_usd``); ``last_resort_units``: GPUs it bought;
+    ``last_resort_returned_usd``: salvage proceeds of its retired GPUs returned to the authority;
     ``buffer_ratio``: the countercyclical buffer in force (share of risk-weighted loans);
     ``below_requirement``: per agent, True for a lender below its capital requirement at the last
     investment phase; ``below_requirement_months``: lender-months spent below it;
@@ -81,6 +82,7 @@ class PolicyState:
         self.last_resort_budget_left_usd = float(p["last_resort_budget_usd"])
         self.last_resort_spent_usd = 0.0
         self.last_resort_units = 0
+        self.last_resort_returned_usd = 0.0
         self.buffer_ratio = float(p["capital_buffer_max"])
         self.below_requirement = np.zeros(m.n, dtype=bool)
         self.below_requirement_months = 0
@@ -136,6 +138,19 @@ def fund_last_resort(m, buyer: np.ndarray, cash_usd: np.ndarray) -> None:
     m.acct.from_sector(POLICY_AUTHORITY, np.array([ps.last_resort]), np.array([paid]))
     ps.last_resort_budget_left_usd -= paid
     ps.last_resort_spent_usd += paid
+
+
+def return_last_resort_cash(m) -> None:
+    """Monthly, before buyers' budgets are reset: whatever cash the buyer of last resort holds
+    (salvage proceeds of GPUs it retired) goes back to the policy authority, so no other sector
+    ever pays or receives for it."""
+    ps = m.policy
+    if ps.last_resort < 0:
+        return
+    cash = float(m.acct.cash[ps.last_resort])
+    if cash != 0.0:
+        m.acct.to_sector(POLICY_AUTHORITY, np.array([ps.last_resort]), np.array([cash]))
+        ps.last_resort_returned_usd += cash
 
 
 def redeployed_units(m, buyer: int, units: int) -> int:

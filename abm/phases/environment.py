@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from abm import policy
 from abm.agents.base import ACTIVE
 from abm.phases.market import update_marks
 
@@ -57,6 +58,7 @@ def shocks_and_markets(m, t: int) -> None:
     mult = cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
     m.budget_left[b] = m.budget_usd[b] * mult
     m.mw_left[b] = m.absorption_mw[b] * mult
+    policy.return_last_resort_cash(m)  # (its salvage proceeds go back to the policy authority)
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
 
     m.this_month.reset()

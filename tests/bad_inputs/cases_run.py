@@ -435,4 +435,25 @@ _case(
     {"sw/manifest.json": '{"kind": "abm-sweep"}'},
 )
 
+# ----------------------------------------------------------------------------- policy levers
+# (every [policy] leaf is covered by the generated --set cases above; these are the cross-field rule
+# and keys that are not in the schema)
+_case(
+    "policy-last-resort-kind-reserved",
+    ["run", "--scenario", "s.toml"],
+    "buyers.kinds.last_resort",
+    {
+        "s.toml": 'extends = "baseline"\nname = "s"\n[policy]\nlast_resort_buyer = true\n'
+        "[buyers.kinds.last_resort]\ncount = 1\nmonthly_budget_usd = 1.0\n"
+        "absorption_mw_per_month = 1.0\nhurdle_rate = 0.1\nintegration_cost_usd_per_gpu = 1.0\n"
+        "liquid_cooling = true\nmax_perf = 1.0\ninstalled_units = 0\n"
+    },
+)
+_case(
+    "policy-unknown-lever",
+    ["run", "--set", "policy.lender_of_last_resort=true"],
+    "policy.lender_of_last_resort",
+)
+_case("policy-not-a-table", ["run", "--set", "policy=on"], "policy")
+
 assert len({c["id"] for c in CASES}) == len(CASES), "case ids must be unique"
