@@ -13,7 +13,7 @@ Usage (after the four sweeps)::
     for e in last_resort ltv_cap forbearance capital_buffer; do
         abm sweep experiments/policy_$e.toml
     done
-    python experiments/policy_table.py results/sweeps/policy_*  > policy_table.md
+    python experiments/policy_table.py > policy_table.md   # or: ... policy_table.py DIR [DIR ...]
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ from abm.sweep.intervals import interval_seed, mean_interval
 from abm.sweep.metrics import CATALOGUE, metric_bounds
 
 CONFIDENCE = 0.95
+# the four experiments, in the table's order (default folders: results/sweeps/<name>)
+EXPERIMENTS = (
+    "policy_last_resort",
+    "policy_ltv_cap",
+    "policy_forbearance",
+    "policy_capital_buffer",
+)
 # (metric, column title, scale, format)
 COLUMNS = (
     ("defaults_neocloud", "neocloud defaults", 1.0, "{:.2f}"),
@@ -90,9 +97,10 @@ def rows_of(folder: Path) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    folders = [Path(a) for a in argv] or sorted(Path("results/sweeps").glob("policy_*"))
-    if not folders:
-        print("no sweep folders given (and none under results/sweeps/policy_*)", file=sys.stderr)
+    folders = [Path(a) for a in argv] or [Path("results/sweeps") / name for name in EXPERIMENTS]
+    missing = [str(f) for f in folders if not (f / "runs.parquet").is_file()]
+    if missing:
+        print(f"no finished sweep in: {', '.join(missing)} (run abm sweep first)", file=sys.stderr)
         return 2
     header = ["lever", "setting", "runs", *(c[1] for c in COLUMNS)]
     print("| " + " | ".join(header) + " |")
