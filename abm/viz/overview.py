@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -26,8 +27,12 @@ STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
 FIRE_SALE_BAR = {"color": "0.6", "alpha": 0.35}
 NO_EVENT_TEXT = {"ha": "center", "va": "center", "fontsize": 11, "color": "0.35"}
 MARGINS = {"left": 0.06, "right": 0.94, "bottom": 0.06, "top": 0.92, "wspace": 0.3, "hspace": 0.25}
-RING_GAP = 1.25
-HEADROOM = 0.4  # share of a time panel's y span left free above the data for its legend  # outer ring radius / radius of the lending network's layout
+RING_GAP = 1.25  # outer ring radius / radius of the lending network's layout
+# Titles at the top of their axes (y = 1), where matplotlib's automatic placement puts them
+# anyway (no ticks on top); the automatic placement measures every tick label of the axes and
+# its twin to find that out (~10 % of the drawing time). The PNG is byte-identical either way
+FAST_LAYOUT = {"axes.titley": 1.0}
+HEADROOM = 0.4  # share of a time panel's y span left free above the data for its legend
 
 
 def _main_generations(ts, k: int = 3) -> list[str]:
@@ -53,6 +58,11 @@ def overview_figure(result, path: str | Path, seed: int = 0):
     ``defaults`` and ``network`` (``Axes.get_label``). Drawn outside pyplot, so writing it needs
     no backend and leaves the process's backend alone.
     """
+    with matplotlib.rc_context(FAST_LAYOUT):
+        return _overview(result, path, seed)
+
+
+def _overview(result, path, seed):
     ts = result.timeseries
     dates = month_dates(ts)
     run = SimpleNamespace(timeseries=ts, dates=dates)
