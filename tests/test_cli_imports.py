@@ -67,3 +67,27 @@ def test_the_lazy_package_attributes_resolve_to_the_model_and_results():
     assert {"run", "RunResult", "AIComputeCreditModel"} <= set(dir(abm))
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         abm.not_a_name  # noqa: B018
+
+
+def test_abm_run_draws_its_figure_without_pyplot(tmp_path):
+    """``abm run`` imports the model and matplotlib, but not pyplot (networkx's drawing helpers
+    import it; the overview draws its network with matplotlib collections instead)."""
+    out = tmp_path / "run"
+    probe = PROBE.replace(
+        "heavy = sorted(m for m in {heavy!r} if m in sys.modules)",
+        "heavy = sorted(m for m in ('mesa', 'matplotlib', 'matplotlib.pyplot') if m in sys.modules)",
+    ).format(argv=["run", "--months", "3", "--out", str(out)], heavy=HEAVY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    assert (out / "overview.png").is_file()
+    assert result["heavy"] == ["matplotlib", "mesa"]
