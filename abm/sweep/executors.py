@@ -1,4 +1,5 @@
-"""Executors of a sweep's runs: serially in this process, or on Dask (embedded or remote).
+"""Executors of a sweep's runs: serially in this process, or on Dask (embedded or remote); the
+forked-process executor is in :mod:`abm.sweep.processes`.
 
 Both yield ``(task, output)`` pairs as runs end; ``output`` is :func:`abm.sweep.tasks.run_task`'s
 (or :func:`failed_output`'s for a run whose worker process died on every attempt).
