@@ -153,3 +153,25 @@ def test_an_unreachable_scheduler_writes_nothing(tmp_path, capsys, monkeypatch):
     assert code == 2 and len(err) == 1
     assert err[0].startswith("abm: error: --scheduler: cannot reach a Dask scheduler")
     assert not out.exists()
+
+
+def _model_imported() -> bool:
+    return "abm.results" in sys.modules
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+@pytest.mark.slow  # starts two embedded clusters
+def test_embedded_workers_start_with_the_model_and_this_environment(monkeypatch):
+    """The embedded cluster's workers fork from a server that imported the model once (no
+    import on the first run), and see the environment of the moment the cluster starts, even
+    when an earlier cluster of this process started that server."""
+    from abm.sweep.executors import dask_client
+
+    with dask_client(1, None) as client:
+        assert client.submit(_model_imported, pure=False).result() is True
+    monkeypatch.setenv("ABM_TEST_MARKER", "second cluster")
+    with dask_client(1, None) as client:
+        assert client.submit(_env, "ABM_TEST_MARKER", pure=False).result() == "second cluster"
