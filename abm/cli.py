@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int("--workers"),
         default=None,
-        help="worker processes of the embedded Dask cluster (default: one per core)",
+        help="worker processes on this machine (processes, or the embedded Dask cluster; "
+        "default: one per core)",
     )
     sweep.add_argument(
         "--scheduler",
@@ -179,9 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--executor",
-        choices=("dask", "serial"),
-        default="dask",
-        help="dask (default) or serial: every run in this process, for debugging",
+        choices=("processes", "dask", "serial"),
+        default=None,
+        help="processes: workers forked from this process (the default on one machine, starts "
+        "in milliseconds); dask: a Dask cluster (the default with --scheduler, "
+        "$DASK_SCHEDULER_ADDRESS or --dashboard); serial: every run in this process, for debugging",
     )
     sweep.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
     sweep.add_argument(

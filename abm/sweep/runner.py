@@ -54,9 +54,10 @@ from abm.sweep.parts import (  # noqa: F401  (consolidate, PART_SUFFIX: re-expor
     finished_runs,
     runs_schema,
 )
+from abm.sweep.processes import run_on_processes
 from abm.sweep.tasks import STATUS_OK
 
-EXECUTORS = ("dask", "serial")
+EXECUTORS = ("processes", "dask", "serial")
 # Disk held during a session for the final manifest (abm.io's temp-file naming, so the sweep
 # folder check recognises a leftover one).
 RESERVE_NAME = ".manifest.json.reserve"
@@ -145,7 +146,7 @@ def _remove_created(out_dir: Path, created: list[Path]) -> None:
 def run_sweep(
     exp: Experiment,
     out_dir: str | Path,
-    executor: str = "dask",
+    executor: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     resume: bool = False,
@@ -155,8 +156,12 @@ def run_sweep(
 ) -> dict:
     """Run every missing run of ``exp`` into ``out_dir``; return the sweep's manifest.
 
-    ``executor`` is "dask" (an embedded LocalCluster with ``workers`` processes, or the scheduler
-    at ``scheduler`` / ``$DASK_SCHEDULER_ADDRESS``) or "serial" (in this process, for debugging).
+    ``executor`` is "processes" (``workers`` processes forked from this one,
+    :mod:`abm.sweep.processes`), "dask" (an embedded LocalCluster with ``workers`` processes, or
+    the scheduler at ``scheduler`` / ``$DASK_SCHEDULER_ADDRESS``) or "serial" (in this process, for
+    debugging). ``None`` (the default) means "dask" when a scheduler is given (argument or
+    environment) or ``dashboard`` is asked for, else "processes": on one machine forked workers
+    start in milliseconds, where the embedded Dask cluster takes seconds.
 
     Everything that can be checked is checked before anything is written (ConfigError): the
     options, the scheduler address's syntax, the destination; then the folder is created and
@@ -167,6 +172,9 @@ def run_sweep(
     still says is read as "interrupted" once the lock is free); the runs finished so far stay
     in ``parts/`` for ``resume``.
     """
+    if executor is None:
+        wants_dask = scheduler is not None or dashboard or os.environ.get("DASK_SCHEDULER_ADDRESS")
+        executor = "dask" if wants_dask else "processes"
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor: must be one of {list(EXECUTORS)}, got {executor!r}")
     if scheduler is not None:
@@ -175,6 +183,8 @@ def run_sweep(
         scheduler = check_scheduler_address(
             os.environ["DASK_SCHEDULER_ADDRESS"], "$DASK_SCHEDULER_ADDRESS"
         )
+    if executor == "processes" and scheduler is not None:
+        raise ConfigError("--scheduler: only with --executor dask (processes runs on this machine)")
     if executor == "serial":
         scheduler = None
     if dashboard and (executor != "dask" or scheduler):
@@ -207,7 +217,16 @@ def run_sweep(
                         _remove_created(out_dir, created)
                     raise
             return _session(
-                exp, out_dir, earlier, client, executor, workers, scheduler, retry_failed, progress
+                exp,
+                out_dir,
+                earlier,
+                client,
+                executor,
+                workers,
+                scheduler,
+                retry_failed,
+                progress,
+                private_fds=(lock.fd,),
             )
     finally:
         lock.release()
@@ -227,8 +246,10 @@ def _session(
     scheduler: str | None,
     retry_failed: bool,
     progress: bool,
+    private_fds: tuple[int, ...] = (),
 ) -> dict:
-    """One writing session of ``run_sweep``, with the lock held and the executor ready."""
+    """One writing session of ``run_sweep``, with the lock held and the executor ready;
+    ``private_fds`` (the lock) are closed in forked workers."""
     t0 = time.perf_counter()
     sessions = list((earlier or {}).get("sessions", []))
     if earlier is not None and earlier.get("status") == "running" and sessions:
@@ -290,6 +311,8 @@ def _session(
         with _sigterm_interrupts():
             if executor == "serial":
                 stream = run_serially(todo, exp.base_config)
+            elif executor == "processes":
+                stream = run_on_processes(todo, exp.base_config, workers, close_fds=private_fds)
             else:
                 stream = run_on_dask(todo, exp.base_config, client, manifest["fingerprint"][:10])
             with contextlib.closing(stream):  # an interrupt shuts the cluster down at once
