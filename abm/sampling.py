@@ -12,12 +12,15 @@ def weighted_sample(rng, p: np.ndarray, k: int) -> np.ndarray:
     against the renormalised cumulative sum, repeats redrawn with the found entries zeroed), without
     its argument checks, which cost more than the draw when it runs once per borrower.
     ``tests/test_books.py`` checks it against ``rng.choice``."""
-    if k <= 0 or np.count_nonzero(p > 0) < k:  # nothing to draw, or let NumPy raise its error
-        return rng.choice(len(p), size=k, replace=False, p=p)
-    if k == 1:  # one uniform, never a repeat
+    if k == 1:  # one uniform, never a repeat (the common case: checked by the cumulative sum)
         cdf = np.cumsum(p)
-        cdf /= cdf[-1]
-        return cdf.searchsorted(rng.random(1), side="right")
+        total = cdf[-1]
+        if total > 0 and np.isfinite(total) and p.min() >= 0:
+            cdf /= total
+            return cdf.searchsorted(rng.random(1), side="right")
+    if k <= 0 or np.count_nonzero(p > 0) < k or not np.isfinite(p).all():
+        # nothing to draw, or let NumPy raise its error
+        return rng.choice(len(p), size=k, replace=False, p=p)
     p = p.copy()  # zeroed below where drawn (the caller's array stays as it was)
     found = np.zeros(k, dtype=np.int64)
     n_found = 0
@@ -28,7 +31,7 @@ def weighted_sample(rng, p: np.ndarray, k: int) -> np.ndarray:
         cdf = np.cumsum(p)
         cdf /= cdf[-1]
         new = cdf.searchsorted(x, side="right")
-        if len(new) > 1:
+        if len(new) > 1 and len(set(new.tolist())) < len(new):  # repeats: keep first of each
             _, first = np.unique(new, return_index=True)
             first.sort()
             new = new.take(first)

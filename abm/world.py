@@ -112,7 +112,8 @@ def build_neoclouds(m, load: np.ndarray) -> None:
             (np.full(len(lot_gen), i), lot_gen, lot_units, lot_acquired, lot_loan, lot_lender)
         )
         fleet_value = float((lot_units * m.mark_market[lot_gen]).sum())
-        unsecured_usd = _uniform(rng, nc["unsecured_debt_to_fleet_value"], 1)[0] * fleet_value
+        # (a scalar uniform is the same draw as element 0 of a one-element array)
+        unsecured_usd = rng.uniform(*nc["unsecured_debt_to_fleet_value"]) * fleet_value
         if len(hy) and unsecured_usd > 0:
             picks = _choose_lenders(m, hy, min(2, len(hy)), load)
             for share, kind, coupon, seniority, lender in zip(
@@ -120,10 +121,10 @@ def build_neoclouds(m, load: np.ndarray) -> None:
                 (NOTE, CONVERT),
                 (nc["note_coupon"], nc["convert_coupon"]),
                 (SENIOR_UNSECURED, SUBORDINATED),
-                np.resize(picks, 2),
+                picks if len(picks) == 2 else np.resize(picks, 2),
                 strict=True,
             ):
-                maturity = int(round(_uniform(rng, nc["unsecured_months_left"], 1)[0]))
+                maturity = int(round(rng.uniform(*nc["unsecured_months_left"])))
                 unsecured.append(
                     row=next_loan,
                     lender=lender,
@@ -137,7 +138,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
                 )
                 next_loan += 1
                 load[lender] += 1
-        m.sga_share[i] = nc["sga_share_of_revenue"]
+    m.sga_share[m.neocloud_idx] = nc["sga_share_of_revenue"]
     if not chunks:
         return
     owner, gen, units, acquired, loan, lender = (
@@ -328,38 +329,40 @@ def build_miner_debt(m, load: np.ndarray) -> None:
         (CONVERT, mc["convert_share"], mc["convert_coupon"], SUBORDINATED),
         (NOTE, 1.0 - mc["convert_share"], mc["secured_coupon"], SENIOR_SECURED),
     )
-    for j, i in enumerate(m.miner_idx.tolist()):
-        assets = m.site_value_usd[i] + m.acct.btc[i] * price + m.acct.cash[i]
-        debt = leverage[j] * assets
-        for kind, share, coupon, seniority in tranches:
-            amount = share * debt
-            if amount > 0 and len(hy):
+    idx = m.miner_idx
+    # sizes from each miner's own balance sheet (elementwise: the same numbers miner by miner)
+    debt = leverage * (m.site_value_usd[idx] + m.acct.btc[idx] * price + m.acct.cash[idx])
+    amounts = [(share * debt).tolist() for _, share, _, _ in tranches]
+    pledged = mc["btc_loan_share"] * m.acct.btc[idx]
+    months_left = mc["debt_months_left"]
+    for j, i in enumerate(idx.tolist()):
+        for (kind, _, coupon, seniority), amount in zip(tranches, amounts, strict=True):
+            if amount[j] > 0 and len(hy):
                 lender = _choose_lenders(m, hy, 1, load)[0]
-                maturity = int(round(_uniform(rng, mc["debt_months_left"], 1)[0]))
+                maturity = int(round(rng.uniform(*months_left)))
                 loans.append(
                     lender=lender,
                     borrower=i,
                     kind=kind,
                     seniority=seniority,
-                    principal_usd=amount,
+                    principal_usd=amount[j],
                     fixed_rate=coupon,
                     maturity_month=maturity,
                     origination_month=-1,
                 )
                 load[lender] += 1
-        pledged = mc["btc_loan_share"] * m.acct.btc[i]
-        if pledged > 0 and len(crypto):
+        if pledged[j] > 0 and len(crypto):
             lender = _choose_lenders(m, crypto, 1, load)[0]
-            m.acct.btc[i] -= pledged
+            m.acct.btc[i] -= pledged[j]
             loans.append(
                 lender=lender,
                 borrower=i,
                 kind=BTC_LOAN,
                 seniority=SENIOR_SECURED,
-                principal_usd=mc["btc_loan_ltv"] * pledged * price,
+                principal_usd=mc["btc_loan_ltv"] * pledged[j] * price,
                 fixed_rate=mc["btc_loan_rate"],
                 maturity_month=int(rng.integers(1, 13)),
-                collateral_btc=pledged,
+                collateral_btc=pledged[j],
                 initial_ltv=mc["btc_loan_ltv"],
                 margin_call_ltv=mc["btc_margin_call_ltv"],
                 liquidation_ltv=mc["btc_liquidation_ltv"],
