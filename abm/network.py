@@ -18,8 +18,14 @@ def build_graph(m) -> nx.MultiDiGraph:
     g = nx.MultiDiGraph()
     g.add_nodes_from(range(m.n))
     loans = m.loans
-    for row in range(loans.n):
-        _add_loan(g, int(loans.lender[row]), int(loans.borrower[row]), row, int(loans.kind[row]))
+    if _CLEAR_CACHE is None:  # older networkx: one add_edge per loan
+        for row in range(loans.n):
+            _add_loan(
+                g, int(loans.lender[row]), int(loans.borrower[row]), row, int(loans.kind[row])
+            )
+    else:
+        _write_loan_edges(g, loans.lender, loans.borrower, np.arange(loans.n), loans.kind)
+        _CLEAR_CACHE(g)
     ls = m.leases
     m.lease_hosts, m.lease_tenants = {}, {}
     for row in range(ls.n):
@@ -63,13 +69,23 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
     """:func:`add_loan_edge` for each (lender, borrower, loan row), in order (arrays). The same graph
     and cell connections; Python ints throughout (no per-edge NumPy scalar conversions).
 
-    The edges are written straight into the graph's adjacency dicts, as ``MultiDiGraph.add_edge``
-    does for an explicit key between existing nodes (same key dicts, attribute dicts and insertion
-    order), with its cache clearing done once at the end instead of per edge."""
+    The edges are written straight into the graph's adjacency dicts (:func:`_write_loan_edges`),
+    with networkx's cache clearing done once at the end instead of per edge."""
     g, cells = m.graph, m.grid._cells
     if _CLEAR_CACHE is None or type(g) is not nx.MultiDiGraph:
         _add_loan_edges_slow(m, lenders, borrowers, rows)
         return
+    new_pairs = _write_loan_edges(g, lenders, borrowers, rows, m.loans.kind[rows])
+    _CLEAR_CACHE(g)
+    for lender, borrower in new_pairs:
+        cells[lender].connect(cells[borrower], borrower)
+
+
+def _write_loan_edges(g: nx.MultiDiGraph, lenders, borrowers, rows, kinds) -> dict:
+    """Write one loan edge per (lender, borrower, loan row, loan kind) into ``g``'s adjacency dicts,
+    as ``MultiDiGraph.add_edge`` does for an explicit key (same key dicts, attribute dicts and
+    insertion order; new nodes through ``add_edge`` itself). The caller clears networkx's cache.
+    Returns the (lender, borrower) pairs that had no edge before, in order of first appearance."""
     succ, pred = g._succ, g._pred
     key_dict, attr_dict = g.edge_key_dict_factory, g.edge_attr_dict_factory
     # a new key's attribute dict built in one go (same items, same order as attr_dict() + update)
@@ -79,7 +95,7 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
         np.asarray(lenders).tolist(),
         np.asarray(borrowers).tolist(),
         np.asarray(rows).tolist(),
-        m.loans.kind[rows].tolist(),
+        np.asarray(kinds).tolist(),
         strict=True,
     ):
         if lender not in succ or borrower not in succ:  # a new node: the general path
@@ -103,9 +119,7 @@ def add_loan_edges(m, lenders, borrowers, rows) -> None:
             datadict = attr_dict()
         datadict.update(edge_type=edge_type, loan_kind=LOAN_KIND_NAMES[kind])
         keydict[key] = datadict
-    _CLEAR_CACHE(g)
-    for lender, borrower in new_pairs:
-        cells[lender].connect(cells[borrower], borrower)
+    return new_pairs
 
 
 def refresh_graph(m) -> nx.MultiDiGraph:

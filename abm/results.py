@@ -77,13 +77,21 @@ class RunResult:
 
 
 def _panel_frame(model) -> pd.DataFrame:
-    data = np.vstack(model.panel_rows) if model.panel_rows else np.empty((0, len(PANEL_COLUMNS)))
-    df = pd.DataFrame(data, columns=list(PANEL_COLUMNS))
-    for col in ("month", "agent_id", "gpu_units"):
-        df[col] = df[col].astype(np.int64)
-    df["agent_type"] = np.array(TYPE_NAMES)[df["agent_type"].astype(int)]
-    df["status"] = np.array(STATUS_NAMES)[df["status"].astype(int)]
-    return df
+    """The agent panel (one row per agent and month, ``PANEL_COLUMNS``) from the model's monthly
+    slices. Built column by column (no stacked copy of the whole panel), with the type and status
+    names as references to one string each (not one string object per row): at 100,000 agents and
+    60 months the panel has 6 M rows, and those two copies cost gigabytes."""
+    rows = model.panel_rows
+    columns = {}
+    for j, name in enumerate(PANEL_COLUMNS):
+        col = np.concatenate([p[:, j] for p in rows]) if rows else np.empty(0)
+        if name in ("month", "agent_id", "gpu_units"):
+            col = col.astype(np.int64)
+        elif name in ("agent_type", "status"):
+            names = TYPE_NAMES if name == "agent_type" else STATUS_NAMES
+            col = np.array(names, dtype=object)[col.astype(int)]
+        columns[name] = col
+    return pd.DataFrame(columns)
 
 
 def release_model(model) -> None:

@@ -3,12 +3,20 @@
 All draws use the model's seeded generator. Balance sheets are built so that every loan is one lender's
 asset and one borrower's liability, lenders are funded by equity, outside funders and other lenders,
 and loans start within their covenants at current marks (they describe the 2025 stock, already seasoned).
+
+Speed at scale: draws are made borrower by borrower in a fixed order (a lender's choice depends on
+the load left by earlier borrowers), but rows are collected and written with one ``add`` per book,
+term sheets are computed over all loans at once with the same floating-point operations in the
+same order, and per-borrower sums avoid scans of whole books, so build time grows linearly with
+agents and a seed's world is the one the row-by-row code built. (Slightly over ~450 lines: the
+build functions are kept in one module so the order of a world's draws reads in one place.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from abm.finance.book import PendingRows, sums_by_key
 from abm.finance.instruments import (
     BTC_LOAN,
     CONVERT,
@@ -19,6 +27,7 @@ from abm.finance.instruments import (
     SENIOR_UNSECURED,
     SUBORDINATED,
 )
+from abm.sampling import weighted_sample
 
 GPU_LENDER_KINDS = ("bank", "private_credit", "vendor_finance")
 
@@ -42,7 +51,7 @@ def _choose_lenders(m, candidates: np.ndarray, k: int, load: np.ndarray) -> np.n
     else:
         conc = m.cfg["lenders"]["size_concentration"]
         weights = (m.lender_size_weight[candidates] * (1.0 + load[candidates])) ** conc
-    return m.rng.choice(candidates, size=k, replace=False, p=weights / weights.sum())
+    return candidates[weighted_sample(m.rng, weights / weights.sum(), k)]
 
 
 def lenders_of_kind(m, kinds) -> np.ndarray:
@@ -51,107 +60,153 @@ def lenders_of_kind(m, kinds) -> np.ndarray:
 
 
 def build_neoclouds(m, load: np.ndarray) -> None:
+    """Neoclouds' GPU fleets, the GPU term loans financing them and their unsecured notes/converts.
+
+    The draws are made one neocloud at a time, in a fixed order (lender choice depends on the load
+    left by earlier ones). Each neocloud's lots are split between its lenders in one array step, and
+    the rows of all neoclouds are written to the books in one ``add`` per book, in drawing order
+    (GPU loans then notes per neocloud); the loan terms are computed over all GPU loans at once
+    (:func:`_gpu_term_loans`: the per-loan rule's IEEE operations in the same order)."""
     cfg, rng = m.cfg, m.rng
-    seasoned_share = cfg["lenders"]["initial_ltv_headroom_share"]
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
     mix = mix / mix.sum()
     gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
     hy = lenders_of_kind(m, ("hy_fund",))
-    for i in m.neocloud_idx:
+    per_borrower = cfg["lenders"]["lenders_per_borrower"]
+    k_lo, k_hi = int(per_borrower[0]), int(per_borrower[1]) + 1
+    cost_by_gen = m.list_price * cfg["compute"]["all_in_cost_multiplier"]
+    first_month = [max(int(r), -36) for r in m.release_month]
+    next_loan = m.loans.n
+    # per neocloud, arrays of its lots in row order: owner, generation, units, month acquired,
+    # pledged loan row (-1 free) and lender (-1 none)
+    chunks: list[tuple[np.ndarray, ...]] = []
+    unsecured = PendingRows(m.loans)
+    for i in m.neocloud_idx.tolist():
         fleet = _log_uniform(rng, nc["fleet_units"], 1)[0]
         units_by_gen = np.round(fleet * mix).astype(np.int64)
-        k = int(
-            rng.integers(
-                int(cfg["lenders"]["lenders_per_borrower"][0]),
-                int(cfg["lenders"]["lenders_per_borrower"][1]) + 1,
-            )
-        )
+        k = int(rng.integers(k_lo, k_hi))
         lenders = _choose_lenders(m, gpu_lenders, k, load) if len(gpu_lenders) else np.empty(0, int)
         weights = rng.dirichlet(np.ones(len(lenders))) if len(lenders) else np.ones(1)
-        tenor = nc["gpu_loan_tenor_months"]
-        for g in np.flatnonzero(units_by_gen):
-            first = max(int(m.release_month[g]), -36)
-            acquired = int(rng.integers(first, 0)) if first < 0 else 0
-            cost = m.list_price[g] * cfg["compute"]["all_in_cost_multiplier"]
-            if len(lenders) == 0:
-                m.lots.add(
-                    owner=i,
-                    gen=g,
-                    units=units_by_gen[g],
-                    acquired_month=acquired,
-                    cost_usd_per_unit=cost,
-                )
-                continue
-            split = np.floor(units_by_gen[g] * weights).astype(np.int64)
-            split[0] += units_by_gen[g] - split.sum()
-            for lender, u in zip(lenders, split, strict=True):
-                if u <= 0:
-                    continue
-                # a delayed-draw term loan drawn at purchase: origination LTV on cost, straight-line
-                # amortisation since; its covenant sits the lender's headroom above where it starts
-                months_left = max(tenor + acquired, 6)
-                mark = m.mark_appraisal[g] if not m.market_policy[lender] else m.mark_market[g]
-                headroom = m.lk["covenant_headroom"][lender]
-                orig_ltv = m.lk["origination_ltv"][lender]
-                principal = orig_ltv * cost * u * months_left / tenor
-                # a loan still performing in 2025 has been kept within its covenant by earlier cures
-                # and paydowns: at most halfway into its headroom at today's marks
-                principal = min(principal, (orig_ltv + seasoned_share * headroom) * u * mark)
-                ltv_now = principal / max(u * mark, 1.0)
-                loan = m.loans.add(
-                    lender=lender,
-                    borrower=i,
-                    kind=GPU_TERM,
-                    seniority=SENIOR_SECURED,
-                    principal_usd=principal,
-                    spread=m.lk["loan_spread"][lender],
-                    floating=True,
-                    amort_usd_per_month=principal / months_left,
-                    maturity_month=months_left,
-                    max_ltv=max(
-                        m.lk["origination_ltv"][lender] + headroom, ltv_now * (1.0 + headroom)
-                    ),
-                    min_coverage=m.lk["min_coverage"][lender],
-                    cure_months=m.lk["cure_months"][lender],
-                    initial_ltv=ltv_now,
-                    origination_month=acquired,
-                )[0]
-                m.lots.add(
-                    owner=i,
-                    gen=g,
-                    units=u,
-                    acquired_month=acquired,
-                    cost_usd_per_unit=cost,
-                    loan=loan,
-                )
-                load[lender] += 1
-        lots_i = np.flatnonzero(m.lots.owner == i)
-        fleet_value = float((m.lots.units[lots_i] * m.mark_market[m.lots.gen[lots_i]]).sum())
-        unsecured = _uniform(rng, nc["unsecured_debt_to_fleet_value"], 1)[0] * fleet_value
-        if len(hy) and unsecured > 0:
+        gens = np.flatnonzero(units_by_gen)
+        acquired = np.array(
+            [int(rng.integers(first_month[g], 0)) if first_month[g] < 0 else 0 for g in gens],
+            dtype=np.int64,
+        )
+        units = units_by_gen[gens]
+        if len(lenders) == 0:
+            lot_gen, lot_units, lot_acquired = gens, units, acquired
+            lot_lender = lot_loan = np.full(len(gens), -1, dtype=np.int64)
+        else:
+            # each generation's GPUs split between the lenders by the drawn weights (remainder to
+            # the first); one lot and one delayed-draw term loan per (generation, lender) with GPUs
+            split = np.floor(units[:, None] * weights).astype(np.int64)
+            split[:, 0] += units - split.sum(axis=1)
+            at_gen, at_lender = np.nonzero(split > 0)
+            lot_gen, lot_units = gens[at_gen], split[at_gen, at_lender]
+            lot_acquired, lot_lender = acquired[at_gen], lenders[at_lender]
+            lot_loan = np.arange(next_loan, next_loan + len(lot_gen), dtype=np.int64)
+            next_loan += len(lot_gen)
+            np.add.at(load, lot_lender, 1.0)
+        chunks.append(
+            (np.full(len(lot_gen), i), lot_gen, lot_units, lot_acquired, lot_loan, lot_lender)
+        )
+        fleet_value = float((lot_units * m.mark_market[lot_gen]).sum())
+        # (a scalar uniform is the same draw as element 0 of a one-element array)
+        unsecured_usd = rng.uniform(*nc["unsecured_debt_to_fleet_value"]) * fleet_value
+        if len(hy) and unsecured_usd > 0:
             picks = _choose_lenders(m, hy, min(2, len(hy)), load)
             for share, kind, coupon, seniority, lender in zip(
                 (0.6, 0.4),
                 (NOTE, CONVERT),
                 (nc["note_coupon"], nc["convert_coupon"]),
                 (SENIOR_UNSECURED, SUBORDINATED),
-                np.resize(picks, 2),
+                picks if len(picks) == 2 else np.resize(picks, 2),
                 strict=True,
             ):
-                maturity = int(round(_uniform(rng, nc["unsecured_months_left"], 1)[0]))
-                m.loans.add(
+                maturity = int(round(rng.uniform(*nc["unsecured_months_left"])))
+                unsecured.append(
+                    row=next_loan,
                     lender=lender,
                     borrower=i,
                     kind=kind,
                     seniority=seniority,
-                    principal_usd=share * unsecured,
+                    principal_usd=share * unsecured_usd,
                     fixed_rate=coupon,
                     maturity_month=maturity,
                     origination_month=-1,
                 )
+                next_loan += 1
                 load[lender] += 1
-        m.sga_share[i] = nc["sga_share_of_revenue"]
+    m.sga_share[m.neocloud_idx] = nc["sga_share_of_revenue"]
+    if not chunks:
+        return
+    owner, gen, units, acquired, loan, lender = (
+        np.concatenate(c) for c in zip(*chunks, strict=True)
+    )
+    m.lots.add(
+        owner=owner,
+        gen=gen,
+        units=units,
+        acquired_month=acquired,
+        cost_usd_per_unit=cost_by_gen[gen],
+        loan=loan,
+    )
+    first_loan = m.loans.n
+    if next_loan > first_loan:
+        columns = unsecured.columns(next_loan - first_loan, first_loan)
+        pledged = loan >= 0
+        _gpu_term_loans(
+            m,
+            columns,
+            loan[pledged] - first_loan,
+            lender[pledged],
+            owner[pledged],
+            gen[pledged],
+            units[pledged],
+            acquired[pledged],
+            cost_by_gen,
+        )
+        m.loans.add(**columns)
+
+
+def _gpu_term_loans(m, columns, at, lender, borrower, gen, units, acquired, cost_by_gen) -> None:
+    """Write the terms of the neoclouds' GPU term loans into the loan ``columns`` at positions
+    ``at`` (arrays aligned with ``at``: lender, borrower, generation, GPUs, month acquired),
+    vectorised with the per-loan rule's operations in order (so the same bits as one at a time).
+
+    A delayed-draw term loan drawn at purchase: origination LTV on cost, straight-line amortisation
+    since; its covenant sits the lender's headroom above where it starts. A loan still performing in
+    2025 has been kept within its covenant by earlier cures and paydowns: at most
+    ``initial_ltv_headroom_share`` of the way into its headroom at today's marks."""
+    tenor = m.cfg["neoclouds"]["gpu_loan_tenor_months"]
+    seasoned_share = m.cfg["lenders"]["initial_ltv_headroom_share"]
+    lk = m.lk
+    months_left = np.maximum(tenor + acquired, 6)
+    mark = np.where(m.market_policy[lender], m.mark_market[gen], m.mark_appraisal[gen])
+    headroom = lk["covenant_headroom"][lender]
+    orig_ltv = lk["origination_ltv"][lender]
+    principal = orig_ltv * cost_by_gen[gen] * units * months_left / tenor
+    principal = np.minimum(principal, (orig_ltv + seasoned_share * headroom) * units * mark)
+    ltv_now = principal / np.maximum(units * mark, 1.0)
+    values = {
+        "lender": lender,
+        "borrower": borrower,
+        "kind": GPU_TERM,
+        "seniority": SENIOR_SECURED,
+        "principal_usd": principal,
+        "spread": lk["loan_spread"][lender],
+        "floating": True,
+        "amort_usd_per_month": principal / months_left,
+        "maturity_month": months_left,
+        "max_ltv": np.maximum(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
+        "min_coverage": lk["min_coverage"][lender],
+        "cure_months": lk["cure_months"][lender],
+        "initial_ltv": ltv_now,
+        "origination_month": acquired,
+    }
+    for name, value in values.items():
+        columns[name][at] = value
 
 
 def build_contracts(m) -> None:
@@ -159,45 +214,55 @@ def build_contracts(m) -> None:
 
     Each neocloud is assigned one of ``neoclouds.anchor_customers`` named anchor customers (drawn
     uniformly) holding ``anchor_customer_share`` of its contracted GPUs; the rest is split between
-    investment-grade and other small customers by ``ig_customer_share``."""
+    investment-grade and other small customers by ``ig_customer_share``. Contracts are ordered by
+    neocloud, generation, then anchor / investment-grade / other, and each draws its months left
+    in that order (all at once: the same draws as one at a time)."""
     cfg, rng = m.cfg, m.rng
     c = cfg["compute"]
     tenor = c["contract_tenor_months"]
     nc = cfg["neoclouds"]
-    k = len(m.neocloud_idx)
-    m.contracted_share[m.neocloud_idx] = _uniform(rng, nc["contracted_share"], k)
-    m.ig_share[m.neocloud_idx] = _uniform(rng, nc["ig_customer_share"], k)
-    m.anchor_of[m.neocloud_idx] = rng.integers(0, nc["anchor_customers"], k)
-    m.anchor_share[m.neocloud_idx] = _uniform(rng, nc["anchor_customer_share"], k)
-    for i in m.neocloud_idx:
-        lots_i = np.flatnonzero(m.lots.owner == i)
-        units = np.bincount(m.lots.gen[lots_i], weights=m.lots.units[lots_i], minlength=m.G)
-        for g in np.flatnonzero(units):
-            contracted = int(round(units[g] * m.contracted_share[i]))
-            anchor = int(round(contracted * m.anchor_share[i]))
-            ig = int(round((contracted - anchor) * m.ig_share[i]))
-            for n_units, is_ig, anchor_id in (
-                (anchor, False, int(m.anchor_of[i])),
-                (ig, True, -1),
-                (contracted - anchor - ig, False, -1),
-            ):
-                if n_units <= 0:
-                    continue
-                left = int(rng.integers(1, tenor + 1))
-                rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
-                monthly = n_units * rent * c["hours_per_month"]
-                m.contracts.add(
-                    provider=i,
-                    gen=g,
-                    units=n_units,
-                    rent_per_gpu_hour=rent,
-                    end_month=left,
-                    take_or_pay_share=c["take_or_pay_share"],
-                    prepaid_usd=c["prepayment_share"] * monthly * left,
-                    prepay_release_share=c["prepayment_share"],
-                    investment_grade=is_ig,
-                    anchor=anchor_id,
-                )
+    idx = m.neocloud_idx
+    k = len(idx)
+    m.contracted_share[idx] = _uniform(rng, nc["contracted_share"], k)
+    m.ig_share[idx] = _uniform(rng, nc["ig_customer_share"], k)
+    m.anchor_of[idx] = rng.integers(0, nc["anchor_customers"], k)
+    m.anchor_share[idx] = _uniform(rng, nc["anchor_customer_share"], k)
+    if k == 0:
+        return
+    # GPUs per (neocloud, generation); integer counts, so the float sums are exact
+    lots = m.lots
+    slot = np.full(m.n, -1, dtype=np.int64)
+    slot[idx] = np.arange(k)
+    owned = slot[lots.owner] >= 0
+    units = np.bincount(
+        slot[lots.owner[owned]] * m.G + lots.gen[owned],
+        weights=lots.units[owned],
+        minlength=k * m.G,
+    ).reshape(k, m.G)
+    # Python's round on a float is round-half-to-even, as np.rint
+    contracted = np.rint(units * m.contracted_share[idx][:, None])
+    anchor = np.rint(contracted * m.anchor_share[idx][:, None])
+    ig = np.rint((contracted - anchor) * m.ig_share[idx][:, None])
+    n_units = np.stack((anchor, ig, contracted - anchor - ig), axis=2).astype(np.int64)
+    provider, gen, grade = np.nonzero(n_units > 0)  # C order: neocloud, generation, grade
+    n_units = n_units[provider, gen, grade]
+    if len(n_units) == 0:
+        return
+    left = rng.integers(1, tenor + 1, len(n_units))
+    rent = m.compute.rent_spot[gen] * (1.0 + c["contract_premium"])
+    monthly = n_units * rent * c["hours_per_month"]
+    m.contracts.add(
+        provider=idx[provider],
+        gen=gen,
+        units=n_units,
+        rent_per_gpu_hour=rent,
+        end_month=left,
+        take_or_pay_share=c["take_or_pay_share"],
+        prepaid_usd=c["prepayment_share"] * monthly * left,
+        prepay_release_share=c["prepayment_share"],
+        investment_grade=grade == 1,
+        anchor=np.where(grade == 0, m.anchor_of[idx][provider], -1),
+    )
 
 
 def build_miners(m, load: np.ndarray) -> None:
@@ -249,7 +314,9 @@ def match_cumulative(needs: np.ndarray, supplies: np.ndarray):
 
 
 def build_miner_debt(m, load: np.ndarray) -> None:
-    """Notes and converts sized to each miner's assets; BTC-backed loans on part of the treasury."""
+    """Notes and converts sized to each miner's assets; BTC-backed loans on part of the treasury.
+
+    Drawn one miner at a time (lender choice depends on earlier load), written in one ``add``."""
     cfg, rng = m.cfg, m.rng
     mc = cfg["miners"]
     n = len(m.miner_idx)
@@ -257,41 +324,45 @@ def build_miner_debt(m, load: np.ndarray) -> None:
     hy = lenders_of_kind(m, ("hy_fund",))
     price = m.crypto.price_usd
     leverage = _uniform(rng, mc["debt_to_assets"], n)
-    for j, i in enumerate(m.miner_idx):
-        assets = m.site_value_usd[i] + m.acct.btc[i] * price + m.acct.cash[i]
-        debt = leverage[j] * assets
-        for kind, share, coupon, seniority in (
-            (CONVERT, mc["convert_share"], mc["convert_coupon"], SUBORDINATED),
-            (NOTE, 1.0 - mc["convert_share"], mc["secured_coupon"], SENIOR_SECURED),
-        ):
-            amount = share * debt
-            if amount > 0 and len(hy):
+    loans = PendingRows(m.loans)
+    tranches = (
+        (CONVERT, mc["convert_share"], mc["convert_coupon"], SUBORDINATED),
+        (NOTE, 1.0 - mc["convert_share"], mc["secured_coupon"], SENIOR_SECURED),
+    )
+    idx = m.miner_idx
+    # sizes from each miner's own balance sheet (elementwise: the same numbers miner by miner)
+    debt = leverage * (m.site_value_usd[idx] + m.acct.btc[idx] * price + m.acct.cash[idx])
+    amounts = [(share * debt).tolist() for _, share, _, _ in tranches]
+    pledged = mc["btc_loan_share"] * m.acct.btc[idx]
+    months_left = mc["debt_months_left"]
+    for j, i in enumerate(idx.tolist()):
+        for (kind, _, coupon, seniority), amount in zip(tranches, amounts, strict=True):
+            if amount[j] > 0 and len(hy):
                 lender = _choose_lenders(m, hy, 1, load)[0]
-                maturity = int(round(_uniform(rng, mc["debt_months_left"], 1)[0]))
-                m.loans.add(
+                maturity = int(round(rng.uniform(*months_left)))
+                loans.append(
                     lender=lender,
                     borrower=i,
                     kind=kind,
                     seniority=seniority,
-                    principal_usd=amount,
+                    principal_usd=amount[j],
                     fixed_rate=coupon,
                     maturity_month=maturity,
                     origination_month=-1,
                 )
                 load[lender] += 1
-        pledged = mc["btc_loan_share"] * m.acct.btc[i]
-        if pledged > 0 and len(crypto):
+        if pledged[j] > 0 and len(crypto):
             lender = _choose_lenders(m, crypto, 1, load)[0]
-            m.acct.btc[i] -= pledged
-            m.loans.add(
+            m.acct.btc[i] -= pledged[j]
+            loans.append(
                 lender=lender,
                 borrower=i,
                 kind=BTC_LOAN,
                 seniority=SENIOR_SECURED,
-                principal_usd=mc["btc_loan_ltv"] * pledged * price,
+                principal_usd=mc["btc_loan_ltv"] * pledged[j] * price,
                 fixed_rate=mc["btc_loan_rate"],
                 maturity_month=int(rng.integers(1, 13)),
-                collateral_btc=pledged,
+                collateral_btc=pledged[j],
                 initial_ltv=mc["btc_loan_ltv"],
                 margin_call_ltv=mc["btc_margin_call_ltv"],
                 liquidation_ltv=mc["btc_liquidation_ltv"],
@@ -299,14 +370,19 @@ def build_miner_debt(m, load: np.ndarray) -> None:
                 origination_month=-1,
             )
             load[lender] += 1
+    loans.flush()
+
+
+def _it_kw_by_neocloud(m) -> np.ndarray:
+    """IT power of each neocloud's GPUs (kW, aligned with ``neocloud_idx``), as ``m.it_kw_of``."""
+    lots = m.lots
+    return sums_by_key(lots.units * m.kw[lots.gen], lots.owner, m.neocloud_idx)
 
 
 def build_leases(m) -> None:
     """Neoclouds' hosted share of power is leased from miners' AI-hosting MW; the rest is colocation."""
     cfg = m.cfg
-    needs_mw = np.array(
-        [cfg["neoclouds"]["hosted_share"] * m.it_kw_of(i) / 1000.0 for i in m.neocloud_idx]
-    )
+    needs_mw = cfg["neoclouds"]["hosted_share"] * _it_kw_by_neocloud(m) / 1000.0
     tenants, hosts, mw = match_cumulative(needs_mw, m.hosting_mw[m.miner_idx])
     tenor = cfg["miners"]["lease_months"]
     if len(mw):
@@ -350,20 +426,16 @@ def initial_cash_for_borrowers(m) -> None:
     """Neoclouds hold ``cash_months`` of operating costs and debt service."""
     c = m.cfg["compute"]
     months = _uniform(m.rng, m.cfg["neoclouds"]["cash_months"], len(m.neocloud_idx))
-    for j, i in enumerate(m.neocloud_idx):
-        kw = m.it_kw_of(i)
-        opex = kw * (
-            c["pue"] * c["power_price_usd_per_kwh"] * c["hours_per_month"]
-            + c["colo_usd_per_kw_month"]
-        )
-        mine = m.loans.borrower == i
-        service = float(
-            (
-                m.loans.principal_usd[mine] * (m.base_rate + 0.08) / 12
-                + m.loans.amort_usd_per_month[mine]
-            ).sum()
-        )
-        m.acct.cash[i] = months[j] * (opex + service)
+    opex = _it_kw_by_neocloud(m) * (
+        c["pue"] * c["power_price_usd_per_kwh"] * c["hours_per_month"] + c["colo_usd_per_kw_month"]
+    )
+    loans = m.loans
+    service = sums_by_key(
+        loans.principal_usd * (m.base_rate + 0.08) / 12 + loans.amort_usd_per_month,
+        loans.borrower,
+        m.neocloud_idx,
+    )
+    m.acct.cash[m.neocloud_idx] = months * (opex + service)
 
 
 def build_lender_funding(m, load: np.ndarray) -> None:
@@ -377,9 +449,13 @@ def build_lender_funding(m, load: np.ndarray) -> None:
     lc = m.cfg["lenders"]
     banks = lenders_of_kind(m, ("bank",))
     bank_set = set(banks.tolist())
-    order = [i for i in m.lender_idx if i not in bank_set] + list(banks)
+    order = [i for i in m.lender_idx.tolist() if i not in bank_set] + banks.tolist()
+    # each lender's loan assets: the loans so far, then each interbank loan as it is written (the
+    # order bincount would add them in, so the same sums as a bincount over the book at each turn)
+    assets_of = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)
+    interbank_loans = PendingRows(loans)
     for i in order:
-        assets_loans = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)[i]
+        assets_loans = assets_of[i]
         cash = lc["initial_cash_share_of_loans"] * assets_loans + lc["initial_cash_floor_usd"]
         debt = (1.0 - m.lk["capital_ratio"][i]) * (assets_loans + cash)
         m.acct.cash[i] = cash
@@ -392,7 +468,7 @@ def build_lender_funding(m, load: np.ndarray) -> None:
             if not m.cfg["channels"]["funding"]:
                 interbank = 0.0
             else:
-                m.loans.add(
+                interbank_loans.append(
                     lender=funder,
                     borrower=i,
                     kind=INTERBANK,
@@ -403,4 +479,6 @@ def build_lender_funding(m, load: np.ndarray) -> None:
                     maturity_month=10_000,
                     origination_month=-1,
                 )
+                assets_of[funder] += interbank
         m.outside_funding_usd[i] = debt - interbank
+    interbank_loans.flush()

@@ -177,3 +177,59 @@ def test_the_radix_sort_by_borrower_then_value_equals_lexsort(n_agents, size, se
     np.testing.assert_array_equal(
         _by_borrower_then_value(borrower, value, n_agents), np.lexsort((value, borrower))
     )
+
+
+# ----------------------------------------------------------------------------- bulk world building
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    weights=st.lists(st.floats(1e-6, 1e3), min_size=1, max_size=60),
+    k=st.integers(0, 6),
+)
+def test_weighted_sample_makes_the_draws_of_generator_choice(seed, weights, k):
+    """abm.sampling.weighted_sample returns what rng.choice(replace=False, p) returns and leaves the
+    generator in the same state (the world's draws, and every later draw, are unchanged)."""
+    from abm.sampling import weighted_sample
+
+    p = np.array(weights) / np.sum(weights)
+    k = min(k, len(p))
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    expected = a.choice(len(p), size=k, replace=False, p=p)
+    got = weighted_sample(b, p.copy(), k)
+    assert got.tolist() == expected.tolist()
+    assert a.random() == b.random()
+
+
+def test_sums_by_key_equal_masked_sums_bit_for_bit():
+    from abm.finance.book import sums_by_key
+
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(10, 3, 5000)
+    key = rng.integers(0, 300, 5000)
+    keys = np.arange(-1, 301)  # -1 and 300: no rows, sum 0.0
+    expected = [float(values[key == k].sum()) for k in keys]
+    assert sums_by_key(values, key, keys).tolist() == expected
+
+
+def test_pending_rows_write_the_rows_of_one_add_per_row():
+    """PendingRows collects rows (cells not given take the column's fill) and adds them at once:
+    the same book as adding them one at a time."""
+    from abm.finance.book import PendingRows
+    from abm.finance.instruments import LoanBook
+
+    rows = [
+        {"lender": 5, "borrower": 1, "principal_usd": 1.5, "floating": True},
+        {"lender": 6, "borrower": 2, "fixed_rate": 0.07, "max_ltv": 0.8},
+        {"lender": 5, "borrower": 1, "collateral_btc": 3.0},
+    ]
+    one_by_one, bulk = LoanBook(4), LoanBook(4)
+    pending = PendingRows(bulk)
+    for row in rows:
+        one_by_one.add(**row)
+        pending.append(**row)
+    pending.flush()
+    for name in LoanBook.COLUMNS:
+        assert getattr(bulk, name).tolist() == getattr(one_by_one, name).tolist(), name
+    assert bulk.rows_of_borrower(1).tolist() == [0, 2]

@@ -76,6 +76,61 @@ class Book:
         return np.arange(start, start + count)
 
 
+class PendingRows:
+    """Rows bound for one book, collected one at a time and written with a single ``add``.
+
+    ``append`` takes the book's columns as keywords (cells not given take the column's fill
+    value); ``columns`` returns the full column arrays, ``flush`` adds them to the book."""
+
+    def __init__(self, book) -> None:
+        self.book = book
+        self.n = 0
+        self._cells: dict[str, tuple[list, list]] = {}  # column -> (row positions, values)
+
+    def append(self, **values) -> None:
+        """Collect one row. An optional ``row`` keyword is the book row it will take, counted over
+        the rows of :meth:`columns` (other rows may be written there by the caller)."""
+        for name, value in values.items():
+            cell = self._cells.get(name)
+            if cell is None:
+                cell = self._cells[name] = ([], [])
+            cell[0].append(self.n)
+            cell[1].append(value)
+        self.n += 1
+
+    def columns(self, n: int | None = None, first_row: int = 0) -> dict[str, np.ndarray]:
+        """Every column of the book over ``n`` rows (default: the rows collected), fill values
+        where not given; collected rows sit at their ``row`` keyword minus ``first_row`` when given,
+        else in collection order."""
+        n = self.n if n is None else n
+        at = self._cells.pop("row", None)
+        pos = np.asarray(at[1], dtype=np.int64) - first_row if at is not None else None
+        out = {}
+        for name, (dtype, fill) in self.book.COLUMNS.items():
+            out[name] = column = np.full(n, fill, dtype=dtype)
+            cell = self._cells.get(name)
+            if cell is not None:
+                rows = np.asarray(cell[0], dtype=np.int64)
+                column[rows if pos is None else pos[rows]] = cell[1]
+        return out
+
+    def flush(self) -> None:
+        """Add the collected rows to the book (nothing when none were collected)."""
+        if self.n:
+            self.book.add(**self.columns())
+
+
+def sums_by_key(values: np.ndarray, key: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``values[key == k].sum()`` for each ``k`` in ``keys`` (a float array aligned with ``keys``),
+    bit for bit: each key's rows are summed by NumPy in row order (a stable sort keeps it), without
+    a scan of all rows per key (``np.bincount`` would add in another order)."""
+    order = np.argsort(key, kind="stable")
+    sorted_key, sorted_values = key[order], values[order]
+    lo = np.searchsorted(sorted_key, keys, side="left").tolist()
+    hi = np.searchsorted(sorted_key, keys, side="right").tolist()
+    return np.array([sorted_values[a:b].sum() for a, b in zip(lo, hi, strict=True)], dtype=float)
+
+
 def _index_rows(index: dict[int, list[int]], keys, rows: np.ndarray) -> None:
     """Append each new row to its key's list in ``index`` (rows ascending); negative keys skipped."""
     for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
