@@ -127,6 +127,11 @@ def replicate_table(frames: dict[str, pd.DataFrame], metric: str) -> pd.DataFram
     return table.dropna()
 
 
+def _number(value: float, fmt: str) -> str:
+    """``value`` in ``fmt`` (two decimals), with -0.00 written as 0.00."""
+    return fmt.format(round(value, 2) + 0.0)
+
+
 def interval_text(x: np.ndarray, seed: np.random.SeedSequence, scale: float, fmt: str) -> str:
     """ "mean [low, high]" of the per-replicate values ``x`` (95 % bootstrap; no interval below
     ``MIN_REPLICATES`` replicates, as ``abm analyze``)."""
@@ -134,9 +139,9 @@ def interval_text(x: np.ndarray, seed: np.random.SeedSequence, scale: float, fmt
     if len(x) == 0:
         return "-"
     lo, hi, _ = mean_interval(x, "continuous", CONFIDENCE, seed)
-    text = fmt.format(x.mean() * scale)
+    text = _number(x.mean() * scale, fmt)
     if np.isfinite(lo):
-        text += f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
+        text += f" [{_number(lo * scale, fmt)}, {_number(hi * scale, fmt)}]"
     return text
 
 
@@ -166,8 +171,9 @@ def share_text(share: tuple[float, float, float]) -> str:
     ratio, lo, hi = share
     if not np.isfinite(ratio):
         return "-"
-    text = f"{100 * ratio:.0f} %"
-    return text + (f" [{100 * lo:.0f}, {100 * hi:.0f}]" if np.isfinite(lo) else "")
+    # round() gives ints, so a share of -0.3 % reads 0, not -0
+    text = f"{round(100 * ratio)} %"
+    return text + (f" [{round(100 * lo)}, {round(100 * hi)}]" if np.isfinite(lo) else "")
 
 
 def total_defaults(frame: pd.DataFrame) -> pd.DataFrame:
