@@ -291,7 +291,7 @@ def table_lines(runs: pd.DataFrame, design: dict, columns: dict[str, str]) -> li
             for m in share_metrics
         ]
         for m in share_metrics:
-            cells.append(shapley_share(shapley[m], frames["on"], m, label, seed, 3000 + i))
+            cells.append(shapley_share(shapley[m], frames["on"], m, label, seed, 2000 + i))
         name = f"`{label}`" if label in switches else label
         lines.append("| " + " | ".join([name, *cells]) + " |")
     lines += ["", *level_lines(frames["on"], frames["off"], seed)]
