@@ -37,6 +37,10 @@ EVENTS: tuple[str, ...] = (
     "write_off",
     "lease_terminated",
     "conversion_start",
+    # finite lender funding (abm/finance/funding.py)
+    "redemption",
+    "depositor_run",
+    "funding_margin_call",
 )
 #: Causes of a default (column ``cause`` of a ``default`` event; other events may carry one too).
 CAUSES: tuple[str, ...] = (
@@ -47,6 +51,12 @@ CAUSES: tuple[str, ...] = (
     "margin_call",
     "counterparty",
     "lender_failure",
+    # finite lender funding: a lender that cannot pay its depositors, investors or bank, and the
+    # causes of runs, redemptions and borrowing-base margin calls
+    "illiquidity",
+    "btc_fall",
+    "losses",
+    "borrowing_base",
 )
 
 # ---------------------------------------------------------------------------------------- contagion
@@ -69,6 +79,9 @@ EVENT_CHANNEL: dict[str, str] = {
     "margin_call": "margin_calls",
     "btc_liquidation": "margin_calls",
     "refused_rollover": "credit_crunch",
+    "redemption": "funding",
+    "depositor_run": "funding",
+    "funding_margin_call": "funding",
 }
 
 # ------------------------------------------------------------------------------------------ colours
@@ -99,4 +112,8 @@ CAUSE_COLOURS: dict[str, str] = {
     "margin_call": "#AA3377",
     "counterparty": "#66CCEE",
     "lender_failure": "#000000",
+    "illiquidity": "#BBBBBB",
+    "btc_fall": "#EE7733",
+    "losses": "#882255",
+    "borrowing_base": "#44AA99",
 }
