@@ -504,6 +504,12 @@ SCHEMA: dict[str, Any] = {
         "spread_per_capital_shortfall": F(
             "float", 0.0, 1.0, "extra funding spread per year per unit of capital ratio lost"
         ),
+        "loan_sale_discount": F(
+            "float", 0.0, 1.0, "discount to principal of a loan sold to raise funding"
+        ),
+        "loan_sale_price_impact": F(
+            "float", 0.0, 1.0, "further discount per unit of the loan market sold that month"
+        ),
         "illiquidity_grace_months": F(
             "int", 0, 24, "months a lender may leave withdrawals or calls unpaid before it fails"
         ),

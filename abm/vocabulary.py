@@ -41,6 +41,7 @@ EVENTS: tuple[str, ...] = (
     "redemption",
     "depositor_run",
     "funding_margin_call",
+    "loan_sale",
 )
 #: Causes of a default (column ``cause`` of a ``default`` event; other events may carry one too).
 CAUSES: tuple[str, ...] = (
@@ -57,9 +58,16 @@ CAUSES: tuple[str, ...] = (
     "btc_fall",
     "losses",
     "borrowing_base",
+    "funding_need",
 )
 
 # ---------------------------------------------------------------------------------------- contagion
+
+#: Causes that only events other than a default carry (a run, redemption, margin call or loan sale
+#: of the finite funding mechanism): no lender or borrower defaults with these causes.
+EVENT_ONLY_CAUSES: tuple[str, ...] = ("btc_fall", "losses", "borrowing_base", "funding_need")
+#: Causes a ``default`` event can carry (the per-cause default counts of the metrics).
+DEFAULT_CAUSES: tuple[str, ...] = tuple(c for c in CAUSES if c not in EVENT_ONLY_CAUSES)
 
 #: Contagion channels: the scenario switches ``channels.<name>`` and the labels of the default
 #: genealogy's edges (abm.analysis.cascade_tree).
@@ -82,6 +90,7 @@ EVENT_CHANNEL: dict[str, str] = {
     "redemption": "funding",
     "depositor_run": "funding",
     "funding_margin_call": "funding",
+    "loan_sale": "funding",
 }
 
 # ------------------------------------------------------------------------------------------ colours
@@ -116,4 +125,5 @@ CAUSE_COLOURS: dict[str, str] = {
     "btc_fall": "#EE7733",
     "losses": "#882255",
     "borrowing_base": "#44AA99",
+    "funding_need": "#DDCC77",
 }

@@ -38,44 +38,64 @@ def test_draws_stop_at_the_cap():
     assert invariants.check(m) == []  # the cash came from the outside_funders sector
 
 
-def test_a_crypto_depositor_run_leaves_a_funding_need_and_an_illiquidity_failure():
+def test_a_crypto_depositor_run_leads_to_loan_sales_at_one_price():
     """correlated_crash seed 0: BTC falls more than half below its 12-month high, the crypto
-    lenders' depositors run, withdrawals they cannot pay are their funding need, and a lender whose
-    need outlasts the grace month fails for illiquidity with the run among its parents."""
-    m = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=0)
-    needs = []
-    while m.running:
-        m.step()
-        crypto = [i for i in m.lender_idx if _kind(m, i) == "crypto_lender"]
-        needs.append(m.funding_need_usd[crypto].max())
-    rows = m.events.rows
-    runs = {r[0]: r for r in rows if r[2] == "depositor_run"}
-    assert runs and all(r[5] in ("btc_fall", "losses") for r in runs.values())
-    assert max(needs) > 0
-    failures = [r for r in rows if r[2] == "default" and r[5] == "illiquidity"]
+    lenders' depositors run, and the withdrawals they cannot pay from cash are a funding need they
+    meet by selling loans: each ``loan_sale`` has the run as its parent and goes below the 5 %
+    base discount (the volume sold deepens it)."""
+    m = _run("correlated_crash", 0)
+    rows = {r[0]: r for r in m.events.rows}
+    runs = {i for i, r in rows.items() if r[2] == "depositor_run"}
+    assert runs and all(rows[i][5] in ("btc_fall", "losses") for i in runs)
+    sales = [r for r in rows.values() if r[2] == "loan_sale"]
+    assert sales
+    for r in sales:
+        assert set(m.events.parents(r[0])) & runs, r
+        assert 0.5 <= r[10] < 0.95
+    assert m.funding_state.loan_sale_discount_usd.sum() > 0
+
+
+def test_a_run_that_cannot_be_met_ends_in_an_illiquidity_failure(monkeypatch):
+    """With no loan sales possible (the sale verb made a no-op), correlated_crash seed 0's crypto
+    lenders cannot pay their running depositors: after the grace month they fail for illiquidity,
+    with the run among the failure's parents, while still solvent (no write-down of their funding)."""
+    from abm.finance import loan_sales
+
+    monkeypatch.setattr(loan_sales, "sell_loans", lambda *args, **kwargs: None)
+    m = _run("correlated_crash", 0)
+    rows = {r[0]: r for r in m.events.rows}
+    runs = {i for i, r in rows.items() if r[2] == "depositor_run"}
+    failures = [r for r in rows.values() if r[2] == "default" and r[5] == "illiquidity"]
     assert failures
+    agent_row = {int(a): i for i, a in enumerate(m.agent_ids)}
     for r in failures:
-        assert any(p in runs for p in m.events.parents(r[0])), r
+        assert set(m.events.parents(r[0])) & runs, r
+        assert r[1] > min(rows[i][1] for i in runs)  # a month of grace after the first run
+        assert m.funding_written_down_usd[agent_row[r[3]]] == 0.0
 
 
 @pytest.mark.parametrize("seeds", [range(12)])
-def test_runs_and_illiquidity_failures_over_crash_seeds(seeds):
-    """Over correlated_crash seeds 0-11 (measured: depositor runs in 12 of 12 seeds, illiquidity
-    failures in 12 of 12), runs are the rule in a crypto crash, as in 2022; every run is at a crypto
-    lender and every redemption at an HY or private-credit fund."""
-    with_runs = with_illiquidity = 0
+def test_runs_and_loan_sales_over_crash_seeds(seeds):
+    """Over correlated_crash seeds 0-11 (measured: depositor runs and loan sales in 12 of 12 seeds,
+    no illiquidity failure), runs are the rule in a crypto crash, as in 2022; every run is at a
+    crypto lender, every redemption at an HY or private-credit fund, and all loans sold in a month
+    go at one price."""
+    with_runs = with_sales = 0
     for seed in seeds:
         m = _run("correlated_crash", seed)
         rows = m.events.rows
         agent_row = {int(a): i for i, a in enumerate(m.agent_ids)}
+        price_of_month = {}
         for r in rows:
             if r[2] == "depositor_run":
                 assert _kind(m, agent_row[r[3]]) == "crypto_lender"
             if r[2] == "redemption":
                 assert _kind(m, agent_row[r[3]]) in ("hy_fund", "private_credit")
+            if r[2] == "loan_sale":
+                assert price_of_month.setdefault(r[1], r[10]) == r[10]
         with_runs += any(r[2] == "depositor_run" for r in rows)
-        with_illiquidity += any(r[2] == "default" and r[5] == "illiquidity" for r in rows)
-    assert with_runs >= 10 and with_illiquidity >= 10
+        with_sales += bool(price_of_month)
+    assert with_runs >= 10 and with_sales >= 10
 
 
 def test_the_funding_channel_off_turns_finite_funding_off():
@@ -83,7 +103,7 @@ def test_the_funding_channel_off_turns_finite_funding_off():
     illiquidity failures, no interbank loans, and a lender short of cash draws what it needs."""
     m = _run("correlated_crash", 0, {"channels.funding": False})
     events = {r[2] for r in m.events.rows} | {r[5] for r in m.events.rows}
-    assert not events & {*FUNDING_EVENTS, "illiquidity"}
+    assert not events & {*FUNDING_EVENTS, "loan_sale", "illiquidity"}
     fs = m.funding_state
     assert fs.redemptions_total_usd.sum() == fs.withdrawals_total_usd.sum() == 0.0
     assert not (m.funding_need_usd > 0).any()

@@ -25,7 +25,10 @@ all amounts in USD, shares per month unless named otherwise:
    ``credit.min_capital_ratio_multiple`` x its start capital ratio, less what it owes banks) and not
    while its own depositors are running; the spread it pays rises by
    ``funding.spread_per_capital_shortfall`` per unit of capital ratio lost against its start.
-5. **Funding need**: what a lender must still raise (margin calls and withdrawals it could not pay,
+5. **Loan sales**: a lender still short sells performing loans to the other lenders with cash to
+   spare at one price for the month (abm/finance/loan_sales.py), then pays its bank and its
+   depositors from the proceeds.
+6. **Funding need**: what a lender must still raise (margin calls and withdrawals it could not pay,
    negative cash) goes to ``model.funding_need_usd``; it stops lending, and a lender whose need
    outlasts ``funding.illiquidity_grace_months``, or whose cash is still negative (it cannot pay
    its funders this month), fails (cause ``illiquidity``).
@@ -38,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE
+from abm.finance import loan_sales
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
@@ -52,7 +56,9 @@ class FundingState:
     ``need_months``: consecutive months with a funding need; ``cap_usd``: this month's outside
     funding cap; ``drawn_usd``: outside funding drawn this month; ``premium``: extra funding spread
     (per year); cumulative totals ``drawn_total_usd``, ``redemptions_total_usd``,
-    ``withdrawals_total_usd``, ``margin_calls_total_usd``; ``need_event``: the event that created a
+    ``withdrawals_total_usd``, ``margin_calls_total_usd``, ``loans_sold_usd`` (principal sold) and
+    ``loan_sale_discount_usd`` (principal sold - price received, abm/finance/loan_sales.py);
+    ``need_event``: the event that created a
     lender's current funding need (-1 none), the parent of what it sells to meet it; ``btc_path_usd``:
     BTC prices seen by the lender phase, month by month."""
 
@@ -71,6 +77,8 @@ class FundingState:
         self.withdrawals_total_usd = np.zeros(n)
         self.margin_calls_total_usd = np.zeros(n)
         self.need_event = np.full(n, -1, dtype=np.int64)
+        self.loans_sold_usd = np.zeros(n)
+        self.loan_sale_discount_usd = np.zeros(n)
         self.btc_path_usd: list[float] = []
 
 
@@ -223,7 +231,6 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         m.acct.to_sector("outside_funders", lenders, pay)
         fs.withdrawals_total_usd[lenders] += pay
         fs.withdrawals_pending_usd[lenders] = ask - pay
-        need += ask - pay
         stressed |= run | (ask - pay > 1.0)
 
     # 4. outside funding within the cap, at a price
@@ -239,14 +246,28 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         _repay_interbank(m, ib[loans.borrower[ib] == i], paid)
         fs.margin_calls_total_usd[i] += paid
         call_unpaid[j] -= paid
-    need += call_unpaid
+
+    # 5. a lender still short sells loans at the month's common price, then pays its bank first
+    need = (
+        call_unpaid + fs.withdrawals_pending_usd[lenders] + np.maximum(-m.acct.cash[lenders], 0.0)
+    )
+    need = np.where(active, need, 0.0)
+    if (need > 1.0).any():
+        short_lenders = need > 1.0
+        parents = np.where(event > 0, event, fs.need_event[lenders])
+        loan_sales.sell_loans(
+            m, t, lenders[short_lenders], need[short_lenders], parents[short_lenders]
+        )
+        _pay_from_cash(m, lenders, call_unpaid, ib)
     assets, equity = m.lender_assets_and_equity()
     ratio = equity / np.maximum(assets, 1.0)
     lost = np.clip(1.0 - ratio / np.maximum(m.capital_ratio_start[lenders], 1e-9), 0.0, 1.0)
     fs.premium[lenders] = f["spread_per_capital_shortfall"] * lost
 
-    # 5. the funding need left; illiquid lenders past their grace fail
-    need += np.maximum(-m.acct.cash[lenders], 0.0)
+    # 6. the funding need left; illiquid lenders past their grace fail
+    need = (
+        call_unpaid + fs.withdrawals_pending_usd[lenders] + np.maximum(-m.acct.cash[lenders], 0.0)
+    )
     need = np.where(active, need, 0.0)
     m.funding_need_usd[lenders] = need
     has_need = need > 1.0
@@ -257,6 +278,25 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     # a lender whose cash is still negative cannot pay what it owes this month: it fails now
     overdrawn = active & (m.acct.cash[lenders] < -1e-6)
     return (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+
+
+def _pay_from_cash(m, lenders: np.ndarray, call_unpaid: np.ndarray, ib: np.ndarray) -> None:
+    """After loan sales: pay what is still owed from cash, the bank's margin calls first
+    (``call_unpaid``, aligned with ``lenders``, reduced in place), then pending withdrawals."""
+    fs, loans = m.funding_state, m.loans
+    for j in np.flatnonzero(call_unpaid > 0):
+        i = int(lenders[j])
+        paid = min(call_unpaid[j], max(m.acct.cash[i], 0.0))
+        _repay_interbank(m, ib[loans.borrower[ib] == i], paid)
+        fs.margin_calls_total_usd[i] += paid
+        call_unpaid[j] -= paid
+    pending = fs.withdrawals_pending_usd[lenders]
+    pay = np.minimum(pending, np.maximum(m.acct.cash[lenders], 0.0))
+    if pay.any():
+        m.outside_funding_usd[lenders] -= pay
+        m.acct.to_sector("outside_funders", lenders, pay)
+        fs.withdrawals_total_usd[lenders] += pay
+        fs.withdrawals_pending_usd[lenders] = pending - pay
 
 
 def _repay_interbank(m, rows: np.ndarray, amount_usd: float) -> None:
