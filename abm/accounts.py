@@ -23,6 +23,7 @@ SECTORS = (
     "infrastructure_buyers",  # buy the sites of defaulted miners
     "insolvency_administrators",  # receive a failed lender's default costs (Rogers-Veraart)
     "policy_authority",  # funds the buyer of last resort (abm/policy.py), when that lever is on
+    "fund_investors",  # investors of HY and private-credit funds: receive redemptions at NAV
 )
 
 

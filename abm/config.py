@@ -109,6 +109,23 @@ LENDER_KIND = {
     "distressed_reserve_multiplier": F("float", 0.0, 1.5, "reserve when the lender is stressed"),
     "offer_share_per_month": F("float", 0.0, 1.0, "share of seized inventory offered each month"),
     "loss_sensitivity": F("float", 0.0, 100.0, "appetite cut per unit of recent sector loss rate"),
+    # finite funding (abm/finance/funding.py; the ``funding`` channel)
+    "redemption_gate_share_per_quarter": F(
+        "float", 0.0, 1.0, "most of its equity fund investors can redeem in 3 months (0: none)"
+    ),
+    "run_share_per_month": F(
+        "float",
+        0.0,
+        1.0,
+        "share of deposits withdrawn each month of a run (0: no runnable deposits)",
+    ),
+    "borrowing_base_advance_rate": F(
+        "float", 0.0, 1.0, "bank facility / performing loans it may reach (0: no borrowing base)"
+    ),
+    "loan_risk_weight": F("float", 0.0, 5.0, "risk weight of its loans and GPUs in its RWA"),
+    "min_risk_based_capital_ratio": F(
+        "float", 0.0, 1.0, "equity / RWA below which it makes no new loans (0: not regulated)"
+    ),
 }
 
 BUYER_KIND = {
@@ -470,10 +487,39 @@ SCHEMA: dict[str, Any] = {
             choices=("simultaneous", "sequential"),
         ),
     },
+    "funding": {
+        "redemption_trigger_drawdown": F(
+            "float", 0.0, 1.0, "fund investors redeem once equity is this far below its peak"
+        ),
+        "redemption_per_drawdown": F(
+            "float", 0.0, 20.0, "redemptions asked per quarter / equity, per unit of drawdown"
+        ),
+        "run_btc_drawdown": F(
+            "float", 0.0, 1.0, "depositors run once BTC is this far below its recent high"
+        ),
+        "btc_high_window_months": F("int", 1, 120, "months over which the BTC high is taken"),
+        "run_equity_drawdown": F(
+            "float", 0.0, 1.0, "depositors run once the lender's equity is this far below its peak"
+        ),
+        "spread_per_capital_shortfall": F(
+            "float", 0.0, 1.0, "extra funding spread per year per unit of capital ratio lost"
+        ),
+        "loan_sale_discount": F(
+            "float", 0.0, 1.0, "discount to principal of a loan sold to raise funding"
+        ),
+        "loan_sale_price_impact": F(
+            "float", 0.0, 1.0, "further discount per unit of the loan market sold that month"
+        ),
+        "illiquidity_grace_months": F(
+            "int", 0, 24, "months a lender may leave withdrawals or calls unpaid before it fails"
+        ),
+    },
     "channels": {
         "fire_sale": F("bool", doc="fire-sale clearing prices re-mark everyone's GPU collateral"),
         "funding": F(
-            "bool", doc="lenders fund each other; failures clear through the funding network"
+            "bool",
+            doc="lenders fund each other; funding is finite (runs, redemptions, borrowing-base "
+            "calls, capped outside funding); failures clear through the funding network",
         ),
         "credit_crunch": F("bool", doc="lenders' appetite follows their capital and sector losses"),
         "margin_calls": F("bool", doc="BTC loans call margin; forced BTC sales move the price"),

@@ -33,6 +33,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, FAILED, LENDER
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
 from abm.finance.instruments import INTERBANK
 
@@ -243,7 +244,13 @@ def all_problems(m) -> list[str]:
     """Every invariant of this module at once (empty when all hold): the accounting identities
     (:func:`check`, losses included), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
     invariant belongs here too, so that the schema-wide property test checks it every month."""
-    return check(m) + price_problems(m) + balance_problems(m) + policy_problems(m)
+    return (
+        check(m)
+        + price_problems(m)
+        + balance_problems(m)
+        + policy_problems(m)
+        + funding_problems(m)
+    )
 
 
 def policy_problems(m) -> list[str]:
@@ -273,4 +280,43 @@ def policy_problems(m) -> list[str]:
         problems.append("last resort holds GPUs that are not warehoused")
     if int(m.lots.units[mine].sum()) > ps.last_resort_units:
         problems.append(f"last resort holds more GPUs than the {ps.last_resort_units} it bought")
+    return problems
+
+
+def funding_problems(m) -> list[str]:
+    """Finite lender funding (abm/finance/funding.py), with the ``funding`` channel on: no active
+    lender that drew outside funding this month holds more than its cap; every open (active or
+    defaulted) interbank loan
+    runs between two lenders and the lenders' liabilities are their outside funding plus the open
+    interbank principal they owe; redemptions paid = what the ``fund_investors`` sector received;
+    no active lender has a funding need while it holds cash it could have paid with."""
+    if not m.cfg["channels"]["funding"]:
+        return []
+    problems = []
+    fs, lenders = m.funding_state, m.lender_idx
+    active = m.status[lenders] == ACTIVE
+    drew = active & (fs.drawn_usd[lenders] > 0)
+    over = m.outside_funding_usd[lenders] - fs.cap_usd[lenders]
+    if np.any(over[drew] > 1e-6 * np.maximum(fs.cap_usd[lenders][drew], 1.0)):
+        problems.append(f"outside funding above its cap at lenders {lenders[drew & (over > 0)]}")
+    loans = m.loans
+    ib = m.loan_rows_of_kind(INTERBANK)
+    ib = ib[loans.status[ib] != LOAN_CLOSED]  # open: active or defaulted
+    if np.any(m.type[loans.borrower[ib]] != LENDER):
+        problems.append("an interbank loan is owed by an agent that is not a lender")
+    liabilities = m.lender_liabilities()
+    owed = liabilities - m.outside_funding_usd[lenders]
+    book = np.bincount(loans.borrower[ib], weights=loans.principal_usd[ib], minlength=m.n)[lenders]
+    # float rounding follows the liabilities the interbank part is taken out of
+    if np.any(np.abs(owed - book) > 1e-9 * np.maximum(liabilities, 1.0) + 1e-3):
+        problems.append("lenders' interbank liabilities differ from the interbank loans they owe")
+    paid = float(fs.redemptions_total_usd.sum())
+    received = -m.acct.sector_cash_in["fund_investors"]
+    if not _close(paid, received, max(1.0, paid)):
+        problems.append(
+            f"redemptions paid {paid:.2f} USD but fund investors received {received:.2f}"
+        )
+    stuck = active & (m.funding_need_usd[lenders] > 1.0) & (m.acct.cash[lenders] > 1.0)
+    if stuck.any():
+        problems.append(f"lenders {lenders[stuck].tolist()} hold cash but leave a funding need")
     return problems

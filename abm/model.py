@@ -39,6 +39,7 @@ from abm.agents.base import ACTIVE
 from abm.config import load_scenario, month_index, month_label, release_months
 from abm.counters import MonthCounters
 from abm.events import EventLog
+from abm.finance.funding import FundingState
 from abm.finance.instruments import (
     INTERBANK,
     ContractBook,
@@ -178,6 +179,10 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.current_row: dict = {}  # this month's time-series row (the DataCollector reads it)
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
+        # finite lender funding (abm/finance/funding.py): USD a lender must still raise after cash
+        # and outside funding (filled in the lender phase), and its runs, redemptions and caps
+        self.funding_need_usd = np.zeros(n)
+        self.funding_state = FundingState(n)
 
         # markets
         self.compute = ComputeMarket(
@@ -223,6 +228,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.capital_ratio_start[self.lender_idx] = self.lender_equity() / np.maximum(
             self.lender_assets(), 1.0
         )
+        self.funding_state.equity_peak_usd[self.lender_idx] = self.lender_equity()
+        self.funding_state.equity_after_usd[self.lender_idx] = self.lender_equity()
         demand0 = self.in_service_perf_units() * cfg["compute"]["utilisation_ref"]
         self.demand_base_perf_units = demand0
         self.log_demand_level = 0.0

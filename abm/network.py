@@ -42,6 +42,16 @@ def _add_loan(g, lender: int, borrower: int, row: int, kind: int) -> None:
     )
 
 
+def move_loan_edge(m, row: int, old_lender: int) -> None:
+    """A sold loan (abm/finance/loan_sales.py): its edge leaves ``old_lender`` for the loan's
+    current lender (``m.loans.lender[row]``), which is connected to the borrower in the Mesa space."""
+    borrower = int(m.loans.borrower[row])
+    key = f"loan{row}"
+    if m.graph.has_edge(old_lender, borrower, key):
+        m.graph.remove_edge(old_lender, borrower, key)
+    add_loan_edge(m, int(m.loans.lender[row]), borrower, row)
+
+
 def add_loan_edge(m, lender: int, borrower: int, row: int) -> None:
     """Register a new loan in the graph and connect the two cells of the Mesa network space."""
     new_pair = not m.graph.has_edge(lender, borrower)

@@ -37,6 +37,11 @@ EVENTS: tuple[str, ...] = (
     "write_off",
     "lease_terminated",
     "conversion_start",
+    # finite lender funding (abm/finance/funding.py)
+    "redemption",
+    "depositor_run",
+    "funding_margin_call",
+    "loan_sale",
 )
 #: Causes of a default (column ``cause`` of a ``default`` event; other events may carry one too).
 CAUSES: tuple[str, ...] = (
@@ -47,9 +52,22 @@ CAUSES: tuple[str, ...] = (
     "margin_call",
     "counterparty",
     "lender_failure",
+    # finite lender funding: a lender that cannot pay its depositors, investors or bank, and the
+    # causes of runs, redemptions and borrowing-base margin calls
+    "illiquidity",
+    "btc_fall",
+    "losses",
+    "borrowing_base",
+    "funding_need",
 )
 
 # ---------------------------------------------------------------------------------------- contagion
+
+#: Causes that only events other than a default carry (a run, redemption, margin call or loan sale
+#: of the finite funding mechanism): no lender or borrower defaults with these causes.
+EVENT_ONLY_CAUSES: tuple[str, ...] = ("btc_fall", "losses", "borrowing_base", "funding_need")
+#: Causes a ``default`` event can carry (the per-cause default counts of the metrics).
+DEFAULT_CAUSES: tuple[str, ...] = tuple(c for c in CAUSES if c not in EVENT_ONLY_CAUSES)
 
 #: Contagion channels: the scenario switches ``channels.<name>`` and the labels of the default
 #: genealogy's edges (abm.analysis.cascade_tree).
@@ -69,6 +87,10 @@ EVENT_CHANNEL: dict[str, str] = {
     "margin_call": "margin_calls",
     "btc_liquidation": "margin_calls",
     "refused_rollover": "credit_crunch",
+    "redemption": "funding",
+    "depositor_run": "funding",
+    "funding_margin_call": "funding",
+    "loan_sale": "funding",
 }
 
 # ------------------------------------------------------------------------------------------ colours
@@ -99,4 +121,9 @@ CAUSE_COLOURS: dict[str, str] = {
     "margin_call": "#AA3377",
     "counterparty": "#66CCEE",
     "lender_failure": "#000000",
+    "illiquidity": "#BBBBBB",
+    "btc_fall": "#EE7733",
+    "losses": "#882255",
+    "borrowing_base": "#44AA99",
+    "funding_need": "#DDCC77",
 }

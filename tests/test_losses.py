@@ -272,28 +272,39 @@ def test_lender_losses_are_write_offs_plus_inventory_losses_in_a_crash():
 
 def test_rogers_veraart_default_costs_leave_the_system_once():
     """With Rogers-Veraart clearing a failed lender's default costs are paid out in the month it
-    fails and never again, and it shows no equity afterwards. correlated_crash seed 1 under that
-    clearing has two lender failures, both in month 45 (measured on the merged issue-12 model;
-    seeds 0-11 have lender failures only in seeds 1 and 7)."""
+    fails and never again, and a lender that failed insolvent shows no equity afterwards (one that
+    failed only for illiquidity pays its creditors in full and keeps its equity in run-off).
+    correlated_crash seed 1 under that clearing (measured with finite funding and loan sales,
+    issue 13): three lender failures, all insolvent, in month 33 (none for illiquidity: the crypto
+    lenders meet their depositor run by selling loans)."""
     m = AIComputeCreditModel(
         abm.load_scenario("correlated_crash", {"credit.funding_clearing": "rogers_veraart"}), rng=1
     )
     paid_by_month = []
-    failure_months = set()
-    failed_before = np.zeros(0, dtype=np.int64)
+    insolvent_failure_months = set()
     for month in range(m.months):
         m.step()
         paid_by_month.append(-m.acct.sector_cash_in["insolvency_administrators"])
-        failed = m.lender_idx[m.status[m.lender_idx] == FAILED]
-        assert np.all(m.balance_sheets()["equity"][failed] <= 1.0)
-        if len(np.setdiff1d(failed, failed_before)):
-            failure_months.add(month)
-        failed_before = failed
-    assert m.defaults["lender"] == len(failed_before) == 2
+        causes = {int(r[3]): r[5] for r in m.events.rows if r[2] == "default" and r[4] == "lender"}
+        insolvent = [
+            i
+            for i in m.lender_idx[m.status[m.lender_idx] == FAILED]
+            if causes[int(m.agent_ids[i])] != "illiquidity"
+        ]
+        assert np.all(m.balance_sheets()["equity"][insolvent] <= 1.0)
+        if any(
+            r[1] == month and r[5] != "illiquidity"
+            for r in m.events.rows[-200:]
+            if r[2] == "default" and r[4] == "lender"
+        ):
+            insolvent_failure_months.add(month)
+    causes = [r[5] for r in m.events.rows if r[2] == "default" and r[4] == "lender"]
+    assert m.defaults["lender"] == len(causes) == 3
+    assert causes.count("illiquidity") == 0
     paid = np.array(paid_by_month)
     assert paid[-1] > 0
     charged_months = {int(i) + 1 for i in np.flatnonzero(np.diff(paid))}
-    assert charged_months == failure_months == {45}  # charged in the failure month only
+    assert charged_months == insolvent_failure_months == {33}  # charged in the failure month only
 
 
 def test_the_recovery_waterfall_equals_paying_estates_class_by_class():

@@ -132,7 +132,7 @@ def test_cli_formats_and_prefix(capsys):
     assert main(["params", "baseline", "lenders.kinds.bank."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["parameter", "value", "allowed", "unit", "source"]
-    assert len(lines) == 1 + 14  # the 14 fields of a lender kind
+    assert len(lines) == 1 + 19  # the 19 fields of a lender kind (5 of finite funding)
 
 
 @pytest.mark.parametrize(

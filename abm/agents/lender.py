@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, LENDER, BalanceSheetAgent, Population
+from abm.finance import funding
 
 
 class Lender(BalanceSheetAgent):
@@ -174,7 +175,38 @@ class Lenders(Population):
         ok = (m.status[lenders] == ACTIVE) & (
             m.appetite[lenders] >= m.cfg["credit"]["new_loan_min_appetite"]
         )
-        return np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
+        capacity = np.where(ok, np.maximum(room, 0.0) * m.appetite[lenders], 0.0)
+        if m.cfg["channels"]["funding"]:
+            # finite funding: no more than it can pay out, and a regulated lender (a bank) keeps
+            # equity / RWA above its minimum (new loans carry its risk weight)
+            capacity = np.minimum(capacity, funding.liquidity_for_lending(m, lenders))
+            ratio, rwa = self.risk_based_capital(equity_usd[m.lender_idx])
+            pos = np.searchsorted(m.lender_idx, lenders)
+            minimum = m.lk["min_risk_based_capital_ratio"][lenders]
+            weight = np.maximum(m.lk["loan_risk_weight"][lenders], 1e-9)
+            rwa_room = (equity / np.maximum(minimum, 1e-9) - rwa[pos]) / weight
+            capacity = np.where(
+                minimum > 0, np.minimum(capacity, np.maximum(rwa_room, 0.0)), capacity
+            )
+        return capacity
+
+    def risk_based_capital(
+        self, equity_usd: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(capital ratio, risk-weighted assets in USD) of every lender (``model.lender_idx`` order):
+        RWA = ``loan_risk_weight`` x (carrying value of its loans, interbank included, + its GPUs
+        at marks); cash weighs zero. Capital ratio = equity / RWA (inf with no RWA). A bank makes no
+        new loans that would take it below ``min_risk_based_capital_ratio``
+        (:meth:`lending_capacity`). ``equity_usd``: the lenders' equity, when the caller has it."""
+        m = self.model
+        lenders = m.lender_idx
+        claims, inventory = m.claims_and_inventory()
+        rwa = m.lk["loan_risk_weight"][lenders] * (claims + inventory)[lenders]
+        if equity_usd is None:
+            equity_usd = m.lender_equity()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(rwa > 0, equity_usd / rwa, np.inf)
+        return ratio, rwa
 
     def new_loan_terms(self, lenders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(LTV, spread per year) each of ``lenders`` (agent rows) offers on a new secured loan,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, FAILED
-from abm.finance import resolution
+from abm.finance import funding, resolution
 from abm.finance.clearing import eisenberg_noe, rogers_veraart
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
@@ -22,9 +22,13 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
         rate = loans.rates(m.base_rate, ib)
         interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
-    top_up_liquidity(m)
+    if m.cfg["channels"]["funding"]:
+        illiquid = funding.lender_funding_month(m, t)  # finite funding (abm/finance/funding.py)
+    else:
+        top_up_liquidity(m)
+        illiquid = np.zeros(len(m.lender_idx), dtype=bool)
     sheet = m.lender_assets_and_equity()
-    if _failures(m, t, sheet):
+    if _failures(m, t, sheet, illiquid):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
     # a restored interbank claim can raise the equity of a funder that failed too: pass gains on
@@ -39,21 +43,26 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_up_liquidity(m) -> None:
-    """A lender short of cash draws on its outside funders (deposits, fund calls)."""
+    """A lender short of cash draws on its outside funders (deposits, fund calls): on demand with
+    the ``funding`` channel off, else only within its outside funding cap (abm/finance/funding.py)."""
     lenders = m.lender_idx
     short = np.maximum(-m.acct.cash[lenders], 0.0)
-    if short.any():
+    if m.cfg["channels"]["funding"]:
+        funding.draw_outside_funding(m, lenders, np.where(m.status[lenders] == ACTIVE, short, 0.0))
+    elif short.any():
         m.outside_funding_usd[lenders] += short
         m.acct.from_sector("outside_funders", lenders, short)
 
 
-def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Fail insolvent lenders and clear the funding network. ``sheet``: the lenders' current
-    (assets, equity). Returns True if any lender was insolvent (balance sheets changed)."""
+def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray], illiquid: np.ndarray) -> bool:
+    """Fail insolvent lenders and those that cannot meet withdrawals or margin calls (``illiquid``:
+    mask aligned with ``model.lender_idx``), and clear the funding network. ``sheet``: the lenders'
+    current (assets, equity). Returns True if any lender failed (balance sheets changed)."""
     lenders = m.lender_idx
     assets, equity = sheet
     insolvent = equity < -1e-6
-    if not insolvent.any():
+    illiquid = illiquid & (m.status[lenders] == ACTIVE)
+    if not insolvent.any() and not illiquid.any():
         return False
     loans = m.loans
     k = len(lenders)
@@ -77,7 +86,7 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
     pbar = L.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(pbar > 0, p / pbar, 1.0)[:k]
-    failing = np.flatnonzero((ratio < 1.0 - 1e-9) | insolvent)
+    failing = np.flatnonzero((ratio < 1.0 - 1e-9) | insolvent | illiquid)
     # events first (parents: the failures of lenders that owed it money, else its borrowers' defaults)
     new = [j for j in failing if m.status[lenders[j]] == ACTIVE]
     hit_by = {}
@@ -90,6 +99,10 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
         debtors = [d for d in hit_by.get(j, []) if m.default_event[d] > 0 or d in lenders[new]]
         cause = "lender_failure" if debtors and not insolvent[j] else "counterparty"
         parents = _borrower_parents(m, i)
+        if illiquid[j] and not insolvent[j] and not debtors:
+            # it could not pay its depositors, investors or bank: the run or call is the parent
+            cause = "illiquidity"
+            parents = parents + [int(m.funding_state.need_event[i])]
         m.status[i] = FAILED
         m.defaults["lender"] += 1
         m.default_event[i] = m.events.add(
@@ -118,7 +131,8 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray]) -> bool:
     if credit["funding_clearing"] == "rogers_veraart":
         # charged once, when a lender fails (a later re-clearing of a failed lender's shortfall
         # passes any excess write-down back to its creditors)
-        _pay_default_costs(m, lenders[new])
+        # (a lender failing only for illiquidity pays its creditors in full: no default cost)
+        _pay_default_costs(m, lenders[[j for j in new if ratio[j] < 1.0 - 1e-9]])
     return True
 
 

@@ -178,7 +178,9 @@ def run(m, t: int) -> np.ndarray:
     # lenders pay their outside funders
     lenders = m.lender_idx
     funding_cost = (
-        m.outside_funding_usd[lenders] * (m.base_rate + m.lk["funding_spread"][lenders]) / 12.0
+        m.outside_funding_usd[lenders]
+        * (m.base_rate + m.lk["funding_spread"][lenders] + m.funding_state.premium[lenders])
+        / 12.0
     )
     acct.to_sector("outside_funders", lenders, funding_cost)
     acct.from_sector(

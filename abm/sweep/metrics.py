@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from abm.vocabulary import BORROWER_TYPES, CAUSES, CHANNELS
+from abm.vocabulary import BORROWER_TYPES, CHANNELS
+from abm.vocabulary import DEFAULT_CAUSES as CAUSES
 from abm.vocabulary import DEFAULTING_TYPES as AGENT_TYPES
 
 _RUNS = "runs.parquet"
