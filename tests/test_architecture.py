@@ -178,6 +178,8 @@ def test_every_code_reference_in_the_odd_exists():
             continue
         if path.startswith("abm/"):
             file = root / path
+        elif (PACKAGE_DIR / path).is_file():  # a path inside abm, e.g. phases/lenders.py
+            file = PACKAGE_DIR / path
         elif len(modules.get(path, [])) == 1:
             file = modules[path][0]
         else:
