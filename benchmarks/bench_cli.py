@@ -1,6 +1,6 @@
 """How long the ``abm`` command takes, as a user sees it: wall time of fresh processes.
 
-    PYTHONPATH=. python benchmarks/bench_cli.py [--repeat 5] [--out benchmarks/results/bench_cli.json]
+    PYTHONPATH=. python benchmarks/bench_cli.py [--repeat 5] [--compare SNAPSHOT_PATH]
 
 Each command runs ``--repeat`` times in a new interpreter (``python -m abm.cli ...``, so the
 pyenv shim in front of the ``abm`` script is not counted); the best wall time counts, and the
@@ -50,9 +50,12 @@ print(json.dumps({k: t[k] - t[p] for p, k in zip(keys, keys[1:])}))
 
 
 def timed_process(args: list[str], env: dict) -> tuple[float, float]:
-    """(wall s, CPU s) of one child process running ``args``."""
+    """(wall s, CPU s) of one child process running ``args``, in the folder ``env`` puts first
+    on the path (``python -m`` also puts the working folder on it)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, env=env, cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -65,31 +68,50 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_cli.json"))
+    parser.add_argument(
+        "--compare",
+        metavar="PATH",
+        default=None,
+        help="also time the abm package found on PATH (e.g. a `git archive` snapshot of an older "
+        "commit), interleaved with this checkout's, and print the ratios",
+    )
     args = parser.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "abm.cli"]
     results = {}
+    paths = {"this": str(ROOT)} | ({"compare": args.compare} if args.compare else {})
+    samples: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
             "--help": [*cmd, "--help"],
             "scenarios": [*cmd, "scenarios"],
             "run": [*cmd, "run", "--out", str(Path(tmp) / "run"), "--no-progress"],
         }
-        samples = {name: [] for name in commands}
         for _ in range(max(1, args.repeat)):  # interleaved, so a slow spell hits every command
-            for name, command in commands.items():
-                samples[name].append(timed_process(command, env))
+            for label, path in paths.items():
+                env = {**os.environ, "PYTHONPATH": path}
+                for name, command in commands.items():
+                    key = name if label == "this" else f"{name} [{label}]"
+                    samples.setdefault(key, []).append(timed_process(command, env))
     try:
         load = os.getloadavg()
     except OSError:
         load = None
     print(f"abm CLI, best of {args.repeat}; {os.cpu_count()} cores, load average {load}")
-    print(f"{'command':<12} {'wall s':>8} {'CPU s':>8} {'target s':>9}  verdict")
+    print(f"{'command':<24} {'wall s':>8} {'CPU s':>8} {'target s':>9}  verdict")
     for name, runs in samples.items():
         wall, cpu = min(runs)
-        verdict = "PASS" if wall < TARGETS_S[name] else "FAIL"
-        print(f"abm {name:<8} {wall:8.2f} {cpu:8.2f} {TARGETS_S[name]:9.1f}  {verdict}")
+        target = TARGETS_S[name.split(" [")[0]]
+        verdict = "PASS" if wall < target else "FAIL"
+        print(f"abm {name:<20} {wall:8.2f} {cpu:8.2f} {target:9.1f}  {verdict}")
         results[name] = {"wall_s": [w for w, _ in runs], "cpu_s": [c for _, c in runs]}
+    if args.compare:
+        for name in commands:
+            this, other = min(samples[name]), min(samples[f"{name} [compare]"])
+            print(
+                f"abm {name}: compare / this = {other[0] / this[0]:.2f} (wall), "
+                f"{other[1] / this[1]:.2f} (CPU)"
+            )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-c", BREAKDOWN], env=env, capture_output=True, text=True, check=True
     )
@@ -99,6 +121,7 @@ def main(argv=None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "load": load},
         "repeat": args.repeat,
+        "compare": args.compare,
         "commands": results,
         "run_breakdown_s": breakdown,
     }

@@ -13,6 +13,8 @@ machine speed hits every executor alike; the best of each counts, and each repet
 ratios to serial are printed too. Every executor's ``runs.parquet`` is checked equal to the
 serial one (all columns but ``wall_s``). Start-up is measured on its own: the wall time to start
 the workers and get one run back from each, minus the longest of those runs.
+The CPU time of each sweep (this process and its reaped children) is recorded too: on a shared
+machine the wall-time ratio depends on how busy the other sessions are, the CPU ratio much less.
 Target (issue 16): ``--workers 2`` at least 1.8x faster than serial; start-up under 2 s.
 Results are printed and written to benchmarks/results/bench_sweep.json; always exits 0.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -68,9 +71,21 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def sweep_once(exp, out: Path, executor: str, workers: int) -> float:
+def cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (forked workers; not the workers of
+    Dask's forkserver, which are the server's children)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def sweep_once(exp, out: Path, executor: str, workers: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one sweep."""
+    c0 = cpu_s()
     t, _ = timed(lambda: run_sweep(exp, out, executor=executor, workers=workers, progress=False))
-    return t
+    return t, cpu_s() - c0
 
 
 def start_up_s(exp, executor: str, workers: int) -> float:
@@ -117,13 +132,16 @@ def main(argv=None) -> int:
         f"load average {load}"
     )
     times: dict[str, list[float]] = {e: [] for e in executors}
+    cpus: dict[str, list[float]] = {e: [] for e in executors}
     per_run = float("nan")
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeat):
             order = executors[rep % len(executors) :] + executors[: rep % len(executors)]
             for executor in order:
                 out = Path(tmp) / f"{executor}-{rep}"
-                times[executor].append(sweep_once(exp, out, executor, args.workers))
+                wall, cpu = sweep_once(exp, out, executor, args.workers)
+                times[executor].append(wall)
+                cpus[executor].append(cpu)
             ref = pd.read_parquet(Path(tmp) / f"serial-{rep}" / "runs.parquet")
             for executor in executors[1:]:
                 other = pd.read_parquet(Path(tmp) / f"{executor}-{rep}" / "runs.parquet")
@@ -174,6 +192,13 @@ def main(argv=None) -> int:
             f"start-up {starts[e]:.2f} s ({start_verdict} target {TARGET_START_S} s)"
         )
     print(f"mean model+metrics time per run: {per_run:.3f} s")
+    # CPU per run does not depend on the machine's load the way wall time does: equal CPU per
+    # run in workers and in serial means a free core per worker gives the full speed-up
+    cpu_ratio = {
+        e: min(cpus[e]) / min(cpus["serial"]) for e in executors[1:] if e != "dask"
+    }  # Dask's workers are not our children: their CPU is not counted
+    for e, ratio in cpu_ratio.items():
+        print(f"{e}: CPU time of the whole sweep / serial's = {ratio:.2f} (1.00: no overhead)")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     payload = {
@@ -191,6 +216,8 @@ def main(argv=None) -> int:
             for e in executors[1:]
         },
         "start_up_s": starts,
+        "cpu_s": cpus,
+        "cpu_over_serial": cpu_ratio,
         "target_speedup": TARGET_SPEEDUP,
         "target_start_s": TARGET_START_S,
         "mean_run_s": per_run,

@@ -155,3 +155,61 @@ def test_processes_refuse_a_scheduler(serial, tmp_path):
     with pytest.raises(ConfigError, match="--scheduler: only with --executor dask"):
         run_sweep(exp, tmp_path / "x", executor="processes", scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "x").exists()
+
+
+def _children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signalled_sweep_stops_its_workers_and_resumes(tmp_path, sig, code):
+    """SIGTERM or Ctrl-C (SIGINT) during a sweep on worker processes: the workers are gone with
+    the sweep, the manifest says interrupted, and --resume finishes only the missing runs."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    exp_path = _experiment(tmp_path)
+    out = tmp_path / "signalled"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "abm.cli", "sweep", str(exp_path), "--out", str(out)]
+    proc = subprocess.Popen([*cmd, "--workers", "2", "--no-progress"], env=env, cwd=root)
+    parts = out / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if parts.is_dir() and len(list(parts.glob("runs-*.arrow"))) >= 1:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the sweep finished before it could be signalled"
+    workers = _children_of(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, getattr(signal, sig))
+    assert proc.wait(timeout=60) == code
+    gone_by = time.time() + 10  # reaped by the sweep; allow init a moment for any orphan
+    while time.time() < gone_by and any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        time.sleep(0.05)
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in workers)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    before = {p.name for p in parts.glob("runs-*.arrow")}
+    assert 1 <= len(before) < 8
+    resumed = run_sweep(load_experiment(exp_path), out, resume=True, progress=False)
+    assert resumed["status"] == "complete" and resumed["sessions"][-1]["runs_to_do"] == 8 - len(
+        before
+    )
