@@ -22,6 +22,7 @@ SECTORS = (
     "money_market",  # pays the base rate on lenders' cash (T-bills, reserves)
     "infrastructure_buyers",  # buy the sites of defaulted miners
     "insolvency_administrators",  # receive a failed lender's default costs (Rogers-Veraart)
+    "gpu_servicers",  # lease out lenders' seized GPUs for a share of the rent
 )
 
 

@@ -128,6 +128,9 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             "mw_left",
             "contracted_share",
             "ig_share",
+            # USD a lender must raise from asset sales this month (filled by the lender funding
+            # phase; the market phase makes a lender with a need sell at the best bid)
+            "funding_need_usd",
         ):
             setattr(self, name, np.zeros(n))
         self.appetite[self.lender_idx] = 1.0
@@ -203,6 +206,11 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.last_trade_weight = np.zeros(self.G)
         self.last_trade_events: list[list[int]] = [[] for _ in range(self.G)]
         self.last_trade_sellers: list[set] = [set() for _ in range(self.G)]
+        # the month's evidence for the marks, per generation (phases/market.py): units offered, their
+        # value at the clearing price (sold) or the best bid left (unsold), USD, and its month
+        self.mark_offered_units = np.zeros(self.G)
+        self.mark_evidence_usd = np.zeros(self.G)
+        self.mark_evidence_month = np.full(self.G, -10_000, dtype=np.int64)
 
         # balance sheets and the lending network
         load = np.zeros(n)
