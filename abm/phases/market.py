@@ -204,6 +204,9 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
         _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
     # a lender's realised loss (or gain) on inventory sold against the value it was carried at
     losses.book_sales(m, seller, rows, q, price)
+    # what a lender raised goes against its funding need (it sells no more than the need requires)
+    np.subtract.at(m.funding_need_usd, seller, np.where(m.type[seller] == LENDER, cash, 0.0))
+    np.maximum(m.funding_need_usd, 0.0, out=m.funding_need_usd)
     # one trade event per seller-buyer pair; parents: the seizure that brought the lot to a lender,
     # and the seller's default when an estate sells
     origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]
