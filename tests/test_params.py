@@ -132,7 +132,7 @@ def test_cli_formats_and_prefix(capsys):
     assert main(["params", "baseline", "lenders.kinds.bank."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["parameter", "value", "allowed", "unit", "source"]
-    assert len(lines) == 1 + 14  # the 14 fields of a lender kind
+    assert len(lines) == 1 + 12  # the 12 fields of a lender kind (reserve multipliers retired)
 
 
 @pytest.mark.parametrize(
