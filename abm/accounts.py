@@ -24,6 +24,7 @@ SECTORS = (
     "insolvency_administrators",  # receive a failed lender's default costs (Rogers-Veraart)
     "policy_authority",  # funds the buyer of last resort (abm/policy.py), when that lever is on
     "fund_investors",  # investors of HY and private-credit funds: receive redemptions at NAV
+    "gpu_servicers",  # lease out lenders' seized GPUs for a share of the rent
 )
 
 

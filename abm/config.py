@@ -105,8 +105,6 @@ LENDER_KIND = {
     "cure_months": F("int", 0, 24, "months a breach may persist before the lender acts"),
     "waiver_tolerance": F("float", 0.0, 2.0, "largest relative breach a healthy lender waives"),
     "mark_policy": F("choice", doc="how collateral is marked", choices=("market", "appraisal")),
-    "reserve_multiplier": F("float", 0.0, 1.5, "reserve price / fundamental value when selling"),
-    "distressed_reserve_multiplier": F("float", 0.0, 1.5, "reserve when the lender is stressed"),
     "offer_share_per_month": F("float", 0.0, 1.0, "share of seized inventory offered each month"),
     "loss_sensitivity": F("float", 0.0, 100.0, "appetite cut per unit of recent sector loss rate"),
     # finite funding (abm/finance/funding.py; the ``funding`` channel)
@@ -308,17 +306,11 @@ SCHEMA: dict[str, Any] = {
             "share of an estate's GPU value at marks lost to work-out costs (defaulted claims are "
             "carried at the estate's expected recovery net of it)",
         ),
-        "estate_reserve_multiplier": F(
-            "float", 0.0, 1.5, "bankruptcy estate reserve / fundamental"
-        ),
-        "voluntary_reserve_multiplier": F(
-            "float", 0.0, 1.5, "distressed seller reserve / fundamental"
-        ),
         "reserve_floor_multiplier": F(
-            "float", 0.0, 1.5, "lowest reserve / fundamental a forced seller accepts"
-        ),
-        "reserve_decay_per_unsold_month": F(
-            "float", 0.0, 1.0, "reserve x this for each month a lot stays unsold"
+            "float",
+            0.0,
+            1.5,
+            "option (0 = off): lowest reserve / fundamental a lender or estate accepts",
         ),
         "roll_min_coverage": F(
             "float", 0.0, 10.0, "a maturing loan is rolled if EBITDA / debt service >= this ..."
@@ -350,9 +342,6 @@ SCHEMA: dict[str, Any] = {
             "int", 0, 4, "equity cures a facility allows in any 12 months (4 quarters)"
         ),
         "cure_max_per_facility": F("int", 0, 1000, "equity cures a facility allows over its life"),
-        "stressed_appetite": F(
-            "float", 0.0, 1.0, "below this appetite a lender sells at its distressed reserve"
-        ),
         "origination_ltv_floor_share": F(
             "float", 0.0, 1.0, "new-loan LTV = origination LTV x (this + (1 - this) x appetite)"
         ),
@@ -362,6 +351,15 @@ SCHEMA: dict[str, Any] = {
         "workout_months": F("int", 1, 240, "an estate not sold out within this is closed"),
         "lost_lease_memory_months": F(
             "int", 0, 120, "a lost lease explains a host's distress for this many months"
+        ),
+        "servicer_fee_share": F(
+            "float", 0.0, 1.0, "share of rent a servicer keeps for leasing out a lender's GPUs"
+        ),
+        "estate_sale_months": F(
+            "int",
+            0,
+            240,
+            "months of an estate's court sale process; then unsold GPUs go in kind to creditors",
         ),
     },
     "neoclouds": {
@@ -475,7 +473,13 @@ SCHEMA: dict[str, Any] = {
         "kinds": MapOf(BUYER_KIND, "secondary-market GPU buyers by kind"),
         "stress_budget_multiplier": F("float", 0.0, 2.0, "budget and absorption x in stress"),
         "bid_steps": F("int", 1, 50, "price steps of each bid schedule"),
-        "bid_floor": F("float", 0.0, 1.0, "lowest bid / valuation"),
+        "bid_floor": F("float", 0.0, 1.0, "option (0 = off): lowest bid / valuation"),
+        "purchase_financing_ltv": F(
+            "float",
+            0.0,
+            0.95,
+            "loan-to-value of buyers' credit lines: line = budget x ltv / (1 - ltv) x lender appetite",
+        ),
         "redeploy_share": F(
             "float", 0.0, 1.0, "share of bought GPUs that re-enter this market's supply"
         ),
@@ -913,11 +917,6 @@ def validate(cfg: dict) -> None:
                 )
         if pin["end"] < pin["start"]:
             raise ConfigError(f"shocks.pinned[{i}].end: must not be before start ({pin['start']})")
-    for kind, spec in cfg["lenders"]["kinds"].items():
-        if spec["distressed_reserve_multiplier"] > spec["reserve_multiplier"]:
-            raise ConfigError(
-                f"lenders.kinds.{kind}.distressed_reserve_multiplier: must be <= reserve_multiplier"
-            )
     if cfg["policy"]["last_resort_buyer"] and "last_resort" in cfg["buyers"]["kinds"]:
         raise ConfigError(
             "buyers.kinds.last_resort: reserved for the buyer of last resort "

@@ -17,6 +17,8 @@
 * Compute demand: the H100-equivalents paid for this month never exceed those demanded plus those
   take-or-pay obliges customers to pay for while idle, and no rent is paid except by the
   ``compute_customers`` sector (its cumulative net flow to agents is never negative).
+* Secondary market (:func:`market_problems`): funding needs and the month's mark evidence finite
+  and >= 0, mark weights in [0, 1], servicers only receive fees.
 * Sites: an active miner's site value (book value of its ASICs, sites and conversions) equals what is
   still scheduled to be depreciated: no site value appears without capex or vanishes without
   depreciation, a conversion's write-off or a site sale.
@@ -240,6 +242,27 @@ def balance_problems(m) -> list[str]:
     return problems
 
 
+def market_problems(m) -> list[str]:
+    """The secondary market's state (empty when sound): lenders' funding needs finite and >= 0;
+    the month's mark evidence (units offered, their value) finite and >= 0 and every mark weight in
+    [0, 1]; servicers only ever receive fees (the ``gpu_servicers`` sector's net payment to agents
+    is never positive)."""
+    problems = []
+    for name, values in (
+        ("funding need", m.funding_need_usd),
+        ("mark evidence units", m.mark_offered_units),
+        ("mark evidence value", m.mark_evidence_usd),
+    ):
+        bad = ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            problems.append(f"{name} not finite and >= 0: {np.asarray(values)[bad].tolist()}")
+    if np.any((m.last_trade_weight < 0) | (m.last_trade_weight > 1)):
+        problems.append("a mark weight outside [0, 1]")
+    if m.acct.sector_cash_in["gpu_servicers"] > 1e-6:
+        problems.append("servicers paid agents")
+    return problems
+
+
 def all_problems(m) -> list[str]:
     """Every invariant of this module at once (empty when all hold): the accounting identities
     (:func:`check`, losses included), prices (:func:`price_problems`) and balances (:func:`balance_problems`). A new
@@ -250,6 +273,7 @@ def all_problems(m) -> list[str]:
         + balance_problems(m)
         + policy_problems(m)
         + funding_problems(m)
+        + market_problems(m)
     )
 
 

@@ -180,7 +180,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.monthly_opex_usd = np.zeros(n)
         self.monthly_outflow_usd = np.zeros(n)
         # finite lender funding (abm/finance/funding.py): USD a lender must still raise after cash
-        # and outside funding (filled in the lender phase), and its runs, redemptions and caps
+        # and outside funding (filled in the lender phase; the market phase makes a lender with a
+        # need sell seized GPUs at the best bid), and its runs, redemptions and caps
         self.funding_need_usd = np.zeros(n)
         self.funding_state = FundingState(n)
 
@@ -208,6 +209,11 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.last_trade_weight = np.zeros(self.G)
         self.last_trade_events: list[list[int]] = [[] for _ in range(self.G)]
         self.last_trade_sellers: list[set] = [set() for _ in range(self.G)]
+        # the month's evidence for the marks, per generation (phases/market.py): units offered, their
+        # value at the clearing price (sold) or the best bid left (unsold), USD, and its month
+        self.mark_offered_units = np.zeros(self.G)
+        self.mark_evidence_usd = np.zeros(self.G)
+        self.mark_evidence_month = np.full(self.G, -10_000, dtype=np.int64)
 
         # balance sheets and the lending network
         load = np.zeros(n)

@@ -3,7 +3,7 @@ the model's own market, marks and covenants configured down to the papers' setti
 
 The setting: identical-ish neoclouds hold a common illiquid asset (GPUs) financed by GPU loans whose
 LTV covenants are tested at mark-to-market prices; forced sellers (lenders selling seized collateral,
-bankruptcy estates) accept any price, so the price impact of sales comes only from the buyers'
+bankruptcy estates) accept any price above the GPUs' salvage value, so the price impact of sales comes only from the buyers'
 downward-sloping bid schedules (the inverse demand curve); bought GPUs leave this market (no supply
 recycling), and the other contagion channels are off. The initial shock is the pinned AI-demand fall.
 
@@ -58,13 +58,14 @@ def fire_sale_setting(
         "buyers.redeploy_share": 0.0,
         "market.clearing": clearing,
         "credit.reserve_floor_multiplier": 0.0,
-        "credit.estate_reserve_multiplier": 0.0,
+        # holding seized GPUs earns the lender nothing: its reserve (and the estates' credit bid)
+        # falls to the GPUs' salvage value, so forced sellers take any bid above scrap
+        "credit.servicer_fee_share": 1.0,
     }
     for channel in ("funding", "credit_crunch", "margin_calls", "counterparty"):
         overrides[f"channels.{channel}"] = False
     for kind in LENDER_ROLES:
         overrides[f"lenders.kinds.{kind}.mark_policy"] = "market"
-        overrides[f"lenders.kinds.{kind}.distressed_reserve_multiplier"] = 0.0
     return load_scenario("correlated_crash", overrides)
 
 

@@ -56,10 +56,11 @@ class Valuation:
         return revenue - power - mc["site_opex_usd_per_mw_month"]
 
     def in_service_lots(self) -> np.ndarray:
-        """Rows of the lots earning rent (ascending): units owned by an active miner, neocloud or
-        buyer and used in this market (not exported)."""
+        """Rows of the lots earning rent (ascending): units owned by an active agent or by a lender
+        of any status (a lender's seized GPUs are leased out through a servicer, also by a failed
+        lender's administrator) and used in this market (not exported)."""
         lots = self.lots
-        earning_owner = (self.status == ACTIVE) & (self.type != LENDER)  # per agent, then per lot
+        earning_owner = (self.status == ACTIVE) | (self.type == LENDER)  # per agent, then per lot
         return np.flatnonzero(earning_owner.take(lots.owner) & (lots.units > 0) & ~lots.exported)
 
     def in_service_perf_units(self) -> float:

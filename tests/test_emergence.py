@@ -147,6 +147,13 @@ def _volume_weighted_discount(res):
 
 
 @pytest.mark.slow  # 12 extra crash runs at two buyer capacities
+@pytest.mark.xfail(
+    strict=True,
+    reason="lenders now sell seized GPUs only to bids above their value of holding them "
+    "(leased out through a servicer): with thin buyers they hold rather than sell lower, so "
+    "volume-weighted clearing prices barely depend on buyer capacity; forced sellers (a "
+    "funding need, arrears) are too rare in correlated_crash to carry the contrast",
+)
 def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
     """Volume-weighted clearing price / fundamental with 3x versus 0.3x the baseline buyers' budgets
     and MW. (At baseline capacity the market is already saturated by a large neocloud's seizure and
@@ -167,30 +174,27 @@ def test_less_buyer_absorption_gives_deeper_discounts(run_cache):
     assert sum(d < s for d, s in pairs) >= len(pairs) - 1
 
 
-def test_fire_sales_move_market_marks(run_cache):
-    """A clearing moves the mark from the used-market index towards its price (checked in every
-    traded month), fully when large: in correlated_crash seeds 0-15, at least 3 of the 16 runs have
-    a month whose mark is the clearing price itself (4 when written)."""
-    runs_with_exact = sum(
-        _marks_between_price_and_index(run_cache("correlated_crash", seed)) > 0
-        for seed in CRASH_SEEDS
+def test_an_unsold_overhang_marks_below_the_clearing_price(run_cache):
+    """Marks follow the month's evidence: units sold at the clearing price and units offered and not
+    sold at the bids left (docs/ODD.md, *Marks*). A mark can therefore fall below the price that
+    cleared, which marks lying between the clearing price and the index never could: in
+    correlated_crash seeds 0-15, at least 3 of the 16 runs have a traded month whose mark of an
+    H100, H200 or B200 is below its clearing price (15 when written)."""
+    runs_below = sum(
+        _marks_below_price(run_cache("correlated_crash", seed)) > 0 for seed in CRASH_SEEDS
     )
-    assert runs_with_exact >= 3, runs_with_exact
+    assert runs_below >= 3, runs_below
 
 
-def _marks_between_price_and_index(res) -> int:
+def _marks_below_price(res) -> int:
     ts = res.timeseries
-    discount = res.config["compute"]["calm_market_discount"]
-    exact = 0
+    below = 0
     for g in ("H100", "H200", "B200"):
         traded = ts[f"secondary_price_{g}"].notna()
         price = ts.loc[traded, f"secondary_price_{g}"]
-        index = ts.loc[traded, f"fundamental_value_{g}"] * (1 - discount)
         mark = ts.loc[traded, f"mark_{g}"]
-        assert (mark >= np.minimum(price, index) - 1e-6).all()
-        assert (mark <= np.maximum(price, index) + 1e-6).all()
-        exact += int(np.isclose(mark, price).sum())
-    return exact
+        below += int((mark < price * (1 - 1e-6)).sum())
+    return below
 
 
 def test_release_steps_rents_down():

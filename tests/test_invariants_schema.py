@@ -107,10 +107,6 @@ def scenarios(draw, min_months: int = 6, max_months: int = 18):
     m["btc_margin_call_ltv"], m["btc_liquidation_ltv"] = sorted(
         (m["btc_margin_call_ltv"], m["btc_liquidation_ltv"])
     )
-    for kind in cfg["lenders"]["kinds"].values():
-        kind["distressed_reserve_multiplier"], kind["reserve_multiplier"] = sorted(
-            (kind["distressed_reserve_multiplier"], kind["reserve_multiplier"])
-        )
     mix = cfg["neoclouds"]["gen_mix"]
     if sum(mix.values()) <= 0:
         mix[next(iter(mix))] = 1.0

@@ -190,7 +190,7 @@ FLEETS_DOUBLING = {
     "lenders.kinds.private_credit.loan_spread": 0.3,
     "lenders.kinds.private_credit.origination_ltv": 0.9906535653187305,
     "lenders.kinds.private_credit.covenant_headroom": 1.0,
-    "lenders.kinds.crypto_lender.reserve_multiplier": 1.5,
+    "lenders.kinds.crypto_lender.offer_share_per_month": 1.0,
     "channels.credit_crunch": False,
     "network.topology": "random",
 }

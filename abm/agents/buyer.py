@@ -3,9 +3,11 @@ sovereign/academic.
 
 Each buyer values a GPU by the DCF of its expected rents at its own hurdle rate, less the cost of
 integrating it, and bids a downward-sloping schedule: a few units near its valuation and more only at
-deeper discounts. Its bids are capped by its monthly budget and by the MW of compatible power and
-cooling it can bring online this month (liquid-cooled generations need liquid-cooling capability;
-overseas buyers are capped at the export-control performance limit).
+deeper discounts, down to zero at its full capacity (a linear inverse demand; ``buyers.bid_floor`` is
+an option, 0 = off). Its bids are capped by what it can spend this month (its owners' cash budget plus
+a credit line whose size follows lenders' appetite, :meth:`Buyers.monthly_spending_usd`) and by the MW
+of compatible power and cooling it can bring online this month (liquid-cooled generations need
+liquid-cooling capability; overseas buyers are capped at the export-control performance limit).
 """
 
 from __future__ import annotations
@@ -41,6 +43,44 @@ class Buyers(Population):
         )
         return np.where(compatible, value, 0.0)
 
+    def monthly_spending_usd(self, budget_multiplier: float) -> np.ndarray:
+        """What each buyer (rows ``model.buyer_idx``) can spend this month, USD: its owners' cash
+        budget (``monthly_budget_usd`` x ``budget_multiplier``) plus a credit line.
+
+        The line is a limit linked to lenders' appetite, not a loan booked in the model: a buyer
+        can finance ``buyers.purchase_financing_ltv`` of its purchases, so the line is
+        ``cash x ltv / (1 - ltv)`` at full appetite, scaled by the lenders' size-weighted mean
+        appetite (failed lenders count at zero): in a credit crunch the lines tighten with it. The
+        owners pay in the whole amount (``equity_investors``); the borrowing behind the line lies
+        outside the model's balance sheets."""
+        m = self.model
+        b = m.buyer_idx
+        cash = m.budget_usd[b] * budget_multiplier
+        ltv = m.cfg["buyers"]["purchase_financing_ltv"]
+        lenders = m.lender_idx
+        weight = m.lender_size_weight[lenders]
+        appetite = float(np.sum(weight * m.appetite[lenders]) / max(float(weight.sum()), 1e-12))
+        return cash * (1.0 + ltv / (1.0 - ltv) * appetite)
+
+    def best_bids_usd(self) -> np.ndarray:
+        """The highest price (USD per GPU, over generations) any active buyer with money and MW
+        left this month would bid now: the top of the bid schedules; 0 where nobody would bid."""
+        m = self.model
+        b = m.buyer_idx
+        able = (m.status[b] == ACTIVE) & (m.budget_left[b] > 0) & (m.mw_left[b] > 0)
+        if not able.any():
+            return np.zeros(m.G)
+        return self.valuations()[:, able].max(axis=1)
+
+    def bid_levels(self) -> np.ndarray:
+        """Bid price / valuation at each step of the schedule (length ``bid_steps``): from 1 down
+        to ``bid_floor`` (0 by default: the last step bids nothing). One rule for every buyer
+        kind; a kind that bids differently (e.g. a buyer of last resort) adds its own steps."""
+        m = self.model
+        steps = m.cfg["buyers"]["bid_steps"]
+        floor = m.cfg["buyers"]["bid_floor"]
+        return 1.0 - (1.0 - floor) * np.arange(steps) / max(steps - 1, 1)
+
     def bid_schedules(self, offered_units: np.ndarray):
         """Bids per generation given the units offered in each generation this round.
 
@@ -52,9 +92,8 @@ class Buyers(Population):
         b = m.buyer_idx
         active = m.status[b] == ACTIVE
         value = self.valuations()  # gens x buyers
-        steps = m.cfg["buyers"]["bid_steps"]
-        floor = m.cfg["buyers"]["bid_floor"]
-        level = 1.0 - (1.0 - floor) * np.arange(steps) / max(steps - 1, 1)
+        level = self.bid_levels()
+        steps = len(level)
         offered_value = offered_units[:, None] * value
         offered_mw = offered_units[:, None] * m.kw[:, None] / 1000.0 * (value > 0)
         budget_share = offered_value / np.maximum(offered_value.sum(axis=0, keepdims=True), 1e-9)

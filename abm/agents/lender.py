@@ -2,7 +2,7 @@
 
 Decisions (all lenders decide from the same state, vectorised over the loans or lenders concerned):
 appetite from capital and recent sector losses; waive or accelerate a covenant breach; roll a maturing
-loan or not; how much seized inventory to offer and at what reserve; whether to fund a new loan.
+loan or not; how much seized inventory to offer and at what reserve (its value of holding it); whether to fund a new loan.
 """
 
 from __future__ import annotations
@@ -124,36 +124,82 @@ class Lenders(Population):
             & healthy
         )
 
-    def reserve_multiplier(self, lenders: np.ndarray) -> np.ndarray:
-        """Reserve price / fundamental value for seized GPUs offered by ``lenders`` (agent rows):
-        ``distressed_reserve_multiplier`` when the lender is stressed (appetite below
-        ``credit.stressed_appetite``, or failed: it wants a fast sale), else ``reserve_multiplier``."""
+    def hold_rate(self, lenders: np.ndarray) -> np.ndarray:
+        """Annual rate (aligned with ``lenders``: agent rows) at which a lender discounts the rents
+        of GPUs it holds: its funding cost (base rate + ``funding_spread``: the carry of the capital
+        tied up in them) plus ``credit.spread_per_lost_appetite`` x (1 - appetite), the same price
+        of scarce capital it charges on new loans. A lender short of capital discounts holding more
+        heavily."""
         m = self.model
-        stressed = (m.appetite[lenders] < m.cfg["credit"]["stressed_appetite"]) | (
-            m.status[lenders] != ACTIVE
-        )
-        return np.where(
-            stressed,
-            m.lk["distressed_reserve_multiplier"][lenders],
-            m.lk["reserve_multiplier"][lenders],
+        a = m.appetite[lenders]
+        return (
+            m.base_rate
+            + m.lk["funding_spread"][lenders]
+            + (1.0 - a) * m.cfg["credit"]["spread_per_lost_appetite"]
         )
 
-    def offer_seized_lots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def hold_value_per_gpu(self, lenders: np.ndarray, gens: np.ndarray) -> np.ndarray:
+        """USD per GPU (aligned pairs ``lenders``, ``gens``) a lender's seized GPU is worth to it
+        if held: the DCF of leasing it out through a servicer (spot rent net of
+        ``credit.servicer_fee_share``, power and colocation, over its remaining economic life and to
+        its salvage value, as :meth:`~abm.markets.compute.ComputeMarket.value_per_gpu`) at
+        :meth:`hold_rate` (a failed lender in run-off has zero appetite: the highest rate; its
+        administrator leases the GPUs out as well)."""
+        m = self.model
+        rates = self.hold_rate(lenders)
+        out = np.zeros(len(lenders))
+        if len(lenders) == 0:
+            return out
+        unique, inverse = np.unique(np.round(rates, 6), return_inverse=True)
+        values = m.compute.value_per_gpu(
+            m.month, unique, rent_share=1.0 - m.cfg["credit"]["servicer_fee_share"]
+        )  # gens x rates
+        return values[gens, inverse.reshape(-1)]
+
+    def offer_seized_lots(
+        self, rows: np.ndarray, best_bid_usd: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What lenders offer from the seized lots ``rows`` (lot rows they own, not yet offered this
-        month): ``ceil(units x offer_share_per_month)`` GPUs per lot, at a reserve of
-        max(:meth:`reserve_multiplier` x ``reserve_decay_per_unsold_month`` ^ months unsold,
-        ``reserve_floor_multiplier``) x the generation's fundamental value (USD per GPU).
-        Returns (units, reserve USD per GPU), aligned with ``rows``."""
+        month). Two kinds of offer per lot:
+
+        - a sale against holding: ``ceil(units x offer_share_per_month)`` GPUs (the pace its
+          broker places them) at a reserve of :meth:`hold_value_per_gpu` (it sells only to a bid
+          that beats holding), never below ``max(credit.reserve_floor_multiplier x fundamental)``
+          (an option, 0 = off);
+        - a sale it must make: a lender with ``model.funding_need_usd > 0`` offers, lot by lot in
+          row order, enough units at reserve 0 to raise its need at the generation's best bid
+          ``best_bid_usd`` (USD per GPU, over generations).
+
+        Returns (lot rows, units, reserve USD per GPU), the must-sell offers after the others."""
         m = self.model
         lots, credit = m.lots, m.cfg["credit"]
         owner = lots.owner[rows]
-        units = np.ceil(lots.units[rows] * m.lk["offer_share_per_month"][owner]).astype(np.int64)
-        decay = credit["reserve_decay_per_unsold_month"] ** lots.unsold_months[rows]
-        reserve = (
-            np.maximum(self.reserve_multiplier(owner) * decay, credit["reserve_floor_multiplier"])
-            * m.compute.fundamental_value[lots.gen[rows]]
+        gen = lots.gen[rows]
+        units_left = lots.units[rows]
+        # forced units first: cumulative value at the best bid within each lender, in row order
+        need = m.funding_need_usd[owner]
+        price = np.maximum(best_bid_usd[gen], 1e-9)
+        forced = np.zeros(len(rows), dtype=np.int64)
+        if np.any(need > 0):
+            for lender in np.unique(owner[need > 0]).tolist():
+                mine = np.flatnonzero(owner == lender)
+                left = float(m.funding_need_usd[lender])
+                for k in mine.tolist():
+                    if left <= 0 or best_bid_usd[gen[k]] <= 0:
+                        continue
+                    forced[k] = min(int(units_left[k]), int(np.ceil(left / price[k])))
+                    left -= forced[k] * price[k]
+        free = units_left - forced
+        paced = np.ceil(free * m.lk["offer_share_per_month"][owner]).astype(np.int64)
+        reserve = np.maximum(
+            self.hold_value_per_gpu(owner, gen),
+            credit["reserve_floor_multiplier"] * m.compute.fundamental_value[gen],
         )
-        return units, reserve
+        return (
+            np.concatenate([rows, rows]),
+            np.concatenate([paced, forced]),
+            np.concatenate([reserve, np.zeros(len(rows))]),
+        )
 
     def lending_capacity(
         self, lenders: np.ndarray, sheet: tuple[np.ndarray, np.ndarray] | None = None

@@ -137,9 +137,12 @@ class Neoclouds(Population):
             # dividing by 0 would give inf or, with no equity room, NaN (a garbage unit count)
             return np.where(equity_per_unit > 0, np.floor(equity_room / equity_per_unit), np.inf)
 
-    def voluntary_offers(self, arrears_by_agent: np.ndarray):
-        """Free lots offered by active borrowers in arrears: enough units, at the voluntary reserve, to
-        cover the arrears. Returns (lot rows, units, reserve USD per unit)."""
+    def voluntary_offers(self, arrears_by_agent: np.ndarray, best_bid_usd: np.ndarray):
+        """Free lots offered by active borrowers in arrears beyond their cash: a borrower sells what
+        it must, enough units to cover its arrears at the generation's best bid ``best_bid_usd``
+        (USD per GPU, over generations), at reserve 0 (whatever clears: the alternative is a payment
+        default). Each lot is sized on its own (a borrower with several free lots may offer more
+        than it needs). Returns (lot rows, units, reserve USD per unit)."""
         m = self.model
         lots = m.lots
         # per agent first (active and in arrears), then per lot
@@ -150,12 +153,9 @@ class Neoclouds(Population):
         rows = np.flatnonzero((lots.loan < 0) & (lots.units > 0) & selling.take(lots.owner))
         if len(rows) == 0:
             return rows, rows, np.empty(0)
-        reserve = (
-            m.cfg["credit"]["voluntary_reserve_multiplier"]
-            * m.compute.fundamental_value[lots.gen[rows]]
-        )
-        need_units = np.ceil(arrears_by_agent[lots.owner[rows]] / np.maximum(reserve, 1.0)).astype(
-            np.int64
-        )
+        bid = best_bid_usd[lots.gen[rows]]
+        need_units = np.where(
+            bid > 0, np.ceil(arrears_by_agent[lots.owner[rows]] / np.maximum(bid, 1.0)), 0
+        ).astype(np.int64)
         units = np.minimum(lots.units[rows], need_units)
-        return rows, units, reserve
+        return rows, units, np.zeros(len(rows))

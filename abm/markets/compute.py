@@ -93,7 +93,11 @@ class ComputeMarket:
         return self.rent_spot > self.power_cost_per_hour
 
     def value_per_gpu(
-        self, month: int, annual_discount_rate, horizon: int | None = None
+        self,
+        month: int,
+        annual_discount_rate,
+        horizon: int | None = None,
+        rent_share: float = 1.0,
     ) -> np.ndarray:
         """DCF value of one GPU of each generation (USD): its expected rents net of power and
         colocation until its owner retires it for its salvage value, at the best retirement month.
@@ -105,7 +109,8 @@ class ComputeMarket:
         ``month`` is unused (the value depends on the generation, not on its age) and kept for
         callers. Returns an array over generations (or generations x rates if
         ``annual_discount_rate`` is an array). ``horizon``: months of rent counted (default
-        ``compute.valuation_horizon_months``).
+        ``compute.valuation_horizon_months``). ``rent_share``: the share of the rent the owner
+        keeps (1: all of it; a lender leasing through a servicer keeps 1 - the servicer's fee).
         """
         cfg = self.cfg
         if horizon is None:
@@ -114,7 +119,7 @@ class ComputeMarket:
         rent, op = self.expected_rent_and_power(horizon)
         # a kept GPU pays colocation every month (as in operations, on all installed kW) and runs
         # only when its rent covers its power; retiring it ends both (the best month is chosen below)
-        margin = np.maximum(rent - op, 0.0) - self.colo_cost_per_hour[:, None]
+        margin = np.maximum(rent * rent_share - op, 0.0) - self.colo_cost_per_hour[:, None]
         cash = margin * self.hours  # gens x months
         rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
         disc = self._discount_factors(rates, k)  # rates x months

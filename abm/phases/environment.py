@@ -56,7 +56,7 @@ def shocks_and_markets(m, t: int) -> None:
     # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus
     b = m.buyer_idx
     mult = cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
-    m.budget_left[b] = m.budget_usd[b] * mult
+    m.budget_left[b] = m.populations.buyers.monthly_spending_usd(mult)
     m.mw_left[b] = m.absorption_mw[b] * mult
     policy.return_last_resort_cash(m)  # (its salvage proceeds go back to the policy authority)
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])

@@ -1,9 +1,12 @@
 """Phases 8-9: the secondary GPU market round and the re-marking of collateral.
 
-Offers come from lenders' seized inventory (a share per month, at a reserve that drops when the lender is
-stressed), bankruptcy estates (everything, at the distressed reserve) and, in the first round, borrowers
-in arrears (free lots, at the voluntary reserve). Buyers bid from their valuations, budgets and MW.
-Each generation clears once at a uniform price; then marks move.
+Offers come from lenders' seized inventory (a share per month at their value of holding it, plus what
+a funding need forces them to sell at any price), bankruptcy estates (everything, at their creditors'
+credit bid, for ``credit.estate_sale_months``; then the rest goes to the creditors in kind) and, in the
+first round, borrowers in arrears (free lots, enough to cover the arrears, at any price). Buyers bid from
+their valuations, what they can spend and MW. Each generation clears once at a uniform price; then marks
+move towards the evidence of the round: its clearing price for the units sold and the best bid left
+for the units offered and not sold.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import numpy as np
 
 from abm import policy
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
-from abm.finance import losses, resolution
+from abm.finance import estate_sale, losses, resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.markets.secondary import clear_uniform
 from abm.world import match_cumulative
 
 
 def _offers(m, t: int, rnd: int):
-    """(lot rows, units, reserve USD per unit) of everything for sale this round."""
+    """(lot rows, units, reserve USD per unit) of everything for sale this round. Every seller's
+    reserve follows from its own state (docs/ODD.md, *Secondary market*): a lender's from its value
+    of holding and its funding need, an estate's from its creditors' credit bid, a borrower in
+    arrears sells what it must."""
     lots = m.lots
-    fundamental = m.compute.fundamental_value
     lot_units = lots.units
     owner = lots.owner
     # forced sellers: lenders (seized inventory) and estates; only their lots are gathered
@@ -30,22 +35,12 @@ def _offers(m, t: int, rnd: int):
         (lot_units > 0) & (lots.offered_month != t) & (is_lender | is_estate).take(owner)
     )
     has_owner = owner.take(has)
-    # a forced seller cuts its reserve for every month a lot has stayed unsold
-    decay_per_month = m.cfg["credit"]["reserve_decay_per_unsold_month"]
-    rows_l = has[is_lender.take(has_owner)]
-    units_l, res_l = m.populations.lenders.offer_seized_lots(rows_l)
-    floor = m.cfg["credit"]["reserve_floor_multiplier"]
+    best_bid = m.populations.buyers.best_bids_usd()
     rows_e = has[is_estate.take(has_owner)]
-    units_e = lot_units[rows_e]
-    res_e = (
-        np.maximum(
-            m.cfg["credit"]["estate_reserve_multiplier"]
-            * decay_per_month ** lots.unsold_months[rows_e],
-            floor,
-        )
-        * fundamental[lots.gen[rows_e]]
-    )
-    parts = [(rows_l, units_l, res_l), (rows_e, units_e, res_e)]
+    parts = [
+        m.populations.lenders.offer_seized_lots(has[is_lender.take(has_owner)], best_bid),
+        (rows_e, lot_units[rows_e], estate_sale.estate_reserves_usd(m, rows_e)),
+    ]
     if rnd == 0:
         loans = m.loans
         owed = np.flatnonzero(loans.arrears_usd > 0)  # loans without arrears add nothing
@@ -54,10 +49,12 @@ def _offers(m, t: int, rnd: int):
         ]
         arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
         arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
-        parts.append(m.populations.neoclouds.voluntary_offers(arrears))
+        parts.append(m.populations.neoclouds.voluntary_offers(arrears, best_bid))
     rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
     units = np.concatenate([p[1] for p in parts]).astype(np.int64)
     reserve = np.concatenate([p[2] for p in parts]).astype(float)
+    # no seller takes less than a salvage buyer pays for the GPU (it can always scrap it)
+    reserve = np.maximum(reserve, m.compute.salvage_usd_per_gpu[lots.gen[rows]])
     keep = units > 0
     return rows[keep], units[keep], reserve[keep]
 
@@ -99,20 +96,27 @@ def secondary_round(m, t: int, rnd: int) -> bool:
             traded |= _clear_generation(
                 m, t, g, rows, units, reserve, sel, bids[g], sold_by_offer, estates
             )
-    # a lot offered by a lender or an estate that did not sell out cuts its reserve next time
+    # months a lot of a lender or an estate was offered without selling out (a record; reserves
+    # follow the sellers' state, not this count)
     forced = (m.type[lots.owner[rows]] == LENDER) | (m.status[lots.owner[rows]] == DEFAULTED)
     unsold = forced & (sold_by_offer < units)
     lots.unsold_months[rows[unsold]] += 1
+    # estates whose court sale process has ended hand the rest to their creditors in kind
+    estates |= estate_sale.hand_over_unsold(m, t)
     for b in sorted(estates):
         resolution.distribute_estate(m, int(b), t)
     return traded
 
 
 def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, estates) -> bool:
-    """One call auction for generation ``g`` over the offers ``sel``; settle and record it."""
+    """One call auction for generation ``g`` over the offers ``sel``; settle and record it, and
+    record the round's evidence for the marks (:func:`_record_mark_evidence`)."""
     bid_buyer, bid_price, bid_units = bids
     result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
+    _record_mark_evidence(m, t, g, int(units[sel].sum()), result, bid_price, bid_units)
     if result.quantity <= 0:
+        m.last_trade_events[g] = []  # a mark-down from an empty market has no trade behind it
+        m.last_trade_sellers[g] = set()
         return False
     sold_by_offer[sel] = result.sold
     event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
@@ -128,12 +132,51 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
             if np.isnan(m.this_month.min_discount[g])
             else min(m.this_month.min_discount[g], ratio)
         )
-    m.last_trade_price[g] = result.price
-    m.last_trade_weight[g] = min(1.0, result.quantity / m.cfg["compute"]["mark_full_weight_units"])
-    m.last_trade_month[g] = t
     m.last_trade_events[g] = event_ids
     m.last_trade_sellers[g] = sellers
     return True
+
+
+def _record_mark_evidence(m, t, g, offered_units, result, bid_price, bid_units) -> None:
+    """Add a round's evidence about generation ``g``'s price to the month's (the rule in
+    docs/ODD.md, *Marks*).
+
+    Every unit offered this month counts once (a lot is offered at most once a month): a unit sold
+    at the clearing price; the units offered and not sold at what they would fetch now, walking
+    down the bids left unfilled in their round, best first (a liquidation appraisal of the
+    overhang). Units beyond the bids left (the buyers had spent the month's money or MW) are
+    evidence at the lowest price the generation cleared at this month (the marginal buyer's bid),
+    or the salvage value without a trade this month (what a salvage buyer pays). The month's
+    evidence price is the mean over the units offered; its weight in the marks is
+    ``min(1, units offered this month / compute.mark_full_weight_units)``: a large offer tests the
+    market more than a small one, whether or not it clears."""
+    if offered_units <= 0:
+        return
+    if m.mark_evidence_month[g] != t:  # the first offer of the month: start the month's evidence
+        m.mark_evidence_month[g] = t
+        m.mark_offered_units[g] = 0.0
+        m.mark_evidence_usd[g] = 0.0
+    sold = result.quantity
+    filled = result.bought if sold > 0 else np.zeros(len(bid_units), dtype=np.int64)
+    unsold = max(offered_units - sold, 0)
+    # beyond the bids left: the lowest price the generation cleared at this month, else salvage
+    lowest = m.this_month.min_discount[g] * m.compute.fundamental_value[g]
+    if sold > 0:
+        lowest = result.price if np.isnan(lowest) else min(lowest, result.price)
+    beyond = float(m.compute.salvage_usd_per_gpu[g]) if np.isnan(lowest) else float(lowest)
+    # the unsold units walk down the bids left unfilled, best first; the rest at ``beyond``
+    left = bid_units - filled
+    order = np.argsort(-bid_price, kind="stable")
+    take = np.diff(np.minimum(np.cumsum(left[order]), unsold), prepend=0)
+    walked = float((take * bid_price[order]).sum())
+    unsold_value = walked + (unsold - int(take.sum())) * beyond
+    m.mark_offered_units[g] += offered_units
+    m.mark_evidence_usd[g] += sold * (result.price if sold > 0 else 0.0) + unsold_value
+    m.last_trade_price[g] = m.mark_evidence_usd[g] / m.mark_offered_units[g]
+    m.last_trade_weight[g] = min(
+        1.0, m.mark_offered_units[g] / m.cfg["compute"]["mark_full_weight_units"]
+    )
+    m.last_trade_month[g] = t
 
 
 def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarray):
@@ -163,6 +206,9 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
         _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
     # a lender's realised loss (or gain) on inventory sold against the value it was carried at
     losses.book_sales(m, seller, rows, q, price)
+    # what a lender raised goes against its funding need (it sells no more than the need requires)
+    np.subtract.at(m.funding_need_usd, seller, np.where(m.type[seller] == LENDER, cash, 0.0))
+    np.maximum(m.funding_need_usd, 0.0, out=m.funding_need_usd)
     # one trade event per seller-buyer pair; parents: the seizure that brought the lot to a lender,
     # and the seller's default when an estate sells
     origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]
@@ -217,13 +263,16 @@ def _nan_to_zero(x: np.ndarray) -> np.ndarray:
 
 
 def update_marks(m, t: int) -> None:
-    """Market marks follow recent clearing prices, else the used-market index; appraisals lag."""
+    """Market marks follow the evidence of recent rounds (clearing prices for units sold, the best
+    bid left for units offered and not sold), else the used-market index; appraisals lag.
+
+    ``mark = index + w x (evidence - index)`` for ``compute.mark_window_months`` after a round in
+    which the generation was offered, with ``w = min(1, units offered / mark_full_weight_units)``
+    (:func:`_record_mark_evidence`); the index where it was not offered recently."""
     c = m.cfg["compute"]
     index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
     recent = (t - m.last_trade_month) < c["mark_window_months"]
     if not m.cfg["channels"]["fire_sale"]:
-        recent[:] = False  # channel off: clearing prices never re-mark collateral
-    # a clearing moves the mark in proportion to its volume: a thin distressed trade barely does,
-    # a sale of mark_full_weight_units GPUs or more sets it
+        recent[:] = False  # channel off: the secondary market never re-marks collateral
     traded = index + m.last_trade_weight * (_nan_to_zero(m.last_trade_price) - index)
     m.mark_market = np.where(recent, traded, index)

