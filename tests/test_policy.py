@@ -52,7 +52,9 @@ def test_last_resort_with_no_budget_changes_nothing():
 
 
 def test_last_resort_bids_share_of_fundamental_within_budget():
-    share, budget = 0.5, 1.0e9
+    # a share above lenders' value of holding seized GPUs (about 0.6 of fundamental in the crash),
+    # so that the buyer of last resort trades: below it lenders hold rather than sell to it
+    share, budget = 0.8, 1.0e9
     over = {
         "policy.last_resort_buyer": True,
         "policy.last_resort_share_of_fundamental": share,
@@ -228,6 +230,7 @@ def test_last_resort_kind_name_is_reserved():
 def test_every_invariant_holds_monthly_with_all_levers_on():
     over = {
         "policy.last_resort_buyer": True,
+        "policy.last_resort_share_of_fundamental": 0.8,  # above lenders' hold values: it trades
         "policy.ltv_cap": True,
         "policy.forbearance": True,
         "policy.capital_requirement": True,
