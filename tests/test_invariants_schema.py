@@ -111,9 +111,9 @@ def scenarios(draw, min_months: int = 6, max_months: int = 18):
         kind["distressed_reserve_multiplier"], kind["reserve_multiplier"] = sorted(
             (kind["distressed_reserve_multiplier"], kind["reserve_multiplier"])
         )
-    mix = cfg["neoclouds"]["gen_mix"]
-    if sum(mix.values()) <= 0:
-        mix[next(iter(mix))] = 1.0
+    for mix in (cfg["neoclouds"]["gen_mix"], cfg["miners"]["gpu_gen_mix"]):
+        if sum(mix.values()) <= 0:
+            mix[next(iter(mix))] = 1.0
     validate(cfg)
     return cfg, months, draw(st.integers(0, 2**32 - 1))
 

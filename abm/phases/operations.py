@@ -368,9 +368,9 @@ def _scrap(m, t: int) -> None:
 
 
 def _retire(m, t: int) -> None:
-    """Economic retirement: owners (neoclouds and their estates, lenders holding seized GPUs,
-    buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
-    (``Population.retire_uneconomic_lots``; neoclouds keep the units their customer contracts still
+    """Economic retirement: owners (neoclouds, GPU-owning miners and their estates, lenders holding
+    seized GPUs, buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
+    (``Population.retire_uneconomic_lots``; owners keep the units their customer contracts still
     pay for) and sell them to ``salvage_buyers`` at the salvage value.
 
     The proceeds of pledged lots prepay their loan (a collateral disposal), up to its principal;
@@ -382,7 +382,8 @@ def _retire(m, t: int) -> None:
         return
     pops = m.populations
     decided = [
-        p.retire_uneconomic_lots(retiring) for p in (pops.neoclouds, pops.lenders, pops.buyers)
+        p.retire_uneconomic_lots(retiring)
+        for p in (pops.miners, pops.neoclouds, pops.lenders, pops.buyers)
     ]
     rows = np.concatenate([d[0] for d in decided])
     if len(rows) == 0:
