@@ -260,6 +260,12 @@ SCHEMA: dict[str, Any] = {
         "ai_demand_stress_drift": F("float", -1.0, 1.0, "monthly log drift of demand in stress"),
         "btc_stress_drift": F("float", -1.0, 1.0, "monthly log drift of BTC in stress"),
         "pinned": ListOf(PINNED, "deterministic shocks"),
+        "correlation_model": F(
+            "choice",
+            doc="BTC / AI co-movement: 'emergent' (corr_calm in both regimes, links from the model) "
+            "or 'regime_set' (stress sets correlation, customer defaults, buyer budgets by hand)",
+            choices=("emergent", "regime_set"),
+        ),
     },
     "credit": {
         "base_rate_start": F("float", 0.0, 0.5, "SOFR at start, per year"),

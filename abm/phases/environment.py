@@ -54,7 +54,7 @@ def shocks_and_markets(m, t: int) -> None:
 
     # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus
     b = m.buyer_idx
-    mult = cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
+    mult = buyer_credit_multiplier(m, stress)
     m.budget_left[b] = m.budget_usd[b] * mult
     m.mw_left[b] = m.absorption_mw[b] * mult
     m.acct.from_sector("equity_investors", b, m.budget_left[b] - m.acct.cash[b])
@@ -63,3 +63,20 @@ def shocks_and_markets(m, t: int) -> None:
     # a lost lease explains later distress for a limited time (a year in the baseline)
     memory = cfg["credit"]["lost_lease_memory_months"]
     m.lost_revenue_event[t - m.lost_revenue_month > memory] = -1
+
+
+def buyer_credit_multiplier(m, stress: bool) -> float:
+    """This month's multiplier of buyers' budgets and absorption.
+
+    Under ``shocks.correlation_model = "regime_set"`` the stress regime sets it by hand
+    (``buyers.stress_budget_multiplier`` in stress, else 1). Under ``"emergent"`` buyers finance
+    purchases with credit from the same lenders as the borrowers, so their budgets follow those
+    lenders' appetite: the mean appetite (in [0, 1], from last month's capital and sector losses,
+    :meth:`abm.agents.lender.Lenders.update_appetite`) of the lenders weighted by their size, 1
+    when there are no lenders."""
+    if m.shocks.regime_sets_correlation:
+        return m.cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
+    weight = m.lender_size_weight[m.lender_idx]
+    if len(weight) == 0 or weight.sum() <= 0:
+        return 1.0
+    return float(np.clip(np.average(m.appetite[m.lender_idx], weights=weight), 0.0, 1.0))

@@ -273,9 +273,11 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
     c = m.cfg["compute"]
     ct = m.contracts
     act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+    # the regime sets the stress probability by hand only under shocks.correlation_model =
+    # "regime_set"; otherwise customers' stress comes only from the idle take-or-pay they pay below
     p = c[
         "customer_default_prob_per_year_stress"
-        if m.shocks.stress
+        if m.shocks.stress and m.shocks.regime_sets_correlation
         else "customer_default_prob_per_year"
     ]
     # customers that paid for idle reserved GPUs last month carry that cost: their default
