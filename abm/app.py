@@ -69,7 +69,8 @@ def app_overrides(
 
     ``rent_deflation_per_year`` -> ``compute.rent_deflation_per_year``;
     ``btc_vol_scale`` multiplies ``crypto.vol_per_year`` and ``crypto.vol_per_year_stress``;
-    ``buyer_stress_budget_multiplier`` -> ``buyers.stress_budget_multiplier``;
+    ``buyer_stress_budget_multiplier`` -> ``buyers.stress_budget_multiplier`` and
+    ``shocks.correlation_model = "regime_set"`` (the rule under which the multiplier acts);
     ``origination_ltv_scale`` multiplies every lender kind's ``origination_ltv`` (kept in [0.05, 1]);
     ``fire_sale=False`` etc. -> ``channels.<name>``; ``months`` -> ``run.months``.
     """
@@ -89,6 +90,8 @@ def app_overrides(
     stress_budget = _absolute(buyer_stress_budget_multiplier)
     if stress_budget is not None:
         out["buyers.stress_budget_multiplier"] = stress_budget
+        # the multiplier is the hand-set stress rule's: choosing it chooses that rule (issue 13)
+        out["shocks.correlation_model"] = "regime_set"
     if float(origination_ltv_scale) != 1.0:
         for kind, params in base["lenders"]["kinds"].items():
             ltv = params["origination_ltv"] * float(origination_ltv_scale)
@@ -145,12 +148,16 @@ class AppModel(AIComputeCreditModel):
         kinds = cfg["lenders"]["kinds"]
         ltvs = sorted({round(k["origination_ltv"], 2) for k in kinds.values()})
         off = [c.replace("_", " ") for c in CHANNELS if not cfg["channels"][c]]
+        buyers = (
+            f"buyer stress budget **x{cfg['buyers']['stress_budget_multiplier']:.1f}**"
+            if cfg["shocks"]["correlation_model"] == "regime_set"
+            else "buyer budgets **follow lender appetite**"
+        )
         return (
             f"**{self.scenario}**, seed {self.seed}: {cfg.get('description', '')}\n\n"
             f"rent deflation **{cfg['compute']['rent_deflation_per_year']:.2f}**/yr · "
             f"BTC vol **{cfg['crypto']['vol_per_year']:.2f}** (stress "
-            f"{cfg['crypto']['vol_per_year_stress']:.2f}) · buyer stress budget "
-            f"**x{cfg['buyers']['stress_budget_multiplier']:.1f}** · origination LTV "
+            f"{cfg['crypto']['vol_per_year_stress']:.2f}) · {buyers} · origination LTV "
             f"**{ltvs[0]:.2f}-{ltvs[-1]:.2f}** · channels off: **{', '.join(off) or 'none'}**"
         )
 

@@ -275,6 +275,12 @@ SCHEMA: dict[str, Any] = {
         "ai_demand_stress_drift": F("float", -1.0, 1.0, "monthly log drift of demand in stress"),
         "btc_stress_drift": F("float", -1.0, 1.0, "monthly log drift of BTC in stress"),
         "pinned": ListOf(PINNED, "deterministic shocks"),
+        "correlation_model": F(
+            "choice",
+            doc="BTC / AI co-movement: 'emergent' (corr_calm in both regimes, links from the model) "
+            "or 'regime_set' (stress sets correlation, customer defaults, buyer budgets by hand)",
+            choices=("emergent", "regime_set"),
+        ),
     },
     "credit": {
         "base_rate_start": F("float", 0.0, 0.5, "SOFR at start, per year"),
@@ -452,6 +458,14 @@ SCHEMA: dict[str, Any] = {
         "asic_refresh_cash_buffer_months": F(
             "float", 0.0, 60.0, "ASIC refresh spends cash above this x monthly opex"
         ),
+        # miners' own GPU fleets on GPU-backed loans (abm/world_miner_gpus.py)
+        "gpu_owner_share": F("float", 0.0, 1.0, "share of miners owning GPU fleets at start"),
+        "gpu_mw_share": F("range", 0.0, 1.0, "share of a GPU owner's mining MW turned to GPUs"),
+        "gpu_gen_mix": MapOf(F("float", 0.0, 1.0), "miners' GPU fleet share by generation"),
+        "gpu_bought_within_months": F("int", 1, 120, "miners' GPUs were bought this recently"),
+        "gpu_loan_ltv": F("float", 0.0, 1.0, "origination LTV of a miner's GPU-backed loan"),
+        "gpu_loan_tenor_months": F("int", 6, 240, "amortisation tenor of a miner's GPU loan"),
+        "gpu_contracted_share": F("range", 0.0, 1.0, "share of a miner's GPUs under contract"),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),
@@ -893,6 +907,15 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"neoclouds.gen_mix.{name}: released after run.start")
     if sum(cfg["neoclouds"]["gen_mix"].values()) <= 0:
         raise ConfigError("neoclouds.gen_mix: shares must sum to more than 0")
+    for name, share in cfg["miners"]["gpu_gen_mix"].items():
+        if name not in gens:
+            raise ConfigError(
+                f"miners.gpu_gen_mix.{name}: unknown generation; allowed: {', '.join(gens)}"
+            )
+        if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
+            raise ConfigError(f"miners.gpu_gen_mix.{name}: released after run.start")
+    if sum(cfg["miners"]["gpu_gen_mix"].values()) <= 0:
+        raise ConfigError("miners.gpu_gen_mix: shares must sum to more than 0")
     for kind in cfg["lenders"]["mix"]:
         if kind not in cfg["lenders"]["kinds"]:
             raise ConfigError(

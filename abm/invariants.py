@@ -24,6 +24,9 @@
   depreciation, a conversion's write-off or a site sale.
 * Policy (:func:`policy_problems`): the buyer of last resort stays within its run budget, is paid
   only by the ``policy_authority`` sector and warehouses what it buys.
+* Miners' GPU halls (:func:`miner_gpu_problems`): the GPUs an active miner owns draw no more
+  facility power (IT kW x PUE) than the MW it turned into GPU halls (``gpu_mw``), and only a miner
+  with a GPU hall owns GPUs or owes GPU term loans.
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -37,7 +40,7 @@ from abm.agents.base import ACTIVE, FAILED, LENDER
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
-from abm.finance.instruments import INTERBANK
+from abm.finance.instruments import GPU_TERM, INTERBANK
 
 
 def check(m, tol_usd: float = 1e-3) -> list[str]:
@@ -86,6 +89,7 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     ):
         problems.append("lender equity differs between the lender layer and the balance sheets")
     problems += demand_problems(m)
+    problems += miner_gpu_problems(m)
     return problems + loss_problems(m, sheets["equity"])
 
 
@@ -274,6 +278,7 @@ def all_problems(m) -> list[str]:
         + policy_problems(m)
         + funding_problems(m)
         + market_problems(m)
+        + miner_gpu_problems(m)
     )
 
 
@@ -343,4 +348,27 @@ def funding_problems(m) -> list[str]:
     stuck = active & (m.funding_need_usd[lenders] > 1.0) & (m.acct.cash[lenders] > 1.0)
     if stuck.any():
         problems.append(f"lenders {lenders[stuck].tolist()} hold cash but leave a funding need")
+    return problems
+
+
+def miner_gpu_problems(m) -> list[str]:
+    """Violations of the miners' GPU-hall rules (empty when all hold): an active miner's GPUs draw
+    at most its ``gpu_mw`` (facility MW: IT kW x ``compute.pue`` / 1000); a miner without a hall
+    owns no GPUs and owes no GPU term loan (miners get GPUs only with a hall,
+    :mod:`abm.world_miner_gpus`)."""
+    problems = []
+    idx = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
+    if len(idx) == 0:
+        return problems
+    lots = m.lots
+    kw = np.bincount(lots.owner, weights=lots.units * m.kw[lots.gen], minlength=m.n)[idx]
+    draw_mw = kw * m.cfg["compute"]["pue"] / 1000.0
+    hall = m.gpu_mw[idx]
+    if np.any(draw_mw > hall * (1.0 + 1e-9) + 1e-9):
+        problems.append(f"miner GPUs draw more than their halls at {idx[draw_mw > hall].tolist()}")
+    loans = m.loans
+    gpu_debtors = loans.borrower[(loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE)]
+    no_hall = idx[hall <= 0]
+    if np.isin(no_hall, gpu_debtors).any():
+        problems.append("a miner without a GPU hall owes a GPU term loan")
     return problems

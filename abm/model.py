@@ -53,6 +53,7 @@ from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
 from abm.markets.shocks import Shocks
 from abm.valuation import Valuation
+from abm.world_miner_gpus import build_miner_gpu_fleets
 
 AGENT_CLASSES = {MINER: Miner, NEOCLOUD: Neocloud, LENDER: Lender, BUYER: SecondaryBuyer}
 
@@ -129,6 +130,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             "mw_left",
             "contracted_share",
             "ig_share",
+            "gpu_mw",  # miners' facility MW turned into halls for their own GPUs
         ):
             setattr(self, name, np.zeros(n))
         self.appetite[self.lender_idx] = 1.0
@@ -222,6 +224,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         world.build_miners(self, load)
         world.build_leases(self)
         world.build_miner_debt(self, load)
+        build_miner_gpu_fleets(self, load)  # miners' own GPUs on GPU-backed loans
         world.build_buyers(self)
         world.initial_cash_for_borrowers(self)
         world.build_lender_funding(self, load)

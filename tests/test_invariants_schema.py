@@ -107,9 +107,9 @@ def scenarios(draw, min_months: int = 6, max_months: int = 18):
     m["btc_margin_call_ltv"], m["btc_liquidation_ltv"] = sorted(
         (m["btc_margin_call_ltv"], m["btc_liquidation_ltv"])
     )
-    mix = cfg["neoclouds"]["gen_mix"]
-    if sum(mix.values()) <= 0:
-        mix[next(iter(mix))] = 1.0
+    for mix in (cfg["neoclouds"]["gen_mix"], cfg["miners"]["gpu_gen_mix"]):
+        if sum(mix.values()) <= 0:
+            mix[next(iter(mix))] = 1.0
     validate(cfg)
     return cfg, months, draw(st.integers(0, 2**32 - 1))
 

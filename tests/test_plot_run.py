@@ -41,7 +41,9 @@ def crash_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def calm_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "calm"
-    write_run(abm.run("calm", seed=0, months=12), out, figure=False)
+    # calm seed 1: no default and no trade in 12 months on issue 13's model (seed 0, quiet on issue
+    # 12's, now has a neocloud default within the year)
+    write_run(abm.run("calm", seed=1, months=12), out, figure=False)
     return out
 
 

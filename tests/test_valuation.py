@@ -83,14 +83,17 @@ def test_reverting_fundamentals_do_not_jump_with_one_month_of_utilisation():
     """ODD note 14: holding today's utilisation for 120 months makes fundamental values jump in a
     month; the fading expectation keeps monthly moves moderate. Largest monthly move of the H100
     value in correlated_crash seeds 0-11, measured on the merged economics of issue 12: 2.0-12.3
-    held, 1.29-1.84 reverting; the reverting move is the smaller in every seed."""
+    held, 1.29-1.84 reverting; the reverting move is the smaller in every seed. With issue 13's
+    emergent correlation model (no hand-set stress correlation or customer defaults) the
+    reverting moves are 1.29-2.30 (2.30 in seed 5, 1.68 or less in the others): the bound is
+    2.5, still far below the held moves."""
     held, fading = [], []
     for seed in JUMP_SEEDS:
         for mode, moves in (("current", held), ("mean_reverting", fading)):
             cfg = abm.load_scenario("correlated_crash", {"compute.valuation_utilisation": mode})
             ts = abm.run(cfg, seed=seed).timeseries
             moves.append(_largest_monthly_move(ts["fundamental_value_H100"].to_numpy()))
-    assert max(fading) < 2.0, fading
+    assert max(fading) < 2.5, fading
     assert max(held) > 5.0, held
     assert all(f < h for f, h in zip(fading, held, strict=True)), (fading, held)
 

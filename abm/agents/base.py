@@ -59,13 +59,34 @@ class Population:
         """GPUs this population's agents retire this month: (lot rows ascending, units of each).
         Every lot with units of a generation in ``retiring_gen`` (boolean array over generations),
         i.e. one whose expected rents no longer cover its power and colocation by more than its
-        salvage value (:meth:`abm.markets.compute.ComputeMarket.retiring`), is retired whole.
-        Lenders holding seized GPUs, buyers and estates decide this way (a GPU worth only its
-        salvage value is worth more sold for parts than kept); neoclouds keep GPUs under contract
-        (:meth:`abm.agents.neocloud.Neoclouds.retire_uneconomic_lots`). The operations phase
-        settles the sales."""
+        salvage value (:meth:`abm.markets.compute.ComputeMarket.retiring`), is retired, except the
+        units its owner's active customer contracts on that generation still pay for (take-or-pay
+        rent is owed while the contract runs, whatever spot rents do): a rule by owner, whatever
+        its type. Kept units are taken from the owner's lots in row order. Lenders holding seized
+        GPUs, buyers and estates have no active contracts, so they retire whole lots (a GPU worth
+        only its salvage value is worth more sold for parts than kept); neoclouds and GPU-owning
+        miners keep their contracted units. The operations phase settles the sales."""
         m = self.model
         lots = m.lots
         mine = m.type.take(lots.owner) == self.type_code
         rows = np.flatnonzero(mine & (lots.units > 0) & retiring_gen.take(lots.gen))
-        return rows, lots.units[rows].copy()
+        units = lots.units[rows].copy()
+        if len(rows) == 0:
+            return rows, units
+        ct = m.contracts
+        act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+        if len(act) == 0:
+            return rows, units
+        cell = ct.gen.take(act) * m.n + ct.provider.take(act)  # (generation, provider) cells
+        contracted = np.bincount(cell, weights=ct.units.take(act), minlength=m.G * m.n)
+        key = lots.gen.take(rows) * m.n + lots.owner.take(rows)
+        order = np.argsort(key, kind="stable")  # rows grouped by cell, ascending within a cell
+        k, u = key[order], units[order]
+        before = np.cumsum(u) - u  # units of earlier rows (all cells)
+        first = np.r_[True, k[1:] != k[:-1]]
+        start = np.maximum.accumulate(np.where(first, before, 0))  # units before the cell
+        keep_left = np.maximum(contracted.take(k) - (before - start), 0.0)
+        retire = np.empty_like(units)
+        retire[order] = u - np.minimum(u, keep_left).astype(units.dtype)
+        some = retire > 0
+        return rows[some], retire[some]

@@ -34,32 +34,6 @@ class Neoclouds(Population):
 
     type_code = NEOCLOUD
 
-    def retire_uneconomic_lots(self, retiring_gen) -> tuple[np.ndarray, np.ndarray]:
-        """GPUs each neocloud retires this month (lot rows ascending, units of each): those of a
-        retiring generation (see :meth:`Population.retire_uneconomic_lots`) beyond the units its
-        active customer contracts on that generation still pay for (take-or-pay rent is owed while
-        the contract runs, whatever spot rents do). Kept units are taken from the lots in row
-        order; an estate's contracts have ended, so it retires everything."""
-        rows, units = super().retire_uneconomic_lots(retiring_gen)
-        if len(rows) == 0:
-            return rows, units
-        m = self.model
-        lots, ct = m.lots, m.contracts
-        act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
-        cell = ct.gen.take(act) * m.n + ct.provider.take(act)  # (generation, provider) cells
-        contracted = np.bincount(cell, weights=ct.units.take(act), minlength=m.G * m.n)
-        key = lots.gen.take(rows) * m.n + lots.owner.take(rows)
-        order = np.argsort(key, kind="stable")  # rows grouped by cell, ascending within a cell
-        k, u = key[order], units[order]
-        before = np.cumsum(u) - u  # units of earlier rows (all cells)
-        first = np.r_[True, k[1:] != k[:-1]]
-        start = np.maximum.accumulate(np.where(first, before, 0))  # units before the cell
-        keep_left = np.maximum(contracted.take(k) - (before - start), 0.0)
-        retire = np.empty_like(units)
-        retire[order] = u - np.minimum(u, keep_left).astype(units.dtype)
-        some = retire > 0
-        return rows[some], retire[some]
-
     def newest_generation(self, t: int) -> int:
         """Index of the newest GPU generation released by month ``t`` (the one neoclouds buy)."""
         m = self.model

@@ -140,7 +140,7 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
         price = m.cfg["miners"]["site_recovery_share"] * m.site_value_usd[b]
         m.acct.from_sector("infrastructure_buyers", b, price)
         m.site_value_usd[b] = 0.0
-        m.hashrate_eh[b] = m.mining_mw[b] = m.hosting_mw[b] = 0.0
+        m.hashrate_eh[b] = m.mining_mw[b] = m.hosting_mw[b] = m.gpu_mw[b] = 0.0
         ls.host = np.where(ls.host == b, -1, ls.host)
         m.conversions.active = np.where(m.conversions.miner == b, False, m.conversions.active)
 

@@ -12,9 +12,19 @@ from abm.config import month_index
 class Shocks:
     """A calm/stress Markov regime and correlated standard-normal draws for BTC and AI demand.
 
-    In stress the BTC / AI-demand correlation converges from ``corr_calm`` towards
-    ``corr_stress_target`` with e-folding time ``corr_convergence_months`` (correlations go to one in a
-    crisis). Pinned shocks add a deterministic log change spread evenly over their window and may hold the
+    ``correlation_model`` (``shocks.correlation_model``) says where the BTC / AI-demand co-movement
+    comes from:
+
+    * ``"emergent"`` (default): the draws are correlated by ``corr_calm`` in both regimes, the
+      loading of an exogenous common risk-appetite factor; the regime adds no correlation. Any extra
+      co-movement in stress comes from what links the two markets in the model (miners selling BTC
+      to service GPU and other debt, lenders common to both sectors pulling back, the stress drifts
+      of both, which are the regime's exogenous risk-off).
+    * ``"regime_set"`` (the earlier rule, for comparison): in stress the correlation converges from
+      ``corr_calm`` towards ``corr_stress_target`` with e-folding time ``corr_convergence_months``
+      (correlations go to one in a crisis).
+
+    Pinned shocks add a deterministic log change spread evenly over their window and may hold the
     regime in stress.
     """
 
@@ -24,6 +34,9 @@ class Shocks:
         self.stress = False
         self.months_in_stress = 0
         self.correlation = cfg["corr_calm"]
+        # the earlier rule: the stress regime sets the correlation (and, elsewhere, customer defaults
+        # and buyers' budgets) by hand
+        self.regime_sets_correlation = cfg["correlation_model"] == "regime_set"
         self.pinned = []
         for pin in cfg.get("pinned", []):
             first, last = month_index(pin["start"], start), month_index(pin["end"], start)
@@ -42,7 +55,7 @@ class Shocks:
         else:
             self.stress = u < cfg["p_calm_to_stress"]
         self.months_in_stress = self.months_in_stress + 1 if self.stress else 0
-        if self.stress:
+        if self.stress and self.regime_sets_correlation:
             w = math.exp(-self.months_in_stress / cfg["corr_convergence_months"])
             self.correlation = (
                 cfg["corr_stress_target"] + (cfg["corr_calm"] - cfg["corr_stress_target"]) * w

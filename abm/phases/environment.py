@@ -55,7 +55,7 @@ def shocks_and_markets(m, t: int) -> None:
 
     # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus
     b = m.buyer_idx
-    mult = cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
+    mult = buyer_credit_multiplier(m, stress)
     m.budget_left[b] = m.populations.buyers.monthly_spending_usd(mult)
     m.mw_left[b] = m.absorption_mw[b] * mult
     policy.return_last_resort_cash(m)  # (its salvage proceeds go back to the policy authority)
@@ -65,3 +65,16 @@ def shocks_and_markets(m, t: int) -> None:
     # a lost lease explains later distress for a limited time (a year in the baseline)
     memory = cfg["credit"]["lost_lease_memory_months"]
     m.lost_revenue_event[t - m.lost_revenue_month > memory] = -1
+
+
+def buyer_credit_multiplier(m, stress: bool) -> float:
+    """This month's multiplier of buyers' cash budgets and absorption (MW).
+
+    Under ``shocks.correlation_model = "regime_set"`` the stress regime sets it by hand
+    (``buyers.stress_budget_multiplier`` in stress, else 1). Under ``"emergent"`` it is 1: the regime
+    sets nothing, and buyers feel lenders pulling back through their credit lines, which follow the
+    lenders' size-weighted appetite (:meth:`abm.agents.buyer.Buyers.monthly_spending_usd`); their
+    owners' cash and their MW of power do not depend on lenders."""
+    if m.shocks.regime_sets_correlation:
+        return m.cfg["buyers"]["stress_budget_multiplier"] if stress else 1.0
+    return 1.0

@@ -286,9 +286,11 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
     c = m.cfg["compute"]
     ct = m.contracts
     act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+    # the regime sets the stress probability by hand only under shocks.correlation_model =
+    # "regime_set"; otherwise customers' stress comes only from the idle take-or-pay they pay below
     p = c[
         "customer_default_prob_per_year_stress"
-        if m.shocks.stress
+        if m.shocks.stress and m.shocks.regime_sets_correlation
         else "customer_default_prob_per_year"
     ]
     # customers that paid for idle reserved GPUs last month carry that cost: their default
@@ -381,9 +383,9 @@ def _scrap(m, t: int) -> None:
 
 
 def _retire(m, t: int) -> None:
-    """Economic retirement: owners (neoclouds and their estates, lenders holding seized GPUs,
-    buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
-    (``Population.retire_uneconomic_lots``; neoclouds keep the units their customer contracts still
+    """Economic retirement: owners (neoclouds, GPU-owning miners and their estates, lenders holding
+    seized GPUs, buyers) retire the GPUs of a generation whose expected rents no longer beat its salvage value
+    (``Population.retire_uneconomic_lots``; owners keep the units their customer contracts still
     pay for) and sell them to ``salvage_buyers`` at the salvage value.
 
     The proceeds of pledged lots prepay their loan (a collateral disposal), up to its principal;
@@ -395,7 +397,8 @@ def _retire(m, t: int) -> None:
         return
     pops = m.populations
     decided = [
-        p.retire_uneconomic_lots(retiring) for p in (pops.neoclouds, pops.lenders, pops.buyers)
+        p.retire_uneconomic_lots(retiring)
+        for p in (pops.miners, pops.neoclouds, pops.lenders, pops.buyers)
     ]
     rows = np.concatenate([d[0] for d in decided])
     if len(rows) == 0:

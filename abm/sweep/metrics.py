@@ -155,6 +155,18 @@ CATALOGUE: dict[str, Metric] = {
         **_SHARE,
         computed_in=_CASCADE,
     ),
+    **{
+        f"btc_ai_demand_corr_{regime}": Metric(
+            f"realised correlation of the monthly log changes of the BTC price and of AI demand "
+            f"over the months in the {regime} regime (a change counts in the regime of the month "
+            f"it ends in); NaN with fewer than 3 such months or a constant series",
+            unit="correlation",
+            low=-1.0,
+            high=1.0,
+            worse="",
+        )
+        for regime in ("calm", "stress")
+    },
 }
 
 # The definition of each metric by name (the columns of ``runs.parquet``, in order).
@@ -237,6 +249,19 @@ def _nan_if_none(value) -> float:
     return float("nan") if value is None else float(value)
 
 
+def realised_correlation(ts, column_a: str, column_b: str, regime: str) -> float:
+    """Pearson correlation of the monthly log changes of two positive time-series columns over the
+    months whose ``regime`` column is ``regime`` (the change from month t-1 to t counts in month
+    t's regime). NaN with fewer than 3 such changes, or when either series is constant there."""
+    a = np.diff(np.log(ts[column_a].to_numpy(dtype=float)))
+    b = np.diff(np.log(ts[column_b].to_numpy(dtype=float)))
+    keep = (ts["regime"].to_numpy()[1:] == regime) & np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def run_metrics(result) -> dict[str, float]:
     """The flat summary metrics of a :class:`abm.results.RunResult` (keys = ``METRICS``)."""
     cm = result.cascade_metrics()
@@ -287,6 +312,10 @@ def run_metrics(result) -> dict[str, float]:
     out["btc_max_drawdown"] = float(np.max(1.0 - btc / np.maximum.accumulate(btc)))
     out["stress_months"] = float((ts["regime"] == "stress").sum())
     out["debtrank_start"] = _nan_if_none(cm["debtrank_start"])
+    for regime in ("calm", "stress"):
+        out[f"btc_ai_demand_corr_{regime}"] = realised_correlation(
+            ts, "btc_price", "ai_demand_perf_units", regime
+        )
     missing = set(METRICS) - set(out)
     assert not missing, f"metrics not computed: {missing}"  # keeps METRICS and this in step
     return {name: out[name] for name in METRICS}

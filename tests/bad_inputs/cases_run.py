@@ -23,6 +23,7 @@ _MAP_KEYS = {
     "buyers.kinds": "hyperscaler",
     "lenders.mix": "bank",
     "neoclouds.gen_mix": "H100",
+    "miners.gpu_gen_mix": "H100",
 }
 # cycled over numeric leaves: values a float field must refuse besides its range
 _SPECIAL = ("nan", "inf", "-inf", "9" * 400, "-" + "9" * 400, "1e400", "+nan", "-inf")
@@ -150,6 +151,8 @@ for _id, _text, _field in [
     ("gen-release-order", "generations.B200.release=2020-01", "generations"),
     ("halving-before-start", "crypto.halving=2020-01", "crypto.halving"),
     ("gen-mix-zero", "neoclouds.gen_mix={}", "neoclouds.gen_mix"),
+    ("miner-gen-mix-unknown", "miners.gpu_gen_mix.X200=0.3", "miners.gpu_gen_mix.X200"),
+    ("miner-gen-mix-zero", "miners.gpu_gen_mix={}", "miners.gpu_gen_mix"),
     ("name-traversal", "name=../../victim", "name"),
     ("name-absolute", "name=/tmp/x", "name"),
     ("name-dotdot", "name=..", "name"),

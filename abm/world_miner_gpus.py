@@ -1,0 +1,147 @@
+"""Building the initial world, continued: miners that own GPU fleets on GPU-backed loans.
+
+A share of miners (``miners.gpu_owner_share``; IREN, Hut 8/Highrise, Bit Digital/WhiteFiber and
+HIVE did this in 2024-25) has turned part of its mining power into AI halls and runs its own GPUs
+there, financed by GPU-backed term loans beside its BTC treasury and BTC-backed loans. From then on
+the lots, loans and customer contracts are the same records as a neocloud's and go through the same
+code (rent, power, valuation, LTV and coverage covenants, seizure, fire sale, retirement): only
+the building rules here are the miners' own. Kept apart from :mod:`abm.world` so that the
+row-by-row book filling there can change without touching this mechanism.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
+from abm.world import GPU_LENDER_KINDS, _choose_lenders, _uniform, lenders_of_kind
+
+
+def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
+    """GPU fleets, GPU-backed loans and customer contracts of the GPU-owning miners.
+
+    Rules (units in names; draws from ``m.rng``, none at all when no miner owns GPUs):
+
+    * ``round(gpu_owner_share x miners)`` miners, drawn without replacement, own GPUs.
+    * Each converts a share ``gpu_mw_share`` (drawn uniformly in its range) of its mining MW to an
+      AI hall: ``gpu_mw`` (facility MW) is taken from ``mining_mw`` and its hashrate falls in
+      proportion (the same EH/s per MW). The hall's book value stays in ``site_value_usd``.
+    * The hall is filled with GPUs of ``gpu_gen_mix``: ``gpu_mw x 1000 / pue`` kW of IT power over
+      the mix's mean kW per GPU. Each generation's GPUs were bought in the last
+      ``gpu_bought_within_months`` (not before its release) at list price x
+      ``compute.all_in_cost_multiplier``.
+    * Each generation's units are one lot pledged to one GPU term loan from one GPU lender (bank,
+      private credit or vendor finance, chosen as for neoclouds): origination LTV
+      ``gpu_loan_ltv`` on cost, straight-line amortisation over ``gpu_loan_tenor_months`` since
+      purchase, floating at the lender's spread, covenants (LTV headroom, minimum coverage, cure
+      months) the lender's own; a seasoned loan sits at most ``lenders.initial_ltv_headroom_share``
+      into its headroom at today's marks, as a neocloud's does.
+    * A share ``gpu_contracted_share`` of each generation's units is under customer contracts as a
+      neocloud's are (anchor, investment-grade and other customers by the neoclouds' shares; rent
+      locked at spot x (1 + ``contract_premium``), take-or-pay and prepayments as for neoclouds);
+      the rest earns spot rent.
+    """
+    mc, c = m.cfg["miners"], m.cfg["compute"]
+    n_owners = int(round(mc["gpu_owner_share"] * len(m.miner_idx)))
+    gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
+    if n_owners == 0 or len(gpu_lenders) == 0:
+        return
+    rng = m.rng
+    owners = np.sort(rng.choice(m.miner_idx, size=n_owners, replace=False))
+    mix = np.array([mc["gpu_gen_mix"].get(g, 0.0) for g in m.gen_names])
+    mix = mix / mix.sum()
+    kw_per_gpu = float((mix * m.kw).sum())
+    share = _uniform(rng, mc["gpu_mw_share"], n_owners)
+    contracted = _uniform(rng, mc["gpu_contracted_share"], n_owners)
+    for j, i in enumerate(owners):
+        gpu_mw = share[j] * m.mining_mw[i]
+        m.hashrate_eh[i] *= 1.0 - share[j]
+        m.mining_mw[i] -= gpu_mw
+        m.gpu_mw[i] = gpu_mw
+        units_by_gen = np.floor(gpu_mw * 1000.0 / c["pue"] / kw_per_gpu * mix).astype(np.int64)
+        lender = _choose_lenders(m, gpu_lenders, 1, load)[0]
+        for g in np.flatnonzero(units_by_gen):
+            first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
+            acquired = int(rng.integers(first, 0)) if first < 0 else 0
+            cost = m.list_price[g] * c["all_in_cost_multiplier"]
+            loan = _gpu_loan(m, i, lender, int(units_by_gen[g]), g, cost, acquired)
+            m.lots.add(
+                owner=i,
+                gen=g,
+                units=units_by_gen[g],
+                acquired_month=acquired,
+                cost_usd_per_unit=cost,
+                loan=loan,
+            )
+            load[lender] += 1
+        m.contracted_share[i] = contracted[j]
+        _contracts_of(m, i, units_by_gen)
+
+
+def _gpu_loan(m, i: int, lender: int, units: int, g: int, cost: float, acquired: int) -> int:
+    """One miner's GPU term loan on ``units`` GPUs of generation ``g`` bought in month
+    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`). Returns its row."""
+    mc = m.cfg["miners"]
+    tenor = mc["gpu_loan_tenor_months"]
+    months_left = max(tenor + acquired, 6)
+    mark = m.mark_market[g] if m.market_policy[lender] else m.mark_appraisal[g]
+    headroom = m.lk["covenant_headroom"][lender]
+    orig_ltv = mc["gpu_loan_ltv"]
+    principal = orig_ltv * cost * units * months_left / tenor
+    seasoned = m.cfg["lenders"]["initial_ltv_headroom_share"]
+    principal = min(principal, (orig_ltv + seasoned * headroom) * units * mark)
+    ltv_now = principal / max(units * mark, 1.0)
+    return int(
+        m.loans.add(
+            lender=lender,
+            borrower=i,
+            kind=GPU_TERM,
+            seniority=SENIOR_SECURED,
+            principal_usd=principal,
+            spread=m.lk["loan_spread"][lender],
+            floating=True,
+            amort_usd_per_month=principal / months_left,
+            maturity_month=months_left,
+            max_ltv=max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
+            min_coverage=m.lk["min_coverage"][lender],
+            cure_months=m.lk["cure_months"][lender],
+            initial_ltv=ltv_now,
+            origination_month=acquired,
+        )[0]
+    )
+
+
+def _contracts_of(m, i: int, units_by_gen: np.ndarray) -> None:
+    """Customer contracts on the contracted share of miner ``i``'s GPUs (rules:
+    :func:`build_miner_gpu_fleets`; the same contract terms as :func:`abm.world.build_contracts`)."""
+    rng, c, nc = m.rng, m.cfg["compute"], m.cfg["neoclouds"]
+    tenor = c["contract_tenor_months"]
+    m.ig_share[i] = _uniform(rng, nc["ig_customer_share"], 1)[0]
+    m.anchor_of[i] = rng.integers(0, nc["anchor_customers"])
+    m.anchor_share[i] = _uniform(rng, nc["anchor_customer_share"], 1)[0]
+    for g in np.flatnonzero(units_by_gen):
+        contracted = int(round(units_by_gen[g] * m.contracted_share[i]))
+        anchor = int(round(contracted * m.anchor_share[i]))
+        ig = int(round((contracted - anchor) * m.ig_share[i]))
+        for n_units, is_ig, anchor_id in (
+            (anchor, False, int(m.anchor_of[i])),
+            (ig, True, -1),
+            (contracted - anchor - ig, False, -1),
+        ):
+            if n_units <= 0:
+                continue
+            left = int(rng.integers(1, tenor + 1))
+            rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
+            monthly = n_units * rent * c["hours_per_month"]
+            m.contracts.add(
+                provider=i,
+                gen=g,
+                units=n_units,
+                rent_per_gpu_hour=rent,
+                end_month=left,
+                take_or_pay_share=c["take_or_pay_share"],
+                prepaid_usd=c["prepayment_share"] * monthly * left,
+                prepay_release_share=c["prepayment_share"],
+                investment_grade=is_ig,
+                anchor=anchor_id,
+            )
