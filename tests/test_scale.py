@@ -79,3 +79,18 @@ def test_streamed_graphml_is_networkx_graphml_byte_for_byte(short_run, tmp_path)
         nx.write_graphml(_without_none(graph), theirs)
         assert ours.read_bytes() == theirs.read_bytes()
         assert not list(tmp_path.glob("*.body"))
+
+
+def test_sparse_start_debtrank_equals_the_dense_one(monkeypatch):
+    """Above DENSE_DEBTRANK_MAX_AGENTS the start DebtRank runs on the loan list (a 100k x 100k
+    matrix would take 76 GB): the same value as the dense computation, up to rounding."""
+    from abm import analysis
+
+    for scenario, seed in (("large_network", 0), ("correlated_crash", 1), ("baseline", 2)):
+        model = AIComputeCreditModel(abm.load_scenario(scenario), rng=seed)
+        dense = analysis.start_debtrank(model)
+        monkeypatch.setattr(analysis, "DENSE_DEBTRANK_MAX_AGENTS", 1)
+        sparse = analysis.start_debtrank(model)
+        monkeypatch.undo()
+        assert sparse == pytest.approx(dense, rel=1e-9, abs=1e-12)
+        assert dense > 0
