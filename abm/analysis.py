@@ -77,19 +77,56 @@ def cascade_depth(tree: nx.DiGraph) -> int:
     return nx.dag_longest_path_length(tree) + 1
 
 
+DENSE_DEBTRANK_MAX_AGENTS = 5_000  # above: the n x n exposure matrix would not fit (76 GB at 100k)
+
+
 def start_debtrank(model, shock: float = 0.2) -> float:
     """DebtRank (single-hit) of the lending network at the start when every borrower loses ``shock``
-    of its equity: the extra distress, weighted by total assets, that the network adds."""
+    of its equity: the extra distress, weighted by total assets, that the network adds.
+
+    Up to ``DENSE_DEBTRANK_MAX_AGENTS`` agents on the dense exposure matrix
+    (:func:`abm.finance.debtrank.debtrank`); above, the same propagation over the loans themselves
+    (:func:`_sparse_single_hit`), equal up to floating-point rounding (sums in another order)."""
     snap = model.start_snapshot
     n = model.n
-    exposures = np.zeros((n, n))
-    np.add.at(exposures, (snap["lender"], snap["borrower"]), snap["principal_usd"])
-    np.fill_diagonal(exposures, 0.0)
     equity = np.maximum(snap["equity_usd"], 1.0)
     h0 = np.where(np.isin(np.arange(n), model.borrower_idx), shock, 0.0)
     weights = snap["assets_usd"] / max(snap["assets_usd"].sum(), 1.0)
+    if n > DENSE_DEBTRANK_MAX_AGENTS:
+        h = _sparse_single_hit(snap["lender"], snap["borrower"], snap["principal_usd"], equity, h0)
+        return float(debtrank_value(h, h0, weights))
+    exposures = np.zeros((n, n))
+    np.add.at(exposures, (snap["lender"], snap["borrower"]), snap["principal_usd"])
+    np.fill_diagonal(exposures, 0.0)
     h = debtrank(exposures, equity, h0, value_weights=weights, variant="single_hit")
     return float(debtrank_value(h, h0, weights))
+
+
+def _sparse_single_hit(lender, borrower, principal_usd, equity, h0) -> np.ndarray:
+    """Single-hit DebtRank on the exposure list: each (lender, borrower) pair's summed principal is
+    one entry of the impact matrix ``W = min(1, exposure / lender equity)``; a lender's distress
+    grows by the impacts of the borrowers distressed in the previous round, each once."""
+    n = len(equity)
+    off_diagonal = lender != borrower
+    pair = lender[off_diagonal] * n + borrower[off_diagonal]
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    exposure = np.bincount(inverse, weights=principal_usd[off_diagonal], minlength=len(pairs))
+    i, j = pairs // n, pairs % n
+    impact = np.minimum(1.0, exposure / equity[i])
+    h = h0.copy()
+    distressed = h > 0
+    inactive = np.zeros(n, dtype=bool)
+    for _ in range(n + 1):
+        if not distressed.any():
+            break
+        hit = distressed[j]
+        h_new = np.minimum(
+            1.0, h + np.bincount(i[hit], weights=impact[hit] * h[j[hit]], minlength=n)
+        )
+        inactive |= distressed
+        distressed = (h_new > 0) & ~inactive
+        h = h_new
+    return h
 
 
 def cascade_metrics(result) -> dict:

@@ -29,9 +29,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-import networkx as nx
-
 from abm.config import ConfigError
+from abm.network import write_graphml
 
 RUN_FILES = (
     "cascade.json",
@@ -441,19 +440,6 @@ def record_figures(folder: str | Path, written: list[Path], source: dict | None 
     return folder / MANIFEST
 
 
-def _graphml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    g = graph.copy()
-    for _, data in g.nodes(data=True):
-        for key, value in list(data.items()):
-            if value is None:
-                del data[key]
-    for *_, data in g.edges(data=True, keys=True):
-        for key, value in list(data.items()):
-            if value is None:
-                del data[key]
-    return g
-
-
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` may still run (True when unsure: only dead owners are cleaned up)."""
     if os.name != "posix" or pid <= 0:
@@ -536,7 +522,8 @@ def write_run(result, out_dir: str | Path, figure: Callable[..., object] | None 
         "timeseries.csv": lambda path: result.timeseries.to_csv(path, index=False),
         agents_file_name(len(result.agents)): lambda path: _write_agents(result.agents, path),
         "events.csv": lambda path: result.events.to_csv(path, index=False),
-        "network.graphml": lambda path: nx.write_graphml(_graphml_safe(result.network), path),
+        # streamed: the bytes of nx.write_graphml without None attributes, in bounded memory
+        "network.graphml": lambda path: write_graphml(result.network, path),
         "cascade.json": cascade,
     }
     if callable(figure):

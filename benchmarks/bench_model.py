@@ -59,7 +59,7 @@ TARGET_BASELINE_S = 1.0  # baseline abm.run wall seconds, below
 LENDER_KINDS = ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
 BUYER_KINDS = ("hyperscaler", "tier2_cloud", "broker", "overseas", "ai_startup", "sovereign")
 
-MESA_PARAMS = {"num_nodes": 1000, "avg_node_degree": 3, "initial_outbreak_size": 10, "seed": 1}
+MESA_PARAMS = {"num_nodes": 1000, "avg_node_degree": 6, "initial_outbreak_size": 10, "seed": 1}
 
 
 def large_overrides() -> dict:

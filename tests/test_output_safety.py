@@ -228,7 +228,7 @@ def die(*args, **kwargs):
 if where == "swap":
     abm.io._replace_dir = die
 else:
-    abm.io.nx.write_graphml = die
+    abm.io.write_graphml = die
 from abm.cli import main
 main(["run", "--months", "2", "--no-figure", "--out", sys.argv[2]])
 """
@@ -259,7 +259,7 @@ def test_an_error_mid_write_exits_2_and_keeps_the_earlier_run(
     def disk_error(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr("abm.io.nx.write_graphml", disk_error)
+    monkeypatch.setattr("abm.io.write_graphml", disk_error)
     assert _run(out) == 2
     _one_error_line(capsys, "--out", "Read-only file system")
     assert _tree(tmp_path) == before

@@ -55,3 +55,42 @@ def test_a_tenth_of_huge_network_builds_and_steps_with_its_books_consistent():
     for _ in range(2):
         m.step()
         assert invariants.check(m) == []
+
+
+def test_streamed_graphml_is_networkx_graphml_byte_for_byte(short_run, tmp_path):
+    """abm.network.write_graphml writes what nx.write_graphml writes (None attributes left out),
+    on a run's network and on a graph with escapes, empty strings, booleans and NumPy floats."""
+    import networkx as nx
+    import numpy as np
+
+    from abm.network import _without_none, write_graphml
+
+    odd = nx.MultiDiGraph()
+    odd.add_node(1, a=1, b="x&y<z>", c=True, d=None, e=np.float64(0.5), f="")
+    odd.add_node(2)
+    odd.add_node('q"u', a=2.5)
+    odd.add_edge(1, 2, key="loan1", edge_type="loan", w=3, ok=False, n=None)
+    odd.add_edge(1, 2, key="loan2")
+    odd.add_edge(2, 'q"u', key="lease\t3", mw=1.0, s="a\nb")
+    odd.graph.update(month=3, date="2025-04")
+    for k, graph in enumerate((short_run.network, odd)):
+        ours, theirs = tmp_path / f"ours{k}.graphml", tmp_path / f"theirs{k}.graphml"
+        write_graphml(graph, ours)
+        nx.write_graphml(_without_none(graph), theirs)
+        assert ours.read_bytes() == theirs.read_bytes()
+        assert not list(tmp_path.glob("*.body"))
+
+
+def test_sparse_start_debtrank_equals_the_dense_one(monkeypatch):
+    """Above DENSE_DEBTRANK_MAX_AGENTS the start DebtRank runs on the loan list (a 100k x 100k
+    matrix would take 76 GB): the same value as the dense computation, up to rounding."""
+    from abm import analysis
+
+    for scenario, seed in (("large_network", 0), ("correlated_crash", 1), ("baseline", 2)):
+        model = AIComputeCreditModel(abm.load_scenario(scenario), rng=seed)
+        dense = analysis.start_debtrank(model)
+        monkeypatch.setattr(analysis, "DENSE_DEBTRANK_MAX_AGENTS", 1)
+        sparse = analysis.start_debtrank(model)
+        monkeypatch.undo()
+        assert sparse == pytest.approx(dense, rel=1e-9, abs=1e-12)
+        assert dense > 0
