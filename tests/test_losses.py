@@ -93,14 +93,10 @@ def test_a_facility_out_of_cure_rights_is_not_cured_however_rich_the_borrower():
     assert covenants._borrowing_base_sweep(m, rows, coll, breach, t=t + 11).all()
 
 
-def test_calm_cures_respect_the_credit_agreement_limits():
-    """Over calm seeds 0-11, no facility is cured more than 5 times, nor more than twice in any 12
-    months (read from each facility's cure history at the end), and both limits are reached: some
-    facility is cured twice within 12 months, and some facility uses up its 5 cures.
-
-    Measured on the merged issue-12 model: facilities cured twice within 12 months number 15-57
-    per seed; a facility uses up its 5 cures in 1 of the 12 seeds (seed 9, one facility), so the
-    declared set is 0-11 (seeds 0-2 alone never reach the life limit any more)."""
+def _calm_cure_counts() -> tuple[int, int]:
+    """Over calm seeds 0-11, assert that no facility is cured more than 5 times nor more than twice
+    in any 12 months (read from each facility's cure history at the end); return the number of
+    facilities cured twice within 12 months and the number that used up their 5 cures."""
     used_up = twice_in_a_year = 0
     for seed in range(12):
         m = _model("calm", seed, months=60)
@@ -114,8 +110,28 @@ def test_calm_cures_respect_the_credit_agreement_limits():
         pair = recorded[0] & recorded[1]
         twice_in_a_year += int((months[0][pair] - months[1][pair] < 12).sum())
         used_up += int((loans.cures_total == 5).sum())
-    assert twice_in_a_year > 0
-    assert used_up > 0
+    return twice_in_a_year, used_up
+
+
+def test_calm_cures_respect_the_credit_agreement_limits():
+    """Over calm seeds 0-11 the cure limits hold (see ``_calm_cure_counts``) and the yearly limit
+    is reached: some facility is cured twice within 12 months.
+
+    Measured on the merged issue-12 model: facilities cured twice within 12 months number 15-57
+    per seed; a facility used up its 5 cures in 1 of the 12 seeds (seed 9) before the starting
+    demand came from the contract book (next test)."""
+    assert _calm_cure_counts()[0] > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with starting demand from the contract book and sourced rents by generation, no "
+    "facility in calm seeds 0-11 uses up its 5 cures (1 in seed 9 before): fewer LTV breaches "
+    "per facility. Missing: a calm path that breaches one facility five times",
+)
+def test_calm_cures_reach_the_life_limit():
+    """Some facility in calm seeds 0-11 uses up its 5 cures (the life limit binds)."""
+    assert _calm_cure_counts()[1] > 0
 
 
 def test_defaulted_claims_are_carried_at_the_estates_recovery_by_seniority():
@@ -207,9 +223,11 @@ def test_a_failed_lenders_later_gains_go_to_its_creditors():
 
 
 def test_failed_lenders_show_no_equity_while_their_creditors_are_short():
-    """rubin_shock seed 0 has lender failures (seeds 0-11: 9 failures); after a failure the failed
-    lender's equity is passed to its creditors every month until they are whole."""
-    m = AIComputeCreditModel(abm.load_scenario("rubin_shock"), rng=0)
+    """correlated_crash seed 0 has lender failures (3, from month 25; rubin_shock seeds 0-11 had 9
+    before the starting demand came from the contract book and the sourced rents by generation,
+    none since); after a failure the failed lender's equity is passed to its creditors every month
+    until they are whole."""
+    m = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=0)
     failed_months = 0
     for _ in range(m.months):
         m.step()
@@ -272,11 +290,12 @@ def test_lender_losses_are_write_offs_plus_inventory_losses_in_a_crash():
 
 def test_rogers_veraart_default_costs_leave_the_system_once():
     """With Rogers-Veraart clearing a failed lender's default costs are paid out in the month it
-    fails and never again, and it shows no equity afterwards. correlated_crash seed 1 under that
-    clearing has two lender failures, both in month 45 (measured on the merged issue-12 model;
-    seeds 0-11 have lender failures only in seeds 1 and 7)."""
+    fails and never again, and it shows no equity afterwards. correlated_crash seed 0 under that
+    clearing has three lender failures, in months 25 and 27 (measured with the starting demand from
+    the contract book and the sourced rents by generation; seeds 0-11 have lender failures only in
+    seed 0)."""
     m = AIComputeCreditModel(
-        abm.load_scenario("correlated_crash", {"credit.funding_clearing": "rogers_veraart"}), rng=1
+        abm.load_scenario("correlated_crash", {"credit.funding_clearing": "rogers_veraart"}), rng=0
     )
     paid_by_month = []
     failure_months = set()
@@ -289,11 +308,11 @@ def test_rogers_veraart_default_costs_leave_the_system_once():
         if len(np.setdiff1d(failed, failed_before)):
             failure_months.add(month)
         failed_before = failed
-    assert m.defaults["lender"] == len(failed_before) == 2
+    assert m.defaults["lender"] == len(failed_before) == 3
     paid = np.array(paid_by_month)
     assert paid[-1] > 0
     charged_months = {int(i) + 1 for i in np.flatnonzero(np.diff(paid))}
-    assert charged_months == failure_months == {45}  # charged in the failure month only
+    assert charged_months == failure_months == {25, 27}  # charged in the failure months only
 
 
 def test_the_recovery_waterfall_equals_paying_estates_class_by_class():

@@ -91,28 +91,15 @@ def _largest_moves_by_mode() -> tuple[list[float], list[float]]:
 
 def test_reverting_fundamentals_do_not_jump_with_one_month_of_utilisation():
     """ODD note 14: holding today's utilisation for 120 months makes fundamental values jump in a
-    month; the fading expectation moves less in every seed. Largest monthly move of the H100
+    month; the fading expectation keeps monthly moves moderate. Largest monthly move of the H100
     value in correlated_crash seeds 0-11, measured with the starting demand set from the contract
-    book: 2.0-12.3 held (before), 1.29-2.97 reverting."""
+    book and the sourced rents by generation: 1.85-14.9 held, 1.26-1.70 reverting; the reverting
+    move is the smaller in every seed. (At parity rents crash seed 5 reached 2.97: a default took
+    half of in-service supply out in one month.)"""
     held, fading = _largest_moves_by_mode()
+    assert max(fading) < 2.0, fading
     assert max(held) > 5.0, held
     assert all(f < h for f, h in zip(fading, held, strict=True)), (fading, held)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="correlated_crash seed 5, month 45: a large neocloud's default takes its GPUs out of "
-    "service (seized, not rented) and halves in-service supply in one month; demand / supply "
-    "jumps 0.80 -> 1.55, the spot factor hits its 2.5 cap and the fading H100 value triples "
-    "($3.5k -> $10.3k). A supply exit is an input move (the bound test below holds); the missing "
-    "mechanism is seized GPUs re-entering service (lenders renting or quickly reselling them)",
-)
-def test_reverting_fundamentals_move_less_than_twofold_in_a_month():
-    """The fading expectation keeps the largest monthly move of the H100 value below 2x in every
-    correlated_crash seed 0-11 (it was 1.29-1.84 before the starting demand was set from the
-    contract book)."""
-    _, fading = _largest_moves_by_mode()
-    assert max(fading) < 2.0, fading
 
 
 PACKAGED = ("baseline", "calm", "correlated_crash", "rubin_shock", "buyer_vacuum", "large_network")
