@@ -143,6 +143,12 @@ GENERATION = {
     "kw_per_gpu": F("float", 0.01, 20.0, "IT power per GPU incl. share of server (kW)"),
     "list_price_usd": F("float", 0.0, 1e7, "new price per GPU (USD)"),
     "liquid_cooling": F("bool", doc="needs liquid-cooled racks"),
+    "rent_per_perf_multiple": F(
+        "float",
+        0.05,
+        10.0,
+        "rent per unit of performance relative to the market price per H100-hour (1 = parity)",
+    ),
 }
 
 PINNED = {

@@ -193,7 +193,8 @@ def price_problems(m) -> list[str]:
     the hashprice (USD per PH/s-day), the network hashrate (EH/s, > 0: mining income divides by it),
     the compute rents (trend per perf-hour, spot per GPU-hour), fundamental values, market and
     appraisal marks (USD per GPU) and the last clearing price of each generation (NaN until its
-    first trade)."""
+    first trade). The compute market's balance utilisation lies in [``utilisation_ref``,
+    ``max(utilisation_ref, utilisation_max)``]."""
     crypto, compute = m.crypto, m.compute
     scalars = {
         "btc price": crypto.price_usd,
@@ -220,6 +221,14 @@ def price_problems(m) -> list[str]:
         bad = ~(np.isfinite(values) & (values >= 0))
         if bad.any():
             problems.append(f"{name} not finite and >= 0: {np.asarray(values)[bad].tolist()}")
+    # the balance utilisation mixes reserved GPUs at utilisation_max with spot GPUs at
+    # utilisation_ref (ComputeMarket.set_balance): it lies between the two
+    c = m.cfg["compute"]
+    lo, hi = c["utilisation_ref"], max(c["utilisation_ref"], c["utilisation_max"])
+    for name in ("balance_utilisation", "next_balance_utilisation"):
+        b = getattr(compute, name)
+        if not (np.isfinite(b) and lo - 1e-12 <= b <= hi + 1e-12):
+            problems.append(f"compute {name} {b!r} outside [{lo}, {hi}]")
     return problems
 
 

@@ -194,6 +194,9 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             self.kw,
             self.release_month,
             salvage_usd_per_gpu=self.list_price * cfg["compute"]["salvage_share_of_list"],
+            rent_per_perf_multiple=np.array(
+                [gens[g]["rent_per_perf_multiple"] for g in self.gen_names]
+            ),
         )
         self.crypto = CryptoMarket(
             cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.market_rng
@@ -239,7 +242,12 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         )
         self.funding_state.equity_peak_usd[self.lender_idx] = self.lender_equity()
         self.funding_state.equity_after_usd[self.lender_idx] = self.lender_equity()
-        demand0 = self.in_service_perf_units() * cfg["compute"]["utilisation_ref"]
+        # starting demand consistent with the contract book: reserved GPUs busy at utilisation_max,
+        # spot GPUs at utilisation_ref (the balance utilisation, ODD 7.1)
+        self.compute.set_balance(
+            phases.operations.reserved_perf_units(self), self.in_service_perf_units()
+        )
+        demand0 = self.in_service_perf_units() * self.compute.next_balance_utilisation
         self.demand_base_perf_units = demand0
         self.log_demand_level = 0.0
         self.demand_shock = 0.0

@@ -128,3 +128,45 @@ def test_customers_paying_no_idle_capacity_are_not_stressed():
     operations._renew_and_cut_contracts(m, 0, _owned(m))
     assert ct.active[active].all()
     assert m.this_month.contract_cuts == 0
+
+
+def test_starting_demand_puts_spot_gpus_at_the_reference_utilisation():
+    """ODD section 5: the demand base is reserved capacity at utilisation_max plus the rest of the
+    in-service supply at utilisation_ref, so spot GPUs start at utilisation_ref however much of the
+    fleet is contracted (before issue 12 the base was supply x utilisation_ref: calm seed 0 started
+    with spot GPUs idle). Checked for baseline seeds 0-3."""
+    for seed in range(4):
+        m = AIComputeCreditModel(abm.load_scenario("baseline"), rng=seed)
+        c = m.cfg["compute"]
+        reserved, supply = operations.reserved_perf_units(m), m.in_service_perf_units()
+        assert 0.0 < reserved < supply
+        demand = m.compute.demand_perf_units
+        assert np.isclose(
+            demand, c["utilisation_max"] * reserved + c["utilisation_ref"] * (supply - reserved)
+        )
+        spot_util = (demand - c["utilisation_max"] * reserved) / (supply - reserved)
+        assert np.isclose(spot_util, c["utilisation_ref"])
+        assert np.isclose(m.compute.spot_factor, 1.0)  # the spot market starts at balance
+        assert np.isclose(m.compute.valued_utilisation(), c["utilisation_ref"])
+
+
+def test_rents_by_generation_follow_performance_times_the_rent_multiple():
+    """A generation's spot rent is perf x rent_per_perf_multiple x the market price per H100-hour."""
+    m = _model(scenario="baseline")
+    gens = m.cfg["generations"]
+    h = m.gen_names.index("H100")
+    for k, g in enumerate(m.gen_names):
+        expected = gens[g]["perf"] * gens[g]["rent_per_perf_multiple"] * m.compute.rent_spot[h]
+        assert np.isclose(m.compute.rent_spot[k], expected), g
+    b = m.gen_names.index("B200")
+    assert m.compute.rent_spot[b] < gens["B200"]["perf"] * m.compute.rent_spot[h]  # below parity
+
+
+def test_a_balance_utilisation_outside_its_range_is_reported():
+    """The invariant on the balance utilisation fails when it leaves [utilisation_ref, max]."""
+    from abm.invariants import price_problems
+
+    m = _model()
+    assert price_problems(m) == []
+    m.compute.next_balance_utilisation = 0.5 * m.cfg["compute"]["utilisation_ref"]
+    assert any("next_balance_utilisation" in p for p in price_problems(m))

@@ -93,16 +93,10 @@ def test_a_facility_out_of_cure_rights_is_not_cured_however_rich_the_borrower():
     assert covenants._borrowing_base_sweep(m, rows, coll, breach, t=t + 11).all()
 
 
-def test_calm_cures_respect_the_credit_agreement_limits():
-    """Over calm seeds 0-11, no facility is cured more than 5 times, nor more than twice in any 12
-    months (read from each facility's cure history at the end), and both limits are reached: some
-    facility is cured twice within 12 months, and some facility uses up its 5 cures.
-
-    Measured on the merged issue-12 model: facilities cured twice within 12 months number 15-57
-    per seed; a facility uses up its 5 cures in 1 of the 12 seeds (seed 9, one facility), so the
-    declared set was 0-11. With issue 13's world (miners' GPU fleets drawn at the start re-draw the
-    lending network) no calm seed of 0-11 reaches the life limit; of seeds 0-23, seeds 19 (three
-    facilities) and 21 (one) do, so the declared set is 0-23."""
+def _calm_cure_counts() -> tuple[int, int]:
+    """Over calm seeds 0-11, assert that no facility is cured more than 5 times nor more than twice
+    in any 12 months (read from each facility's cure history at the end); return the number of
+    facilities cured twice within 12 months and the number that used up their 5 cures."""
     used_up = twice_in_a_year = 0
     for seed in range(24):
         m = _model("calm", seed, months=60)
@@ -116,8 +110,28 @@ def test_calm_cures_respect_the_credit_agreement_limits():
         pair = recorded[0] & recorded[1]
         twice_in_a_year += int((months[0][pair] - months[1][pair] < 12).sum())
         used_up += int((loans.cures_total == 5).sum())
-    assert twice_in_a_year > 0
-    assert used_up > 0
+    return twice_in_a_year, used_up
+
+
+def test_calm_cures_respect_the_credit_agreement_limits():
+    """Over calm seeds 0-11 the cure limits hold (see ``_calm_cure_counts``) and the yearly limit
+    is reached: some facility is cured twice within 12 months.
+
+    Measured on the merged issue-12 model: facilities cured twice within 12 months number 15-57
+    per seed; a facility used up its 5 cures in 1 of the 12 seeds (seed 9) before the starting
+    demand came from the contract book (next test)."""
+    assert _calm_cure_counts()[0] > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with starting demand from the contract book and sourced rents by generation, no "
+    "facility in calm seeds 0-11 uses up its 5 cures (1 in seed 9 before): fewer LTV breaches "
+    "per facility. Missing: a calm path that breaches one facility five times",
+)
+def test_calm_cures_reach_the_life_limit():
+    """Some facility in calm seeds 0-11 uses up its 5 cures (the life limit binds)."""
+    assert _calm_cure_counts()[1] > 0
 
 
 def test_defaulted_claims_are_carried_at_the_estates_recovery_by_seniority():
@@ -209,10 +223,11 @@ def test_a_failed_lenders_later_gains_go_to_its_creditors():
 
 
 def test_failed_lenders_show_no_equity_while_their_creditors_are_short():
-    """rubin_shock seed 11 has a lender failure (seeds 0-11: 1 failure, since lenders lease out
-    and hold seized GPUs rather than dump them); after a failure the failed lender's equity is
-    passed to its creditors every month until they are whole."""
-    m = AIComputeCreditModel(abm.load_scenario("rubin_shock"), rng=11)
+    """correlated_crash seed 0 has lender failures (3, from month 25; rubin_shock seeds 0-11 had 9
+    before the starting demand came from the contract book and the sourced rents by generation,
+    none since); after a failure the failed lender's equity is passed to its creditors every month
+    until they are whole."""
+    m = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=0)
     failed_months = 0
     for _ in range(m.months):
         m.step()
@@ -275,12 +290,10 @@ def test_lender_losses_are_write_offs_plus_inventory_losses_in_a_crash():
 
 def test_rogers_veraart_default_costs_leave_the_system_once():
     """With Rogers-Veraart clearing a failed lender's default costs are paid out in the month it
-    fails and never again, and a lender that failed insolvent shows no equity afterwards (one that
-    failed only for illiquidity pays its creditors in full and keeps its equity in run-off).
-    rubin_shock seed 11 under that clearing (measured on the merged issue-13 model: participants'
-    secondary market, finite funding and loan sales) has one lender failure, insolvent."""
+    fails and never again, and it shows no equity afterwards. correlated_crash seed 0 under that
+    clearing has lender failures (measured on the merged issue-13 model)."""
     m = AIComputeCreditModel(
-        abm.load_scenario("rubin_shock", {"credit.funding_clearing": "rogers_veraart"}), rng=11
+        abm.load_scenario("correlated_crash", {"credit.funding_clearing": "rogers_veraart"}), rng=0
     )
     paid_by_month = []
     insolvent_failure_months = set()

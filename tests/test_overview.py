@@ -32,17 +32,18 @@ def _legend_labels(fig, panel: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def crash(run_cache, tmp_path_factory):
-    result = run_cache("correlated_crash", 2)
+    # correlated_crash seed 0 has defaults and fire sales (seed 2 has none since the starting
+    # demand came from the contract book and rents by generation were sourced)
+    result = run_cache("correlated_crash", 0)
     return result, overview_figure(result, tmp_path_factory.mktemp("o") / "overview.png")
 
 
 @pytest.fixture(scope="module")
 def quiet(run_cache, tmp_path_factory):
-    # baseline seed 6 has no default and no fire sale in its 60 months (asserted below; measured
-    # with finite lender funding, issue 13: seeds 6, 7, 8 of 0-11 are quiet; seed 1, quiet before,
-    # now has an LTV default in month 56: its private-credit lender pays a funding premium for the
-    # capital it lost, its appetite is lower and it accelerates instead of waiving)
-    result = run_cache("baseline", 6)
+    # baseline seed 4 has no default and no fire sale in its 60 months (asserted below; measured
+    # with the starting demand from the contract book and the sourced rents by generation: seeds
+    # 4-7, 9 and 11 of 0-11 are quiet)
+    result = run_cache("baseline", 4)
     return result, overview_figure(result, tmp_path_factory.mktemp("o") / "overview.png")
 
 

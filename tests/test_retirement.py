@@ -122,8 +122,10 @@ def _before_owned(model, before, g) -> np.ndarray:
 
 def test_sites_depreciate_straight_line_and_the_invariant_catches_a_phantom_value():
     """Miners' site values fall by their depreciation schedules (ASICs 3 years, sites 15, AI
-    conversions 12, the 2025 stock half-way through): in calm seed 0 from $8.0B to about $2.2B over
-    five years, where they used to grow to $11.6B. Depreciation is no cash flow (the cash identity
+    conversions 12, the 2025 stock half-way through): in calm seed 0 from $8.4B to about $4.9B over
+    five years, where they used to grow to $11.6B (about $2.2B with the network hashrate growing
+    0.15/yr; at the sourced 0.35/yr miners refresh more ASICs to keep their share of the network,
+    and that capex is capitalised). Depreciation is no cash flow (the cash identity
     holds) and the site book always equals what is left to depreciate; a site value that appears
     from nowhere breaks the invariant."""
     model = AIComputeCreditModel(abm.load_scenario("calm"), rng=0)
@@ -135,7 +137,7 @@ def test_sites_depreciate_straight_line_and_the_invariant_catches_a_phantom_valu
     for _ in range(model.months - 1):
         model.step()
     end = float(model.site_value_usd[model.miner_idx].sum())
-    assert end < 0.5 * start
+    assert end < start  # the book falls: depreciation outpaces refresh capex
     assert invariants.check(model) == []
     i = int(model.miner_idx[model.status[model.miner_idx] == ACTIVE][0])
     model.site_value_usd[i] += 1e6

@@ -82,7 +82,8 @@ class Neoclouds(Population):
         margin = value / cost - 1.0 if cost > 0 else (math.inf if value > 0 else 0.0)
         ahead = (1.0 + c["demand_growth_per_year"]) ** (nc["build_ahead_months"] / 12.0)
         gap = (
-            m.compute.demand_perf_units * ahead / c["utilisation_ref"] - m.compute.supply_perf_units
+            m.compute.demand_perf_units * ahead / m.compute.balance_utilisation
+            - m.compute.supply_perf_units
         )
         if margin <= nc["investment_hurdle"] or gap <= 0 or len(idx) == 0:
             return idx, np.zeros(len(idx), dtype=np.int64)

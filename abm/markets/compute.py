@@ -1,10 +1,12 @@
 """The compute rental market: spot rents, utilisation and fundamental GPU values per generation.
 
-Rents are quoted per GPU-hour. Every generation rents at ``perf_g`` times one market price per unit of
-performance, so the newest generation caps what older ones can charge per unit of compute. That price
-falls along a deflation trend, steps down at every release (new supply per unit of performance is
-cheaper), and responds to utilisation: demand for compute (in H100-equivalents) against the supply of
-all GPUs in service, including those re-deployed by fire-sale buyers.
+Rents are quoted per GPU-hour. Every generation rents at ``perf_g x rent_per_perf_multiple_g`` times
+one market price per unit of performance (the multiple is 1 for H100; observed Blackwell rents are
+below performance parity, so it is below 1 for them). That price falls along a deflation trend, steps
+down at every release (new supply per unit of performance is cheaper), and responds to utilisation:
+demand for compute (in H100-equivalents) against the supply of all GPUs in service, including those
+re-deployed by fire-sale buyers, relative to the balance utilisation (contracted GPUs busy at
+``utilisation_max``, spot GPUs at ``utilisation_ref``: :meth:`ComputeMarket.set_balance`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class ComputeMarket:
     salvage_usd_per_gpu:
         What a salvage buyer (parts and recycling) pays for a retired GPU of each generation (USD);
         zero if not given.
+    rent_per_perf_multiple:
+        Array over generations: rent per unit of performance relative to the market price per
+        H100-hour (1 = performance parity); ones if not given.
     """
 
     def __init__(
@@ -35,12 +40,17 @@ class ComputeMarket:
         kw_per_gpu: np.ndarray,
         release_month: np.ndarray,
         salvage_usd_per_gpu: np.ndarray | None = None,
+        rent_per_perf_multiple: np.ndarray | None = None,
     ):
         self.cfg = cfg
         self.salvage_usd_per_gpu = (
             np.zeros(len(perf)) if salvage_usd_per_gpu is None else salvage_usd_per_gpu
         )
         self.perf = perf
+        # H100-hours of rent one GPU-hour earns: performance x the generation's rent multiple
+        self.rent_perf = perf * (
+            np.ones(len(perf)) if rent_per_perf_multiple is None else rent_per_perf_multiple
+        )
         self.kw_per_gpu = kw_per_gpu
         self.release_month = release_month
         self.hours = cfg["hours_per_month"]
@@ -48,6 +58,11 @@ class ComputeMarket:
         self.demand_perf_units = 0.0  # H100-equivalents demanded
         self.supply_perf_units = 0.0
         self.utilisation = cfg["utilisation_ref"]
+        self.demand_ratio = cfg["utilisation_ref"]  # demand / supply, not capped at utilisation_max
+        # the aggregate utilisation at which the spot market is at its reference utilisation
+        # (set from the contract book: set_balance); the spot factor is 1 there
+        self.balance_utilisation = cfg["utilisation_ref"]
+        self.next_balance_utilisation = cfg["utilisation_ref"]  # adopted at the next clear
         self.spot_factor = 1.0
         n = len(perf)
         self.rent_spot = np.zeros(n)  # USD per GPU-hour
@@ -70,9 +85,36 @@ class ComputeMarket:
             monthly * (1.0 - self.cfg["release_step_down"]) ** releases_now
         )
 
-    def clear(self, demand_perf_units: float, supply_perf_units: float) -> None:
-        """Set utilisation and spot rents from demand and in-service supply (both in H100-equivalents)."""
+    def set_balance(self, reserved_perf_units: float, supply_perf_units: float) -> None:
+        """Set the balance utilisation the next :meth:`clear` adopts (so a month's rents and
+        values all use one balance) from the contract book: the aggregate utilisation at which
+        reserved GPUs (``reserved_perf_units`` of the ``supply_perf_units`` in service, both in
+        H100-equivalents) are busy at ``utilisation_max`` and spot GPUs at ``utilisation_ref``:
+        ``ref + (max - ref) x reserved / supply``. Demand is served on reserved GPUs first
+        (abm/phases/operations.py), so measuring tightness against ``utilisation_ref`` alone would
+        read a market whose spot GPUs sit idle as balanced."""
         cfg = self.cfg
+        share = (
+            min(max(reserved_perf_units / supply_perf_units, 0.0), 1.0)
+            if supply_perf_units > 0
+            else 0.0
+        )
+        ref, top = cfg["utilisation_ref"], cfg["utilisation_max"]
+        self.next_balance_utilisation = ref + max(top - ref, 0.0) * share
+
+    def valued_utilisation(self) -> float:
+        """Today's utilisation of a GPU let on the spot market, as valuations read it:
+        ``utilisation_ref x (demand / supply) / balance_utilisation``, at most ``utilisation_max``
+        (a function of the same ratio as the spot factor, so the two move together)."""
+        cfg = self.cfg
+        ref = cfg["utilisation_ref"]
+        return min(cfg["utilisation_max"], ref * self.demand_ratio / self.balance_utilisation)
+
+    def clear(self, demand_perf_units: float, supply_perf_units: float) -> None:
+        """Set utilisation and spot rents from demand and in-service supply (both in H100-equivalents).
+        The spot factor is ``(utilisation / balance_utilisation) ** spot_elasticity``, clipped."""
+        cfg = self.cfg
+        self.balance_utilisation = self.next_balance_utilisation
         self.demand_perf_units = demand_perf_units
         self.supply_perf_units = supply_perf_units
         ratio = (
@@ -80,13 +122,14 @@ class ComputeMarket:
             if supply_perf_units > 0
             else cfg["utilisation_max"]
         )
+        self.demand_ratio = float(ratio)  # demand / supply, not capped
         self.utilisation = float(min(cfg["utilisation_max"], ratio))
         try:
-            factor = (max(ratio, 1e-6) / cfg["utilisation_ref"]) ** cfg["spot_elasticity"]
+            factor = (max(ratio, 1e-6) / self.balance_utilisation) ** cfg["spot_elasticity"]
         except OverflowError:
             factor = np.inf  # demand beyond float range of supply: the factor is at its cap anyway
         self.spot_factor = float(np.clip(factor, cfg["spot_factor_min"], cfg["spot_factor_max"]))
-        self.rent_spot = self.perf * self.trend_price_per_perf_hour * self.spot_factor
+        self.rent_spot = self.rent_perf * self.trend_price_per_perf_hour * self.spot_factor
 
     def running(self) -> np.ndarray:
         """Generations worth running: rent per busy hour covers power (colocation is sunk)."""
@@ -135,25 +178,28 @@ class ComputeMarket:
         generations x months arrays (USD per GPU-hour).
 
         Rents follow the believed deflation trend and one release step per ``cadence`` months.
-        With ``valuation_utilisation = "mean_reverting"`` today's deviations of utilisation and of
-        the spot factor from balance (``utilisation_ref``, factor 1) fade by
-        ``valuation_reversion_per_month`` a month; with ``"current"`` they are held."""
+        The utilisation valued is that of a GPU let on the spot market (what a used GPU earns):
+        :meth:`valued_utilisation`, ``utilisation_ref`` at balance. With ``valuation_utilisation = "mean_reverting"`` today's
+        deviations of that utilisation and of the spot factor from balance (``utilisation_ref``,
+        factor 1) fade by ``valuation_reversion_per_month`` a month; with ``"current"`` they are
+        held."""
         cfg = self.cfg
         k = np.arange(1, horizon + 1)
         cadence = self._cadence_months()
         monthly_decay = (1.0 - self.expected_deflation_per_year()) ** (1.0 / 12.0) * (
             1.0 - cfg["release_step_down"]
         ) ** (1.0 / cadence)
+        ref, spot_util = cfg["utilisation_ref"], self.valued_utilisation()
         if cfg.get("valuation_utilisation", "current") == "mean_reverting":
             fade = cfg["valuation_reversion_per_month"] ** k
-            util = cfg["utilisation_ref"] + (self.utilisation - cfg["utilisation_ref"]) * fade
+            util = ref + (spot_util - ref) * fade
             factor = 1.0 + (self.spot_factor - 1.0) * fade
-            trend_rent = self.perf * self.trend_price_per_perf_hour
+            trend_rent = self.rent_perf * self.trend_price_per_perf_hour
             rent = trend_rent[:, None] * self._powers(monthly_decay, k) * (factor * util)[None, :]
             op = self.power_cost_per_hour[:, None] * util[None, :]
         else:  # "current": today's utilisation and spot factor held for the whole horizon
-            rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * self.utilisation
-            op = np.broadcast_to(self.power_cost_per_hour[:, None] * self.utilisation, rent.shape)
+            rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * spot_util
+            op = np.broadcast_to(self.power_cost_per_hour[:, None] * spot_util, rent.shape)
         return rent, op
 
     def retiring(self) -> np.ndarray:

@@ -124,6 +124,8 @@ def run(m, t: int) -> np.ndarray:
     acct.from_sector_all("compute_customers", contract_cash + spot)
     _pay_servicers(m, revenue, opex)
     m.contract_usage, m.spot_utilisation = contract_usage, spot_util
+    # next month's balance: the contract book after this month's cuts and renewals
+    m.compute.set_balance(reserved_perf, float((owned * m.perf[:, None]).sum()))
     m.paid_compute_perf_units = float((reserved_perf_c * paid_share).sum()) + spot_util * spot_perf
     m.idle_take_or_pay_perf_units = float((reserved_perf_c * idle_share).sum())
 
@@ -239,6 +241,18 @@ def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
     m.site_value_usd[idx] += capex * frac
     m.site_assets.capitalise(idx, capex * frac, mc["asic_life_months"], t, asic=True)
     return production_sale_btc
+
+
+def reserved_perf_units(m) -> float:
+    """H100-equivalents in service under the contracts in force of active providers (the
+    reserved capacity demand is served on first)."""
+    ct = m.contracts
+    act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+    live = m.in_service_lots()
+    lots = m.lots
+    owned = _table(lots.owner.take(live), lots.gen.take(live), lots.units.take(live), m.n, m.G)
+    contracted = _contract_usage(m, act, owned)[0]
+    return float((np.minimum(contracted, owned) * m.perf[:, None]).sum())
 
 
 def _contract_usage(m, act: np.ndarray, owned: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
