@@ -7,6 +7,8 @@ so breaches that the sales' marks cause are not all cured; see docs/validation.m
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from abm.validation_fire_sales import default_share, fire_sale_amplification, fire_sale_setting
@@ -50,15 +52,10 @@ def test_defaults_rise_with_the_initial_shock():
     assert shares[0] < shares[1] < shares[2], shares
 
 
-@pytest.mark.slow  # 2 shocks x 2 auctions x 12 seeds
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the starting demand from the contract book and the sourced rents by generation (Blackwell and later at 0.6 of performance parity; calibration branch, seeds 0-11) the simultaneous auction loses $18.0B against $35.4B sequential: the amplification "
-    "ordering is reversed. Not yet diagnosed (see the price-impact test)",
-)
-def test_simultaneous_clearing_amplifies_more_than_sequential():
-    """At high price impact every forced sale in the simultaneous auction takes the marginal price;
-    sequential sellers who come early take the best bids, so losses are lower."""
+@functools.cache
+def _simultaneous_and_sequential() -> tuple[float, float, float, float]:
+    """(losses simultaneous, losses sequential, default shares simultaneous, sequential) at price
+    impact 0.8, summed over the shocks -0.2 and -0.5 and seeds ``SEEDS``."""
     sim_losses = seq_losses = sim_defaults = seq_defaults = 0.0
     for shock in (-0.2, -0.5):
         simultaneous = default_share(fire_sale_setting(0.8, shock, "simultaneous"), SEEDS)
@@ -70,6 +67,7 @@ def test_simultaneous_clearing_amplifies_more_than_sequential():
     return sim_losses, seq_losses, sim_defaults, seq_defaults
 
 
+@pytest.mark.slow  # 2 shocks x 2 auctions x 12 seeds
 def test_simultaneous_clearing_amplifies_more_than_sequential():
     """At high price impact every forced sale in the simultaneous auction takes the marginal price;
     sequential sellers who come early take the best bids, so losses are lower."""
@@ -77,12 +75,7 @@ def test_simultaneous_clearing_amplifies_more_than_sequential():
     assert sim_losses > 1.02 * seq_losses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since issue 13 (marks from the month's evidence incl. unsold offers; forced sellers "
-    "at salvage) simultaneous clearing gives slightly fewer defaults than sequential: default "
-    "shares summed 1.25 against 1.2625 (one default in the seeds)",
-)
+@pytest.mark.slow  # shares the runs of the test above
 def test_simultaneous_clearing_defaults_no_fewer_than_sequential():
     _, _, sim_defaults, seq_defaults = _simultaneous_and_sequential()
     assert sim_defaults >= seq_defaults
