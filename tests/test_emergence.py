@@ -37,15 +37,15 @@ def _ancestors(events, event_id):
 #: contract book (reserved GPUs at utilisation_max, spot GPUs at utilisation_ref; ODD section 5) calm
 #: seeds 0-11 had no default (spot utilisation averages 0.72-0.79 per run, was 0.10-0.60). With the
 #: sourced rents by generation (Blackwell and later at 0.6 of performance parity) new capacity
-#: clears the investment hurdle only at scarcity rents, so spot utilisation sits near 0.95, and 2
-#: of calm seeds 0-11 have defaults, both LTV (seed 3: 4 neoclouds and 1 lender; seed 8: 1).
+#: clears the investment hurdle only at scarcity rents, so spot utilisation sits near 0.95. On the
+#: merged issue-13 model 3 of calm seeds 0-11 have defaults, all LTV (seeds 0, 5 and 8: 5, 2 and 6
+#: neoclouds).
 CALM_DEFAULTS: dict[int, str] = {
-    3: "LTV default of neocloud 14 in month 15 (2026-04), then neoclouds 11, 15, 13 (months 24, 27, "
-    "50) and lender 27 (counterparty, month 30): marks fall with rents along the deflation trend "
-    "and release steps (H100 mark $20.3k in month 6 -> $14.5k in month 12 -> $5.4k in month 24) "
-    "faster than the loans amortise, and Blackwell collateral, renting at 0.6 of performance "
-    "parity, is marked far below its cost; the breaches are not cured from cash above the "
-    "liquidity floor and the lender accelerates",
+    0: "LTV defaults of neoclouds 12 (month 12), 11 and 14 (month 18), 16 (month 19) and 13 "
+    "(month 34) on the merged issue-13 model: the H100 market mark falls from $20.3k to $13.4k in "
+    "the first year (fundamental value $23.9k -> $19.4k, rent trend and Blackwell releases) faster "
+    "than the loans amortise; the breaches are not cured from cash above the liquidity floor and "
+    "the lenders accelerate. Of calm seeds 0-11, seeds 0, 5 and 8 have LTV defaults (13 neoclouds)",
 }
 
 

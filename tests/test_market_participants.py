@@ -49,14 +49,16 @@ def test_the_deepest_price_sits_at_no_parameter_value(deepest):
 
 
 def test_the_deepest_price_changes_with_buyer_depth(deepest):
-    """In at least 3 of seeds 0-7 the deepest price / fundamental differs (by more than 1e-3)
-    between 0.25x and 4x buyer capacity (5 of 8 when written)."""
+    """In at least 2 of seeds 0-7 the deepest price / fundamental differs (by more than 1e-3)
+    between 0.25x and 4x buyer capacity (5 of 8 on the market's own branch; 2 of 8 on the merged
+    issue-13 model, where the sourced rents make fire sales rare: in the others lenders' hold
+    values, not buyers, set the deepest price)."""
     changed = sum(
         abs(deepest[0.25][s] - deepest[4.0][s]) > 1e-3
         for s in SEEDS
         if np.isfinite(deepest[0.25][s]) and np.isfinite(deepest[4.0][s])
     )
-    assert changed >= 3, changed
+    assert changed >= 2, changed
 
 
 def _model_with_seized_lot(units: int = 1000):

@@ -18,12 +18,17 @@ from abm.io import write_run
 from abm.viz import run_figures as rf
 from abm.viz.network_view import network_layout, positions_to_agents
 
-#: The figures are tested on a run with every kind of default: the packaged correlated_crash, seed 13,
-#: has neocloud defaults from month 9, miner defaults from month 21 and a lender failure (lender 20)
-#: in month 23. Measured with the starting demand from the contract book and the sourced rents by
-#: generation (it was seed 1, the README's crash example, before: seed 1 now has no lender
-#: failure); if the model changes, find another packaged scenario and seed with all three by
-#: measurement rather than forcing options.
+#: The figures are tested on a run with every kind of default. On the merged issue-13 model no packaged
+#: scenario has a lender failure in seeds 0-11 (correlated_crash seeds 0-23 have none: lenders hold
+#: and lease out seized GPUs, sell loans to meet runs, and capacity is scarce at the sourced rents), so
+#: the run is correlated_crash seed 4 with every lender kind thinly capitalised (capital ratio 0.05):
+#: within this run's 48 months lenders fail from month 11 (nine of them), neoclouds default from
+#: month 11 and miners from month 27.
+#: The figures are about drawing defaults, not about whether failures emerge.
+THIN_LENDERS = {
+    f"lenders.kinds.{kind}.capital_ratio": 0.05
+    for kind in ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
+}
 CRASH_MONTHS = 48
 
 
@@ -31,7 +36,7 @@ CRASH_MONTHS = 48
 def crash_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "crash"
     write_run(
-        abm.run("correlated_crash", seed=13, months=CRASH_MONTHS),
+        abm.run("correlated_crash", seed=4, months=CRASH_MONTHS, overrides=THIN_LENDERS),
         out,
         figure=False,
     )
@@ -74,7 +79,7 @@ def test_load_run_reads_the_tables(crash, crash_dir):
     assert crash.cascade.number_of_nodes() == n_defaults
     # parent ids are kept as text, so single-parent links survive (a float 40.0 would be dropped)
     assert crash.cascade.number_of_edges() >= 1
-    assert crash.scenario == "correlated_crash" and crash.seed == 13
+    assert crash.scenario == "correlated_crash" and crash.seed == 4
 
 
 @pytest.mark.parametrize(
@@ -210,7 +215,7 @@ def test_capital_figure_plots_capital_ratios_and_sector_totals(crash):
     sector = fig.axes[-1]
     assert len(lender_axes) == idx.shape[1]  # one small panel per lender
     failed = crash.agents_with_status(crash.months[-1], "failed")
-    assert failed == {20}
+    assert failed == {17, 19, 20, 21, 22, 23, 24, 27, 28}
     for ax in lender_axes:
         title = ax.get_title(loc="left")
         lid = int(title.split()[1])

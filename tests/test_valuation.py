@@ -92,13 +92,13 @@ def _largest_moves_by_mode() -> tuple[list[float], list[float]]:
 def test_reverting_fundamentals_do_not_jump_with_one_month_of_utilisation():
     """ODD note 14: holding today's utilisation for 120 months makes fundamental values jump in a
     month; the fading expectation keeps monthly moves moderate. Largest monthly move of the H100
-    value in correlated_crash seeds 0-11, measured with the starting demand set from the contract
-    book and the sourced rents by generation: 1.85-14.9 held, 1.26-1.70 reverting; the reverting
-    move is the smaller in every seed. (At parity rents crash seed 5 reached 2.97: a default took
-    half of in-service supply out in one month.)"""
+    value in correlated_crash seeds 0-11, measured on the merged issue-13 model: 1.86-4.22 held,
+    1.37-1.95 reverting; the reverting move is the smaller in every seed. (With seized GPUs dumped
+    rather than leased out, before issue 13, the held moves reached 14.9; at parity rents crash
+    seed 5 reached 2.97 reverting: a default took half of in-service supply out in one month.)"""
     held, fading = _largest_moves_by_mode()
     assert max(fading) < 2.0, fading
-    assert max(held) > 5.0, held
+    assert max(held) > 4.0, held
     assert all(f < h for f, h in zip(fading, held, strict=True)), (fading, held)
 
 
