@@ -493,11 +493,10 @@ def cmd_scenarios() -> int:
     return 0
 
 
-# correlated_crash seed 0 has the richest cascade of seeds 0-5 (the deepest default genealogy,
-# depth 4: 3 neocloud and 3 lender defaults, $5.7B of lender losses, with the starting demand from
-# the contract book and the sourced rents by generation; it was seed 1 before); tests/test_cli.py
-# checks that it still does
-CRASH_EXAMPLE = "abm run --scenario correlated_crash --seed 0"
+# correlated_crash seed 1 has the richest cascade of seeds 0-5 (the deepest default genealogy,
+# depth 3: 10 miner and neocloud defaults, $6.1B of lender losses, on the merged issue-13 model);
+# tests/test_cli.py checks that it still does
+CRASH_EXAMPLE = "abm run --scenario correlated_crash --seed 1"
 
 
 def _quiet_run_note(scenario: str) -> str:

@@ -192,15 +192,14 @@ def test_plot_sweep_with_an_unknown_metric_lists_the_valid_ones(tmp_path, capsys
 
 def test_a_run_without_defaults_says_so_and_names_the_crash_command(tmp_path, capsys):
     """A run without defaults or fire sales says so, claims nothing about other seeds, and names
-    the crash example. Baseline seed 4 is quiet for all 60 months (measured with the starting
-    demand from the contract book and the sourced rents by generation: baseline seeds 4-7, 9 and 11
-    of 0-11 are)."""
+    the crash example. Baseline seed 4 is quiet for all 60 months (measured on the merged
+    issue-13 model)."""
     assert main(["run", "--seed", "4", "--out", str(tmp_path / "b"), "--no-figure"]) == 0
     printed = capsys.readouterr().out
     assert "months 60" in printed
     assert (
         "no defaults and no fire sales in this run. "
-        "To see a crash: abm run --scenario correlated_crash --seed 0" in printed
+        "To see a crash: abm run --scenario correlated_crash --seed 1" in printed
     )
     assert "None" not in printed  # no "first default month None"
     assert main(["run", "--scenario", "correlated_crash", "--seed", "0", "--months", "30",
@@ -211,9 +210,8 @@ def test_a_run_without_defaults_says_so_and_names_the_crash_command(tmp_path, ca
 
 def test_the_crash_example_is_the_richest_cascade_of_seeds_0_to_5(run_cache):
     """The summary and the app point at the richest correlated_crash cascade of seeds 0-5: the
-    deepest default genealogy, then the most defaults, then the largest lender losses (seed 0 with
-    the starting demand from the contract book and the sourced rents by generation: depth 4, 6
-    defaults, $5.7B; it was seed 1 before)."""
+    deepest default genealogy, then the most defaults, then the largest lender losses (seed 1 on
+    the merged issue-13 model: depth 3, 10 defaults, $6.1B)."""
     from abm.cli import CRASH_EXAMPLE
 
     def richness(seed):
