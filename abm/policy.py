@@ -172,7 +172,7 @@ def cap_gpu_loan_ltv(m, ltv: np.ndarray, lenders: np.ndarray, g: int, cost_usd: 
     p = m.cfg["policy"]
     if not p["ltv_cap"]:
         return ltv
-    mark = np.where(m.market_policy[lenders], m.mark_market[g], m.mark_appraisal[g])
+    mark = m.lender_marks_usd(lenders, g)
     value = np.minimum(cost_usd, mark)
     return np.minimum(ltv, p["ltv_cap_max_ltv"] * value / cost_usd)
 
