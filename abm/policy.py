@@ -112,7 +112,13 @@ def with_last_resort_bids(m, bids: list, offered_units: np.ndarray) -> list:
     budget = ps.last_resort_budget_left_usd * value / total
     out = list(bids)
     for g in np.flatnonzero(value > 0):
-        units = min(int(offered_units[g]), int(np.floor(budget[g] / price[g])))
+        units = int(offered_units[g])
+        # a price near zero (a subnormal share of fundamental) overflows the division to inf:
+        # then every unit offered is affordable
+        with np.errstate(over="ignore"):
+            affordable = np.floor(budget[g] / price[g])
+        if affordable < units:
+            units = int(affordable)
         if units <= 0:
             continue
         b, p, u = bids[g]
