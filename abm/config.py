@@ -105,6 +105,13 @@ LENDER_KIND = {
     "cure_months": F("int", 0, 24, "months a breach may persist before the lender acts"),
     "waiver_tolerance": F("float", 0.0, 2.0, "largest relative breach a healthy lender waives"),
     "mark_policy": F("choice", doc="how collateral is marked", choices=("market", "appraisal")),
+    # the kind's appraisal beliefs (used only under mark_policy = "appraisal"; docs/ODD.md, marks)
+    "appraisal_haircut": F(
+        "float", 0.0, 0.9, "share an appraisal lender takes off its appraisal mark (0: none)"
+    ),
+    "appraisal_lag_months": F(
+        "int", 0, 36, "months its appraisal marks average (0: compute.appraisal_lag_months)"
+    ),
     "offer_share_per_month": F("float", 0.0, 1.0, "share of seized inventory offered each month"),
     "loss_sensitivity": F("float", 0.0, 100.0, "appetite cut per unit of recent sector loss rate"),
     # finite funding (abm/finance/funding.py; the ``funding`` channel)

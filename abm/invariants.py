@@ -192,7 +192,7 @@ def price_problems(m) -> list[str]:
     Every price is finite and >= 0: the BTC price (USD, and > 0: the market bounds it away from 0),
     the hashprice (USD per PH/s-day), the network hashrate (EH/s, > 0: mining income divides by it),
     the compute rents (trend per perf-hour, spot per GPU-hour), fundamental values, market and
-    appraisal marks (USD per GPU) and the last clearing price of each generation (NaN until its
+    appraisal marks (also by lender kind; USD per GPU) and the last clearing price of each generation (NaN until its
     first trade). The compute market's balance utilisation lies in [``utilisation_ref``,
     ``max(utilisation_ref, utilisation_max)``]."""
     crypto, compute = m.crypto, m.compute
@@ -215,6 +215,7 @@ def price_problems(m) -> list[str]:
         "fundamental value": compute.fundamental_value,
         "market mark": m.mark_market,
         "appraisal mark": m.mark_appraisal,
+        "appraisal mark by lender kind": m.mark_appraisal_by_kind.ravel(),
         "last clearing price": m.last_trade_price[~np.isnan(m.last_trade_price)],
     }
     for name, values in arrays.items():

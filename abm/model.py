@@ -102,6 +102,18 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.lender_kind_names, self.lender_kind = table.lender_kind_names, table.lender_kind
         self.lk = table.lk  # lender parameters by name, per agent
         self.market_policy = table.market_policy  # lenders marking to market (else appraisal)
+        # appraisal beliefs by lender kind (rows in lender_kind_names order): haircut and lag
+        kinds = [cfg["lenders"]["kinds"][k] for k in self.lender_kind_names]
+        self.appraisal_haircut_by_kind = np.array([k["appraisal_haircut"] for k in kinds])
+        self.appraisal_lag_months_by_kind = np.array(
+            [k["appraisal_lag_months"] or cfg["compute"]["appraisal_lag_months"] for k in kinds],
+            dtype=np.int64,
+        )
+        # each agent's row of the mark table (Valuation.mark_table): its kind's appraisal marks,
+        # or the last row (market marks) for a lender marking to market (and for non-lenders)
+        self.lender_mark_row = np.where(
+            self.market_policy | (self.lender_kind < 0), len(kinds), self.lender_kind
+        ).astype(np.int64)
         self.lender_size_weight = table.lender_size_weight
         self.buyer_kind_names, self.buyer_kind = table.buyer_kind_names, table.buyer_kind
         self.budget_usd, self.absorption_mw = table.budget_usd, table.absorption_mw
@@ -209,6 +221,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.index_history = [index]  # market marks month by month (appraisals average them)
         self.mark_market = index.copy()
         self.mark_appraisal = index.copy()
+        # appraisal marks by lender kind (K, G): the kind's haircut off its lagged average
+        self.mark_appraisal_by_kind = (1.0 - self.appraisal_haircut_by_kind)[:, None] * index
         self.last_trade_price = np.full(self.G, np.nan)
         self.last_trade_month = np.full(self.G, -10_000, dtype=np.int64)
         self.last_trade_weight = np.zeros(self.G)

@@ -112,7 +112,13 @@ def with_last_resort_bids(m, bids: list, offered_units: np.ndarray) -> list:
     budget = ps.last_resort_budget_left_usd * value / total
     out = list(bids)
     for g in np.flatnonzero(value > 0):
-        units = min(int(offered_units[g]), int(np.floor(budget[g] / price[g])))
+        units = int(offered_units[g])
+        # a price near zero (a subnormal share of fundamental) overflows the division to inf:
+        # then every unit offered is affordable
+        with np.errstate(over="ignore"):
+            affordable = np.floor(budget[g] / price[g])
+        if affordable < units:
+            units = int(affordable)
         if units <= 0:
             continue
         b, p, u = bids[g]
@@ -172,7 +178,7 @@ def cap_gpu_loan_ltv(m, ltv: np.ndarray, lenders: np.ndarray, g: int, cost_usd: 
     p = m.cfg["policy"]
     if not p["ltv_cap"]:
         return ltv
-    mark = np.where(m.market_policy[lenders], m.mark_market[g], m.mark_appraisal[g])
+    mark = m.lender_marks_usd(lenders, g)
     value = np.minimum(cost_usd, mark)
     return np.minimum(ltv, p["ltv_cap_max_ltv"] * value / cost_usd)
 

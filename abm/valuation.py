@@ -3,7 +3,7 @@ balance sheet are worth at the current marks, and the trailing coverage ratios.
 
 :class:`Valuation` is a base class of :class:`abm.model.AIComputeCreditModel`: its methods read the
 model's books (``loans``, ``lots``, ``contracts``, ``leases``), accounts (``acct``), marks
-(``mark_market``, ``mark_appraisal``) and per-agent arrays, and write nothing but their own caches.
+(``mark_market``, ``mark_appraisal_by_kind``) and per-agent arrays, and write nothing but their own caches.
 Rules that *act* on these values (covenant tests, rollovers, lender failures) live in the phases and
 the agent modules.
 """
@@ -82,13 +82,25 @@ class Valuation:
         value = self.lots.units * self.mark_market[self.lots.gen]
         return np.bincount(self.lots.owner, weights=value, minlength=self.n)
 
+    def mark_table(self) -> np.ndarray:
+        """(K + 1, G) USD per GPU: rows 0..K-1 the appraisal marks of each lender kind
+        (``mark_appraisal_by_kind``, ``lender_kind_names`` order), row K the market marks. Agent
+        ``i`` marks generation ``g`` at ``mark_table()[lender_mark_row[i], g]``."""
+        return np.concatenate((self.mark_appraisal_by_kind, self.mark_market[None, :]))
+
+    def lender_marks_usd(self, lenders, gen):
+        """Each lender's own mark of generation ``gen`` (USD per GPU): its kind's appraisal mark,
+        or the market mark if it marks to market. ``lenders`` and ``gen`` (agent rows, generation
+        indices; arrays or scalars) broadcast together."""
+        return self.mark_table()[self.lender_mark_row[lenders], gen]
+
     def collateral_value(self) -> np.ndarray:
         """USD value of each loan's collateral at its lender's marks (GPU lots, or BTC)."""
         loans, lots = self.loans, self.lots
         pledged, loan, key = self._pledged_lots()
-        # each lot's mark picked from one table [appraisal marks, market marks] by its lender's
-        # policy: the same values as np.where(policy, market[gen], appraisal[gen])
-        table = np.concatenate((self.mark_appraisal, self.mark_market))
+        # each lot's mark picked from the flattened mark table by its lender's row: the same
+        # values as mark_table()[lender_mark_row[lender], gen]
+        table = self.mark_table().ravel()
         value = np.bincount(loan, weights=lots.units[pledged] * table[key], minlength=loans.n)
         value = value.astype(np.float64, copy=False)  # int64 when no lot is pledged at all
         btc = self._btc_loan_rows()
@@ -96,10 +108,10 @@ class Valuation:
         return value
 
     def _pledged_lots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(``flatnonzero(lots.loan >= 0)``, their loans, their keys ``gen + G * market_policy[lender
+        """(``flatnonzero(lots.loan >= 0)``, their loans, their keys ``gen + G * lender_mark_row[lender
         of the loan]``), read-only. A lot is pledged only when it is added and can only be released
         afterwards (:class:`~abm.finance.instruments.LotBook`); its generation, its loan's lender and
-        the lender's policy never change. So the pledged rows of the last call, plus the rows added
+        the lender's mark row (kind and policy) never change. So the pledged rows of the last call, plus the rows added
         since, still pledged now, are all the pledged rows (ascending), with the same keys."""
         lots = self.lots
         cached = self._pledged_cache
@@ -110,7 +122,7 @@ class Valuation:
         if lots.n > seen:
             new = seen + np.flatnonzero(lots.loan[seen:] >= 0)
             new_keys = (
-                lots.gen[new] + self.G * self.market_policy[self.loans.lender[lots.loan[new]]]
+                lots.gen[new] + self.G * self.lender_mark_row[self.loans.lender[lots.loan[new]]]
             )
             rows = np.concatenate((rows, new))
             keys = np.concatenate((keys, new_keys))
@@ -151,11 +163,7 @@ class Valuation:
         loans, lots = self.loans, self.lots
         pos, rows = lots.pledged_lots(loan_rows)
         gen = lots.gen[rows]
-        marks = np.where(
-            self.market_policy[loans.lender[loan_rows[pos]]],
-            self.mark_market[gen],
-            self.mark_appraisal[gen],
-        )
+        marks = self.lender_marks_usd(loans.lender[loan_rows[pos]], gen)
         value = np.bincount(pos, weights=lots.units[rows] * marks, minlength=len(loan_rows))
         # without any pledged lot, bincount returns int64 and would cut BTC values to whole USD
         value = value.astype(np.float64, copy=False)

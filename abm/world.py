@@ -183,7 +183,7 @@ def _gpu_term_loans(m, columns, at, lender, borrower, gen, units, acquired, cost
     seasoned_share = m.cfg["lenders"]["initial_ltv_headroom_share"]
     lk = m.lk
     months_left = np.maximum(tenor + acquired, 6)
-    mark = np.where(m.market_policy[lender], m.mark_market[gen], m.mark_appraisal[gen])
+    mark = m.lender_marks_usd(lender, gen)
     headroom = lk["covenant_headroom"][lender]
     orig_ltv = lk["origination_ltv"][lender]
     principal = orig_ltv * cost_by_gen[gen] * units * months_left / tenor

@@ -84,7 +84,7 @@ def _gpu_loan(m, i: int, lender: int, units: int, g: int, cost: float, acquired:
     mc = m.cfg["miners"]
     tenor = mc["gpu_loan_tenor_months"]
     months_left = max(tenor + acquired, 6)
-    mark = m.mark_market[g] if m.market_policy[lender] else m.mark_appraisal[g]
+    mark = m.lender_marks_usd(lender, g)
     headroom = m.lk["covenant_headroom"][lender]
     orig_ltv = mc["gpu_loan_ltv"]
     principal = orig_ltv * cost * units * months_left / tenor

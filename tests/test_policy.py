@@ -105,6 +105,27 @@ def test_last_resort_bid_schedule_never_exceeds_budget_or_price():
     assert 0 < total <= 3.0e8
 
 
+def test_last_resort_bids_for_every_unit_at_a_price_near_zero():
+    """At a subnormal share of fundamental value the budget / price overflows: the buyer of last
+    resort then bids for every unit offered (found by the schema-wide invariant test)."""
+    m = _model(
+        {
+            "policy.last_resort_buyer": True,
+            "policy.last_resort_share_of_fundamental": 5e-324,
+            "policy.last_resort_budget_usd": 3.0e8,
+        },
+        0,
+    )
+    m.step()
+    offered = np.full(m.G, 50_000)
+    bids = m.populations.buyers.bid_schedules(offered)
+    lr = m.policy.last_resort
+    units = [int(u[b == lr].sum()) for b, _, u in bids]
+    live = m.compute.fundamental_value > 0
+    assert live.any()
+    assert all(units[g] == 50_000 for g in np.flatnonzero(live))
+
+
 def test_ltv_cap_bounds_every_new_gpu_loan(monkeypatch):
     cap = 0.45
     seen = {"on": [], "off": []}

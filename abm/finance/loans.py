@@ -198,14 +198,15 @@ class LoanBook(Book):
         self.status[row] = CLOSED
         return amount
 
-    def seize_lots(self, rows: np.ndarray, lots, marks: np.ndarray, policy, t: int):
+    def seize_lots(self, rows: np.ndarray, lots, marks: np.ndarray, mark_row, t: int):
         """Secured lenders of ``rows`` (in order) take enough of each loan's pledged GPU units, at
         their own marks, to cover its principal. A lot only partly needed is split: the rest stays
         with the borrower (split-off lots appended in one batch). The claim falls by the units'
         value; units are rounded up, so the excess is under one GPU.
 
-        ``marks``: (2, G) USD per GPU, row 0 appraisal marks, row 1 market marks; ``policy``: per
-        agent, 1 where the lender marks to market. Returns the seizures as lists, one entry per
+        ``marks``: (R, G) USD per GPU, one row per way of marking (the model's
+        :meth:`~abm.valuation.Valuation.mark_table`); ``mark_row``: per agent, the row of ``marks``
+        its lender marks with. Returns the seizures as lists, one entry per
         seized lot in order: (lot rows, lenders, borrowers, USD values, units, USD per unit)."""
         split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
         seized = ([], [], [], [], [], [])
@@ -216,7 +217,7 @@ class LoanBook(Book):
                 continue
             lender = int(self.lender[loan])
             claim = float(self.principal_usd[loan])
-            unit_marks = marks[1 if policy[lender] else 0][lots.gen[lot_rows]]
+            unit_marks = marks[mark_row[lender]][lots.gen[lot_rows]]
             for row, mark, units in zip(
                 lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
             ):

@@ -67,9 +67,8 @@ def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
     """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
     (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
     of the default ``eid``, which also becomes the seized lot's origin."""
-    marks = np.stack((m.mark_appraisal, m.mark_market))
     seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
-        loan_rows, m.lots, marks, m.market_policy, t
+        loan_rows, m.lots, m.mark_table(), m.lender_mark_row, t
     )
     if seized_rows:
         book_seizures(m, lenders, amounts)  # carried at the value the claims fell by

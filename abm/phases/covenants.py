@@ -25,18 +25,18 @@ def repay_in_full(m, rows: np.ndarray) -> list[bool]:
 
 
 def _moved_generations(m, t: int) -> np.ndarray:
-    """(2, G) booleans: whether a recent clearing of generation g pulled its market mark below the
-    used-market index (the mark a calm market would give), as seen by an appraisal lender (row 0)
-    and a market-marking lender (row 1). Appraisal marks average market marks, so for an appraisal
-    lender a trade counts for the appraisal lag too."""
+    """(K + 1, G) booleans: whether a recent clearing of generation g pulled its market mark below
+    the used-market index (the mark a calm market would give), as seen by an appraisal lender of
+    kind k (row k) and a market-marking lender (row K): the rows of the mark table
+    (``lender_mark_row``). Appraisal marks average market marks, so for an appraisal lender a trade
+    counts for its kind's appraisal lag too."""
     c = m.cfg["compute"]
     index = m.compute.fundamental_value * (1.0 - c["calm_market_discount"])
     moved = (m.last_trade_price < index) & (m.last_trade_weight > 0.1)
     age_months = t - m.last_trade_month
     window = c["mark_window_months"]
-    return np.stack(
-        [moved & (age_months < window + c["appraisal_lag_months"]), moved & (age_months < window)]
-    )
+    lags = np.append(m.appraisal_lag_months_by_kind, 0)  # the market row has no lag
+    return moved & (age_months < window + lags[:, None])
 
 
 def mark_parents(m, t: int, loan_rows: np.ndarray, wanted: np.ndarray) -> list[list[int]]:
@@ -51,8 +51,8 @@ def mark_parents(m, t: int, loan_rows: np.ndarray, wanted: np.ndarray) -> list[l
     pos, lot_rows = m.lots.pledged_lots(loan_rows[asked])
     k = asked[pos]
     gen = m.lots.gen[lot_rows]
-    market_marks = m.market_policy[m.loans.lender[loan_rows[k]]].astype(np.int64)
-    hit = moved[market_marks, gen]
+    mark_rows = m.lender_mark_row[m.loans.lender[loan_rows[k]]]
+    hit = moved[mark_rows, gen]
     pairs = np.unique(k[hit] * m.G + gen[hit])  # each (loan, generation) once
     borrower = m.loans.borrower[loan_rows].tolist()
     for kk, g in zip((pairs // m.G).tolist(), (pairs % m.G).tolist(), strict=True):

@@ -37,7 +37,10 @@ def service(m, t: int, production_sale_btc: np.ndarray) -> None:
     rate = loans.rates(m.base_rate, live)
     interest = principal * rate / 12.0
     amortising = (kind == GPU_TERM) | (kind == PROJECT)
-    amort = np.where(amortising, np.minimum(principal, loans.amort_usd_per_month[live]), 0.0)
+    # principal in arrears is already due (settle_arrears collects it): this month's amortisation
+    # comes out of the rest, else a loan could be amortised to zero and then lose its arrears too
+    not_due = np.maximum(principal - loans.arrears_principal_usd[live], 0.0)
+    amort = np.where(amortising, np.minimum(not_due, loans.amort_usd_per_month[live]), 0.0)
     due = interest + amort
     due_by = np.bincount(borrower, weights=due + arrears, minlength=m.n)
     due_now = np.bincount(borrower, weights=due, minlength=m.n)  # this month's service

@@ -52,6 +52,7 @@ def shocks_and_markets(m, t: int) -> None:
     lag = cfg["compute"]["appraisal_lag_months"]
     # appraisals average the market marks of the last ``lag`` months: comparable sales, with a lag
     m.mark_appraisal = np.mean(m.index_history[-lag:], axis=0)
+    m.mark_appraisal_by_kind = appraisal_marks_by_kind(m)
 
     # buyers: this month's budget and absorption; owners top the cash up to the budget or take surplus
     b = m.buyer_idx
@@ -65,6 +66,21 @@ def shocks_and_markets(m, t: int) -> None:
     # a lost lease explains later distress for a limited time (a year in the baseline)
     memory = cfg["credit"]["lost_lease_memory_months"]
     m.lost_revenue_event[t - m.lost_revenue_month > memory] = -1
+
+
+def appraisal_marks_by_kind(m) -> np.ndarray:
+    """(K, G) appraisal marks by lender kind (USD per GPU; rows in ``lender_kind_names`` order):
+    kind k takes ``appraisal_haircut`` off the mean of the market marks of its own last
+    ``appraisal_lag_months`` (``compute.appraisal_lag_months`` where the kind sets 0). Kinds with
+    the market-wide lag share ``mark_appraisal`` (one mean per distinct lag)."""
+    means = {int(lag): None for lag in m.appraisal_lag_months_by_kind}
+    default_lag = m.cfg["compute"]["appraisal_lag_months"]
+    for lag in means:
+        means[lag] = (
+            m.mark_appraisal if lag == default_lag else np.mean(m.index_history[-lag:], axis=0)
+        )
+    lagged = np.stack([means[int(lag)] for lag in m.appraisal_lag_months_by_kind])
+    return (1.0 - m.appraisal_haircut_by_kind)[:, None] * lagged
 
 
 def buyer_credit_multiplier(m, stress: bool) -> float:
