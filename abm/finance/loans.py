@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-from abm.agents.base import ACTIVE as AGENT_ACTIVE
 from abm.finance.book import Book, _index_rows
 
 # Loan kinds
@@ -109,6 +108,10 @@ class LoanBook(Book):
             status, kind, borrower = self.status, self.kind, self.borrower
         else:
             status, kind, borrower = self.status[rows], self.kind[rows], self.borrower[rows]
+        # imported here: importing the agents package at module level would run its __init__, which
+        # imports the lenders' funding rules and through them this module (a circular import)
+        from abm.agents.base import ACTIVE as AGENT_ACTIVE
+
         return (status == ACTIVE) & (kind != INTERBANK) & (agent_status[borrower] == AGENT_ACTIVE)
 
     def rates(self, base_rate: float, rows: np.ndarray | None = None) -> np.ndarray:
