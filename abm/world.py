@@ -249,19 +249,36 @@ def build_contracts(m) -> None:
     if len(n_units) == 0:
         return
     left = rng.integers(1, tenor + 1, len(n_units))
+    add_initial_contracts(
+        m,
+        idx[provider],
+        gen,
+        n_units,
+        left,
+        investment_grade=grade == 1,
+        anchor=np.where(grade == 0, m.anchor_of[idx][provider], -1),
+    )
+
+
+def add_initial_contracts(m, provider, gen, n_units, months_left, investment_grade, anchor) -> None:
+    """Book customer contracts in force at the start (scalars or aligned arrays): ``n_units`` GPUs
+    of generation ``gen`` from ``provider`` for ``months_left`` more months, at today's spot rent
+    plus the contract premium (USD per GPU-hour), with the scenario's take-or-pay share and the
+    prepayment still unearned (``prepayment_share`` x monthly rent x months left)."""
+    c = m.cfg["compute"]
     rent = m.compute.rent_spot[gen] * (1.0 + c["contract_premium"])
-    monthly = n_units * rent * c["hours_per_month"]
+    monthly_usd = n_units * rent * c["hours_per_month"]
     m.contracts.add(
-        provider=idx[provider],
+        provider=provider,
         gen=gen,
         units=n_units,
         rent_per_gpu_hour=rent,
-        end_month=left,
+        end_month=months_left,
         take_or_pay_share=c["take_or_pay_share"],
-        prepaid_usd=c["prepayment_share"] * monthly * left,
+        prepaid_usd=c["prepayment_share"] * monthly_usd * months_left,
         prepay_release_share=c["prepayment_share"],
-        investment_grade=grade == 1,
-        anchor=np.where(grade == 0, m.anchor_of[idx][provider], -1),
+        investment_grade=investment_grade,
+        anchor=anchor,
     )
 
 

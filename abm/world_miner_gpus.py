@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
-from abm.world import GPU_LENDER_KINDS, _choose_lenders, _uniform, lenders_of_kind
+from abm.world import (
+    GPU_LENDER_KINDS,
+    _choose_lenders,
+    _uniform,
+    add_initial_contracts,
+    lenders_of_kind,
+)
 
 
 def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
@@ -131,17 +137,4 @@ def _contracts_of(m, i: int, units_by_gen: np.ndarray) -> None:
             if n_units <= 0:
                 continue
             left = int(rng.integers(1, tenor + 1))
-            rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
-            monthly = n_units * rent * c["hours_per_month"]
-            m.contracts.add(
-                provider=i,
-                gen=g,
-                units=n_units,
-                rent_per_gpu_hour=rent,
-                end_month=left,
-                take_or_pay_share=c["take_or_pay_share"],
-                prepaid_usd=c["prepayment_share"] * monthly * left,
-                prepay_release_share=c["prepayment_share"],
-                investment_grade=is_ig,
-                anchor=anchor_id,
-            )
+            add_initial_contracts(m, i, g, n_units, left, is_ig, anchor_id)

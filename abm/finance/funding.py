@@ -240,18 +240,10 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     # it borrows what it is short, and what it still owes its bank on a margin call
     short = np.maximum(-m.acct.cash[lenders], 0.0) + call_unpaid
     draw_outside_funding(m, lenders, np.where(active, short, 0.0))
-    for j in np.flatnonzero(call_unpaid > 0):
-        i = int(lenders[j])
-        paid = min(call_unpaid[j], max(m.acct.cash[i], 0.0))
-        _repay_interbank(m, ib[loans.borrower[ib] == i], paid)
-        fs.margin_calls_total_usd[i] += paid
-        call_unpaid[j] -= paid
+    _pay_margin_calls(m, lenders, call_unpaid, ib)
 
     # 5. a lender still short sells loans at the month's common price, then pays its bank first
-    need = (
-        call_unpaid + fs.withdrawals_pending_usd[lenders] + np.maximum(-m.acct.cash[lenders], 0.0)
-    )
-    need = np.where(active, need, 0.0)
+    need = _unmet_need_usd(m, lenders, call_unpaid, active)
     if (need > 1.0).any():
         short_lenders = need > 1.0
         parents = np.where(event > 0, event, fs.need_event[lenders])
@@ -265,10 +257,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     fs.premium[lenders] = f["spread_per_capital_shortfall"] * lost
 
     # 6. the funding need left; illiquid lenders past their grace fail
-    need = (
-        call_unpaid + fs.withdrawals_pending_usd[lenders] + np.maximum(-m.acct.cash[lenders], 0.0)
-    )
-    need = np.where(active, need, 0.0)
+    need = _unmet_need_usd(m, lenders, call_unpaid, active)
     m.funding_need_usd[lenders] = need
     has_need = need > 1.0
     fs.need_months[lenders] = np.where(has_need, fs.need_months[lenders] + 1, 0)
@@ -280,9 +269,20 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     return (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
 
 
-def _pay_from_cash(m, lenders: np.ndarray, call_unpaid: np.ndarray, ib: np.ndarray) -> None:
-    """After loan sales: pay what is still owed from cash, the bank's margin calls first
-    (``call_unpaid``, aligned with ``lenders``, reduced in place), then pending withdrawals."""
+def _unmet_need_usd(m, lenders: np.ndarray, call_unpaid: np.ndarray, active: np.ndarray):
+    """USD each of ``lenders`` still owes this month and cannot pay from cash: unpaid margin calls,
+    pending withdrawals and any overdraft; 0 for lenders that are not ``active``."""
+    need = (
+        call_unpaid
+        + m.funding_state.withdrawals_pending_usd[lenders]
+        + np.maximum(-m.acct.cash[lenders], 0.0)
+    )
+    return np.where(active, need, 0.0)
+
+
+def _pay_margin_calls(m, lenders: np.ndarray, call_unpaid: np.ndarray, ib: np.ndarray) -> None:
+    """Pay the banks' borrowing-base margin calls from cash, as far as it goes (``call_unpaid``,
+    USD aligned with ``lenders``, reduced in place; ``ib``: the open interbank loan rows)."""
     fs, loans = m.funding_state, m.loans
     for j in np.flatnonzero(call_unpaid > 0):
         i = int(lenders[j])
@@ -290,6 +290,13 @@ def _pay_from_cash(m, lenders: np.ndarray, call_unpaid: np.ndarray, ib: np.ndarr
         _repay_interbank(m, ib[loans.borrower[ib] == i], paid)
         fs.margin_calls_total_usd[i] += paid
         call_unpaid[j] -= paid
+
+
+def _pay_from_cash(m, lenders: np.ndarray, call_unpaid: np.ndarray, ib: np.ndarray) -> None:
+    """After loan sales: pay what is still owed from cash, the bank's margin calls first
+    (``call_unpaid``, aligned with ``lenders``, reduced in place), then pending withdrawals."""
+    fs = m.funding_state
+    _pay_margin_calls(m, lenders, call_unpaid, ib)
     pending = fs.withdrawals_pending_usd[lenders]
     pay = np.minimum(pending, np.maximum(m.acct.cash[lenders], 0.0))
     if pay.any():
