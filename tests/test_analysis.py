@@ -91,8 +91,8 @@ def test_crash_runs_chain_defaults_through_fire_sales(run_cache):
     strict=True,
     reason="with the starting demand from the contract book and the sourced rents by generation "
     "(Blackwell and later at 0.6 of performance parity: scarce capacity, high rents) only 4 of "
-    "correlated_crash seeds 0-15 have a fire sale (15 before; depth >= 2 in 5, fire-sale pushes "
-    "in 3). Missing: enough neocloud distress in the crash for seizures to reach the market",
+    "correlated_crash seeds 0-15 had a fire sale on the recalibration branch and 7 on the merged "
+    "issue-13 model (seeds 0-3, 5, 13, 15; 15 before the recalibration). Missing: enough neocloud distress in the crash for seizures to reach the market",
 )
 def test_most_crash_runs_have_a_fire_sale(run_cache):
     """At least 12 of correlated_crash seeds 0-15 have a fire sale (12 when written; 15 on the
@@ -102,7 +102,7 @@ def test_most_crash_runs_have_a_fire_sale(run_cache):
 
 
 def test_calm_run_has_an_empty_tree(run_cache):
-    # calm seed 2 has no default (calm seeds 3 and 8 of 0-11 do: tests/test_emergence.py
+    # calm seed 2 has no default (calm seeds 0, 5 and 8 of 0-11 do: tests/test_emergence.py
     # CALM_DEFAULTS)
     metrics = cascade_metrics(run_cache("calm", 2))
     assert metrics["defaults"] == 0 and metrics["cascade_depth"] == 0
