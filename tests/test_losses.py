@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from forced_options import THIN_LENDERS
 
 import abm
 from abm import invariants
@@ -26,10 +27,6 @@ from abm.phases import covenants, lenders
 #: rents). The tests of what happens after a failure therefore run correlated_crash with every
 #: lender kind thinly capitalised (capital ratio 0.05), where failures occur from month 12: they
 #: test the accounting of a failure, not whether failures emerge.
-THIN_LENDERS = {
-    f"lenders.kinds.{kind}.capital_ratio": 0.05
-    for kind in ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
-}
 
 
 def _model(scenario="baseline", seed=0, months=1, overrides=None):

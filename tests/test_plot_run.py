@@ -10,6 +10,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+from forced_options import THIN_LENDERS
 from matplotlib.container import BarContainer
 from PIL import Image
 
@@ -25,10 +26,6 @@ from abm.viz.network_view import network_layout, positions_to_agents
 #: within this run's 48 months lenders fail from month 11 (nine of them), neoclouds default from
 #: month 11 and miners from month 27.
 #: The figures are about drawing defaults, not about whether failures emerge.
-THIN_LENDERS = {
-    f"lenders.kinds.{kind}.capital_ratio": 0.05
-    for kind in ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
-}
 CRASH_MONTHS = 48
 
 
