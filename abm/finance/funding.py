@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE
-from abm.finance import loan_sales
+from abm.finance import loan_sales, seized_sale
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
@@ -244,11 +244,14 @@ def lender_funding_month(m, t: int) -> np.ndarray:
 
     # 5. a lender still short sells loans at the month's common price, then pays its bank first
     need = _unmet_need_usd(m, lenders, call_unpaid, active)
-    if (need > 1.0).any():
-        short_lenders = need > 1.0
+    # (the part its seized lots raise at the best bids, for kinds that sell them first, waits for
+    # the market round: abm/finance/seized_sale.py)
+    kept = seized_sale.need_kept_for_inventory_usd(m, lenders, need)
+    if (need - kept > 1.0).any():
+        short_lenders = need - kept > 1.0
         parents = np.where(event > 0, event, fs.need_event[lenders])
         loan_sales.sell_loans(
-            m, t, lenders[short_lenders], need[short_lenders], parents[short_lenders]
+            m, t, lenders[short_lenders], (need - kept)[short_lenders], parents[short_lenders]
         )
         _pay_from_cash(m, lenders, call_unpaid, ib)
     assets, equity = m.lender_assets_and_equity()
@@ -260,7 +263,8 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     need = _unmet_need_usd(m, lenders, call_unpaid, active)
     m.funding_need_usd[lenders] = need
     has_need = need > 1.0
-    fs.need_months[lenders] = np.where(has_need, fs.need_months[lenders] + 1, 0)
+    # a need covered by seized lots awaiting the market round does not count towards the grace
+    fs.need_months[lenders] = np.where(need - kept > 1.0, fs.need_months[lenders] + 1, 0)
     fs.need_event[lenders] = np.where(
         has_need, np.where(event > 0, event, fs.need_event[lenders]), -1
     )

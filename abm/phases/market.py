@@ -15,7 +15,7 @@ import numpy as np
 
 from abm import policy
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
-from abm.finance import estate_sale, losses, resolution
+from abm.finance import estate_sale, losses, resolution, seized_sale
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.markets.secondary import clear_uniform
 from abm.world import match_cumulative
@@ -206,6 +206,8 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
         _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
     # a lender's realised loss (or gain) on inventory sold against the value it was carried at
     losses.book_sales(m, seller, rows, q, price)
+    # a lender selling with a funding need: the event behind the need is the trade's parent
+    need_event = seized_sale.need_parents(m, seller)
     # what a lender raised goes against its funding need (it sells no more than the need requires)
     np.subtract.at(m.funding_need_usd, seller, np.where(m.type[seller] == LENDER, cash, 0.0))
     np.maximum(m.funding_need_usd, 0.0, out=m.funding_need_usd)
@@ -213,7 +215,10 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     # and the seller's default when an estate sells
     origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]
     default_event = np.where(m.status[seller] == DEFAULTED, m.default_event[seller], -1).tolist()
-    parents = [[o] if d < 0 else [o, d] for o, d in zip(origin, default_event, strict=True)]
+    parents = [
+        [o] if d < 0 and f < 0 else [o, d, f]
+        for o, d, f in zip(origin, default_event, need_event, strict=True)
+    ]
     event_ids = m.events.add_many(
         t,
         "trade",
