@@ -113,10 +113,14 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
     record the round's evidence for the marks (:func:`_record_mark_evidence`)."""
     bid_buyer, bid_price, bid_units = bids
     result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
+    first_of_month = m.mark_evidence_month[g] != t
     _record_mark_evidence(m, t, g, int(units[sel].sum()), result, bid_price, bid_units)
-    if result.quantity <= 0:
-        m.last_trade_events[g] = []  # a mark-down from an empty market has no trade behind it
+    if first_of_month:
+        # the trades behind the marks are the month's, as the evidence is: a later round (sold
+        # out or empty) adds to them and does not wipe them; a month without a trade has none
+        m.last_trade_events[g] = []
         m.last_trade_sellers[g] = set()
+    if result.quantity <= 0:
         return False
     sold_by_offer[sel] = result.sold
     event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
@@ -132,8 +136,8 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
             if np.isnan(m.this_month.min_discount[g])
             else min(m.this_month.min_discount[g], ratio)
         )
-    m.last_trade_events[g] = event_ids
-    m.last_trade_sellers[g] = sellers
+    m.last_trade_events[g] = m.last_trade_events[g] + event_ids
+    m.last_trade_sellers[g] = m.last_trade_sellers[g] | sellers
     return True
 
 
