@@ -42,10 +42,11 @@ FORCED_OVERRIDES = {
 FORCED_MONTHS = 36
 
 
-def forced_run(seed: int, stop_at_need: bool = False):
+def forced_run(seed: int, stop_at_need: bool = False, problems: list | None = None):
     """The FORCED set-up (:data:`FORCED_OVERRIDES`) run for ``FORCED_MONTHS`` months; returns
     (model, events frame). ``stop_at_need``: stop at the first month end at which a lender keeps
-    a funding need for its seized lots (for the invariant test)."""
+    a funding need for its seized lots (for the invariant test); ``problems``: a list to which
+    every month's invariant violations are appended (checked when given)."""
     cfg = load_scenario("correlated_crash", FORCED_OVERRIDES)
     m = AIComputeCreditModel(cfg, rng=seed, months=FORCED_MONTHS)
     kind = m.lender_kind[m.lender_idx]
@@ -67,6 +68,8 @@ def forced_run(seed: int, stop_at_need: bool = False):
                     m, int(loans.borrower[rows].min()), m.month, "payment", []
                 )
                 forced = True
+        if problems is not None:
+            problems += [(m.month, p) for p in invariants.all_problems(m)]
         lenders = m.lender_idx
         if stop_at_need and np.any(
             (m.funding_need_usd[lenders] > 1.0) & (m.funding_state.need_months[lenders] == 0)
@@ -196,7 +199,9 @@ def test_forced_set_up_traces_run_sale_remark_default(forced_runs):
 def test_invariant_catches_a_kept_need_without_seized_lots():
     """FORCED set-up, seed 2: at the month end a lender keeps a need for its seized lots the
     invariant holds; taking the lender's seized-first rule away makes it fail."""
-    m, _ = forced_run(2, stop_at_need=True)
+    problems = []
+    m, _ = forced_run(2, stop_at_need=True, problems=problems)
+    assert problems == []  # every invariant, every month up to then
     lenders = m.lender_idx
     kept = (m.funding_need_usd[lenders] > 1.0) & (m.funding_state.need_months[lenders] == 0)
     assert kept.any()
