@@ -27,7 +27,9 @@ all amounts in USD, shares per month unless named otherwise:
    ``funding.spread_per_capital_shortfall`` per unit of capital ratio lost against its start.
 5. **Loan sales**: a lender still short sells performing loans to the other lenders with cash to
    spare at one price for the month (abm/finance/loan_sales.py), then pays its bank and its
-   depositors from the proceeds.
+   depositors from the proceeds. A kind with ``sells_seized_before_loans`` first keeps the part
+   of its need its seized lots raise at the best bids for the next market round
+   (abm/finance/seized_sale.py); a need so covered does not count towards the grace of step 6.
 6. **Funding need**: what a lender must still raise (margin calls and withdrawals it could not pay,
    negative cash) goes to ``model.funding_need_usd``; it stops lending, and a lender whose need
    outlasts ``funding.illiquidity_grace_months``, or whose cash is still negative (it cannot pay
