@@ -78,8 +78,8 @@ def agent_table(cfg: dict, rng: np.random.Generator) -> AgentTable:
     # lender parameters as per-agent arrays (zeros for non-lenders)
     lk = {}
     for key in cfg["lenders"]["kinds"][lender_kinds[0]]:
-        if key == "mark_policy":
-            continue
+        if isinstance(cfg["lenders"]["kinds"][lender_kinds[0]][key], str):
+            continue  # a choice (mark_policy, equipment_borrowers): read from the scenario
         arr = np.zeros(n)
         for i in lender_idx:
             arr[i] = cfg["lenders"]["kinds"][lender_kinds[lender_kind[i]]][key]

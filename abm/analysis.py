@@ -15,7 +15,14 @@ from abm.events import parse_parent_ids
 from abm.finance.debtrank import debtrank, debtrank_value
 from abm.vocabulary import CHANNELS, DEFAULTING_TYPES, EVENT_CHANNEL
 
-__all__ = ["CHANNELS", "EVENT_CHANNEL", "cascade_depth", "cascade_metrics", "cascade_tree"]
+__all__ = [
+    "CHANNELS",
+    "EVENT_CHANNEL",
+    "cascade_depth",
+    "cascade_metrics",
+    "cascade_tree",
+    "run_sale_chains",
+]
 
 
 _parents = parse_parent_ids  # the parents of an events.csv row (abm.events.parse_parent_ids)
@@ -68,6 +75,62 @@ def cascade_tree(events: pd.DataFrame) -> nx.DiGraph:
                 continue
             frontier.extend((p, [*path, kind]) for p in _parents(ev.at[node, "parent_event_ids"]))
     return tree
+
+
+#: Columns of :func:`run_sale_chains`.
+CHAIN_COLUMNS = (
+    "run_event",
+    "lender_id",
+    "run_month",
+    "trade_event",
+    "trade_month",
+    "remark_event",
+    "default_event",
+    "defaulter_id",
+    "defaulter_type",
+    "default_month",
+    "cause",
+)
+
+
+def run_sale_chains(events: pd.DataFrame) -> pd.DataFrame:
+    """Celsius-style chains in an events frame: a depositor run at a lender -> that lender's forced
+    sale of seized lots -> collateral re-marked by the sale -> another borrower's default.
+
+    One row per (run, trade, re-mark, default) with the columns :data:`CHAIN_COLUMNS` (event ids
+    and months; ``remark_event`` is the covenant breach or acceleration whose parents name the
+    trade among the fire sales that set its marks, ``abm/phases/covenants.py::mark_parents``).
+    The links are the stored parents: the ``trade`` names the ``depositor_run`` (the event behind
+    its seller's funding need, abm/finance/seized_sale.py) and is sold by the running lender; the
+    re-mark event names the trade; the ``default`` names the re-mark event, of a borrower other
+    than the running lender. Empty frame (same columns) when there is none."""
+    ev = events.set_index("event_id")
+    kind = ev["event"]
+    parents = {int(i): _parents(p) for i, p in ev["parent_event_ids"].items()}
+    runs = set(ev.index[kind == "depositor_run"].tolist())
+    agent = ev["agent_id"]
+    forced = {
+        int(i): r
+        for i in ev.index[kind == "trade"].tolist()
+        for r in parents[int(i)]
+        if r in runs and agent[r] == agent[i]
+    }
+    remarks = {}
+    for i in ev.index[kind.isin(["covenant_breach", "acceleration"])].tolist():
+        hit = [p for p in parents[int(i)] if p in forced]
+        if hit:
+            remarks[int(i)] = hit
+    rows = []
+    for d in ev.index[kind == "default"].tolist():
+        for e in parents[int(d)]:
+            for tr in remarks.get(e, []):
+                r = forced[tr]
+                if agent[d] == agent[r]:
+                    continue
+                rows.append((r, int(agent[r]), int(ev.at[r, "month"]), tr, int(ev.at[tr, "month"]),
+                             e, int(d), int(agent[d]), ev.at[d, "agent_type"],
+                             int(ev.at[d, "month"]), ev.at[d, "cause"]))  # fmt: skip
+    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS)).drop_duplicates()
 
 
 def cascade_depth(tree: nx.DiGraph) -> int:

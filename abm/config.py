@@ -131,6 +131,18 @@ LENDER_KIND = {
     "min_risk_based_capital_ratio": F(
         "float", 0.0, 1.0, "equity / RWA below which it makes no new loans (0: not regulated)"
     ),
+    # equipment lending and the forced sale after a run (abm/world.py::equipment_lender_kinds,
+    # abm/finance/seized_sale.py; docs/calibration.md, equipment lenders)
+    "equipment_borrowers": F(
+        "choice",
+        doc="whose equipment (GPU lots; miners' rigs) it lends against at the start",
+        choices=("none", "miners", "neoclouds", "miners_and_neoclouds"),
+    ),
+    "sells_seized_before_loans": F(
+        "bool",
+        doc="short of funding, it keeps the need its seized lots raise at the best bids for the "
+        "market round instead of selling loans for it",
+    ),
 }
 
 BUYER_KIND = {

@@ -27,6 +27,9 @@
 * Miners' GPU halls (:func:`miner_gpu_problems`): the GPUs an active miner owns draw no more
   facility power (IT kW x PUE) than the MW it turned into GPU halls (``gpu_mw``), and only a miner
   with a GPU hall owns GPUs or owes GPU term loans.
+* Forced sale after a run (:func:`seized_sale_problems`): a funding need kept out of a lender's
+  illiquidity grace is backed by seized lots of a kind that sells them before loans; a trade naming
+  a depositor run is sold by the lender whose depositors ran.
 
 The USD identities allow float64 rounding in proportion to the amounts they sum, so that they stay
 meaningful at the extreme (but valid) magnitudes the schema allows.
@@ -37,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, FAILED, LENDER
+from abm.events import PARENTS
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -363,6 +367,42 @@ def funding_problems(m) -> list[str]:
     stuck = active & (m.funding_need_usd[lenders] > 1.0) & (m.acct.cash[lenders] > 1.0)
     if stuck.any():
         problems.append(f"lenders {lenders[stuck].tolist()} hold cash but leave a funding need")
+    problems += seized_sale_problems(m)
+    return problems
+
+
+def seized_sale_problems(m) -> list[str]:
+    """The forced sale after a run (abm/finance/seized_sale.py): a lender's funding need that does
+    not count towards its illiquidity grace (``need_months`` 0 with a need) is kept for seized lots,
+    so the lender is of a kind with ``sells_seized_before_loans`` and holds seized units; and a
+    trade that names a ``depositor_run`` was sold by the lender whose depositors ran."""
+    problems = []
+    fs, lenders = m.funding_state, m.lender_idx
+    kept = (
+        (m.status[lenders] == ACTIVE)
+        & (m.funding_need_usd[lenders] > 1.0)
+        & (fs.need_months[lenders] == 0)
+    )
+    if kept.any():
+        lots = m.lots
+        held = np.bincount(lots.owner, weights=lots.units, minlength=m.n)[lenders]
+        bad = kept & ((held <= 0) | (m.lk["sells_seized_before_loans"][lenders] <= 0))
+        if bad.any():
+            problems.append(
+                f"lenders {lenders[bad].tolist()} keep a funding need out of their grace "
+                "without seized lots to sell for it"
+            )
+    # this month's trades (the log is in month order: read back from its end)
+    rows = m.events.rows
+    for row in reversed(rows):
+        if row[1] != m.month:
+            break
+        if row[2] != "trade":
+            continue
+        for p in row[PARENTS]:
+            parent = rows[p - 1]
+            if parent[2] == "depositor_run" and parent[3] != row[3]:
+                problems.append(f"trade {row[0]} names depositor run {p} of another lender")
     return problems
 
 

@@ -29,7 +29,23 @@ from abm.finance.instruments import (
 )
 from abm.sampling import weighted_sample
 
-GPU_LENDER_KINDS = ("bank", "private_credit", "vendor_finance")
+#: ``lenders.kinds.*.equipment_borrowers`` values under which a kind lends against each borrower
+#: type's equipment (GPU lots; in an ASIC world, miners' rigs: the same lot and loan records)
+_EQUIPMENT_BORROWERS = {
+    "miner": ("miners", "miners_and_neoclouds"),
+    "neocloud": ("miners_and_neoclouds",),
+}
+
+
+def equipment_lender_kinds(cfg: dict, borrower_type: str) -> tuple[str, ...]:
+    """Lender kinds (names, in the scenario's order) that lend against the equipment of borrowers
+    of ``borrower_type`` ("miner" or "neocloud"): the one place that reads
+    ``lenders.kinds.*.equipment_borrowers``. In the packaged scenarios banks, private credit and
+    vendor finance lend against both types' GPUs, crypto lenders against miners' only
+    (docs/calibration.md, equipment lenders)."""
+    wanted = _EQUIPMENT_BORROWERS[borrower_type]
+    kinds = cfg["lenders"]["kinds"]
+    return tuple(k for k in kinds if kinds[k]["equipment_borrowers"] in wanted)
 
 
 def _log_uniform(rng, lo_hi, size):
@@ -71,7 +87,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
     mix = mix / mix.sum()
-    gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
+    gpu_lenders = lenders_of_kind(m, equipment_lender_kinds(cfg, "neocloud"))
     hy = lenders_of_kind(m, ("hy_fund",))
     per_borrower = cfg["lenders"]["lenders_per_borrower"]
     k_lo, k_hi = int(per_borrower[0]), int(per_borrower[1]) + 1

@@ -15,10 +15,10 @@ import numpy as np
 
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
 from abm.world import (
-    GPU_LENDER_KINDS,
     _choose_lenders,
     _uniform,
     add_initial_contracts,
+    equipment_lender_kinds,
     lenders_of_kind,
 )
 
@@ -36,8 +36,9 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
       the mix's mean kW per GPU. Each generation's GPUs were bought in the last
       ``gpu_bought_within_months`` (not before its release) at list price x
       ``compute.all_in_cost_multiplier``.
-    * Each generation's units are one lot pledged to one GPU term loan from one GPU lender (bank,
-      private credit or vendor finance, chosen as for neoclouds): origination LTV
+    * Each generation's units are one lot pledged to one GPU term loan from one equipment lender
+      of miners (:func:`abm.world.equipment_lender_kinds`: banks, private credit, vendor finance
+      and crypto lenders in the packaged scenarios; chosen as for neoclouds): origination LTV
       ``gpu_loan_ltv`` on cost, straight-line amortisation over ``gpu_loan_tenor_months`` since
       purchase, floating at the lender's spread, covenants (LTV headroom, minimum coverage, cure
       months) the lender's own; a seasoned loan sits at most ``lenders.initial_ltv_headroom_share``
@@ -49,7 +50,7 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
     """
     mc, c = m.cfg["miners"], m.cfg["compute"]
     n_owners = int(round(mc["gpu_owner_share"] * len(m.miner_idx)))
-    gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
+    gpu_lenders = lenders_of_kind(m, equipment_lender_kinds(m.cfg, "miner"))
     if n_owners == 0 or len(gpu_lenders) == 0:
         return
     rng = m.rng

@@ -27,7 +27,9 @@ all amounts in USD, shares per month unless named otherwise:
    ``funding.spread_per_capital_shortfall`` per unit of capital ratio lost against its start.
 5. **Loan sales**: a lender still short sells performing loans to the other lenders with cash to
    spare at one price for the month (abm/finance/loan_sales.py), then pays its bank and its
-   depositors from the proceeds.
+   depositors from the proceeds. A kind with ``sells_seized_before_loans`` first keeps the part
+   of its need its seized lots raise at the best bids for the next market round
+   (abm/finance/seized_sale.py); a need so covered does not count towards the grace of step 6.
 6. **Funding need**: what a lender must still raise (margin calls and withdrawals it could not pay,
    negative cash) goes to ``model.funding_need_usd``; it stops lending, and a lender whose need
    outlasts ``funding.illiquidity_grace_months``, or whose cash is still negative (it cannot pay
@@ -41,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE
-from abm.finance import loan_sales
+from abm.finance import loan_sales, seized_sale
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
@@ -244,11 +246,14 @@ def lender_funding_month(m, t: int) -> np.ndarray:
 
     # 5. a lender still short sells loans at the month's common price, then pays its bank first
     need = _unmet_need_usd(m, lenders, call_unpaid, active)
-    if (need > 1.0).any():
-        short_lenders = need > 1.0
+    # (the part its seized lots raise at the best bids, for kinds that sell them first, waits for
+    # the market round: abm/finance/seized_sale.py)
+    kept = seized_sale.need_kept_for_inventory_usd(m, lenders, need)
+    if (need - kept > 1.0).any():
+        short_lenders = need - kept > 1.0
         parents = np.where(event > 0, event, fs.need_event[lenders])
         loan_sales.sell_loans(
-            m, t, lenders[short_lenders], need[short_lenders], parents[short_lenders]
+            m, t, lenders[short_lenders], (need - kept)[short_lenders], parents[short_lenders]
         )
         _pay_from_cash(m, lenders, call_unpaid, ib)
     assets, equity = m.lender_assets_and_equity()
@@ -260,7 +265,8 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     need = _unmet_need_usd(m, lenders, call_unpaid, active)
     m.funding_need_usd[lenders] = need
     has_need = need > 1.0
-    fs.need_months[lenders] = np.where(has_need, fs.need_months[lenders] + 1, 0)
+    # a need covered by seized lots awaiting the market round does not count towards the grace
+    fs.need_months[lenders] = np.where(need - kept > 1.0, fs.need_months[lenders] + 1, 0)
     fs.need_event[lenders] = np.where(
         has_need, np.where(event > 0, event, fs.need_event[lenders]), -1
     )

@@ -15,7 +15,7 @@ import numpy as np
 
 from abm import policy
 from abm.agents.base import ACTIVE, DEFAULTED, LENDER
-from abm.finance import estate_sale, losses, resolution
+from abm.finance import estate_sale, losses, resolution, seized_sale
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.markets.secondary import clear_uniform
 from abm.world import match_cumulative
@@ -113,10 +113,14 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
     record the round's evidence for the marks (:func:`_record_mark_evidence`)."""
     bid_buyer, bid_price, bid_units = bids
     result = clear_uniform(reserve[sel], units[sel], bid_price, bid_units)
+    first_of_month = m.mark_evidence_month[g] != t
     _record_mark_evidence(m, t, g, int(units[sel].sum()), result, bid_price, bid_units)
-    if result.quantity <= 0:
-        m.last_trade_events[g] = []  # a mark-down from an empty market has no trade behind it
+    if first_of_month:
+        # the trades behind the marks are the month's, as the evidence is: a later round (sold
+        # out or empty) adds to them and does not wipe them; a month without a trade has none
+        m.last_trade_events[g] = []
         m.last_trade_sellers[g] = set()
+    if result.quantity <= 0:
         return False
     sold_by_offer[sel] = result.sold
     event_ids, sellers = _settle(m, t, g, rows[sel], result, bid_buyer)
@@ -132,8 +136,8 @@ def _clear_generation(m, t, g, rows, units, reserve, sel, bids, sold_by_offer, e
             if np.isnan(m.this_month.min_discount[g])
             else min(m.this_month.min_discount[g], ratio)
         )
-    m.last_trade_events[g] = event_ids
-    m.last_trade_sellers[g] = sellers
+    m.last_trade_events[g] = m.last_trade_events[g] + event_ids
+    m.last_trade_sellers[g] = m.last_trade_sellers[g] | sellers
     return True
 
 
@@ -206,6 +210,8 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
         _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
     # a lender's realised loss (or gain) on inventory sold against the value it was carried at
     losses.book_sales(m, seller, rows, q, price)
+    # a lender selling with a funding need: the event behind the need is the trade's parent
+    need_event = seized_sale.need_parents(m, seller)
     # what a lender raised goes against its funding need (it sells no more than the need requires)
     np.subtract.at(m.funding_need_usd, seller, np.where(m.type[seller] == LENDER, cash, 0.0))
     np.maximum(m.funding_need_usd, 0.0, out=m.funding_need_usd)
@@ -213,7 +219,10 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     # and the seller's default when an estate sells
     origin = [m.lot_origin_event.get(row, 0) for row in rows.tolist()]
     default_event = np.where(m.status[seller] == DEFAULTED, m.default_event[seller], -1).tolist()
-    parents = [[o] if d < 0 else [o, d] for o, d in zip(origin, default_event, strict=True)]
+    parents = [
+        [o] if d < 0 and f < 0 else [o, d, f]
+        for o, d, f in zip(origin, default_event, need_event, strict=True)
+    ]
     event_ids = m.events.add_many(
         t,
         "trade",
