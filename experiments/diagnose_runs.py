@@ -10,7 +10,9 @@ and these diagnostics, read from the finished model and its tables:
 * ``unrealised_inventory_loss_usd``: that carrying value minus the same units at the last month's
   lender marks (USD). ``lender_losses_usd`` books an inventory loss only when a unit is sold or
   leaves the world (abm/finance/losses.py), so a lender that holds seized GPUs to the end of the
-  run hides this part of its loss from the metric;
+  run hides this part of its loss from the metric; ``unrealised_loss_at_hold_value_usd``: the
+  same at the lenders' own value of holding them (``Lenders.hold_value_per_gpu``; NaN on commits
+  without it), a second reading, as an empty market marks down to salvage;
 * ``losses_incl_unrealised_usd``: ``lender_losses_usd`` + the unrealised inventory loss;
 * ``trade_units``, ``trade_value_usd``: secondary-market trades over the run (``trade`` events);
 * ``spot_utilisation_mean``, ``spot_utilisation_stress_mean``: mean spot utilisation over all
@@ -75,11 +77,17 @@ def inventory_at_end(model, timeseries: pd.DataFrame) -> dict[str, float]:
     units = lots.units[held].astype(float)
     book = float((units * lots.book_value_usd_per_unit[held]).sum())
     at_mark = float((units * mark[lots.gen[held]]).sum())
-    return {
+    out = {
         "held_seized_units": float(units.sum()),
         "held_seized_book_usd": book,
         "unrealised_inventory_loss_usd": book - at_mark,
+        "unrealised_loss_at_hold_value_usd": float("nan"),
     }
+    lenders = getattr(getattr(model, "populations", None), "lenders", None)
+    if hasattr(lenders, "hold_value_per_gpu"):  # commits with the participants' market
+        hold = lenders.hold_value_per_gpu(lots.owner[held], lots.gen[held])
+        out["unrealised_loss_at_hold_value_usd"] = book - float((units * hold).sum())
+    return out
 
 
 def diagnostics(result) -> dict[str, float]:
