@@ -131,6 +131,10 @@ LENDER_KIND = {
     "min_risk_based_capital_ratio": F(
         "float", 0.0, 1.0, "equity / RWA below which it makes no new loans (0: not regulated)"
     ),
+    # loan marks (abm/finance/loan_marks.py; the ``funding`` channel)
+    "marks_loans_to_market": F(
+        "bool", doc="carries performing loans at its class's loan mark (fair value), else principal"
+    ),
 }
 
 BUYER_KIND = {
@@ -536,10 +540,16 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 1.0, "extra funding spread per year per unit of capital ratio lost"
         ),
         "loan_sale_discount": F(
-            "float", 0.0, 1.0, "discount to principal of a loan sold to raise funding"
+            "float", 0.0, 0.99, "option (0 = off): fixed discount to principal of any loan sold"
         ),
         "loan_sale_price_impact": F(
-            "float", 0.0, 1.0, "further discount per unit of the loan market sold that month"
+            "float",
+            0.0,
+            20.0,
+            "loan price = exp(-this x principal sold / buyers' cash for the class), per month",
+        ),
+        "loan_mark_recovery_per_month": F(
+            "float", 0.0, 1.0, "share of a loan mark's gap to par closed each month without sales"
         ),
         "illiquidity_grace_months": F(
             "int", 0, 24, "months a lender may leave withdrawals or calls unpaid before it fails"

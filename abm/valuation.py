@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, LENDER
+from abm.finance import loan_marks
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import BTC_LOAN, GPU_TERM, INTERBANK
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
@@ -172,11 +173,14 @@ class Valuation:
         return value
 
     def claims_value(self, gpu_value: np.ndarray | None = None) -> np.ndarray:
-        """Lenders' carrying value of each loan (USD, per loan row): principal if performing; if
+        """Lenders' carrying value of each loan (USD, per loan row): principal if performing, times
+        its class's loan mark if its lender marks loans to market (abm/finance/loan_marks.py); if
         defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
         once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
         loans = self.loans
-        value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
+        value = np.where(
+            loans.status == LOAN_ACTIVE, loans.principal_usd * loan_marks.carrying_factor(self), 0.0
+        )
         dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
         if len(dflt):
             value[dflt] = self.estate_recoveries(dflt, gpu_value)

@@ -133,8 +133,8 @@ def test_cli_formats_and_prefix(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["parameter", "value", "allowed", "unit", "source"]
     assert (
-        len(lines) == 1 + 19
-    )  # the 19 fields of a lender kind (5 of finite funding, 2 of appraisal beliefs)
+        len(lines) == 1 + 20
+    )  # the 20 fields of a lender kind (5 of finite funding, 2 of appraisal beliefs, 1 loan marks)
 
 
 @pytest.mark.parametrize(
