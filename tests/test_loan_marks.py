@@ -157,3 +157,14 @@ def test_the_mark_to_market_equity_identity_catches_a_mark_on_an_amortised_cost_
     monkeypatch.setattr(loan_marks, "markdown_usd", banks_excluded)
     problems = invariants.loan_mark_problems(m)
     assert any("equity at loan marks" in p for p in problems)
+
+
+def test_the_zero_sum_invariant_catches_cash_paid_for_loans_that_no_seller_received():
+    """correlated_crash seed 0 sells loans by month 20; a purchase booked without its seller's
+    proceeds is reported."""
+    m = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=0, months=20)
+    m.run()
+    assert m.loan_marks.sale_proceeds_usd.sum() > 0
+    assert invariants.loan_mark_problems(m) == []
+    m.loan_marks.purchase_cost_usd[m.lender_idx[0]] += 1.0e6
+    assert any("sellers received" in p for p in invariants.loan_mark_problems(m))

@@ -140,5 +140,5 @@ def sell_loans(m, t: int, sellers: np.ndarray, need_usd: np.ndarray, parents: np
                 )  # fmt: skip
                 lm.month_price[c] = price[c]
                 lm.month_sale_events[c].append(eid)
-    # a sold loan's pledged lots are now valued at its buyer's marks (Valuation._pledged_lots)
-    m._pledged_cache = None
+    if any(lm.month_sale_events):
+        m.forget_pledged_keys()  # sold loans' lots are now valued at their buyers' marks
