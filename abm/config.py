@@ -143,6 +143,10 @@ LENDER_KIND = {
         doc="short of funding, it keeps the need its seized lots raise at the best bids for the "
         "market round instead of selling loans for it",
     ),
+    # loan marks (abm/finance/loan_marks.py; the ``funding`` channel)
+    "marks_loans_to_market": F(
+        "bool", doc="carries performing loans at its class's loan mark (fair value), else principal"
+    ),
 }
 
 BUYER_KIND = {
@@ -548,10 +552,16 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 1.0, "extra funding spread per year per unit of capital ratio lost"
         ),
         "loan_sale_discount": F(
-            "float", 0.0, 1.0, "discount to principal of a loan sold to raise funding"
+            "float", 0.0, 0.99, "option (0 = off): fixed discount to principal of any loan sold"
         ),
         "loan_sale_price_impact": F(
-            "float", 0.0, 1.0, "further discount per unit of the loan market sold that month"
+            "float",
+            0.0,
+            20.0,
+            "loan price = exp(-this x principal sold / buyers' cash for the class), per month",
+        ),
+        "loan_mark_recovery_per_month": F(
+            "float", 0.0, 1.0, "share of a loan mark's gap to par closed each month without sales"
         ),
         "illiquidity_grace_months": F(
             "int", 0, 24, "months a lender may leave withdrawals or calls unpaid before it fails"

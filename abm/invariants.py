@@ -24,6 +24,10 @@
   depreciation, a conversion's write-off or a site sale.
 * Policy (:func:`policy_problems`): the buyer of last resort stays within its run budget, is paid
   only by the ``policy_authority`` sector and warehouses what it buys.
+* Loan marks (:func:`loan_mark_problems`): every class's mark in (0, 1] (1 with the ``funding``
+  channel off); lenders' equity at the marks + their unrealised mark-down = their equity with every
+  loan at principal; loan-sale cash is zero-sum among lenders (proceeds received = purchases paid,
+  and a seller's proceeds = principal sold - its discount).
 * Miners' GPU halls (:func:`miner_gpu_problems`): the GPUs an active miner owns draw no more
   facility power (IT kW x PUE) than the MW it turned into GPU halls (``gpu_mw``), and only a miner
   with a GPU hall owns GPUs or owes GPU term loans.
@@ -41,6 +45,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, FAILED, LENDER
 from abm.events import PARENTS
+from abm.finance import loan_marks
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -298,6 +303,7 @@ def all_problems(m) -> list[str]:
         + funding_problems(m)
         + market_problems(m)
         + miner_gpu_problems(m)
+        + loan_mark_problems(m)
     )
 
 
@@ -426,4 +432,46 @@ def miner_gpu_problems(m) -> list[str]:
     no_hall = idx[hall <= 0]
     if np.isin(no_hall, gpu_debtors).any():
         problems.append("a miner without a GPU hall owes a GPU term loan")
+    return problems
+
+
+def loan_mark_problems(m) -> list[str]:
+    """Violations of the loan-mark rules (abm/finance/loan_marks.py; empty when all hold):
+
+    1. every class's mark is finite and in (0, 1], and exactly 1 with the ``funding`` channel off;
+    2. lenders' equity at the marks + their unrealised mark-down (``loan_marks.markdown_usd``, from
+       principal by lender and class) = their equity with every mark at 1: a mark-down is in equity
+       once, only at lenders that mark to market, only on performing loans;
+    3. loan-sale cash is zero-sum among lenders: what sellers received = what buyers paid, only
+       lenders paid, and each seller's proceeds = the principal it sold - its discount."""
+    problems = []
+    lm, fs, lenders = m.loan_marks, m.funding_state, m.lender_idx
+    if not np.all(np.isfinite(lm.mark)) or np.any(lm.mark <= 0) or np.any(lm.mark > 1.0):
+        problems.append(f"loan marks outside (0, 1]: {lm.mark.tolist()}")
+    if not m.cfg["channels"]["funding"] and np.any(lm.mark != 1.0):
+        problems.append("loan marks moved with the funding channel off")
+    marked = m.lender_equity()
+    markdown = loan_marks.markdown_usd(m)[lenders]
+    if np.any(markdown[~lm.marks_to_market[lenders]] != 0.0):
+        problems.append("a lender that does not mark to market shows a loan mark-down")
+    saved = lm.mark
+    try:
+        lm.mark = np.ones_like(saved)
+        at_par = m.lender_equity()
+    finally:
+        lm.mark = saved
+    # equity is a difference of assets and liabilities: its rounding follows the assets
+    scale = 1e-9 * np.maximum(np.abs(m.lender_assets()), np.abs(at_par)) + 1e-3
+    if np.any(np.abs(marked + markdown - at_par) > scale):
+        problems.append("lender equity at loan marks + unrealised mark-down != equity at par")
+    received, paid = lm.sale_proceeds_usd, lm.purchase_cost_usd
+    if not _close(float(received.sum()), float(paid.sum()), float(received.sum())):
+        problems.append(
+            f"loan sales: sellers received {received.sum():.2f} USD, buyers paid {paid.sum():.2f}"
+        )
+    if np.any((paid != 0) & (m.type != LENDER)) or np.any((received != 0) & (m.type != LENDER)):
+        problems.append("a loan was bought or sold by an agent that is not a lender")
+    expected = fs.loans_sold_usd - fs.loan_sale_discount_usd
+    if not np.allclose(received, expected, rtol=1e-9, atol=1e-3):
+        problems.append("a seller's loan-sale proceeds differ from principal sold - discount")
     return problems

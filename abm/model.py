@@ -48,6 +48,7 @@ from abm.finance.instruments import (
     LoanBook,
     LotBook,
 )
+from abm.finance.loan_marks import LoanMarkState
 from abm.finance.site_assets import SiteAssets, capitalise_initial_sites
 from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
@@ -198,6 +199,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         # need sell seized GPUs at the best bid), and its runs, redemptions and caps
         self.funding_need_usd = np.zeros(n)
         self.funding_state = FundingState(n)
+        # loan marks by class and who carries loans at them (abm/finance/loan_marks.py)
+        self.loan_marks = LoanMarkState(n, self.lk["marks_loans_to_market"] > 0)
 
         # markets
         self.compute = ComputeMarket(

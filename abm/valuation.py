@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, LENDER
+from abm.finance import loan_marks
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import BTC_LOAN, GPU_TERM, INTERBANK
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
@@ -110,8 +111,9 @@ class Valuation:
     def _pledged_lots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(``flatnonzero(lots.loan >= 0)``, their loans, their keys ``gen + G * lender_mark_row[lender
         of the loan]``), read-only. A lot is pledged only when it is added and can only be released
-        afterwards (:class:`~abm.finance.instruments.LotBook`); its generation, its loan's lender and
-        the lender's mark row (kind and policy) never change. So the pledged rows of the last call, plus the rows added
+        afterwards (:class:`~abm.finance.instruments.LotBook`); its generation and the lender's mark
+        row (kind and policy) never change, and its loan's lender changes only by a loan sale, which
+        calls :meth:`forget_pledged_keys`. So the pledged rows of the last call, plus the rows added
         since, still pledged now, are all the pledged rows (ascending), with the same keys."""
         lots = self.lots
         cached = self._pledged_cache
@@ -134,6 +136,11 @@ class Valuation:
             a.flags.writeable = False
         self._pledged_cache = (lots.n, rows, keys)
         return rows, loan, keys
+
+    def forget_pledged_keys(self) -> None:
+        """Drop the cached pledged lots and their mark keys (:meth:`_pledged_lots`): loans changed
+        lender (abm/finance/loan_sales.py), so their lots are now valued at the buyer's marks."""
+        self._pledged_cache = None
 
     def _btc_loan_rows(self) -> np.ndarray:
         """``flatnonzero(loans.kind == BTC_LOAN)`` (see :meth:`loan_rows_of_kind`)."""
@@ -172,11 +179,14 @@ class Valuation:
         return value
 
     def claims_value(self, gpu_value: np.ndarray | None = None) -> np.ndarray:
-        """Lenders' carrying value of each loan (USD, per loan row): principal if performing; if
+        """Lenders' carrying value of each loan (USD, per loan row): principal if performing, times
+        its class's loan mark if its lender marks loans to market (abm/finance/loan_marks.py); if
         defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
         once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
         loans = self.loans
-        value = np.where(loans.status == LOAN_ACTIVE, loans.principal_usd, 0.0)
+        value = np.where(
+            loans.status == LOAN_ACTIVE, loans.principal_usd * loan_marks.carrying_factor(self), 0.0
+        )
         dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
         if len(dflt):
             value[dflt] = self.estate_recoveries(dflt, gpu_value)

@@ -42,6 +42,8 @@ EVENTS: tuple[str, ...] = (
     "depositor_run",
     "funding_margin_call",
     "loan_sale",
+    # loan marks (abm/finance/loan_marks.py): a loan class re-marked in a lender's book
+    "loan_mark",
 )
 #: Causes of a default (column ``cause`` of a ``default`` event; other events may carry one too).
 CAUSES: tuple[str, ...] = (
@@ -91,6 +93,7 @@ EVENT_CHANNEL: dict[str, str] = {
     "depositor_run": "funding",
     "funding_margin_call": "funding",
     "loan_sale": "funding",
+    "loan_mark": "funding",
 }
 
 # ------------------------------------------------------------------------------------------ colours

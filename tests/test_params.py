@@ -132,9 +132,9 @@ def test_cli_formats_and_prefix(capsys):
     assert main(["params", "baseline", "lenders.kinds.bank."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["parameter", "value", "allowed", "unit", "source"]
-    # the 21 fields of a lender kind (5 of finite funding, 2 of appraisal beliefs, 2 of
-    # equipment lending and the forced sale after a run)
-    assert len(lines) == 1 + 21
+    # the 22 fields of a lender kind (5 of finite funding, 2 of appraisal beliefs, 2 of
+    # equipment lending and the forced sale after a run, 1 of loan marks)
+    assert len(lines) == 1 + 22
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ all amounts in USD, shares per month unless named otherwise:
    to recent losses), they ask back ``redemption_per_drawdown`` x that drawdown / 3 of its equity a
    month; the gate caps what is paid in any 3 months at the kind's share of equity per quarter. Redemptions
    are paid at net asset value from cash to the ``fund_investors`` sector: cash and equity fall
-   together.
+   together. What cash does not cover (within the gate) is raised by loan sales in step 5 and paid
+   from their proceeds; what the sales do not raise is gated (not carried over).
 2. **Depositors run** (kinds with ``run_share_per_month`` > 0: crypto lenders) when BTC is
    ``funding.run_btc_drawdown`` below its high of the last ``funding.btc_high_window_months``, or
    the lender's equity is ``funding.run_equity_drawdown`` below its peak: each month they ask back
@@ -26,10 +27,13 @@ all amounts in USD, shares per month unless named otherwise:
    while its own depositors are running; the spread it pays rises by
    ``funding.spread_per_capital_shortfall`` per unit of capital ratio lost against its start.
 5. **Loan sales**: a lender still short sells performing loans to the other lenders with cash to
-   spare at one price for the month (abm/finance/loan_sales.py), then pays its bank and its
-   depositors from the proceeds. A kind with ``sells_seized_before_loans`` first keeps the part
-   of its need its seized lots raise at the best bids for the next market round
-   (abm/finance/seized_sale.py); a need so covered does not count towards the grace of step 6.
+   spare at one price per loan class for the month (abm/finance/loan_sales.py), then pays its
+   bank, its depositors and its investors from the proceeds. A kind with
+   ``sells_seized_before_loans`` first keeps the part of its need its seized lots raise at the
+   best bids for the next market round (abm/finance/seized_sale.py); a need so covered does not
+   count towards the grace of step 6. The month's prices then re-mark the loan classes
+   (abm/finance/loan_marks.py): lenders marking loans to market lose equity, which can trigger
+   their redemptions, margin calls and sales the next month.
 6. **Funding need**: what a lender must still raise (margin calls and withdrawals it could not pay,
    negative cash) goes to ``model.funding_need_usd``; it stops lending, and a lender whose need
    outlasts ``funding.illiquidity_grace_months``, or whose cash is still negative (it cannot pay
@@ -43,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE
-from abm.finance import loan_sales, seized_sale
+from abm.finance import loan_marks, loan_sales, seized_sale
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import INTERBANK
 
@@ -122,7 +126,8 @@ def _recent_default_parents(m, lender: int) -> list[int]:
     loans = m.loans
     borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
     events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
-    return sorted(events)[-20:]
+    # and the re-mark of its loan book, when loan sales marked its loans down lately
+    return sorted(events)[-20:] + loan_marks.recent_mark_parents(m, lender)
 
 
 def lender_funding_month(m, t: int) -> np.ndarray:
@@ -152,6 +157,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     fs.redeemed_usd[lenders] = np.roll(fs.redeemed_usd[lenders], -1, axis=1)
     fs.redeemed_usd[lenders, -1] = 0.0
     need = np.zeros(len(lenders))
+    redemption_due = np.zeros(len(lenders))
     stressed = np.zeros(len(lenders), dtype=bool)  # depositors running: no new deposits
     event = np.full(len(lenders), -1, dtype=np.int64)
 
@@ -192,24 +198,18 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         gate_left = np.maximum(
             gate * np.maximum(equity, 0.0) - fs.redeemed_usd[lenders].sum(axis=1), 0.0
         )
-        pay = np.where(redeem, np.minimum(ask, gate_left), 0.0)
-        pay = np.minimum(pay, np.maximum(m.acct.cash[lenders], 0.0))
+        owed = np.where(redeem, np.minimum(ask, gate_left), 0.0)
+        pay = np.minimum(owed, np.maximum(m.acct.cash[lenders], 0.0))
+        redemption_due = owed - pay  # within the gate: paid after loan sales (step 5)
         for j in np.flatnonzero(redeem & (ask > 1.0)):
             i = int(lenders[j])
             eid = m.events.add(
                 t, "redemption", i, cause="losses", parents=_recent_default_parents(m, i),
-                amount=float(pay[j]),
+                amount=float(owed[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
-        m.acct.to_sector("fund_investors", lenders, pay)
-        # redeemed shares leave at net asset value: the equity peak scales down with the equity
-        # paid out, so the drawdown (a loss per share) does not grow with redemptions
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kept = np.where(equity > 0, 1.0 - pay / equity, 1.0)
-        fs.equity_peak_usd[lenders] *= np.clip(kept, 0.0, 1.0)
-        fs.redeemed_usd[lenders, -1] += pay
-        fs.redemptions_total_usd[lenders] += pay
+        _pay_redemptions(m, lenders, pay, equity)
 
     # 2. depositors run (deposits are the lender's outside funding)
     run_share = lk["run_share_per_month"][lenders]
@@ -245,9 +245,10 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     _pay_margin_calls(m, lenders, call_unpaid, ib)
 
     # 5. a lender still short sells loans at the month's common price, then pays its bank first
-    need = _unmet_need_usd(m, lenders, call_unpaid, active)
-    # (the part its seized lots raise at the best bids, for kinds that sell them first, waits for
-    # the market round: abm/finance/seized_sale.py)
+    # (redemptions due within the gate are sold for too; what the sales do not cover is gated;
+    # the part its seized lots raise at the best bids, for kinds that sell them first, waits
+    # for the market round: abm/finance/seized_sale.py)
+    need = _unmet_need_usd(m, lenders, call_unpaid, active) + redemption_due
     kept = seized_sale.need_kept_for_inventory_usd(m, lenders, need)
     if (need - kept > 1.0).any():
         short_lenders = need - kept > 1.0
@@ -256,6 +257,12 @@ def lender_funding_month(m, t: int) -> np.ndarray:
             m, t, lenders[short_lenders], (need - kept)[short_lenders], parents[short_lenders]
         )
         _pay_from_cash(m, lenders, call_unpaid, ib)
+        if redemption_due.any():
+            _, equity = m.lender_assets_and_equity()
+            late = np.minimum(redemption_due, np.maximum(m.acct.cash[lenders], 0.0))
+            _pay_redemptions(m, lenders, late, equity)
+            fs.equity_after_usd[lenders] -= late
+    loan_marks.update_marks(m, t)  # the month's loan prices re-mark the loan classes
     assets, equity = m.lender_assets_and_equity()
     ratio = equity / np.maximum(assets, 1.0)
     lost = np.clip(1.0 - ratio / np.maximum(m.capital_ratio_start[lenders], 1e-9), 0.0, 1.0)
@@ -273,6 +280,20 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     # a lender whose cash is still negative cannot pay what it owes this month: it fails now
     overdrawn = active & (m.acct.cash[lenders] < -1e-6)
     return (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+
+
+def _pay_redemptions(m, lenders: np.ndarray, pay: np.ndarray, equity: np.ndarray) -> None:
+    """Pay ``pay`` (USD, aligned with ``lenders``) of redemptions at net asset value from cash to
+    the ``fund_investors`` sector; ``equity``: the lenders' equity before the payment."""
+    fs = m.funding_state
+    m.acct.to_sector("fund_investors", lenders, pay)
+    # redeemed shares leave at net asset value: the equity peak scales down with the equity
+    # paid out, so the drawdown (a loss per share) does not grow with redemptions
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = np.where(equity > 0, 1.0 - pay / equity, 1.0)
+    fs.equity_peak_usd[lenders] *= np.clip(kept, 0.0, 1.0)
+    fs.redeemed_usd[lenders, -1] += pay
+    fs.redemptions_total_usd[lenders] += pay
 
 
 def _unmet_need_usd(m, lenders: np.ndarray, call_unpaid: np.ndarray, active: np.ndarray):

@@ -1,24 +1,35 @@
-"""Loan sales by lenders short of funding (the ``funding`` channel), at one price for the month.
+"""Loan sales by lenders short of funding (the ``funding`` channel): one price per loan class a
+month, set by the buyers who are there.
 
-A lender with a funding need (abm/finance/funding.py) sells whole performing loans to the credit
-funds of the model that have cash to spare: every other active lender with no funding need, up to
-its cash x its appetite. All loans sold in a month clear at one price per USD of principal,
+A lender with a funding need (abm/finance/funding.py) sells whole performing loans. The loans of a
+class (abm/finance/loan_marks.py: GPU term loans, BTC-backed loans, notes and convertibles,
+project loans) are one asset: all loans of class ``c`` sold in a month clear at one price per USD
+of principal ``p_c``, and that price re-marks the class in the books of the lenders that mark to
+market (the overlapping-portfolio channel of Cont and Schaanning 2017).
 
-    p = max(1 - ``funding.loan_sale_discount`` - ``funding.loan_sale_price_impact`` x S / D, floor),
+**Buyers and depth.** The buyers are the other active lenders with no funding need; each can
+deploy its cash x its appetite (``model.appetite``, which falls with its capital and the sector's
+losses). Their total is the month's market depth ``D``, shared among the classes offered in
+proportion to the USD the sellers want to raise from each. There is no outside buyer sector.
 
-where S is the principal sold that month by all sellers together and D the principal of all
-performing loans in the model: the discount deepens with the volume sold, and every seller of the
-month faces the same price (price-mediated contagion through a common market, in the manner of Cont
-and Schaanning's overlapping portfolios). The price is solved as the fixed point of that equation
-with each seller selling what covers its need at the price (``need / p``), capped by its loans and
-by the buyers' cash. The floor is 1 - discount - impact (everything sold), and never below 0.01.
+**Price impact** (Cont and Schaanning's exponential impact in volume over depth):
+
+    p_c = (1 - ``funding.loan_sale_discount``) x exp(-``funding.loan_sale_price_impact`` x S_c / D_c),
+
+where ``S_c`` is the principal of class ``c`` sold that month by all sellers together and ``D_c``
+the depth for that class. Each seller splits its need over its classes in proportion to its
+performing principal in each, and wants to sell need / ``p_c`` of principal; the price is the
+largest fixed point of the equation, found by iterating down from par. Proceeds ``p_c x S_c``
+are largest at ``S_c = D_c / impact``; sellers sell no further than that (selling more would
+raise less), and when they want more they are rationed pro rata. So the price of a month with
+rationing is ``(1 - discount) x exp(-1)``: a property of the impact function, reached only when
+the sellers' needs exceed what the buyers' cash can pay for at any price.
 
 A sale moves the loan row to its buyer (``LoanBook.lender``): the borrower's debt is unchanged, the
-buyer pays ``p`` x principal to the seller, and the discount (1 - p) x principal is a loss of the
-seller's equity and an equal gain of the buyer's: zero-sum among lenders, so it is not a sector
-loss (``lender_losses_usd``); it is accumulated in ``FundingState.loan_sale_discount_usd``. Loans
-are carried at principal (there are no loan marks in the model), so the price does not re-mark
-the loans other lenders keep.
+buyer pays ``p_c`` x principal to the seller (``LoanMarkState.purchase_cost_usd`` and
+``sale_proceeds_usd``), and the discount (1 - ``p_c``) x principal is the seller's realised loss
+against principal, accumulated in ``FundingState.loan_sale_discount_usd``: zero-sum among lenders
+(the buyer owns the principal), so it is not a sector loss (``lender_losses_usd``).
 """
 
 from __future__ import annotations
@@ -27,42 +38,47 @@ import numpy as np
 
 from abm import network as netmod
 from abm.agents.base import ACTIVE
+from abm.finance import loan_marks
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
-from abm.finance.instruments import INTERBANK
 
 
 def clearing_price(
-    need_usd: np.ndarray, saleable_usd: np.ndarray, buyers_cash_usd: float, market_usd: float, f
-) -> float:
-    """The month's loan sale price per USD of principal (see the module docstring). ``need_usd``,
-    ``saleable_usd``: each seller's need and performing principal (USD); ``buyers_cash_usd``: what
-    the buyers can pay in all; ``market_usd``: all performing principal; ``f``: ``cfg["funding"]``."""
-    floor = max(1.0 - f["loan_sale_discount"] - f["loan_sale_price_impact"], 0.01)
-    p = max(1.0 - f["loan_sale_discount"], floor)
-    for _ in range(50):  # a contraction: S falls as p falls only through the caps
-        sold = np.minimum(saleable_usd, need_usd / p).sum()
-        sold = min(sold, buyers_cash_usd / p)
-        new = max(
-            1.0 - f["loan_sale_discount"] - f["loan_sale_price_impact"] * sold / market_usd, floor
-        )
-        if abs(new - p) < 1e-12:
+    want_usd: np.ndarray, saleable_usd: np.ndarray, depth_usd: float, impact: float, discount: float
+) -> tuple[float, np.ndarray]:
+    """One class's clearing price per USD of principal and each seller's principal to sell (module
+    docstring). ``want_usd``: USD each seller wants to raise from the class; ``saleable_usd``: its
+    performing principal of the class (both shape (k,)); ``depth_usd``: the buyers' cash for the
+    class; ``impact``, ``discount``: ``funding.loan_sale_price_impact``, ``loan_sale_discount``.
+    Returns (price, principal to sell per seller, shape (k,))."""
+    top = 1.0 - discount
+    if depth_usd <= 0 or top <= 0:
+        return top, np.zeros_like(want_usd)
+    most = depth_usd / impact if impact > 0 else np.inf  # the volume of the largest proceeds
+    p = top
+    for _ in range(200):  # monotone from par: S rises as p falls, p falls as S rises
+        wanted = np.minimum(saleable_usd, want_usd / p)
+        sold = min(wanted.sum(), most)
+        new = top * np.exp(-impact * sold / depth_usd)
+        if abs(new - p) < 1e-13:
             break
         p = new
-    return p
+    wanted = np.minimum(saleable_usd, want_usd / p)
+    if wanted.sum() > most:  # rationed pro rata to the volume each wanted
+        wanted = wanted * (most / wanted.sum())
+    return p, wanted
 
 
 def sell_loans(m, t: int, sellers: np.ndarray, need_usd: np.ndarray, parents: np.ndarray) -> None:
     """Sell performing loans of ``sellers`` (agent rows) to cover ``need_usd`` (USD, aligned) at the
-    month's common price; ``parents``: the event that created each seller's need (-1 none), the
-    parent of its ``loan_sale`` event. Cash moves buyer -> seller; loan rows change lender."""
-    loans, fs = m.loans, m.funding_state
+    month's price of each class; ``parents``: the event that created each seller's need (-1 none),
+    a parent of its ``loan_sale`` events with its latest recent ``loan_mark``. Cash moves buyer ->
+    seller; loan rows change lender; the prices are left in ``LoanMarkState.month_price``."""
+    loans, fs, lm = m.loans, m.funding_state, m.loan_marks
     f = m.cfg["funding"]
-    performing = np.flatnonzero((loans.status == LOAN_ACTIVE) & (loans.kind != INTERBANK))
+    cls_of = loan_marks.loan_classes(loans)
+    performing = np.flatnonzero((loans.status == LOAN_ACTIVE) & (cls_of >= 0))
     # a borrower's open GPU tranche stays with the lender that draws it down
     performing = performing[~np.isin(performing, m.tranche_row[m.tranche_row >= 0])]
-    market = float(loans.principal_usd[performing].sum())
-    if market <= 0:
-        return
     lenders = m.lender_idx
     is_seller = np.zeros(m.n, dtype=bool)
     is_seller[sellers] = True
@@ -71,36 +87,58 @@ def sell_loans(m, t: int, sellers: np.ndarray, need_usd: np.ndarray, parents: np
     ]
     budget = np.zeros(m.n)
     budget[buyers] = np.maximum(m.acct.cash[buyers], 0.0) * m.appetite[buyers]
+    n_cls = len(loan_marks.LOAN_CLASSES)
+    # saleable principal by (seller, class), shape (k, C)
     saleable = np.bincount(
-        loans.lender[performing], weights=loans.principal_usd[performing], minlength=m.n
-    )[sellers]
-    if budget.sum() <= 0 or saleable.sum() <= 0:
+        loans.lender[performing] * n_cls + cls_of[performing],
+        weights=loans.principal_usd[performing],
+        minlength=m.n * n_cls,
+    ).reshape(m.n, n_cls)[sellers]
+    total = saleable.sum(axis=1)
+    if budget.sum() <= 0 or total.sum() <= 0:
         return
-    p = clearing_price(need_usd, saleable, float(budget.sum()), market, f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(total[:, None] > 0, need_usd[:, None] * saleable / total[:, None], 0.0)
+    depth = budget.sum() * want.sum(axis=0) / max(want.sum(), 1e-300)
+    price = np.full(n_cls, np.nan)
+    plan = np.zeros_like(want)
+    for c in np.flatnonzero(want.sum(axis=0) > 0):
+        price[c], plan[:, c] = clearing_price(
+            want[:, c], saleable[:, c], float(depth[c]), f["loan_sale_price_impact"],
+            f["loan_sale_discount"],
+        )  # fmt: skip
     for k, seller in enumerate(sellers):
-        rows = performing[loans.lender[performing] == seller]
-        rows = rows[np.argsort(loans.principal_usd[rows], kind="stable")]
-        raised = sold = 0.0
-        buyer_of_row = []
-        for row in rows:
-            if raised >= need_usd[k] - 1.0:
-                break
-            price = p * float(loans.principal_usd[row])
-            buyer = int(np.argmax(budget))
-            if budget[buyer] < price:
-                break
-            budget[buyer] -= price
-            m.acct.transfer(buyer, int(seller), price)
-            loans.lender[row] = buyer
-            netmod.move_loan_edge(m, int(row), int(seller))
-            raised += price
-            sold += float(loans.principal_usd[row])
-            buyer_of_row.append(buyer)
-        if sold > 0:
-            fs.loan_sale_discount_usd[seller] += sold - raised
-            fs.loans_sold_usd[seller] += sold
-            m.events.add(
-                t, "loan_sale", int(seller), cause="funding_need",
-                counterparty=buyer_of_row[0], parents=[int(parents[k])], amount=sold,
-                price=p,
-            )  # fmt: skip
+        mine = performing[loans.lender[performing] == seller]
+        extra = loan_marks.recent_mark_parents(m, int(seller))
+        for c in np.flatnonzero(plan[k] > 0):
+            rows = mine[cls_of[mine] == c]
+            rows = rows[np.argsort(loans.principal_usd[rows], kind="stable")]
+            raised = sold = 0.0
+            first_buyer = -1
+            for row in rows:
+                if sold >= plan[k, c] - 1.0:
+                    break
+                pay = price[c] * float(loans.principal_usd[row])
+                buyer = int(np.argmax(budget))
+                if budget[buyer] < pay:
+                    break
+                budget[buyer] -= pay
+                m.acct.transfer(buyer, int(seller), pay)
+                lm.purchase_cost_usd[buyer] += pay
+                loans.lender[row] = buyer
+                netmod.move_loan_edge(m, int(row), int(seller))
+                raised += pay
+                sold += float(loans.principal_usd[row])
+                first_buyer = buyer if first_buyer < 0 else first_buyer
+            if sold > 0:
+                fs.loan_sale_discount_usd[seller] += sold - raised
+                fs.loans_sold_usd[seller] += sold
+                lm.sale_proceeds_usd[seller] += raised
+                eid = m.events.add(
+                    t, "loan_sale", int(seller), cause="funding_need", counterparty=first_buyer,
+                    parents=[int(parents[k]), *extra], amount=sold, price=float(price[c]),
+                )  # fmt: skip
+                lm.month_price[c] = price[c]
+                lm.month_sale_events[c].append(eid)
+    if any(lm.month_sale_events):
+        m.forget_pledged_keys()  # sold loans' lots are now valued at their buyers' marks

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from abm.config import month_label
+from abm.finance import loan_marks
+from abm.finance.loan_marks import LOAN_CLASSES
 
 BASE_COLUMNS = (
     "month",
@@ -43,6 +45,11 @@ BASE_COLUMNS = (
     "contract_usage",
     "spot_utilisation",
     "anchor_distress",
+    # loan sales and marks (abm/finance/loan_sales.py, loan_marks.py): principal sold to raise
+    # funding, cumulative; lenders' unrealised loan mark-down; each loan class's mark
+    "loans_sold_usd_cum",
+    "loan_markdown_usd",
+    *(f"loan_mark_{c}" for c in LOAN_CLASSES),
 )
 
 
@@ -98,6 +105,9 @@ def collect(m, t: int) -> None:
         "contract_usage": m.contract_usage,
         "spot_utilisation": m.spot_utilisation,
         "anchor_distress": m.this_month.anchor_distress,
+        "loans_sold_usd_cum": float(m.funding_state.loans_sold_usd.sum()),
+        "loan_markdown_usd": float(loan_marks.markdown_usd(m)[lenders].sum()),
+        **{f"loan_mark_{c}": float(m.loan_marks.mark[k]) for k, c in enumerate(LOAN_CLASSES)},
         "min_discount": float(np.nanmin(m.this_month.min_discount))
         if np.isfinite(m.this_month.min_discount).any()
         else np.nan,

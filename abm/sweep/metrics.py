@@ -155,6 +155,15 @@ CATALOGUE: dict[str, Metric] = {
         **_SHARE,
         computed_in=_CASCADE,
     ),
+    "min_loan_mark": Metric(
+        "lowest loan mark of any loan class over the run (share of principal at which lenders that "
+        "mark to market carry performing loans; 1 = par, never re-marked)",
+        **_SHARE,
+        worse="lower",
+    ),
+    "loans_sold_usd": Metric(
+        "principal of loans lenders sold to raise funding, cumulative", unit="USD"
+    ),
     **{
         f"btc_ai_demand_corr_{regime}": Metric(
             f"realised correlation of the monthly log changes of the BTC price and of AI demand "
@@ -312,6 +321,12 @@ def run_metrics(result) -> dict[str, float]:
     out["btc_max_drawdown"] = float(np.max(1.0 - btc / np.maximum.accumulate(btc)))
     out["stress_months"] = float((ts["regime"] == "stress").sum())
     out["debtrank_start"] = _nan_if_none(cm["debtrank_start"])
+    marks = [c for c in ts.columns if c.startswith("loan_mark_")]
+    # (NaN for runs written before loan marks and sales were recorded)
+    out["min_loan_mark"] = float(ts[marks].to_numpy(dtype=float).min()) if marks else np.nan
+    out["loans_sold_usd"] = (
+        float(ts["loans_sold_usd_cum"].iloc[-1]) if "loans_sold_usd_cum" in ts else np.nan
+    )
     for regime in ("calm", "stress"):
         out[f"btc_ai_demand_corr_{regime}"] = realised_correlation(
             ts, "btc_price", "ai_demand_perf_units", regime
