@@ -70,7 +70,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     cfg, rng = m.cfg, m.rng
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
-    mix = mix / mix.sum()
+    mix = mix / mix.sum() if mix.sum() > 0 else mix  # (no mix: no neoclouds, see config)
     gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
     hy = lenders_of_kind(m, ("hy_fund",))
     per_borrower = cfg["lenders"]["lenders_per_borrower"]
