@@ -127,12 +127,3 @@ def _machine_loan(m, i: int, lender: int, units: int, g: int, cost: float, acqui
             origination_month=acquired,
         )[0]
     )
-
-
-def miner_hashrate_eh(m) -> np.ndarray:
-    """Per agent: a miner's hashrate (EH/s) = its un-lotted base fleet ``hashrate_eh`` + the TH/s of
-    its in-service ASIC lots (0 for other agents' base; lenders' and buyers' lots count for them)."""
-    live = m.in_service_lots()
-    lots = m.lots
-    th = lots.units.take(live) * m.th_per_unit.take(lots.gen.take(live))
-    return m.hashrate_eh + np.bincount(lots.owner.take(live), weights=th, minlength=m.n) / 1e6
