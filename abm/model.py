@@ -228,7 +228,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             self.crypto,
         )
         if self.is_asic.any():
-            self.compute.asic = self.asic
+            self.asic.attach(self.compute)
         self.miner_revenue_usd = 0.0  # the month's mining revenue of the modelled miners (USD)
         self.crypto.depth_channel = 1.0 if cfg["channels"]["margin_calls"] else 0.0
         self.shocks = Shocks(cfg["shocks"], self.start, self.market_rng)

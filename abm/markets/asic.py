@@ -74,6 +74,14 @@ class AsicEconomics:
         self.power_usd_per_unit_hour = kw_per_unit * power_price_usd_per_kwh
         self.crypto = crypto
 
+    def attach(self, compute) -> None:
+        """Make ``compute`` (the model's :class:`~abm.markets.compute.ComputeMarket`) value ASIC
+        rows with these expectations. An ASIC's DCF is its revenue less its power (with the option
+        to switch off and to retire): site and hosting costs are those of the site, paid whether
+        or not a given machine runs, so its colocation cost per hour in the DCF is 0."""
+        compute.asic = self
+        compute.colo_cost_per_hour = np.where(self.is_asic, 0.0, compute.colo_cost_per_hour)
+
     def revenue_usd_per_unit_hour(self) -> np.ndarray:
         """Today's mining revenue of one machine per hour, over generations (USD; 0 for GPUs):
         hashprice (USD per PH/s per day) x TH/s / 1000 / 24."""
