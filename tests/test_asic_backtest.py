@@ -123,3 +123,8 @@ def test_bad_input_for_the_new_fields(setting, field, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and field in err[0], err
+
+
+def test_a_run_longer_than_its_pinned_path_is_refused():
+    with pytest.raises(abm.config.ConfigError, match="crypto.btc_price_path_usd"):
+        AIComputeCreditModel(CFG, rng=0, months=27)
