@@ -973,6 +973,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError("generations: must be listed in order of release month")
     _check_generations(gens)
     _check_equipment_fields(cfg)
+    for key in ("neoclouds.gen_mix", "miners.gpu_gen_mix"):
+        table, leaf = key.split(".")
+        for name in cfg[table][leaf]:
+            if name in gens and gens[name].get("equipment", "gpu") != "gpu":
+                raise ConfigError(f"{key}.{name}: an ASIC generation; GPU fleets name GPUs only")
     for name, share in cfg["neoclouds"]["gen_mix"].items():
         if name not in gens:
             raise ConfigError(

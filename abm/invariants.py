@@ -401,14 +401,16 @@ def miner_gpu_problems(m) -> list[str]:
 def equipment_problems(m) -> list[str]:
     """Violations of the equipment-class rules (empty when all hold; abm/markets/asic.py):
     ASIC generations have no compute performance (they are not in GPU supply or demand); a buyer
-    holds only machines of the class its kind buys (``equipment``); a pinned BTC price or network
+    holds only machines of the class its kind buys (``equipment``; the buyer of last resort buys
+    either); a pinned BTC price or network
     hashrate (``crypto.btc_price_path_usd``, ``network_hashrate_path_eh``) is the month's value of
     its path."""
     problems = []
     if np.any(m.perf[m.is_asic] != 0.0):
         problems.append("an ASIC generation has compute performance")
     lots = m.lots
-    bought = (lots.units > 0) & (m.type[lots.owner] == BUYER)
+    # (the buyer of last resort, a policy lever, bids for either class)
+    bought = (lots.units > 0) & (m.type[lots.owner] == BUYER) & (lots.owner != m.policy.last_resort)
     wrong = bought & (m.is_asic[lots.gen] != m.buyer_asic[lots.owner])
     if wrong.any():
         problems.append(f"buyers {np.unique(lots.owner[wrong]).tolist()} hold the wrong equipment")

@@ -428,7 +428,8 @@ def build_leases(m) -> None:
 def build_buyers(m) -> None:
     h100 = m.gen_names.index("H100") if "H100" in m.gen_names else 0
     for i in m.buyer_idx:
-        if m.buyer_installed[i] > 0:
+        # installed units are H100-class GPUs: only for buyers of GPUs (equipment classes)
+        if m.buyer_installed[i] > 0 and m.is_asic[h100] == m.buyer_asic[i]:
             m.lots.add(
                 owner=i,
                 gen=h100,
