@@ -128,3 +128,21 @@ def test_bad_input_for_the_new_fields(setting, field, capsys, tmp_path):
 def test_a_run_longer_than_its_pinned_path_is_refused():
     with pytest.raises(abm.config.ConfigError, match="crypto.btc_price_path_usd"):
         AIComputeCreditModel(CFG, rng=0, months=27)
+
+
+def test_a_lenders_hold_value_of_seized_asics_is_net_of_the_servicer_fee():
+    """Lenders.hold_value_per_gpu works for ASICs: the DCF of the machines' hashprice revenue net of
+    the servicer's fee share, so below the fundamental value (the same DCF without the fee) and
+    above salvage while the machines earn more than their power."""
+    m = AIComputeCreditModel(CFG, rng=0)
+    lenders = m.lender_idx
+    s19 = m.gen_names.index("S19")
+    hold = m.populations.lenders.hold_value_per_gpu(lenders, np.full(len(lenders), s19))
+    salvage = m.compute.salvage_usd_per_gpu[s19]
+    assert np.all(hold > salvage)
+    # at the fundamental discount rate, the fee alone makes the difference
+    fee = CFG["credit"]["servicer_fee_share"]
+    net = m.compute.value_per_gpu(
+        0, CFG["compute"]["fundamental_discount_rate"], rent_share=1 - fee
+    )
+    assert net[s19] < m.compute.fundamental_value[s19]
