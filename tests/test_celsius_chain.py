@@ -167,8 +167,10 @@ def test_a_run_sale_default_chain_emerges_in_some_crash_seed(crash_runs):
 
 @pytest.mark.slow  # 12 runs
 def test_forced_sales_name_the_run_of_their_seller(forced_runs):
-    """FORCED set-up: the running crypto lender sells seized lots with a funding need in 2 of
-    seeds 0-11 (measured: seeds 2 and 5); each such trade names a run of its own seller."""
+    """FORCED set-up: the running crypto lender sells seized lots with a funding need in 1 of
+    seeds 0-11 (measured: seed 2, 29 trades; seeds 2 and 5 before loan prices were set by buyers'
+    depth, which changes how much of a run loan sales meet); each such trade names a run of its
+    own seller."""
     seeds_with = 0
     for ev in forced_runs.values():
         trades = forced_trades(ev)
@@ -177,7 +179,7 @@ def test_forced_sales_name_the_run_of_their_seller(forced_runs):
         for parents, seller in zip(trades.parent_event_ids, trades.agent_id, strict=True):
             runs = [p for p in parse_parent_ids(parents) if by_id.at[p, "event"] == "depositor_run"]
             assert all(by_id.at[p, "agent_id"] == seller for p in runs)
-    assert seeds_with >= 2
+    assert seeds_with >= 1
 
 
 @pytest.mark.slow  # 12 runs
