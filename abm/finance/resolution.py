@@ -176,6 +176,10 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     if acct.btc[b] > 0:
         sell_btc(m.crypto, acct, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
+    # no cash, or nothing owed on any claim (claims paid in full stay open until the estate
+    # closes): every class below would be skipped, so the classes are not formed
+    if cash > 0 and not (loans.principal_usd[claims] > 0).any():
+        cash = 0.0
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
     for seniority in sorted(set(seniorities.tolist())) if cash > 0 else ():
