@@ -46,7 +46,12 @@ def _clone(book: Book) -> Book:
     object.__setattr__(new, "n", book.n)
     object.__setattr__(new, "_data", {k: v.copy() for k, v in book._data.items()})
     object.__setattr__(new, "_capacity", book._capacity)
-    for index in ("_lots_of_loan", "_loans_of_borrower"):
+    for index in (
+        "_lots_of_loan",
+        "_loans_of_borrower",
+        "_contracts_of_provider",
+        "_leases_of_tenant",
+    ):
         if index in book.__dict__:
             object.__setattr__(new, index, copy.deepcopy(book.__dict__[index]))
     new._refresh_views()
@@ -158,6 +163,33 @@ def test_the_lot_index_finds_the_same_lots_as_a_scan(state, data):
         np.testing.assert_array_equal(
             loans.rows_of_borrower(b), np.flatnonzero(loans.borrower == b)
         )
+
+
+@PROPERTY
+@given(state=states)
+def test_the_contract_and_lease_indexes_find_the_same_rows_as_a_scan(state):
+    """``rows_of_provider`` equals scanning the contracts' ``provider`` column and
+    ``rows_of_tenant`` the leases' ``tenant`` column, for every agent, after defaults have
+    ended contracts and leases (and, with the counterparty channel off, replaced tenants)."""
+    model = _model(*state)
+    ct, ls = model.contracts, model.leases
+    for b in range(-1, model.n):
+        np.testing.assert_array_equal(ct.rows_of_provider(b), np.flatnonzero(ct.provider == b))
+        if b >= 0:
+            np.testing.assert_array_equal(ls.rows_of_tenant(b), np.flatnonzero(ls.tenant == b))
+
+
+def test_the_lease_index_drops_a_tenant_replaced_by_an_outside_one():
+    """With the counterparty channel off a defaulted tenant's leases pass to an outside tenant
+    (-1): the index no longer returns them for the old tenant."""
+    model = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    ls = model.leases
+    tenant = int(ls.tenant[ls.tenant >= 0][0])
+    before = ls.rows_of_tenant(tenant)
+    assert len(before) > 0
+    ls.tenant[before[:1]] = -1
+    np.testing.assert_array_equal(ls.rows_of_tenant(tenant), before[1:])
+    np.testing.assert_array_equal(ls.rows_of_tenant(tenant), np.flatnonzero(ls.tenant == tenant))
 
 
 @settings(max_examples=60, deadline=None)

@@ -112,10 +112,11 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
 
 def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     ct, ls = m.contracts, m.leases
-    provided = np.flatnonzero(ct.provider == b)
+    provided = ct.rows_of_provider(b)  # book indexes, not a scan of every contract and lease
     ct.active[provided] = False
     ct.prepaid_usd[provided] = 0.0  # customers lose prepayments
-    as_tenant = np.flatnonzero(ls.active & (ls.tenant == b))
+    as_tenant = ls.rows_of_tenant(b)
+    as_tenant = as_tenant[ls.active[as_tenant]]
     if not m.cfg["channels"]["counterparty"]:
         ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
         as_tenant = as_tenant[:0]
