@@ -79,3 +79,32 @@ def test_skipping_idle_estates_equals_distributing_every_estate(
         lambda m, t, estates, rows, owners: np.ones(len(estates), dtype=bool),
     )
     _assert_same_run(fast, _tables(scenario, seed, months))
+
+
+@pytest.mark.parametrize(("borrowers", "paused"), [(16, False), (2_000, True)])
+def test_the_collector_is_paused_while_a_large_world_is_built_and_restored_after(
+    monkeypatch, borrowers, paused
+):
+    """Large worlds are built with the cyclic garbage collector off (abm/model.py), small ones
+    with it on; either way it is on again once the model exists."""
+    import gc
+
+    from abm import world
+    from abm.model import AIComputeCreditModel
+
+    seen = []
+    build_leases = world.build_leases
+
+    def recording(m):
+        seen.append(gc.isenabled())
+        build_leases(m)
+
+    monkeypatch.setattr(world, "build_leases", recording)
+    half = borrowers // 2
+    cfg = abm.load_scenario(
+        "large_network", overrides={"neoclouds.count": half, "miners.count": half}
+    )
+    assert gc.isenabled()
+    AIComputeCreditModel(cfg, rng=0)
+    assert seen == [not paused]
+    assert gc.isenabled()
