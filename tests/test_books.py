@@ -265,3 +265,79 @@ def test_pending_rows_write_the_rows_of_one_add_per_row():
     for name in LoanBook.COLUMNS:
         assert getattr(bulk, name).tolist() == getattr(one_by_one, name).tolist(), name
     assert bulk.rows_of_borrower(1).tolist() == [0, 2]
+
+
+def _seize_lots_loan_by_loan(loans, rows, lots, marks, mark_row, t):
+    """``LoanBook.seize_lots`` as it was: one index look-up and one read of units and marks per
+    loan (the slow twin of the batched reads)."""
+    import math
+
+    split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+    seized = ([], [], [], [], [], [])
+    for loan in rows.tolist():
+        lot_rows = lots.rows_of_loan(loan)
+        lot_rows = lot_rows[lots.units[lot_rows] > 0]
+        if len(lot_rows) == 0:
+            continue
+        lender = int(loans.lender[loan])
+        claim = float(loans.principal_usd[loan])
+        unit_marks = marks[mark_row[lender]][lots.gen[lot_rows]]
+        for row, mark, units in zip(
+            lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
+        ):
+            if claim <= 1e-6:
+                break
+            take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+            if take <= 0:
+                continue
+            if take < units:
+                for column, values in split.items():
+                    values.append(units - take if column == "units" else getattr(lots, column)[row])
+                lots.units[row] = take
+            lots.owner[row] = lender
+            lots.loan[row] = -1
+            lots.book_value_usd_per_unit[row] = mark
+            lots.acquired_month[row] = t
+            value = take * mark
+            for column, x in zip(
+                seized, (row, lender, int(loans.borrower[loan]), value, take, mark), strict=True
+            ):
+                column.append(x)
+            claim -= min(claim, value)
+        loans.principal_usd[loan] = max(claim, 0.0)
+    if split["units"]:
+        lots.add(**{column: np.array(values) for column, values in split.items()})
+    return seized
+
+
+@PROPERTY
+@given(state=states, data=st.data(), scale=st.sampled_from([0.01, 0.5, 1.0, 3.0]))
+def test_seizing_with_one_read_of_all_pledged_lots_equals_seizing_loan_by_loan(state, data, scale):
+    """``seize_lots`` (pledged lots, units and marks read for all loans at once) takes the same
+    units, splits the same lots and leaves the same books as the loan-by-loan version, for
+    claims scaled so that some loans take part of a lot and some all of it."""
+    model = _model(*state)
+    pledged = np.unique(model.lots.loan[model.lots.loan >= 0])
+    if data.draw(st.booleans()):  # also loans without collateral, in a shuffled order
+        pledged = np.concatenate((pledged, _subset(model.loans.n, data)))
+    rows = np.array(
+        data.draw(st.permutations(pledged.tolist()))[: data.draw(st.integers(1, 40))],
+        dtype=np.int64,
+    )
+    rows = rows[np.sort(np.unique(rows, return_index=True)[1])]  # distinct, drawn order kept
+    marks, mark_row = model.mark_table(), model.lender_mark_row
+    books = []
+    for seize in (None, _seize_lots_loan_by_loan):
+        loans, lots = _clone(model.loans), _clone(model.lots)
+        loans.principal_usd[rows] *= scale
+        if seize is None:
+            out = loans.seize_lots(rows, lots, marks, mark_row, model.steps)
+        else:
+            out = seize(loans, rows, lots, marks, mark_row, model.steps)
+        books.append((out, loans, lots))
+    (out_a, loans_a, lots_a), (out_b, loans_b, lots_b) = books
+    assert out_a == out_b
+    for a, b in ((loans_a, loans_b), (lots_a, lots_b)):
+        assert a.n == b.n
+        for column in a.COLUMNS:
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
