@@ -108,3 +108,79 @@ def test_the_collector_is_paused_while_a_large_world_is_built_and_restored_after
     AIComputeCreditModel(cfg, rng=0)
     assert seen == [not paused]
     assert gc.isenabled()
+
+
+def _cascade_tree_by_lookups(events: pd.DataFrame):
+    """``analysis.cascade_tree`` as it was: a DataFrame look-up (``.at``) per visited event."""
+    import networkx as nx
+
+    from abm.analysis import _edge_channel, _parents
+
+    ev = events.set_index("event_id")
+    defaults = ev[ev["event"] == "default"]
+    tree = nx.DiGraph()
+    for eid, row in defaults.iterrows():
+        tree.add_node(int(eid), month=int(row["month"]), agent_id=int(row["agent_id"]),
+                      agent_type=row["agent_type"], cause=row["cause"])  # fmt: skip
+    for eid, row in defaults.iterrows():
+        frontier = [(p, []) for p in _parents(row["parent_event_ids"])]
+        seen = set()
+        while frontier:
+            node, path = frontier.pop(0)
+            if node in seen or node not in ev.index:
+                continue
+            seen.add(node)
+            kind = ev.at[node, "event"]
+            if kind == "default":
+                channel = _edge_channel(
+                    path, ev.at[node, "agent_type"], row["agent_type"], row["cause"]
+                )
+                if node != eid and not tree.has_edge(int(node), int(eid)):
+                    tree.add_edge(int(node), int(eid), channel=channel)
+                continue
+            frontier.extend((p, [*path, kind]) for p in _parents(ev.at[node, "parent_event_ids"]))
+    return tree
+
+
+@pytest.mark.parametrize(("scenario", "seed", "months"), RUNS)
+def test_the_cascade_tree_from_dicts_equals_the_tree_from_dataframe_lookups(
+    tmp_path, scenario, seed, months
+):
+    """Same nodes, edges, attributes and insertion order, on the run's event table and on the
+    same table read back from events.csv (where single parent ids come back as numbers)."""
+    import io
+
+    from abm.analysis import cascade_tree
+
+    events = abm.run(scenario, seed=seed, months=months).events
+    buffer = io.StringIO()
+    events.to_csv(buffer, index=False)
+    buffer.seek(0)
+    for table in (events, pd.read_csv(buffer)):
+        fast, slow = cascade_tree(table), _cascade_tree_by_lookups(table)
+        assert fast.number_of_edges() > 0  # defaults pushed other defaults in these runs
+        assert list(fast.nodes(data=True)) == list(slow.nodes(data=True))
+        assert list(fast.edges(data=True)) == list(slow.edges(data=True))
+
+
+@pytest.mark.parametrize(("scenario", "seed", "months"), RUNS)
+def test_the_exported_graph_equals_networkx_relabel_with_copies(scenario, seed, months):
+    """``export_graph`` (edge attribute dicts shared with the model's graph) has the nodes, node
+    attributes, edges, keys, edge attributes and adjacency order (successors and predecessors)
+    of ``nx.relabel_nodes(copy=True)``."""
+    import networkx as nx
+
+    from abm.network import export_graph
+
+    model = abm.run(scenario, seed=seed, months=months).model
+    fast = export_graph(model)
+    slow = nx.relabel_nodes(model.graph, {i: int(model.agent_ids[i]) for i in range(model.n)})
+    slow.graph["month"], slow.graph["date"] = int(model.month), model.date
+    assert fast.number_of_edges() == model.graph.number_of_edges() > 0
+    assert fast.graph == slow.graph
+    assert list(fast.nodes(data=True)) == list(slow.nodes(data=True))
+    assert list(fast.edges(keys=True, data=True)) == list(slow.edges(keys=True, data=True))
+    for v in slow:
+        assert list(fast.pred[v]) == list(slow.pred[v])
+        for u in slow.pred[v]:
+            assert list(fast.pred[v][u]) == list(slow.pred[v][u])
