@@ -184,3 +184,21 @@ def test_the_exported_graph_equals_networkx_relabel_with_copies(scenario, seed, 
         assert list(fast.pred[v]) == list(slow.pred[v])
         for u in slow.pred[v]:
             assert list(fast.pred[v][u]) == list(slow.pred[v][u])
+
+
+def test_the_uncopied_agent_panel_writes_the_bytes_of_a_consolidated_frame(tmp_path):
+    """The agent panel keeps its column arrays as they are (one block per column, no copy):
+    agents.csv and agents.parquet have the same bytes as from a frame consolidated into blocks."""
+    agents = abm.run("correlated_crash", seed=1).agents
+    consolidated = pd.DataFrame({k: agents[k].to_numpy().copy() for k in agents.columns})
+    assert agents._mgr.nblocks > consolidated._mgr.nblocks  # the layouts differ
+    for suffix in ("csv", "parquet"):
+        paths = []
+        for name, frame in (("uncopied", agents), ("consolidated", consolidated)):
+            path = tmp_path / f"{name}.{suffix}"
+            if suffix == "csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+            paths.append(path)
+        assert paths[0].read_bytes() == paths[1].read_bytes()
