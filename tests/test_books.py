@@ -341,3 +341,40 @@ def test_seizing_with_one_read_of_all_pledged_lots_equals_seizing_loan_by_loan(s
         assert a.n == b.n
         for column in a.COLUMNS:
             np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_contracts_booked_in_one_call_on_arrays_equal_one_call_per_contract(data):
+    """``world.add_initial_contracts`` on aligned arrays (the miners' GPU halls book theirs so)
+    writes the same rows, bit for bit, as one call per contract with scalars."""
+    from abm.world import add_initial_contracts
+
+    model = _model("baseline", 0, 0)
+    n = data.draw(st.integers(1, 12))
+    args = [
+        (
+            data.draw(st.integers(0, model.n - 1)),
+            data.draw(st.integers(0, model.G - 1)),
+            data.draw(st.integers(1, 5000)),
+            data.draw(st.integers(1, 60)),
+            data.draw(st.booleans()),
+            data.draw(st.integers(-1, 3)),
+        )
+        for _ in range(n)
+    ]
+    books = []
+    for batched in (True, False):
+        original = model.contracts
+        model.contracts = _clone(original)
+        try:
+            if batched:
+                add_initial_contracts(model, *(np.array(c) for c in zip(*args, strict=True)))
+            else:
+                for row in args:
+                    add_initial_contracts(model, *row)
+            books.append(model.contracts)
+        finally:
+            model.contracts = original
+    for column in books[0].COLUMNS:
+        np.testing.assert_array_equal(getattr(books[0], column), getattr(books[1], column))
