@@ -7,6 +7,8 @@ pushed default B, labelled by the channel the push travelled through (the kinds 
 
 from __future__ import annotations
 
+from collections import deque
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -50,30 +52,45 @@ def cascade_tree(events: pd.DataFrame) -> nx.DiGraph:
     cause. A default with no earlier default among its ancestors is a root (an exogenous first
     domino).
     """
-    ev = events.set_index("event_id")
-    defaults = ev[ev["event"] == "default"]
+    # the log's columns as dicts keyed by event id, read once: the walk below visits each
+    # default's ancestors, and a DataFrame look-up per visited event cost most of writing a large
+    # run (862k ``.at`` calls at 10,000 borrowers)
+    ids = events["event_id"].tolist()
+    kind_of = dict(zip(ids, events["event"].tolist(), strict=True))
+    type_of = dict(zip(ids, events["agent_type"].tolist(), strict=True))
+    parents_of = dict(zip(ids, events["parent_event_ids"].tolist(), strict=True))
+    defaults = events[events["event"] == "default"]
+    rows = list(
+        zip(
+            defaults["event_id"].tolist(),
+            defaults["month"].tolist(),
+            defaults["agent_id"].tolist(),
+            defaults["agent_type"].tolist(),
+            defaults["cause"].tolist(),
+            defaults["parent_event_ids"].tolist(),
+            strict=True,
+        )
+    )
     tree = nx.DiGraph()
-    for eid, row in defaults.iterrows():
-        tree.add_node(int(eid), month=int(row["month"]), agent_id=int(row["agent_id"]),
-                      agent_type=row["agent_type"], cause=row["cause"])  # fmt: skip
-    for eid, row in defaults.iterrows():
+    for eid, month, agent_id, agent_type, cause, _ in rows:
+        tree.add_node(int(eid), month=int(month), agent_id=int(agent_id),
+                      agent_type=agent_type, cause=cause)  # fmt: skip
+    for eid, _, _, agent_type, cause, parent_text in rows:
         # breadth-first back along parent links, stopping at the nearest defaults
-        frontier = [(p, []) for p in _parents(row["parent_event_ids"])]
+        frontier = deque((p, []) for p in _parents(parent_text))
         seen = set()
         while frontier:
-            node, path = frontier.pop(0)
-            if node in seen or node not in ev.index:
+            node, path = frontier.popleft()
+            if node in seen or node not in kind_of:
                 continue
             seen.add(node)
-            kind = ev.at[node, "event"]
+            kind = kind_of[node]
             if kind == "default":
-                channel = _edge_channel(
-                    path, ev.at[node, "agent_type"], row["agent_type"], row["cause"]
-                )
+                channel = _edge_channel(path, type_of[node], agent_type, cause)
                 if node != eid and not tree.has_edge(int(node), int(eid)):
                     tree.add_edge(int(node), int(eid), channel=channel)
                 continue
-            frontier.extend((p, [*path, kind]) for p in _parents(ev.at[node, "parent_event_ids"]))
+            frontier.extend((p, [*path, kind]) for p in _parents(parents_of[node]))
     return tree
 
 

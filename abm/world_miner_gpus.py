@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm.finance.book import PendingRows
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
 from abm.world import (
     _choose_lenders,
@@ -60,6 +61,10 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
     kw_per_gpu = float((mix * m.kw).sum())
     share = _uniform(rng, mc["gpu_mw_share"], n_owners)
     contracted = _uniform(rng, mc["gpu_contracted_share"], n_owners)
+    # rows collected in drawing order and written with one ``add`` per book (the loop reads no
+    # book): a loan's row is known before it is written, as in ``abm.world.build_neoclouds``
+    new_loans, new_lots = PendingRows(m.loans), PendingRows(m.lots)
+    new_contracts: list[tuple] = []
     for j, i in enumerate(owners):
         gpu_mw = share[j] * m.mining_mw[i]
         m.hashrate_eh[i] *= 1.0 - share[j]
@@ -71,8 +76,9 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
             first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
             acquired = int(rng.integers(first, 0)) if first < 0 else 0
             cost = m.list_price[g] * c["all_in_cost_multiplier"]
-            loan = _gpu_loan(m, i, lender, int(units_by_gen[g]), g, cost, acquired)
-            m.lots.add(
+            loan = m.loans.n + new_loans.n
+            _gpu_loan(m, i, lender, int(units_by_gen[g]), g, cost, acquired, new_loans)
+            new_lots.append(
                 owner=i,
                 gen=g,
                 units=units_by_gen[g],
@@ -82,12 +88,19 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
             )
             load[lender] += 1
         m.contracted_share[i] = contracted[j]
-        _contracts_of(m, i, units_by_gen)
+        _contracts_of(m, i, units_by_gen, new_contracts)
+    new_loans.flush()
+    new_lots.flush()
+    if new_contracts:  # one call on aligned arrays: the same rows as one call per contract
+        add_initial_contracts(m, *(np.array(column) for column in zip(*new_contracts, strict=True)))
 
 
-def _gpu_loan(m, i: int, lender: int, units: int, g: int, cost: float, acquired: int) -> int:
+def _gpu_loan(
+    m, i: int, lender: int, units: int, g: int, cost: float, acquired: int, rows: PendingRows
+) -> None:
     """One miner's GPU term loan on ``units`` GPUs of generation ``g`` bought in month
-    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`). Returns its row."""
+    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`), appended to
+    ``rows`` (bound for the loan book)."""
     mc = m.cfg["miners"]
     tenor = mc["gpu_loan_tenor_months"]
     months_left = max(tenor + acquired, 6)
@@ -98,29 +111,28 @@ def _gpu_loan(m, i: int, lender: int, units: int, g: int, cost: float, acquired:
     seasoned = m.cfg["lenders"]["initial_ltv_headroom_share"]
     principal = min(principal, (orig_ltv + seasoned * headroom) * units * mark)
     ltv_now = principal / max(units * mark, 1.0)
-    return int(
-        m.loans.add(
-            lender=lender,
-            borrower=i,
-            kind=GPU_TERM,
-            seniority=SENIOR_SECURED,
-            principal_usd=principal,
-            spread=m.lk["loan_spread"][lender],
-            floating=True,
-            amort_usd_per_month=principal / months_left,
-            maturity_month=months_left,
-            max_ltv=max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
-            min_coverage=m.lk["min_coverage"][lender],
-            cure_months=m.lk["cure_months"][lender],
-            initial_ltv=ltv_now,
-            origination_month=acquired,
-        )[0]
+    rows.append(
+        lender=lender,
+        borrower=i,
+        kind=GPU_TERM,
+        seniority=SENIOR_SECURED,
+        principal_usd=principal,
+        spread=m.lk["loan_spread"][lender],
+        floating=True,
+        amort_usd_per_month=principal / months_left,
+        maturity_month=months_left,
+        max_ltv=max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
+        min_coverage=m.lk["min_coverage"][lender],
+        cure_months=m.lk["cure_months"][lender],
+        initial_ltv=ltv_now,
+        origination_month=acquired,
     )
 
 
-def _contracts_of(m, i: int, units_by_gen: np.ndarray) -> None:
+def _contracts_of(m, i: int, units_by_gen: np.ndarray, contracts: list[tuple]) -> None:
     """Customer contracts on the contracted share of miner ``i``'s GPUs (rules:
-    :func:`build_miner_gpu_fleets`; the same contract terms as :func:`abm.world.build_contracts`)."""
+    :func:`build_miner_gpu_fleets`; the same contract terms as :func:`abm.world.build_contracts`),
+    appended to ``contracts`` as the arguments of :func:`abm.world.add_initial_contracts`."""
     rng, c, nc = m.rng, m.cfg["compute"], m.cfg["neoclouds"]
     tenor = c["contract_tenor_months"]
     m.ig_share[i] = _uniform(rng, nc["ig_customer_share"], 1)[0]
@@ -138,4 +150,4 @@ def _contracts_of(m, i: int, units_by_gen: np.ndarray) -> None:
             if n_units <= 0:
                 continue
             left = int(rng.integers(1, tenor + 1))
-            add_initial_contracts(m, i, g, n_units, left, is_ig, anchor_id)
+            contracts.append((i, g, n_units, left, is_ig, anchor_id))

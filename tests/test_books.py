@@ -46,7 +46,12 @@ def _clone(book: Book) -> Book:
     object.__setattr__(new, "n", book.n)
     object.__setattr__(new, "_data", {k: v.copy() for k, v in book._data.items()})
     object.__setattr__(new, "_capacity", book._capacity)
-    for index in ("_lots_of_loan", "_loans_of_borrower"):
+    for index in (
+        "_lots_of_loan",
+        "_loans_of_borrower",
+        "_contracts_of_provider",
+        "_leases_of_tenant",
+    ):
         if index in book.__dict__:
             object.__setattr__(new, index, copy.deepcopy(book.__dict__[index]))
     new._refresh_views()
@@ -160,6 +165,33 @@ def test_the_lot_index_finds_the_same_lots_as_a_scan(state, data):
         )
 
 
+@PROPERTY
+@given(state=states)
+def test_the_contract_and_lease_indexes_find_the_same_rows_as_a_scan(state):
+    """``rows_of_provider`` equals scanning the contracts' ``provider`` column and
+    ``rows_of_tenant`` the leases' ``tenant`` column, for every agent, after defaults have
+    ended contracts and leases (and, with the counterparty channel off, replaced tenants)."""
+    model = _model(*state)
+    ct, ls = model.contracts, model.leases
+    for b in range(-1, model.n):
+        np.testing.assert_array_equal(ct.rows_of_provider(b), np.flatnonzero(ct.provider == b))
+        if b >= 0:
+            np.testing.assert_array_equal(ls.rows_of_tenant(b), np.flatnonzero(ls.tenant == b))
+
+
+def test_the_lease_index_drops_a_tenant_replaced_by_an_outside_one():
+    """With the counterparty channel off a defaulted tenant's leases pass to an outside tenant
+    (-1): the index no longer returns them for the old tenant."""
+    model = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    ls = model.leases
+    tenant = int(ls.tenant[ls.tenant >= 0][0])
+    before = ls.rows_of_tenant(tenant)
+    assert len(before) > 0
+    ls.tenant[before[:1]] = -1
+    np.testing.assert_array_equal(ls.rows_of_tenant(tenant), before[1:])
+    np.testing.assert_array_equal(ls.rows_of_tenant(tenant), np.flatnonzero(ls.tenant == tenant))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n_agents=st.sampled_from([50, 4000, 70000]),
@@ -233,3 +265,116 @@ def test_pending_rows_write_the_rows_of_one_add_per_row():
     for name in LoanBook.COLUMNS:
         assert getattr(bulk, name).tolist() == getattr(one_by_one, name).tolist(), name
     assert bulk.rows_of_borrower(1).tolist() == [0, 2]
+
+
+def _seize_lots_loan_by_loan(loans, rows, lots, marks, mark_row, t):
+    """``LoanBook.seize_lots`` as it was: one index look-up and one read of units and marks per
+    loan (the slow twin of the batched reads)."""
+    import math
+
+    split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+    seized = ([], [], [], [], [], [])
+    for loan in rows.tolist():
+        lot_rows = lots.rows_of_loan(loan)
+        lot_rows = lot_rows[lots.units[lot_rows] > 0]
+        if len(lot_rows) == 0:
+            continue
+        lender = int(loans.lender[loan])
+        claim = float(loans.principal_usd[loan])
+        unit_marks = marks[mark_row[lender]][lots.gen[lot_rows]]
+        for row, mark, units in zip(
+            lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
+        ):
+            if claim <= 1e-6:
+                break
+            take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+            if take <= 0:
+                continue
+            if take < units:
+                for column, values in split.items():
+                    values.append(units - take if column == "units" else getattr(lots, column)[row])
+                lots.units[row] = take
+            lots.owner[row] = lender
+            lots.loan[row] = -1
+            lots.book_value_usd_per_unit[row] = mark
+            lots.acquired_month[row] = t
+            value = take * mark
+            for column, x in zip(
+                seized, (row, lender, int(loans.borrower[loan]), value, take, mark), strict=True
+            ):
+                column.append(x)
+            claim -= min(claim, value)
+        loans.principal_usd[loan] = max(claim, 0.0)
+    if split["units"]:
+        lots.add(**{column: np.array(values) for column, values in split.items()})
+    return seized
+
+
+@PROPERTY
+@given(state=states, data=st.data(), scale=st.sampled_from([0.01, 0.5, 1.0, 3.0]))
+def test_seizing_with_one_read_of_all_pledged_lots_equals_seizing_loan_by_loan(state, data, scale):
+    """``seize_lots`` (pledged lots, units and marks read for all loans at once) takes the same
+    units, splits the same lots and leaves the same books as the loan-by-loan version, for
+    claims scaled so that some loans take part of a lot and some all of it."""
+    model = _model(*state)
+    pledged = np.unique(model.lots.loan[model.lots.loan >= 0])
+    if data.draw(st.booleans()):  # also loans without collateral, in a shuffled order
+        pledged = np.concatenate((pledged, _subset(model.loans.n, data)))
+    rows = np.array(
+        data.draw(st.permutations(pledged.tolist()))[: data.draw(st.integers(1, 40))],
+        dtype=np.int64,
+    )
+    rows = rows[np.sort(np.unique(rows, return_index=True)[1])]  # distinct, drawn order kept
+    marks, mark_row = model.mark_table(), model.lender_mark_row
+    books = []
+    for seize in (None, _seize_lots_loan_by_loan):
+        loans, lots = _clone(model.loans), _clone(model.lots)
+        loans.principal_usd[rows] *= scale
+        if seize is None:
+            out = loans.seize_lots(rows, lots, marks, mark_row, model.steps)
+        else:
+            out = seize(loans, rows, lots, marks, mark_row, model.steps)
+        books.append((out, loans, lots))
+    (out_a, loans_a, lots_a), (out_b, loans_b, lots_b) = books
+    assert out_a == out_b
+    for a, b in ((loans_a, loans_b), (lots_a, lots_b)):
+        assert a.n == b.n
+        for column in a.COLUMNS:
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_contracts_booked_in_one_call_on_arrays_equal_one_call_per_contract(data):
+    """``world.add_initial_contracts`` on aligned arrays (the miners' GPU halls book theirs so)
+    writes the same rows, bit for bit, as one call per contract with scalars."""
+    from abm.world import add_initial_contracts
+
+    model = _model("baseline", 0, 0)
+    n = data.draw(st.integers(1, 12))
+    args = [
+        (
+            data.draw(st.integers(0, model.n - 1)),
+            data.draw(st.integers(0, model.G - 1)),
+            data.draw(st.integers(1, 5000)),
+            data.draw(st.integers(1, 60)),
+            data.draw(st.booleans()),
+            data.draw(st.integers(-1, 3)),
+        )
+        for _ in range(n)
+    ]
+    books = []
+    for batched in (True, False):
+        original = model.contracts
+        model.contracts = _clone(original)
+        try:
+            if batched:
+                add_initial_contracts(model, *(np.array(c) for c in zip(*args, strict=True)))
+            else:
+                for row in args:
+                    add_initial_contracts(model, *row)
+            books.append(model.contracts)
+        finally:
+            model.contracts = original
+    for column in books[0].COLUMNS:
+        np.testing.assert_array_equal(getattr(books[0], column), getattr(books[1], column))

@@ -52,19 +52,53 @@ def hand_over_unsold(m, t: int) -> set[int]:
     docstring); one ``seizure`` event per transferred lot, child of the default. Returns the
     estates that handed GPUs over."""
     months = m.cfg["credit"]["estate_sale_months"]
-    return {
-        int(b)
-        for b in sorted(m.open_estates)
-        if t - m.default_month[b] >= months and _hand_over(m, int(b), t)
-    }
+    due = [int(b) for b in sorted(m.open_estates) if t - m.default_month[b] >= months]
+    if not due:
+        return set()
+    # an estate without an open claim hands nothing over; a hand-over reduces only its own
+    # estate's claims, so the estates with open claims are found once, before the hand-overs
+    loans = m.loans
+    open_claim = (loans.status == LOAN_DEFAULTED) & (loans.principal_usd > 0)
+    has_claim = np.zeros(m.n, dtype=bool)
+    has_claim[loans.borrower[open_claim]] = True
+    due = [b for b in due if has_claim[b]]
+    if not due:
+        return set()
+    # the lots of every due estate from one pass over the lots (ascending rows per estate, as
+    # ``flatnonzero(owner == b)``), not one scan per estate: a hand-over changes the units of its
+    # own estate's lots only, and the lots it adds (found below in the new rows) go to lenders
+    lots = m.lots
+    first_new_row = len(lots)
+    wanted = np.zeros(m.n + 1, dtype=bool)  # owner -1 (none) reads the last slot
+    wanted[due] = True
+    rows = np.flatnonzero(wanted[lots.owner])
+    rows = rows[np.argsort(lots.owner[rows], kind="stable")]
+    owners = lots.owner[rows]
+    lo = np.searchsorted(owners, due, side="left").tolist()
+    hi = np.searchsorted(owners, due, side="right").tolist()
+    handed = set()
+    for b, a, z in zip(due, lo, hi, strict=True):
+        owned = rows[a:z]
+        if len(lots) > first_new_row:  # a lender that is itself a due estate may have received lots
+            new = first_new_row + np.flatnonzero(lots.owner[first_new_row:] == b)
+            owned = np.concatenate((owned, new)) if len(new) else owned
+        if _hand_over(m, b, t, owned):
+            handed.add(b)
+    return handed
 
 
-def _hand_over(m, b: int, t: int) -> bool:
+def _hand_over(m, b: int, t: int, owned: np.ndarray | None = None) -> bool:
+    """Hand estate ``b``'s unsold GPUs to its open claims; ``owned``: ``flatnonzero(lots.owner ==
+    b)`` when the caller has it."""
     lots, loans = m.lots, m.loans
     claims = loans.rows_of_borrower(b)
     claims = claims[(loans.status[claims] == LOAN_DEFAULTED) & (loans.principal_usd[claims] > 0)]
-    rows = np.flatnonzero((lots.owner == b) & (lots.units > 0))
-    if len(claims) == 0 or len(rows) == 0:
+    if len(claims) == 0:
+        return False
+    if owned is None:
+        owned = np.flatnonzero(lots.owner == b)
+    rows = owned[lots.units[owned] > 0]
+    if len(rows) == 0:
         return False
     mark = m.mark_market[lots.gen[rows]]
     rows, mark = rows[mark > 0], mark[mark > 0]

@@ -160,6 +160,23 @@ class ContractBook(Book):
         "active": (np.bool_, True),
     }
 
+    def __init__(self, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        # provider -> its contract rows, ascending (a contract's provider never changes)
+        object.__setattr__(self, "_contracts_of_provider", {})
+
+    def add(self, **columns) -> np.ndarray:
+        rows = super().add(**columns)
+        provider = columns.get("provider")
+        if provider is not None:
+            _index_rows(self._contracts_of_provider, provider, rows)
+        return rows
+
+    def rows_of_provider(self, provider: int) -> np.ndarray:
+        """Rows of the contracts ``provider`` provides (ascending), as ``flatnonzero(provider ==
+        p)``, without a scan of the book."""
+        return np.array(self._contracts_of_provider.get(int(provider), ()), dtype=np.int64)
+
 
 class LeaseBook(Book):
     """Hosting leases: a tenant (neocloud) rents MW of AI-ready power from a host (miner)."""
@@ -172,6 +189,24 @@ class LeaseBook(Book):
         "end_month": (np.int64, 0),
         "active": (np.bool_, True),
     }
+
+    def __init__(self, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        # tenant at signing -> lease rows, ascending (a tenant is only ever replaced by -1)
+        object.__setattr__(self, "_leases_of_tenant", {})
+
+    def add(self, **columns) -> np.ndarray:
+        rows = super().add(**columns)
+        tenant = columns.get("tenant")
+        if tenant is not None:
+            _index_rows(self._leases_of_tenant, tenant, rows)
+        return rows
+
+    def rows_of_tenant(self, tenant: int) -> np.ndarray:
+        """Rows of the leases whose tenant is ``tenant`` now (ascending), as ``flatnonzero(tenant
+        == t)``, without a scan of the book."""
+        rows = np.array(self._leases_of_tenant.get(int(tenant), ()), dtype=np.int64)
+        return rows[self.tenant[rows] == tenant]
 
 
 class ConversionBook(Book):

@@ -213,16 +213,26 @@ class LoanBook(Book):
         seized lot in order: (lot rows, lenders, borrowers, USD values, units, USD per unit)."""
         split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
         seized = ([], [], [], [], [], [])
-        for loan in rows.tolist():
-            lot_rows = lots.rows_of_loan(loan)
-            lot_rows = lot_rows[lots.units[lot_rows] > 0]
-            if len(lot_rows) == 0:
+        # every loan's pledged lots with units, their marks and units, read once before the loop
+        # (a lot is pledged to one loan: seizing one loan's lots leaves the others' as they were)
+        rows = np.asarray(rows, dtype=np.int64)
+        at, lot_rows_all = lots.pledged_lots(rows)
+        live = lots.units[lot_rows_all] > 0
+        at, lot_rows_all = at[live], lot_rows_all[live]
+        if len(at) == 0:
+            return seized
+        lot_marks = marks[np.asarray(mark_row)[self.lender[rows[at]]], lots.gen[lot_rows_all]]
+        lot_rows_all, lot_marks = lot_rows_all.tolist(), lot_marks.tolist()
+        lot_units = lots.units[lot_rows_all].tolist()
+        first = np.searchsorted(at, np.arange(len(rows)), side="left").tolist()
+        last = np.searchsorted(at, np.arange(len(rows)), side="right").tolist()
+        for loan, lo, hi in zip(rows.tolist(), first, last, strict=True):
+            if lo == hi:
                 continue
             lender = int(self.lender[loan])
             claim = float(self.principal_usd[loan])
-            unit_marks = marks[mark_row[lender]][lots.gen[lot_rows]]
             for row, mark, units in zip(
-                lot_rows.tolist(), unit_marks.tolist(), lots.units[lot_rows].tolist(), strict=True
+                lot_rows_all[lo:hi], lot_marks[lo:hi], lot_units[lo:hi], strict=True
             ):
                 if claim <= 1e-6:
                     break

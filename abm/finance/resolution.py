@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
+from abm.agents.base import ACTIVE, DEFAULTED, LENDER, MINER, TYPE_NAMES
 from abm.finance.instruments import (
     ACTIVE as LOAN_ACTIVE,
 )
@@ -112,10 +112,11 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
 
 def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     ct, ls = m.contracts, m.leases
-    provided = np.flatnonzero(ct.provider == b)
+    provided = ct.rows_of_provider(b)  # book indexes, not a scan of every contract and lease
     ct.active[provided] = False
     ct.prepaid_usd[provided] = 0.0  # customers lose prepayments
-    as_tenant = np.flatnonzero(ls.active & (ls.tenant == b))
+    as_tenant = ls.rows_of_tenant(b)
+    as_tenant = as_tenant[ls.active[as_tenant]]
     if not m.cfg["channels"]["counterparty"]:
         ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
         as_tenant = as_tenant[:0]
@@ -160,8 +161,38 @@ def distribute_all_estates(m, t: int) -> None:
         np.searchsorted(owners, estates, side="left"),
         np.searchsorted(owners, estates, "right"),
     )
-    for b, lo, hi in zip(estates, bounds[0].tolist(), bounds[1].tolist(), strict=True):
-        distribute_estate(m, int(b), t, rows[lo:hi])
+    acting = _estates_that_act(m, t, np.asarray(estates, dtype=np.int64), rows, owners)
+    for b, lo, hi, act in zip(
+        estates, bounds[0].tolist(), bounds[1].tolist(), acting.tolist(), strict=True
+    ):
+        if act:
+            distribute_estate(m, int(b), t, rows[lo:hi])
+
+
+def _estates_that_act(
+    m, t: int, estates: np.ndarray, rows: np.ndarray, owners: np.ndarray
+) -> np.ndarray:
+    """Mask aligned with ``estates`` (ascending agent ids; ``rows``: their lot rows, ``owners``
+    the rows' owners): False where :func:`distribute_estate` would change nothing this month, so
+    the call is skipped. Such an estate has open claims, no BTC, no cash or nothing owed, GPUs
+    with a value left, and is inside its work-out period. Distributing one estate pays only
+    lenders, so a lender's estate is always called (its cash may grow within the loop)."""
+    loans = m.loans
+    claim = loans.status == LOAN_DEFAULTED
+    n_claims = np.bincount(loans.borrower[claim], minlength=m.n)[estates]
+    owed = np.bincount(loans.borrower[claim & (loans.principal_usd > 0)], minlength=m.n)[estates]
+    lots = m.lots
+    valuable = (lots.units[rows] > 0) & (m.compute.fundamental_value[lots.gen[rows]] > 0)
+    n_valuable = np.bincount(owners[valuable], minlength=m.n)[estates]
+    idle = (
+        (n_claims > 0)
+        & (m.acct.btc[estates] <= 0)
+        & ((m.acct.cash[estates] <= 0) | (owed == 0))
+        & (n_valuable > 0)
+        & (t - m.default_month[estates] < m.cfg["credit"]["workout_months"])
+        & (m.type[estates] != LENDER)
+    )
+    return ~idle
 
 
 def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -> None:
@@ -176,6 +207,10 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     if acct.btc[b] > 0:
         sell_btc(m.crypto, acct, np.array([b]), np.array([acct.btc[b]]))
     cash = max(float(acct.cash[b]), 0.0)
+    # no cash, or nothing owed on any claim (claims paid in full stay open until the estate
+    # closes): every class below would be skipped, so the classes are not formed
+    if cash > 0 and not (loans.principal_usd[claims] > 0).any():
+        cash = 0.0
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
     for seniority in sorted(set(seniorities.tolist())) if cash > 0 else ():
