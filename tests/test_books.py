@@ -343,6 +343,20 @@ def test_seizing_with_one_read_of_all_pledged_lots_equals_seizing_loan_by_loan(s
             np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
 
 
+def test_seizing_at_a_subnormal_mark_takes_every_pledged_unit():
+    """A mark so small that claim / mark overflows to infinity (a salvage value of 2e-311 USD per
+    GPU, drawn by the schema-wide property test) takes every pledged unit instead of failing
+    to convert infinity to an integer (regression: OverflowError in ``seize_lots``)."""
+    model = _model("baseline", 0, 0)
+    rows = np.unique(model.lots.loan[model.lots.loan >= 0])
+    marks = np.full_like(model.mark_table(), 2.225073858507e-311)
+    loans, lots = _clone(model.loans), _clone(model.lots)
+    pledged = lots.units[lots.loan >= 0].sum()
+    out = loans.seize_lots(rows, lots, marks, model.lender_mark_row, model.steps)
+    assert sum(out[4]) == pledged
+    assert (lots.loan < 0).all()
+
+
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_contracts_booked_in_one_call_on_arrays_equal_one_call_per_contract(data):

@@ -236,7 +236,9 @@ class LoanBook(Book):
             ):
                 if claim <= 1e-6:
                     break
-                take = units if mark <= 0 else min(units, math.ceil(claim / mark))
+                # (a subnormal mark makes claim / mark infinite: then every unit is taken)
+                ratio = claim / mark if mark > 0 else math.inf
+                take = math.ceil(ratio) if ratio < units else units
                 if take <= 0:
                     continue
                 if take < units:  # split the lot: the rest stays in the estate
