@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.config import month_label
+from abm.finance import impairment
 
 BASE_COLUMNS = (
     "month",
@@ -43,6 +44,9 @@ BASE_COLUMNS = (
     "contract_usage",
     "spot_utilisation",
     "anchor_distress",
+    # lenders' unrealised write-down of the seized lots they hold, and realised + that
+    "lender_unrealised_inventory_loss_usd",
+    "lender_losses_incl_unrealised_usd",
 )
 
 
@@ -98,6 +102,9 @@ def collect(m, t: int) -> None:
         "contract_usage": m.contract_usage,
         "spot_utilisation": m.spot_utilisation,
         "anchor_distress": m.this_month.anchor_distress,
+        "lender_unrealised_inventory_loss_usd": impairment.unrealised_loss_usd(m),
+        "lender_losses_incl_unrealised_usd": m.lender_losses_usd
+        + impairment.unrealised_loss_usd(m),
         "min_discount": float(np.nanmin(m.this_month.min_discount))
         if np.isfinite(m.this_month.min_discount).any()
         else np.nan,
