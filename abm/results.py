@@ -52,7 +52,8 @@ class RunResult:
     def summary(self) -> dict:
         """Headline numbers: defaults by type and cause, lowest clearing price / fundamental value
         (``min_price_to_fundamental``, a ratio: 0.30 is a 70 % discount; None without trades),
-        fire-sale GPUs, lender losses (realised, unrealised on held seized lots, and both), runtime. Names as in ``abm.sweep.metrics.CATALOGUE``."""
+        fire-sale GPUs, lender losses (realised, unrealised on held seized lots, and both), runtime.
+        Names as in ``abm.sweep.metrics.CATALOGUE``."""
         ts, ev = self.timeseries, self.events
         last = ts.iloc[-1]
         defaults = ev[ev["event"] == "default"]
