@@ -179,7 +179,10 @@ def impairment_ledger_problems(m) -> list[str]:
        carrying value per unit (a lot is never carried below zero), and 0 on lots no lender holds;
     2. each agent's allowance ``inventory_impairment_usd`` = charged - reversed - released;
     3. each agent's allowance = the sum over the lots it holds of units x write-down per unit (no
-       unit leaves a lender's books without its write-down being released)."""
+       unit leaves a lender's books without its write-down being released);
+    4. the inventory ledger net of the write-down: carrying value seized - carrying value that left
+       - allowance = the lenders' held units at lower of cost or market (units x (carrying value -
+       write-down) per unit), summed over lenders."""
     problems = []
     lots = m.lots
     per_unit = lots.impairment_usd_per_unit
@@ -202,6 +205,15 @@ def impairment_ledger_problems(m) -> list[str]:
         problems.append(
             "lenders' write-down allowance differs from the write-downs of the lots they hold "
             "(units left without their write-down being released)"
+        )
+    net_ledger = float(
+        m.inventory_seized_usd.sum() - m.inventory_book_out_usd.sum() - allowance.sum()
+    )
+    at_lcm = float((lots.units[held] * (lots.book_value_usd_per_unit[held] - per_unit[held])).sum())
+    if not _close(net_ledger, at_lcm, float(m.inventory_seized_usd.sum())):
+        problems.append(
+            f"lenders' inventory at lower of cost or market {at_lcm:.2f} USD != seized - left - "
+            f"write-down {net_ledger:.2f} USD"
         )
     return problems
 
