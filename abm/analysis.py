@@ -238,6 +238,12 @@ def cascade_metrics(result) -> dict:
         "cascade_depth": cascade_depth(tree),
         "first_default_month": int(defaults["month"].min()) if len(defaults) else None,
         "lender_losses_usd": float(ts["lender_losses_usd"].iloc[-1]),
+        "lender_unrealised_inventory_loss_usd": float(
+            ts["lender_unrealised_inventory_loss_usd"].iloc[-1]
+        ),
+        "lender_losses_incl_unrealised_usd": float(
+            ts["lender_losses_incl_unrealised_usd"].iloc[-1]
+        ),
         "min_price_to_fundamental": float(np.nanmin(disc)) if disc.notna().any() else None,
         "debtrank_start": start_debtrank(model) if model is not None else None,
     }

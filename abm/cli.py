@@ -524,7 +524,11 @@ def _format_summary(summary: dict, out_dir: Path) -> str:
         f"fire sales: {summary['fire_sale_units']:,} GPUs; min_price_to_fundamental: "
         + (f"{disc:.2f}" if disc is not None else "no trades")
     )
-    lines.append(f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B")
+    lines.append(
+        f"lender losses: ${summary['lender_losses_usd'] / 1e9:,.2f}B realised + "
+        f"${summary['lender_unrealised_inventory_loss_usd'] / 1e9:,.2f}B unrealised on seized "
+        f"GPUs still held = ${summary['lender_losses_incl_unrealised_usd'] / 1e9:,.2f}B"
+    )
     n_defaults = sum(summary[f"defaults_{t}"] for t in ("miner", "neocloud", "lender"))
     if n_defaults == 0 and summary["fire_sale_units"] == 0:
         lines.append(_quiet_run_note(summary["scenario"]))

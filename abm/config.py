@@ -346,6 +346,12 @@ SCHEMA: dict[str, Any] = {
             "or 'regime_set' (stress sets correlation, customer defaults, buyer budgets by hand)",
             choices=("emergent", "regime_set"),
         ),
+        "customer_defaults": F(
+            "bool",
+            doc="the neoclouds' outside customers (small, investment-grade, anchor) default and "
+            "renegotiate contracts: an exogenous credit shock, not a link between agents "
+            "(off: none do)",
+        ),
     },
     "credit": {
         "base_rate_start": F("float", 0.0, 0.5, "SOFR at start, per year"),
@@ -628,7 +634,12 @@ SCHEMA: dict[str, Any] = {
         ),
         "credit_crunch": F("bool", doc="lenders' appetite follows their capital and sector losses"),
         "margin_calls": F("bool", doc="BTC loans call margin; forced BTC sales move the price"),
-        "counterparty": F("bool", doc="defaulted tenants stop paying hosts; customers can default"),
+        "counterparty": F(
+            "bool",
+            doc="a defaulted tenant's hosting lease ends and its host loses the rent (off: an "
+            "outside tenant takes the lease over and pays); customers' defaults are "
+            "shocks.customer_defaults",
+        ),
     },
     "network": {
         "topology": F("choice", doc="lending network", choices=("calibrated", "random")),

@@ -13,7 +13,11 @@
   funding (net of restorations) + realised losses on seized inventory (carrying value of units sold,
   scrapped or retired - their proceeds); the inventory carrying value that entered by seizure less
   what left is what lenders still hold; defaulted claims are carried between zero and their
-  principal; a failed lender shows no equity while its creditors are still written down.
+  principal; a failed lender shows no equity while its creditors are still written down. Lenders'
+  lower-of-cost-or-market write-down of the lots they hold (:func:`impairment_problems`): each
+  lot's write-down per unit in [0, carrying value]; each lender's allowance = charged - reversed -
+  released = the sum over its lots; at the end of a month, write-down = max(carrying value - market
+  mark, 0), lot by lot.
 * Compute demand: the H100-equivalents paid for this month never exceed those demanded plus those
   take-or-pay obliges customers to pay for while idle, and no rent is paid except by the
   ``compute_customers`` sector (its cumulative net flow to agents is never negative).
@@ -45,7 +49,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, FAILED, LENDER
 from abm.events import PARENTS
-from abm.finance import loan_marks
+from abm.finance import impairment, loan_marks
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -122,7 +126,8 @@ def loss_problems(m, equity: np.ndarray | None = None) -> list[str]:
        value per unit (no seized unit leaves the books without being booked);
     4. every defaulted claim is carried at no less than zero and no more than its principal;
     5. a failed lender with positive equity owes its creditors no write-down any more;
-    6. no facility has had more equity cures than ``credit.cure_max_per_facility``."""
+    6. no facility has had more equity cures than ``credit.cure_max_per_facility``;
+    7. the write-down ledger of held lots (:func:`impairment_ledger_problems`)."""
     problems = []
     booked = float(m.written_off_usd.sum() + m.inventory_loss_usd.sum())
     scale = float(np.abs(m.written_off_usd).sum() + np.abs(m.inventory_loss_usd).sum())
@@ -143,6 +148,7 @@ def loss_problems(m, equity: np.ndarray | None = None) -> list[str]:
             f"lenders hold inventory carried at {carried:.2f} USD but the ledger says "
             f"{ledger:.2f} USD (units left a lender's books without being booked)"
         )
+    problems += impairment_ledger_problems(m)
     loans = m.loans
     dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
     if len(dflt):
@@ -167,6 +173,66 @@ def loss_problems(m, equity: np.ndarray | None = None) -> list[str]:
                 "creditors are still written down"
             )
     return problems
+
+
+def impairment_ledger_problems(m) -> list[str]:
+    """Violations of the write-down ledger of lenders' held lots (abm/finance/impairment.py), which
+    hold at any time (empty when all do):
+
+    1. every lot's write-down per unit is >= 0 (lower of cost or market never writes up) and <= its
+       carrying value per unit (a lot is never carried below zero), and 0 on lots no lender holds;
+    2. each agent's allowance ``inventory_impairment_usd`` = charged - reversed - released;
+    3. each agent's allowance = the sum over the lots it holds of units x write-down per unit (no
+       unit leaves a lender's books without its write-down being released);
+    4. the inventory ledger net of the write-down: carrying value seized - carrying value that left
+       - allowance = the lenders' held units at lower of cost or market (units x (carrying value -
+       write-down) per unit), summed over lenders."""
+    problems = []
+    lots = m.lots
+    per_unit = lots.impairment_usd_per_unit
+    if np.any(per_unit < -1e-9) or np.any(per_unit > lots.book_value_usd_per_unit + 1e-6):
+        problems.append("a lot's write-down per unit is below zero or above its carrying value")
+    held = (lots.owner >= 0) & (m.type[np.maximum(lots.owner, 0)] == LENDER)
+    if np.any((per_unit != 0) & ~held & (lots.units > 0)):
+        problems.append("a lot no lender holds carries a write-down")
+    allowance = m.inventory_impairment_usd
+    flows = (
+        m.inventory_impairment_charged_usd
+        - m.inventory_impairment_reversed_usd
+        - m.inventory_impairment_released_usd
+    )
+    scale = 1e-9 * np.maximum(np.abs(m.inventory_impairment_charged_usd), 1.0) + 1e-3
+    if np.any(np.abs(allowance - flows) > scale):
+        problems.append("lenders' write-down allowance != charged - reversed - released")
+    by_lot = np.bincount(lots.owner[held], weights=lots.units[held] * per_unit[held], minlength=m.n)
+    if np.any(np.abs(allowance - by_lot) > scale):
+        problems.append(
+            "lenders' write-down allowance differs from the write-downs of the lots they hold "
+            "(units left without their write-down being released)"
+        )
+    net_ledger = float(
+        m.inventory_seized_usd.sum() - m.inventory_book_out_usd.sum() - allowance.sum()
+    )
+    at_lcm = float((lots.units[held] * (lots.book_value_usd_per_unit[held] - per_unit[held])).sum())
+    if not _close(net_ledger, at_lcm, float(m.inventory_seized_usd.sum())):
+        problems.append(
+            f"lenders' inventory at lower of cost or market {at_lcm:.2f} USD != seized - left - "
+            f"write-down {net_ledger:.2f} USD"
+        )
+    return problems
+
+
+def impairment_problems(m) -> list[str]:
+    """Lower of cost or market at the end of a month (after :func:`abm.finance.impairment.remeasure`;
+    empty when it holds): every lot a lender holds is written down by exactly ``max(carrying value
+    - market mark, 0)`` per unit, the mark at which the lenders' balance sheets carry it, so the
+    lenders' equity and their unrealised loss agree."""
+    lots = m.lots
+    rows = impairment.lender_lot_rows(m)
+    expected = np.maximum(lots.book_value_usd_per_unit[rows] - m.mark_market[lots.gen[rows]], 0.0)
+    if not np.allclose(lots.impairment_usd_per_unit[rows], expected, rtol=1e-9, atol=1e-6):
+        return ["a held lot's write-down differs from max(carrying value - market mark, 0)"]
+    return []
 
 
 def demand_problems(m) -> list[str]:
@@ -305,6 +371,7 @@ def all_problems(m) -> list[str]:
         + miner_gpu_problems(m)
         + loan_mark_problems(m)
         + equipment_problems(m)
+        + impairment_problems(m)
     )
 
 

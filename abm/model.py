@@ -42,6 +42,7 @@ from abm.agents.base import ACTIVE
 from abm.config import load_scenario, month_index, month_label, release_months
 from abm.counters import MonthCounters
 from abm.events import EventLog
+from abm.finance import impairment
 from abm.finance.funding import FundingState
 from abm.finance.instruments import (
     INTERBANK,
@@ -186,6 +187,11 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             "contracted_share",
             "ig_share",
             "gpu_mw",  # miners' facility MW turned into halls for their own GPUs
+            # lenders' lower-of-cost-or-market write-down of held lots (abm/finance/impairment.py)
+            "inventory_impairment_usd",
+            "inventory_impairment_charged_usd",
+            "inventory_impairment_reversed_usd",
+            "inventory_impairment_released_usd",
         ):
             setattr(self, name, np.zeros(n))
         self.appetite[self.lender_idx] = 1.0
@@ -381,6 +387,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
                 break
         lender_sheet = phases.lenders.run(self, t)  # 10
         phases.investment.run(self, t, lender_sheet)  # 11
+        impairment.remeasure(self)  # lenders' held lots at lower of cost or the month's marks
         phases.collect.collect(self, t)  # 12
         self.datacollector.collect(self)
         if self.steps >= self.months:

@@ -52,7 +52,8 @@ class RunResult:
     def summary(self) -> dict:
         """Headline numbers: defaults by type and cause, lowest clearing price / fundamental value
         (``min_price_to_fundamental``, a ratio: 0.30 is a 70 % discount; None without trades),
-        fire-sale GPUs, lender losses, runtime. Names as in ``abm.sweep.metrics.CATALOGUE``."""
+        fire-sale GPUs, lender losses (realised, unrealised on held seized lots, and both), runtime.
+        Names as in ``abm.sweep.metrics.CATALOGUE``."""
         ts, ev = self.timeseries, self.events
         last = ts.iloc[-1]
         defaults = ev[ev["event"] == "default"]
@@ -72,6 +73,10 @@ class RunResult:
             else None,
             "fire_sale_units": int(last["fire_sale_units_cum"]),
             "lender_losses_usd": float(last["lender_losses_usd"]),
+            "lender_unrealised_inventory_loss_usd": float(
+                last["lender_unrealised_inventory_loss_usd"]
+            ),
+            "lender_losses_incl_unrealised_usd": float(last["lender_losses_incl_unrealised_usd"]),
             "runtime_s": self.manifest.get("runtime_s"),
         }
 

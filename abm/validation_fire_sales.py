@@ -5,7 +5,8 @@ The setting: identical-ish neoclouds hold a common illiquid asset (GPUs) finance
 LTV covenants are tested at mark-to-market prices; forced sellers (lenders selling seized collateral,
 bankruptcy estates) accept any price above the GPUs' salvage value, so the price impact of sales comes only from the buyers'
 downward-sloping bid schedules (the inverse demand curve); bought GPUs leave this market (no supply
-recycling), and the other contagion channels are off. The initial shock is the pinned AI-demand fall.
+recycling), and the other contagion channels are off, as are the outside customers' defaults. The
+initial shock is the pinned AI-demand fall.
 
 Predictions tested in ``tests/validation/test_fire_sales.py``: the share of defaults rises with the
 price impact of sales and with the initial shock, and is higher when the market clears all forced
@@ -64,6 +65,9 @@ def fire_sale_setting(
     }
     for channel in ("funding", "credit_crunch", "margin_calls", "counterparty"):
         overrides[f"channels.{channel}"] = False
+    # and no outside shock but the demand fall (the customers' defaults were part of the
+    # counterparty switch when this setting was written)
+    overrides["shocks.customer_defaults"] = False
     for kind in LENDER_ROLES:
         overrides[f"lenders.kinds.{kind}.mark_policy"] = "market"
     return load_scenario("correlated_crash", overrides)

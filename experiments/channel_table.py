@@ -3,14 +3,16 @@
 For each channel switch of the scenario schema (``abm.config.SCHEMA["channels"]``, read at run time,
 so a new switch gets a row without editing this script) the table gives the paired difference
 "all channels on" minus "this channel off, the others on" in neocloud, miner and lender defaults
-and lender losses (USD), per replicate, and its mean over replicates with a 95 % percentile
+and lender losses (USD: realised, and realised + unrealised on seized GPUs lenders still hold at
+the end), per replicate, and its mean over replicates with a 95 % percentile
 bootstrap interval (resampling replicates, :func:`abm.sweep.intervals.mean_interval`, seeded from
 the sweep's master seed as ``abm analyze`` seeds it). The sweep uses common random numbers, so
 replicate r of every design point faces the same shock path and the difference is the channel's
 effect on that path, not seed noise.
 
 Shares. A channel's share is its marginal effect over the all-on level: the fraction of the
-all-on defaults (neocloud + miner + lender) or lender losses that disappears when that channel
+all-on defaults (neocloud + miner + lender) or lender losses (realised + unrealised: economic
+losses; the share of realised losses alone is reported beside it) that disappears when that channel
 alone is switched off (a ratio of replicate means; its interval is the bootstrap of the same
 ratio, resampling replicates jointly). Channels interact, so the marginal effects need not add up
 to the effect of all channels together: the table also reports their sum, the total
@@ -53,10 +55,15 @@ COLUMNS = (
     ("defaults_neocloud", "neocloud defaults", 1.0, "{:+.2f}"),
     ("defaults_miner", "miner defaults", 1.0, "{:+.2f}"),
     ("defaults_lender", "lender defaults", 1.0, "{:+.2f}"),
-    ("lender_losses_usd", "lender losses ($B)", 1e-9, "{:+.2f}"),
+    ("lender_losses_usd", "realised lender losses ($B)", 1e-9, "{:+.2f}"),
+    ("lender_losses_incl_unrealised_usd", "lender losses incl. unrealised ($B)", 1e-9, "{:+.2f}"),
 )
 DEFAULT_METRICS = ("defaults_neocloud", "defaults_miner", "defaults_lender")
-LOSS_METRIC = "lender_losses_usd"
+# the losses the shares are of: lenders' economic losses, realised + the unrealised loss on seized
+# GPUs still held at the end of the run (realised losses alone move with how many GPUs lenders keep
+# rather than sell, which the channels change: docs/validation.md, "Where the contagion went")
+LOSS_METRIC = "lender_losses_incl_unrealised_usd"
+REALISED_LOSS_METRIC = "lender_losses_usd"
 SUM_ROW = "sum of the marginal effects"
 TOTAL_ROW = "all channels (all on - all off)"
 INTERACTION_ROW = "interaction (total - sum)"
@@ -100,6 +107,11 @@ def read_sweep(folder: Path) -> tuple[pd.DataFrame, dict, dict[str, str]]:
             f"{folder}: common_random_numbers is false: runs at different points are not paired"
         )
     runs = pd.read_parquet(runs_path)
+    if LOSS_METRIC not in runs:
+        raise NotAChannelsSweepError(
+            f"{folder}: runs.parquet has no {LOSS_METRIC} (a sweep written before the metric "
+            "existed): run the sweep again"
+        )
     if "status" in runs:
         runs = runs[runs["status"] == "ok"]
     return runs, design, columns
@@ -256,6 +268,7 @@ def table_lines(runs: pd.DataFrame, design: dict, columns: dict[str, str]) -> li
     frames |= {s: point_values(runs, columns, frozenset({s})) for s in switches}
     frames["off"] = point_values(runs, columns, frozenset(switches))
     share_metrics = ("defaults_counted", LOSS_METRIC)
+    marginal_share_metrics = (*share_metrics, REALISED_LOSS_METRIC)
     metrics = [c[0] for c in COLUMNS] + ["defaults_counted"]
     # per metric: {row label: per-replicate effect}, and the all-on level, on common replicates
     effects: dict[str, dict[str, np.ndarray]] = {}
@@ -274,7 +287,8 @@ def table_lines(runs: pd.DataFrame, design: dict, columns: dict[str, str]) -> li
         "channel switched off",
         *(f"Δ {c[1]}" for c in COLUMNS),
         "share of defaults",
-        "share of losses",
+        "share of losses incl. unrealised",
+        "share of realised losses",
         "Shapley share of defaults",
         "Shapley share of losses",
     ]
@@ -288,7 +302,7 @@ def table_lines(runs: pd.DataFrame, design: dict, columns: dict[str, str]) -> li
             share_text(
                 ratio_interval(effects[m][label], levels[m], interval_seed(seed, 2000 + i, m))
             )
-            for m in share_metrics
+            for m in marginal_share_metrics
         ]
         for m in share_metrics:
             cells.append(shapley_share(shapley[m], frames["on"], m, label, seed, 2000 + i))
@@ -300,8 +314,9 @@ def table_lines(runs: pd.DataFrame, design: dict, columns: dict[str, str]) -> li
         "",
         f"{n} paired replicates (common random numbers) of `{design['scenario']}`, "
         f"{design['months']} months; cells: mean [95 % bootstrap interval over replicates]. "
-        "Share = effect / all-on level (defaults: neocloud + miner + lender); the Shapley shares "
-        "add up to the total row.",
+        "Share = effect / all-on level (defaults: neocloud + miner + lender; losses: realised + "
+        "unrealised on seized GPUs lenders still hold at the end); the Shapley shares add up to "
+        "the total row.",
     ]
     return lines
 

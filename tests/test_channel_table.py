@@ -25,7 +25,14 @@ _spec.loader.exec_module(channel_table)
 
 SWITCHES = list(SCHEMA["channels"])  # the table's rows come from the schema, not a list here
 DESIGN = {"master_seed": 7, "scenario": "correlated_crash", "months": 60}
-METRICS = ("defaults_neocloud", "defaults_miner", "defaults_lender", "lender_losses_usd")
+METRICS = (
+    "defaults_neocloud",
+    "defaults_miner",
+    "defaults_lender",
+    "lender_losses_usd",
+    "lender_losses_incl_unrealised_usd",
+)
+LOSSES = ("lender_losses_usd", "lender_losses_incl_unrealised_usd")
 
 
 def _frame(points: list[frozenset], value, replicates: int = 6, shuffle: int = 0) -> pd.DataFrame:
@@ -90,19 +97,22 @@ def test_shapley_shares_add_up_when_marginal_shares_do_not():
     ]
 
     def value(off, r, metric):
-        return float(a not in off and b not in off) if metric == "lender_losses_usd" else 1.0
+        return float(a not in off and b not in off) if metric in LOSSES else 1.0
 
     runs = _frame(full, value)
-    effects = channel_table.shapley_effects(runs, {s: s for s in SWITCHES}, "lender_losses_usd")
+    effects = channel_table.shapley_effects(
+        runs, {s: s for s in SWITCHES}, channel_table.LOSS_METRIC
+    )
     np.testing.assert_allclose(effects[a], 0.5)
     np.testing.assert_allclose(effects[b], 0.5)
     np.testing.assert_allclose(effects.drop(columns=[a, b]).to_numpy(), 0.0)
     lines = channel_table.table_lines(runs, DESIGN, {s: s for s in SWITCHES})
-    assert _row(lines, f"`{a}`")[6] == "100 % [100, 100]"  # marginal share of losses
-    assert _row(lines, f"`{a}`")[8] == "50 % [50, 50]"  # Shapley share of losses
-    assert _row(lines, f"`{SWITCHES[2]}`")[8] == "0 % [0, 0]"
-    assert _row(lines, channel_table.SUM_ROW)[6] == "200 % [200, 200]"
-    assert _row(lines, channel_table.TOTAL_ROW)[8] == "100 % [100, 100]"
+    assert _row(lines, f"`{a}`")[7] == "100 % [100, 100]"  # marginal share of losses
+    assert _row(lines, f"`{a}`")[8] == "100 % [100, 100]"  # ... of realised losses
+    assert _row(lines, f"`{a}`")[10] == "50 % [50, 50]"  # Shapley share of losses
+    assert _row(lines, f"`{SWITCHES[2]}`")[10] == "0 % [0, 0]"
+    assert _row(lines, channel_table.SUM_ROW)[7] == "200 % [200, 200]"
+    assert _row(lines, channel_table.TOTAL_ROW)[10] == "100 % [100, 100]"
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +141,7 @@ def test_tiny_sweep_gives_a_row_per_schema_switch(tiny_sweeps):
     lines = proc.stdout.splitlines()
     for s in SWITCHES:
         cells = _row(lines, f"`{s}`")
-        assert len(cells) == 9
+        assert len(cells) == 11
         assert "[" not in cells[1]  # 2 replicates: below MIN_REPLICATES, no interval
     # the total row equals all-on minus all-off in the sweep's own runs
     runs = pd.read_parquet(tiny_sweeps / "channels" / "runs.parquet")

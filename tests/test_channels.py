@@ -58,10 +58,18 @@ def test_margin_calls_off_means_no_margin_call_events():
     assert (on.events["event"] == "margin_call").any()
 
 
-def test_counterparty_off_means_no_contract_cuts_or_lost_leases():
+def test_counterparty_off_means_no_lost_leases_but_customers_still_default():
+    """The channel switches only the link between model agents (a tenant's default ends its host's
+    lease); the outside customers' defaults and renegotiations are shocks.customer_defaults."""
     res = abm.run("correlated_crash", seed=1, overrides={"channels.counterparty": False})
     assert not (res.events["event"] == "lease_terminated").any()
-    assert res.timeseries["contract_cuts"].sum() == 0
-    assert res.timeseries["contract_renegotiations"].sum() == 0
+    assert res.timeseries["contract_cuts"].sum() > 0
     on = abm.run("correlated_crash", seed=1)
     assert on.timeseries["contract_cuts"].sum() > 0
+
+
+def test_customer_defaults_off_means_no_contract_cuts_or_renegotiations():
+    res = abm.run("correlated_crash", seed=1, overrides={"shocks.customer_defaults": False})
+    assert res.timeseries["contract_cuts"].sum() == 0
+    assert res.timeseries["contract_renegotiations"].sum() == 0
+    assert res.timeseries["anchor_distress"].sum() == 0

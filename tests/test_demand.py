@@ -62,7 +62,7 @@ def test_demand_identity_fails_when_more_is_paid_than_demanded_or_obliged():
 
 
 def test_renewal_keeps_the_used_share_at_todays_spot_and_premium():
-    m = _model({"channels.counterparty": False})
+    m = _model({"shocks.customer_defaults": False})  # no contract cut before the renewal
     c, ct = m.cfg["compute"], m.contracts
     owned = _owned(m)
     act = np.flatnonzero(ct.active)

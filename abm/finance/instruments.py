@@ -78,6 +78,8 @@ class LotBook(Book):
         "unsold_months": (np.int64, 0),
         # bought units used outside this market (exported, internal use): no rent, no supply here
         "exported": (np.bool_, False),
+        # a lender's lower-of-cost-or-market write-down per unit held (abm/finance/impairment.py)
+        "impairment_usd_per_unit": (np.float64, 0.0),
     }
 
     SCAN_ABOVE_LOANS = 32  # rows_of_loans: beyond this many loans a full scan beats the index

@@ -12,6 +12,9 @@ Per agent (USD, arrays on the model): ``inventory_seized_usd`` (carrying value o
 ``inventory_book_out_usd`` (carrying value of units that left), ``inventory_proceeds_usd`` (cash they
 brought) and ``inventory_loss_usd`` (book out - proceeds). ``abm.invariants`` checks that what
 entered less what left is the carrying value still held.
+
+The loss on units still held (their cost above the market marks) is an unrealised write-down,
+measured monthly by :mod:`abm.finance.impairment` and released here when the units leave.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import LENDER
+from abm.finance import impairment
 
 
 def book_seizures(m, lenders: list[int], values_usd: list[float]) -> None:
@@ -42,6 +46,7 @@ def book_sales(
     proceeds = q * price_usd
     np.add.at(m.inventory_book_out_usd, who, book)
     np.add.at(m.inventory_proceeds_usd, who, proceeds)
+    impairment.release(m, who, rows, q)  # the unrealised write-down becomes realised here
     record_losses(m, who, book - proceeds, m.inventory_loss_usd)
 
 
@@ -71,6 +76,7 @@ def retire_units(
         book = units[is_lender] * m.lots.book_value_usd_per_unit[rows[is_lender]]
         np.add.at(m.inventory_book_out_usd, who, book)
         np.add.at(m.inventory_proceeds_usd, who, proceeds[is_lender])
+        impairment.release(m, who, rows[is_lender], units[is_lender])
         record_losses(m, who, book - proceeds[is_lender], m.inventory_loss_usd)
 
 

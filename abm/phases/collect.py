@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.config import month_label
-from abm.finance import loan_marks
+from abm.finance import impairment, loan_marks
 from abm.finance.loan_marks import LOAN_CLASSES
 
 BASE_COLUMNS = (
@@ -51,6 +51,9 @@ BASE_COLUMNS = (
     "loans_sold_usd_cum",
     "loan_markdown_usd",
     *(f"loan_mark_{c}" for c in LOAN_CLASSES),
+    # lenders' unrealised write-down of the seized lots they hold, and realised + that
+    "lender_unrealised_inventory_loss_usd",
+    "lender_losses_incl_unrealised_usd",
 )
 
 
@@ -110,6 +113,9 @@ def collect(m, t: int) -> None:
         "loans_sold_usd_cum": float(m.funding_state.loans_sold_usd.sum()),
         "loan_markdown_usd": float(loan_marks.markdown_usd(m)[lenders].sum()),
         **{f"loan_mark_{c}": float(m.loan_marks.mark[k]) for k, c in enumerate(LOAN_CLASSES)},
+        "lender_unrealised_inventory_loss_usd": impairment.unrealised_loss_usd(m),
+        "lender_losses_incl_unrealised_usd": m.lender_losses_usd
+        + impairment.unrealised_loss_usd(m),
         "min_discount": float(np.nanmin(m.this_month.min_discount))
         if np.isfinite(m.this_month.min_discount).any()
         else np.nan,

@@ -303,7 +303,7 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
 
     Only contracts of active providers can change; the tests run on those rows (``act``), while the
     draws cover every contract and anchor so that their alignment does not depend on who is active
-    or on the counterparty channel. ``owned``: in-service units by (generation, agent), G x n."""
+    or on ``shocks.customer_defaults`` (off: no customer defaults or renegotiates). ``owned``: in-service units by (generation, agent), G x n."""
     c = m.cfg["compute"]
     ct = m.contracts
     act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
@@ -323,14 +323,14 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
     p_grade = np.array(
         [_monthly_prob(p_small), _monthly_prob(c["ig_customer_default_prob_per_year"])]
     )
-    # drawn whatever the channel, so switching it keeps every other draw aligned
+    # drawn whatever the switch, so switching it keeps every other draw aligned
     draws = m.rng.random(ct.n)
     reneg_draws = m.rng.random(ct.n)
     anchor_distressed = m.rng.random(m.cfg["neoclouds"]["anchor_customers"]) < _monthly_prob(
         p_small
     )
-    channel = bool(m.cfg["channels"]["counterparty"])
-    if channel:
+    # an outside shock with its own switch (not channels.counterparty: no model agent is its source)
+    if m.cfg["shocks"]["customer_defaults"]:
         ig = ct.investment_grade.take(act)
         anchor = ct.anchor.take(act)
         of_anchor = anchor >= 0
@@ -359,7 +359,7 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
             ((rent[reneg] - today[reneg]) * ct.units.take(cand[reneg]) * c["hours_per_month"]).sum()
         )
         ct.rent_per_gpu_hour[cand[reneg]] = today[reneg]
-    else:  # channel off: nothing is cut or renegotiated
+    else:  # customers' defaults off: nothing is cut or renegotiated
         kept = act
     rows = kept[ct.end_month.take(kept) <= t]
     if len(rows):

@@ -122,6 +122,22 @@ CATALOGUE: dict[str, Metric] = {
         unit="ratio",
     ),
     "outside_funder_losses_usd": Metric("losses passed to lenders' outside funders", unit="USD"),
+    "lender_unrealised_inventory_loss_usd": Metric(
+        "lenders' unrealised loss at the end of the run on the seized lots they still hold: carrying "
+        "value above the market marks, lower of cost or market (abm/finance/impairment.py)",
+        unit="USD",
+        computed_in=_SUMMARY,
+    ),
+    "lender_losses_incl_unrealised_usd": Metric(
+        "lenders' economic losses: realised credit losses (lender_losses_usd) + the unrealised "
+        "loss on seized lots still held at the end of the run, each dollar once",
+        unit="USD",
+        computed_in=_SUMMARY,
+    ),
+    "lender_loss_rate_incl_unrealised": Metric(
+        "lender_losses_incl_unrealised_usd / lenders' starting capital (can exceed 1)",
+        unit="ratio",
+    ),
     "lender_recovery_rate": Metric(
         "1 - write-offs / defaulted borrower debt; NaN without borrower defaults",
         **_SHARE,
@@ -299,6 +315,12 @@ def run_metrics(result) -> dict[str, float]:
     out["lender_capital_start_usd"] = capital0
     out["lender_loss_rate"] = losses / capital0 if capital0 > 0 else float("nan")
     out["outside_funder_losses_usd"] = float(ts["outside_funder_losses_usd"].iloc[-1])
+    unrealised = float(ts["lender_unrealised_inventory_loss_usd"].iloc[-1])
+    out["lender_unrealised_inventory_loss_usd"] = unrealised
+    out["lender_losses_incl_unrealised_usd"] = losses + unrealised
+    out["lender_loss_rate_incl_unrealised"] = (
+        (losses + unrealised) / capital0 if capital0 > 0 else float("nan")
+    )
     borrower_defaults = ev[(ev["event"] == "default") & (ev["agent_type"] != "lender")]
     defaulted_debt = float(borrower_defaults["amount_usd"].sum())
     written_off = float(ev.loc[ev["event"] == "write_off", "amount_usd"].sum())
