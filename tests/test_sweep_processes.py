@@ -39,9 +39,9 @@ timeseries = true
 """
 
 
-def _experiment(tmp_path):
+def _experiment(tmp_path, months: int = 12):
     path = tmp_path / "exp.toml"
-    path.write_text(TINY)
+    path.write_text(TINY.replace("months = 12", f"months = {months}"))
     return path
 
 
@@ -185,7 +185,9 @@ def test_a_signalled_sweep_stops_its_workers_and_resumes(tmp_path, sig, code):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    exp_path = _experiment(tmp_path)
+    # 60-month runs (~0.3 s each, 8 runs on 2 workers): the sweep is still running when its first
+    # part appears (12-month runs finished before the signal once the model got faster)
+    exp_path = _experiment(tmp_path, months=60)
     out = tmp_path / "signalled"
     env = {**os.environ, "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-m", "abm.cli", "sweep", str(exp_path), "--out", str(out)]
