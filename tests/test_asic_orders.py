@@ -12,6 +12,7 @@ from abm.finance.instruments import GPU_TERM
 from abm.invariants import all_problems
 from abm.model import AIComputeCreditModel
 from abm.phases import asic_orders
+from abm.vocabulary import EVENTS
 from abm.world import lenders_of_kind
 from abm.world_miner_asics import machine_lender_kinds
 
@@ -150,3 +151,4 @@ def test_order_book_identities_every_month_of_asic_2022(seed):
         assert all_problems(m) == []
     ob = m.asic_orders
     assert ob.units_delivered > 0 and not ob.open.any()
+    assert {row[2] for row in m.events.rows} <= set(EVENTS)

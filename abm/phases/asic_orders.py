@@ -220,8 +220,11 @@ def deliver_orders(m, t: int, capacity_left: np.ndarray) -> None:
         ob.deposits_applied_usd += applied
         ob.deposits_forfeited_usd += forfeited
         ob.units_forfeited += units - taken
+        if taken < units:
+            m.events.add(
+                t, "asic_order_forfeit", i, amount=forfeited, units=units - taken, price=price
+            )
         if taken == 0:
-            m.events.add(t, "asic_order_forfeit", i, amount=forfeited, units=units, price=price)
             continue
         loan *= share
         paid = taken * price - applied  # the balance of the machines taken
