@@ -553,6 +553,23 @@ SCHEMA: dict[str, Any] = {
             "float", 0.0, 1.0, "machine-backed loans: fixed rate per year"
         ),
         "asic_loan_tenor_months": F("int", 1, 120, "machine-backed loans amortise over this"),
+        # miners' ASIC orders (abm/phases/asic_orders.py; inert without ASIC generations)
+        "asic_order_hurdle": F(
+            "float",
+            0.0,
+            2.0,
+            "order new ASICs when fundamental value / list price - 1 exceeds this",
+        ),
+        "asic_order_deposit_share": F(
+            "float", 0.0, 1.0, "deposit paid to the vendor at order, share of the price"
+        ),
+        "asic_order_lead_months": F("int", 0, 36, "months from an ASIC order to its delivery"),
+        "asic_orders_outstanding_share": F(
+            "float", 0.0, 10.0, "ASICs on order at start, TH/s as a share of the installed fleet's"
+        ),
+        "asic_initial_orders_delivery_months": F(
+            "int", 0, 36, "orders on the books at start arrive in equal batches over these months"
+        ),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),

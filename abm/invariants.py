@@ -54,6 +54,7 @@ from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
 from abm.finance.instruments import GPU_TERM, INTERBANK
+from abm.phases.asic_orders import order_book_problems
 
 
 def check(m, tol_usd: float = 1e-3) -> list[str]:
@@ -372,6 +373,7 @@ def all_problems(m) -> list[str]:
         + loan_mark_problems(m)
         + equipment_problems(m)
         + impairment_problems(m)
+        + order_book_problems(m)
     )
 
 

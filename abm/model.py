@@ -58,6 +58,7 @@ from abm.markets.asic import AsicEconomics, check_pinned_paths, generation_array
 from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
 from abm.markets.shocks import Shocks
+from abm.phases.asic_orders import AsicOrderBook
 from abm.valuation import Valuation
 from abm.world_miner_asics import build_miner_asic_fleets
 from abm.world_miner_gpus import build_miner_gpu_fleets
@@ -213,6 +214,11 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.tranche_row = np.full(n, -1, dtype=np.int64)
         self.tranche_lot = np.full(n, -1, dtype=np.int64)
         self.tranche_lot_gen = np.full(n, -1, dtype=np.int64)
+        # miners' ASIC orders (abm/phases/asic_orders.py): the order book, each miner's mining-site
+        # MW (filled by its ASIC lots and orders) and its deposits held on open orders (USD)
+        self.asic_orders = AsicOrderBook()
+        self.asic_site_mw = np.zeros(n)
+        self.asic_deposits_usd = np.zeros(n)
         # each provider's open customer contract per grade (0 non-IG, 1 IG, 2 its anchor customer)
         # and when it opened
         self.contract_row = np.full((n, 3), -1, dtype=np.int64)

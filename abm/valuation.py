@@ -299,6 +299,8 @@ class Valuation:
         assets = (
             self.acct.cash + btc * self.crypto.price_usd + inventory + self.site_value_usd + claims
         )
+        if self.asic_orders.n:  # deposits on ASIC orders: prepayments to the vendor (asset)
+            assets = assets + self.asic_deposits_usd
         liabilities = debt + deferred + self.outside_funding_usd
         return {
             "assets": assets,

@@ -44,6 +44,11 @@ EVENTS: tuple[str, ...] = (
     "loan_sale",
     # loan marks (abm/finance/loan_marks.py): a loan class re-marked in a lender's book
     "loan_mark",
+    # miners' ASIC orders (abm/phases/asic_orders.py): an order placed, machines delivered, an order
+    # (or its unpaid part) forfeited
+    "asic_order",
+    "asic_delivery",
+    "asic_order_forfeit",
 )
 #: Causes of a default (column ``cause`` of a ``default`` event; other events may carry one too).
 CAUSES: tuple[str, ...] = (

@@ -59,6 +59,8 @@ def build_miner_asic_fleets(m, load: np.ndarray) -> None:
         else set()
     )
     gens = np.flatnonzero(mix)
+    released = np.flatnonzero(m.is_asic & (m.release_month <= 0))
+    newest = int(released[np.argmax(m.release_month[released])]) if len(released) else -1
     for i in m.miner_idx.tolist():
         th = m.hashrate_eh[i] * 1e6
         units_by_gen = np.floor(th * mix / np.maximum(m.th_per_unit, 1e-9)).astype(np.int64)
@@ -66,6 +68,10 @@ def build_miner_asic_fleets(m, load: np.ndarray) -> None:
         m.mining_mw[i] = 0.0
         pledged_share = _uniform(rng, mc["asic_loan_fleet_share"], 1)[0] if i in borrowers else 0.0
         lender = _choose_lenders(m, lenders, 1, load)[0] if i in borrowers else -1
+        # the miner's mining sites: the MW its fleet fills (abm/phases/asic_orders.py)
+        m.asic_site_mw[i] = float((units_by_gen * m.kw).sum()) / 1000.0
+        if newest >= 0:
+            seed_initial_orders(m, i, float((units_by_gen * m.th_per_unit).sum()), newest)
         for g in gens:
             units = int(units_by_gen[g])
             if units <= 0:
@@ -125,3 +131,39 @@ def _machine_loan(m, i: int, lender: int, units: int, g: int, cost: float, acqui
             origination_month=acquired,
         )[0]
     )
+
+
+def seed_initial_orders(m, i: int, th_installed: float, g: int) -> None:
+    """Orders miner ``i`` has on the books at the start (built with its fleet,
+    :func:`build_miner_asic_fleets`): ``miners.asic_orders_outstanding_share``
+    x its installed TH/s (``th_installed``) in machines of generation ``g`` (the newest released by
+    the start) at its list price, delivered in equal monthly batches over months
+    ``1..asic_initial_orders_delivery_months``. Their deposits (``asic_order_deposit_share``) were
+    paid before the start (out of the cash the miner no longer has: no cash moves here) and are
+    held as the miner's asset; its site MW grows by their MW (the sites being built for them)."""
+    mc = m.cfg["miners"]
+    total = int(np.floor(mc["asic_orders_outstanding_share"] * th_installed / m.th_per_unit[g]))
+    months = int(mc["asic_initial_orders_delivery_months"])
+    if total <= 0 or months <= 0:
+        return
+    batches = np.full(months, total // months, dtype=np.int64)
+    batches[: total % months] += 1
+    batches = batches[batches > 0]
+    months_at = np.arange(1, len(batches) + 1)
+    price = float(m.list_price[g])
+    deposit = batches * price * mc["asic_order_deposit_share"]
+    ob = m.asic_orders
+    ob.add(
+        miner=i,
+        gen=g,
+        units=batches,
+        price_usd_per_unit=price,
+        deposit_usd=deposit,
+        order_month=-1,
+        delivery_month=months_at,
+        open=True,
+    )
+    ob.deposits_paid_usd += float(deposit.sum())
+    ob.units_ordered += int(batches.sum())
+    m.asic_deposits_usd[i] += float(deposit.sum())
+    m.asic_site_mw[i] += float(batches.sum()) * m.kw[g] / 1000.0

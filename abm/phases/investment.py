@@ -10,6 +10,7 @@ from abm import network, policy
 from abm.agents.base import ACTIVE
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import GPU_TERM, PROJECT, SENIOR_SECURED
+from abm.phases import asic_orders
 from abm.phases.lenders import top_up_liquidity
 from abm.world import lenders_of_kind, match_cumulative
 
@@ -27,6 +28,7 @@ def run(m, t: int, lender_sheet: tuple[np.ndarray, np.ndarray] | None = None) ->
     m.credit_supply_usd = float(capacity_left.sum())
     _expand_fleets(m, t, capacity_left)
     _convert_sites(m, t, capacity_left)
+    asic_orders.run(m, t, capacity_left)  # miners' ASIC orders and deliveries (ODD 7.22)
     top_up_liquidity(m)
 
 
