@@ -45,7 +45,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, FAILED, LENDER
 from abm.events import PARENTS
-from abm.finance import loan_marks
+from abm.finance import loan_marks, other_assets
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -305,6 +305,7 @@ def all_problems(m) -> list[str]:
         + miner_gpu_problems(m)
         + loan_mark_problems(m)
         + equipment_problems(m)
+        + other_assets.other_assets_problems(m)
     )
 
 
