@@ -44,8 +44,8 @@ def start_other_assets_usd(m) -> np.ndarray:
 
 def pay_interest(m) -> None:
     """The month's interest on other assets: ``other_assets_usd`` x (base rate + the kind's
-    ``loan_spread``) / 12 paid by the ``crypto_borrowers`` sector to active lenders holding them
-    (a failed lender's estate keeps collecting for its creditors)."""
+    ``loan_spread``) / 12 paid by the ``crypto_borrowers`` sector to every lender holding them,
+    failed or not (a failed lender's estate keeps collecting for its creditors)."""
     lenders = m.lender_idx
     held = m.other_assets_usd[lenders]
     if not held.any():
