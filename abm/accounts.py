@@ -25,6 +25,7 @@ SECTORS = (
     "policy_authority",  # funds the buyer of last resort (abm/policy.py), when that lever is on
     "fund_investors",  # investors of HY and private-credit funds: receive redemptions at NAV
     "gpu_servicers",  # lease out lenders' seized GPUs for a share of the rent
+    "crypto_borrowers",  # owe crypto lenders their loans outside the modelled world (interest)
 )
 
 

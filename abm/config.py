@@ -152,6 +152,14 @@ LENDER_KIND = {
     "marks_loans_to_market": F(
         "bool", doc="carries performing loans at its class's loan mark (fair value), else principal"
     ),
+    # the rest of a crypto lender's balance sheet (abm/finance/other_assets.py)
+    "other_assets_to_mining_book": F(
+        "float",
+        0.0,
+        50.0,
+        "assets held outside the modelled world (a crypto lender's other loans and positions, "
+        "illiquid in a run) / its loans to miners at the start (0: none)",
+    ),
 }
 
 BUYER_KIND = {

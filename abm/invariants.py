@@ -49,7 +49,7 @@ import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, FAILED, LENDER
 from abm.events import PARENTS
-from abm.finance import impairment, loan_marks
+from abm.finance import impairment, loan_marks, other_assets
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -374,6 +374,7 @@ def all_problems(m) -> list[str]:
         + equipment_problems(m)
         + impairment_problems(m)
         + order_book_problems(m)
+        + other_assets.other_assets_problems(m)
     )
 
 

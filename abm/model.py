@@ -252,6 +252,8 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         # and outside funding (filled in the lender phase; the market phase makes a lender with a
         # need sell seized GPUs at the best bid), and its runs, redemptions and caps
         self.funding_need_usd = np.zeros(n)
+        # a crypto lender's assets outside the modelled world (USD; abm/finance/other_assets.py)
+        self.other_assets_usd = np.zeros(n)
         self.funding_state = FundingState(n)
         # loan marks by class and who carries loans at them (abm/finance/loan_marks.py)
         self.loan_marks = LoanMarkState(n, self.lk["marks_loans_to_market"] > 0)

@@ -252,7 +252,7 @@ class Valuation:
         """Total assets of every lender (USD), lender rows only. ``parts``: the current
         :meth:`claims_and_inventory`, when the caller has them."""
         claims, inventory = self.claims_and_inventory() if parts is None else parts
-        return (self.acct.cash + claims + inventory)[self.lender_idx]
+        return (self.acct.cash + claims + inventory + self.other_assets_usd)[self.lender_idx]
 
     def lender_liabilities(self) -> np.ndarray:
         """What every lender owes (USD, lender rows): outside funding plus open interbank loans."""
@@ -298,7 +298,7 @@ class Valuation:
         )
         assets = (
             self.acct.cash + btc * self.crypto.price_usd + inventory + self.site_value_usd + claims
-        )
+        ) + self.other_assets_usd
         if self.asic_orders.n:  # deposits on ASIC orders: prepayments to the vendor (asset)
             assets = assets + self.asic_deposits_usd
         liabilities = debt + deferred + self.outside_funding_usd

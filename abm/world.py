@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abm.finance import other_assets
 from abm.finance.book import PendingRows, sums_by_key
 from abm.finance.instruments import (
     BTC_LOAN,
@@ -488,8 +489,10 @@ def build_lender_funding(m, load: np.ndarray) -> None:
     # order bincount would add them in, so the same sums as a bincount over the book at each turn)
     assets_of = np.bincount(loans.lender, weights=loans.principal_usd, minlength=m.n)
     interbank_loans = PendingRows(loans)
+    # a crypto lender's assets outside the modelled world are funded like its loans
+    m.other_assets_usd[:] = other_assets.start_other_assets_usd(m)
     for i in order:
-        assets_loans = assets_of[i]
+        assets_loans = assets_of[i] + m.other_assets_usd[i]
         cash = lc["initial_cash_share_of_loans"] * assets_loans + lc["initial_cash_floor_usd"]
         debt = (1.0 - m.lk["capital_ratio"][i]) * (assets_loans + cash)
         m.acct.cash[i] = cash

@@ -9,6 +9,18 @@ chains 0. No lender of any kind ends a month with a funding need in those seeds 
 from cash and 2-7 loan sales per seed), so even with every kind selling seized lots before loans
 there is no forced sale (measured: 0 trades naming a run, redemption or margin call). The emergent frequency is a strict expected failure; the machinery is tested on a
 FORCED set-up (:func:`forced_run`), declared as such.
+
+asic_2022 (the 2021-22 backtest, seeds 0-19), with crypto lenders' deposits sized from their whole
+balance sheet (abm/finance/other_assets.py: assets outside the model, 7 x the mining book, illiquid in
+a run): depositors run from month 7 (June 2022) in every seed, a running lender has a funding need
+in every seed and fails for illiquidity in every seed (both crypto lenders in 14; 27 of the 34
+failures in month 8, July 2022); it sells seized rigs naming its run in 14 seeds
+(months 8-9); LTV breaches or accelerations naming those sales in 3 (seeds 2, 9, 17: 7 miners);
+every one of those miners repays the accelerated loan from cash, and 26 of the 28 miner defaults
+come by the run month (8 of 28 name other sellers' trades, none forced by a run), so chains 0
+(strict xfail below).
+Before that sizing (deposits = 0.8 x the mining book): no funding need in any seed, no sale naming
+a run, no chain.
 """
 
 from __future__ import annotations
@@ -21,14 +33,18 @@ from abm import invariants, load_scenario
 from abm.agents.base import MINER
 from abm.analysis import CHAIN_COLUMNS, run_sale_chains
 from abm.events import parse_parent_ids
-from abm.finance import resolution
+from abm.finance import other_assets, resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
-from abm.finance.instruments import GPU_TERM
+from abm.finance.instruments import GPU_TERM, INTERBANK
 from abm.model import AIComputeCreditModel
 from abm.results import run
 from abm.world import equipment_lender_kinds
 
 SEEDS = range(12)  # declared seed set, correlated_crash and the forced set-up
+ASIC_SEEDS = range(20)  # declared seed set, asic_2022
+JUNE_2022 = (
+    7  # asic_2022 starts 2021-11: month 7 is June 2022 (Celsius paused withdrawals on 12 June)
+)
 
 #: FORCED set-up (not a packaged scenario): every miner owns a GPU hall, crypto lenders are the
 #: only equipment lenders of miners and also lend against neoclouds' GPUs (banks, private credit
@@ -152,14 +168,133 @@ def test_depositor_runs_happen_in_every_crash_seed(crash_runs):
 @pytest.mark.slow  # 12 runs
 @pytest.mark.xfail(
     strict=True,
-    reason="no Celsius-style chain emerges in correlated_crash seeds 0-11: crypto lenders' "
-    "equipment book is miners' GPU halls only (3 of 10 miners, 2-10 % of their MW; rigs are not "
-    "lots before ASIC lots merge) and they seize GPUs in 1 of 12 seeds (seed 3, month 27, 13 "
+    reason="no Celsius-style chain emerges in correlated_crash seeds 0-11 (a 2025 world: miners "
+    "hold no ASIC lots): crypto lenders' equipment book is miners' GPU halls only (3 of 10 "
+    "miners, 2-10 % of their MW) and they seize GPUs in 1 of 12 seeds (seed 3, month 27, 13 "
     "months into the run); and no lender of any kind ends a month with a funding need in any "
-    "seed (withdrawals are met from cash and 2-7 loan sales per seed): no forced sale",
+    "seed (withdrawals are met from cash and 2-7 loan sales per seed; the crypto lenders have no "
+    "assets outside the model in the 2025 scenarios): no forced sale",
 )
 def test_a_run_sale_default_chain_emerges_in_some_crash_seed(crash_runs):
     assert sum(len(run_sale_chains(r.events)) > 0 for r in crash_runs.values()) >= 1
+
+
+# ------------------------------------------ asic_2022: a crypto lender sized from its balance sheet
+
+
+@pytest.fixture(scope="module")
+def asic_runs():
+    return {s: run("asic_2022", seed=s) for s in ASIC_SEEDS}
+
+
+def _names_any(parent_ids: pd.Series, ids: set) -> bool:
+    """Whether any event of ``parent_ids`` (its parent_event_ids column) names one of ``ids``."""
+    return any(any(x in ids for x in parse_parent_ids(p)) for p in parent_ids)
+
+
+def _crypto_lenders(m) -> np.ndarray:
+    kind = m.lender_kind[m.lender_idx]
+    return m.lender_idx[kind == m.lender_kind_names.index("crypto_lender")]
+
+
+def test_crypto_lenders_deposits_are_sized_from_their_whole_balance_sheet():
+    """asic_2022 at the start: a crypto lender holds assets outside the model worth 7 x its loans to
+    miners, and its deposits fund them (balance sheet: loans + other assets + cash = equity +
+    deposits at its capital ratio), so its deposits are several times its mining book (before
+    other assets they were 0.8-0.9 x: a run could not outgrow its cash and loan repayments)."""
+    m = AIComputeCreditModel(load_scenario("asic_2022"), rng=0, months=1)
+    loans = m.loans
+    for i in _crypto_lenders(m):
+        mine = (loans.lender == i) & (loans.kind != INTERBANK)
+        book = loans.principal_usd[mine & (m.type[loans.borrower] == MINER)].sum()
+        assert book > 0
+        assert m.other_assets_usd[i] == pytest.approx(7.0 * book)
+        assets = loans.principal_usd[mine].sum() + m.other_assets_usd[i] + m.acct.cash[i]
+        debt = (1.0 - m.lk["capital_ratio"][i]) * assets
+        assert m.outside_funding_usd[i] == pytest.approx(debt)
+        assert m.outside_funding_usd[i] > 5.0 * book
+    others = np.setdiff1d(np.arange(m.n), _crypto_lenders(m))
+    assert not m.other_assets_usd[others].any()
+    # the 2025 scenarios: no assets outside the model
+    m = AIComputeCreditModel(load_scenario("correlated_crash"), rng=0, months=1)
+    assert not m.other_assets_usd.any()
+
+
+def test_other_assets_stay_at_par_and_pay_the_loan_rate():
+    """Illiquid within a run: other assets neither move nor sell over the backtest's first year;
+    the ``crypto_borrowers`` sector pays their interest (base rate + the kind's loan spread) and
+    nothing else; the invariant catches other assets on an agent of another kind."""
+    m = AIComputeCreditModel(load_scenario("asic_2022"), rng=0)
+    held = m.other_assets_usd.copy()
+    crypto = _crypto_lenders(m)
+    expected = 0.0
+    for _ in range(12):
+        expected += float((held[crypto] * (m.base_rate + m.lk["loan_spread"][crypto]) / 12.0).sum())
+        m.step()
+        assert invariants.all_problems(m) == []
+    assert np.array_equal(m.other_assets_usd, held)
+    assert m.acct.sector_cash_in["crypto_borrowers"] > 0
+    # within the base rate's drift over a month (the rate is read before and paid after the step)
+    assert m.acct.sector_cash_in["crypto_borrowers"] == pytest.approx(expected, rel=0.05)
+    assert other_assets.other_assets_problems(m) == []
+    m.other_assets_usd[m.miner_idx[0]] = 1.0
+    assert other_assets.other_assets_problems(m)
+
+
+@pytest.mark.slow  # 20 runs
+def test_asic_2022_runs_leave_the_crypto_lender_short_from_june_2022(asic_runs):
+    """Measured, seeds 0-19: depositors first run in month 7 (June 2022, BTC 65 % below its
+    November high) in every seed; a crypto lender ends a month with a funding need in every seed
+    and fails for illiquidity in every seed (both in 14; Celsius filed in July 2022). Before its
+    deposits were sized from its whole balance sheet: runs from month 2 in 6 seeds, no need and
+    no failure in any seed."""
+    with_need = failed = 0
+    for r in asic_runs.values():
+        m, ev = r.model, r.events
+        crypto = m.agent_ids[_crypto_lenders(m)]  # the events' agent ids
+        runs = ev[(ev.event == "depositor_run") & ev.agent_id.isin(crypto)]
+        assert runs.month.min() == JUNE_2022
+        ids = set(runs.event_id)
+        with_need += _names_any(ev[ev.event == "loan_sale"].parent_event_ids, ids)
+        gone = ev[(ev.event == "default") & ev.agent_id.isin(crypto)]
+        failed += bool((gone.cause == "illiquidity").any())
+    assert with_need >= 18
+    assert failed >= 18
+
+
+@pytest.mark.slow  # 20 runs
+def test_asic_2022_forced_rig_sales_name_the_run_and_some_re_marks_name_them(asic_runs):
+    """Measured, seeds 0-19: the running crypto lender sells seized rigs naming its own run in 14
+    seeds (months 8-9: it seized them in its miners' defaults of months 2-7); covenant breaches or
+    accelerations of other miners' machine loans name those sales in 3 (seeds 2, 9, 17)."""
+    sold = remarked = 0
+    for r in asic_runs.values():
+        ev = r.events
+        trades = forced_trades(ev)
+        by_id = ev.set_index("event_id")
+        own = [
+            any(by_id.at[p, "agent_id"] == seller for p in parse_parent_ids(parents)
+                if by_id.at[p, "event"] == "depositor_run")
+            for parents, seller in zip(trades.parent_event_ids, trades.agent_id, strict=True)
+        ]  # fmt: skip
+        assert all(own)
+        sold += len(trades) > 0
+        ids = set(trades.event_id)
+        remarked += _names_any(
+            ev[ev.event.isin(["covenant_breach", "acceleration"])].parent_event_ids, ids
+        )
+    assert sold >= 10
+    assert remarked >= 2
+
+
+@pytest.mark.slow  # 20 runs
+def test_a_run_sale_default_chain_emerges_in_some_asic_2022_seed(asic_runs):
+    """A Celsius-style chain, emergent: measured in 2 of asic_2022 seeds 0-19 (seeds 9 and 17, the
+    default in 2022-08) once miners' ASIC orders outstanding at the start are delivered on credit
+    (the asicinvest merge). Before that merge no seed had one: the run's forced sales re-marked 7
+    miners in 3 seeds, and every one repaid the accelerated machine loan from cash; the weak miners
+    had defaulted before the run's sales."""
+    assert sum(len(run_sale_chains(r.events)) > 0 for r in asic_runs.values()) >= 1
 
 
 # -------------------------------------------------------------------------- FORCED: the machinery

@@ -133,8 +133,9 @@ def test_cli_formats_and_prefix(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["parameter", "value", "allowed", "unit", "source"]
     # the 22 fields of a lender kind (5 of finite funding, 2 of appraisal beliefs, 2 of
-    # equipment lending and the forced sale after a run, 1 of loan marks)
-    assert len(lines) == 1 + 22
+    # equipment lending and the forced sale after a run, 1 of loan marks, 1 of assets outside
+    # the model)
+    assert len(lines) == 1 + 23
 
 
 @pytest.mark.parametrize(

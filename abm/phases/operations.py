@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
-from abm.finance import losses
+from abm.finance import losses, other_assets
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.phases.asic_mining import mine_asic_lots
 
@@ -188,6 +188,7 @@ def run(m, t: int) -> np.ndarray:
         / 12.0
     )
     acct.to_sector("outside_funders", lenders, funding_cost)
+    other_assets.pay_interest(m)  # a crypto lender's loans outside the model pay interest
     acct.from_sector(
         "money_market", lenders, np.maximum(acct.cash[lenders], 0.0) * m.base_rate / 12.0
     )
