@@ -212,9 +212,9 @@ def test_capital_figure_plots_capital_ratios_and_sector_totals(crash):
     sector = fig.axes[-1]
     assert len(lender_axes) == idx.shape[1]  # one small panel per lender
     failed = crash.agents_with_status(crash.months[-1], "failed")
-    # (with loan prices set by the buying lenders' cash, the thin crypto lenders 25 and 26 sell BTC
-    # loans at 0.86-0.93 of principal in months 18-22 and fail too)
-    assert failed == {17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28}
+    # (measured on the model merged this session: nine lenders fail from month 11; the thin crypto
+    # lenders 25 and 26, which failed on the loan-sale branch alone, survive on the merged model)
+    assert failed == {17, 19, 20, 21, 22, 23, 24, 27, 28}
     for ax in lender_axes:
         title = ax.get_title(loc="left")
         lid = int(title.split()[1])
