@@ -124,7 +124,7 @@ RUN_MEASURES: dict[str, tuple[str, str]] = {
         "%",
     ),
     "machine_loans_defaulted_share_pct": (
-        "machine-backed loans defaulted, share of the starting book (principal)",
+        "machine-backed claims at default, share of the starting machine-backed book (principal)",
         "%",
     ),
 }
@@ -187,7 +187,11 @@ def _parents(text) -> set[int]:
 
 def _machine_loans(result, first_marks: dict, last_marks: dict) -> dict:
     """Seizures, sales and recoveries on machine-backed loans (kind ``GPU_TERM``) of defaulted
-    miners: see docs/validation.md for the definitions."""
+    miners, per lender-borrower pair with such a loan: see docs/validation.md for the definitions.
+
+    The claim at default is read from the events (claim reduction at seizure, write-offs) and the
+    principal still claimed, not from the loan rows: a loan fully covered by its seizure ends
+    ``repaid``, like one prepaid before the default, so the rows alone cannot tell them apart."""
     m, ev = result.model, result.events
     index_of = {int(u): k for k, u in enumerate(np.asarray(m.agent_ids).tolist())}
     loans, lots = m.loans, m.lots
@@ -208,7 +212,6 @@ def _machine_loans(result, first_marks: dict, last_marks: dict) -> dict:
     start_principal = np.asarray(m.start_snapshot["principal_usd"], dtype=float)
     n0 = len(start_principal)
     book = float(start_principal[kind[:n0] == GPU_TERM].sum())
-    defaulted_start = float(start_principal[machine_defaulted[:n0]].sum())
 
     seizures = ev[(ev["event"] == "seizure") & ev["counterparty_id"].isin(defaults["agent_id"])]
     trades = ev[ev["event"] == "trade"]
@@ -257,7 +260,7 @@ def _machine_loans(result, first_marks: dict, last_marks: dict) -> dict:
         "recovery_share_of_2021_value_pct": 100.0 * recovered / value_2021
         if value_2021 > 0
         else np.nan,
-        "machine_loans_defaulted_share_pct": 100.0 * defaulted_start / book if book > 0 else np.nan,
+        "machine_loans_defaulted_share_pct": 100.0 * claim / book if book > 0 else np.nan,
     }
 
 

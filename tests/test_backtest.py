@@ -168,8 +168,8 @@ def test_recoveries_on_machine_backed_loans():
     assert run["recovery_share_of_principal_pct"] == pytest.approx(75.0)
     # first-month value of the 3 seized S19: 3 x 1900 = 5700
     assert run["recovery_share_of_2021_value_pct"] == pytest.approx(100 * 3000 / 5700)
-    # starting machine book 5000 + 3000; the defaulted loan started at 5000
-    assert run["machine_loans_defaulted_share_pct"] == pytest.approx(62.5)
+    # claims at default 4000 over the starting machine-backed book 5000 + 3000
+    assert run["machine_loans_defaulted_share_pct"] == pytest.approx(50.0)
 
 
 def test_comparison_reports_median_and_10_90_over_runs_with_the_measure():
