@@ -346,9 +346,11 @@ def comparison_table(results, rec: Record | None = None) -> pd.DataFrame:
 
     ``results``: runs (as for :func:`model_series`) or a :class:`ModelSeries`. Columns:
     ``measure``, ``description``, ``unit``, ``record`` (text), ``record_low`` / ``record_high``
-    (numbers; NaN where the record has none), ``record_basis`` (fact ids and confidence),
-    ``model_median``, ``model_p10``, ``model_p90`` (over the runs that have the measure) and
-    ``model_runs`` (how many runs have it)."""
+    (numbers; NaN where the record has none; a low without a high is a lower bound, "at least"),
+    ``record_basis`` (fact ids and confidence), ``model_median``, ``model_p10``, ``model_p90`` (over
+    the runs that have the measure), ``model_runs`` (how many runs have it) and ``overlap`` (True
+    when the record's range, or value, or lower bound meets the model's 10-90 % range; False when
+    either side is missing)."""
     series = results if isinstance(results, ModelSeries) else model_series(results)
     rec = rec if rec is not None else record()
     reference = record_beside_measures(rec)
@@ -360,19 +362,23 @@ def comparison_table(results, rec: Record | None = None) -> pd.DataFrame:
         p10, median, p90 = (
             np.percentile(values, [10, 50, 90]) if len(values) else (np.nan, np.nan, np.nan)
         )
+        if np.isfinite(high):
+            low, high = min(low, high), max(low, high)
+        top = high if np.isfinite(high) else np.inf  # a lower bound is open above
         rows.append(
             {
                 "measure": measure,
                 "description": description,
                 "unit": unit,
                 "record": text,
-                "record_low": min(low, high) if np.isfinite(high) else low,
-                "record_high": max(low, high) if np.isfinite(high) else high,
+                "record_low": low,
+                "record_high": high,
                 "record_basis": basis,
                 "model_median": median,
                 "model_p10": p10,
                 "model_p90": p90,
                 "model_runs": len(values),
+                "overlap": bool(len(values) and np.isfinite(low) and p90 >= low and p10 <= top),
             }
         )
     return pd.DataFrame(rows)
