@@ -152,8 +152,8 @@ def record_beside_measures(rec: Record) -> dict[str, tuple[str, float, float, st
         "derived from the default and seizure facts",
     )
     rows["machines_seized"] = (
-        ">= 53,200 (two filed cases)",
-        53200.0,
+        ">= 53,603 (two filed cases)",
+        53603.0,
         np.nan,
         "machines_handed_to_lenders (derived)",
     )
