@@ -45,6 +45,7 @@ class AgentTable:
     buyer_liquid: np.ndarray
     buyer_max_perf: np.ndarray
     buyer_installed: np.ndarray
+    buyer_asic: np.ndarray  # the buyer's kind buys ASICs (equipment = "asic"), not GPUs
 
 
 def agent_table(cfg: dict, rng: np.random.Generator) -> AgentTable:
@@ -122,4 +123,11 @@ def agent_table(cfg: dict, rng: np.random.Generator) -> AgentTable:
         buyer_liquid=buyer_param("liquid_cooling", bool),
         buyer_max_perf=buyer_param("max_perf"),
         buyer_installed=buyer_param("installed_units", np.int64),
+        buyer_asic=np.array(
+            [
+                t == BUYER and bk[buyer_kind_names[k]].get("equipment", "gpu") == "asic"
+                for t, k in zip(type_, buyer_kind, strict=True)
+            ],
+            dtype=bool,
+        ),
     )

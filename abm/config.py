@@ -42,7 +42,7 @@ class F:
     """One leaf field: its kind, range and a short description with its unit."""
 
     # "float", "int", "bool", "str", "name" (plain, see is_plain_name), "month", "range" (two floats
-    # lo <= hi), "choice"
+    # lo <= hi), "choice", "floats" (a list of numbers in [lo, hi], possibly empty)
     kind: str
     lo: float = -INF
     hi: float = INF
@@ -63,7 +63,12 @@ class F:
                 "a plain name (letters, digits, '_', '.', '-', starting with a letter or digit, "
                 "at most 64 characters, no '..')"
             )
-        what = {"float": "a number", "int": "an integer", "range": "[low, high] with low <= high"}
+        what = {
+            "float": "a number",
+            "int": "an integer",
+            "range": "[low, high] with low <= high",
+            "floats": "a list of numbers (empty: not set), each",
+        }
         return f"{what[self.kind]} in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
 
 
@@ -142,6 +147,8 @@ BUYER_KIND = {
     "liquid_cooling": F("bool", doc="can host generations that need liquid cooling"),
     "max_perf": F("float", 0.0, 1e3, "highest relative performance it may buy (export cap)"),
     "installed_units": F("int", 0, 10_000_000, "H100-equivalent GPUs installed at start"),
+    # optional, "gpu" when absent: the equipment class it buys (abm/equipment.py)
+    "equipment": F("choice", doc="what it buys: GPUs or ASICs", choices=("gpu", "asic")),
 }
 
 GENERATION = {
@@ -156,7 +163,29 @@ GENERATION = {
         10.0,
         "rent per unit of performance relative to the market price per H100-hour (1 = parity)",
     ),
+    # equipment classes (abm/equipment.py): optional, "gpu" when absent
+    "equipment": F(
+        "choice",
+        doc="what the machine earns: compute rent (gpu) or hashprice (asic)",
+        choices=("gpu", "asic"),
+    ),
+    "th_per_unit": F("float", 1e-3, 1e4, "ASICs only: hashrate per machine (TH/s)"),
+    "j_per_th": F("float", 1.0, 1e4, "ASICs only: efficiency (J/TH)"),
 }
+# keys a generation may omit: a GPU needs perf, kw_per_gpu, liquid_cooling and
+# rent_per_perf_multiple; an ASIC needs th_per_unit and j_per_th (checked in _check_generations)
+GENERATION_OPTIONAL = (
+    "equipment",
+    "th_per_unit",
+    "j_per_th",
+    "perf",
+    "kw_per_gpu",
+    "liquid_cooling",
+    "rent_per_perf_multiple",
+)
+GPU_REQUIRED = ("perf", "kw_per_gpu", "liquid_cooling", "rent_per_perf_multiple")
+ASIC_REQUIRED = ("th_per_unit", "j_per_th")
+ASIC_FORBIDDEN = ("perf", "liquid_cooling", "rent_per_perf_multiple")
 
 PINNED = {
     "variable": F("choice", doc="what is shocked", choices=("btc", "ai_demand")),
@@ -275,6 +304,13 @@ SCHEMA: dict[str, Any] = {
         "blocks_per_month": F("float", 1.0, 1e5, "blocks mined per month"),
         "modelled_hashrate_max_share": F(
             "float", 0.01, 1.0, "the modelled miners' largest share of network hashrate"
+        ),
+        # pinned input series (backtests): monthly values from run.start; [] = the stochastic model
+        "btc_price_path_usd": F(
+            "floats", 1e-6, 1e9, "BTC price each month from run.start (USD; [] = stochastic)"
+        ),
+        "network_hashrate_path_eh": F(
+            "floats", 1e-3, 1e6, "network hashrate each month from run.start (EH/s; [] = modelled)"
         ),
     },
     "shocks": {
@@ -479,6 +515,22 @@ SCHEMA: dict[str, Any] = {
         "gpu_loan_ltv": F("float", 0.0, 1.0, "origination LTV of a miner's GPU-backed loan"),
         "gpu_loan_tenor_months": F("int", 6, 240, "amortisation tenor of a miner's GPU loan"),
         "gpu_contracted_share": F("range", 0.0, 1.0, "share of a miner's GPUs under contract"),
+        # miners' ASIC fleets as lots, on machine-backed loans (abm/world_miner_asics.py)
+        "asic_gen_mix": MapOf(
+            F("float", 0.0, 1.0), "miners' hashrate share by ASIC generation ({} = no ASIC lots)"
+        ),
+        "asic_bought_within_months": F("int", 1, 120, "miners' ASICs were bought this recently"),
+        "asic_loan_share": F(
+            "float", 0.0, 1.0, "share of ASIC-owning miners with machine-backed loans at start"
+        ),
+        "asic_loan_fleet_share": F(
+            "range", 0.0, 1.0, "share of a borrowing miner's machines pledged to machine loans"
+        ),
+        "asic_loan_ltv": F("float", 0.05, 1.0, "machine-backed loans: loan / machine cost"),
+        "asic_loan_rate_per_year": F(
+            "float", 0.0, 1.0, "machine-backed loans: fixed rate per year"
+        ),
+        "asic_loan_tenor_months": F("int", 1, 120, "machine-backed loans amortise over this"),
     },
     "lenders": {
         "mix": MapOf(F("int", 0, 100_000), "number of lenders by kind"),
@@ -821,6 +873,14 @@ def _check_leaf(path: str, spec: F, value: Any) -> None:
         if spec.kind == "name" and not is_plain_name(value):
             raise ConfigError(bad)
         return
+    if spec.kind == "floats":
+        if not isinstance(value, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(bad)
+        if not all(_finite(v) and spec.lo <= v <= spec.hi for v in value):
+            raise ConfigError(bad)
+        return
     if spec.kind == "range":
         if (
             not isinstance(value, list)
@@ -889,7 +949,7 @@ def _check_table(prefix: str, schema: dict, table: dict, required: bool = True) 
             raise ConfigError(f"{path}: unknown key; allowed here: {', '.join(schema)}")
         _check(path, schema[key], value)
     if required:
-        optional = {"extends", "description", "pinned"}
+        optional = {"extends", "description", "pinned", *GENERATION_OPTIONAL}
         for key, spec in schema.items():
             if key not in table and key not in optional:
                 path = f"{prefix}.{key}" if prefix else key
@@ -911,6 +971,13 @@ def validate(cfg: dict) -> None:
     releases = [g["release"] for g in gens.values()]
     if releases != sorted(releases):
         raise ConfigError("generations: must be listed in order of release month")
+    _check_generations(gens)
+    _check_equipment_fields(cfg)
+    for key in ("neoclouds.gen_mix", "miners.gpu_gen_mix"):
+        table, leaf = key.split(".")
+        for name in cfg[table][leaf]:
+            if name in gens and gens[name].get("equipment", "gpu") != "gpu":
+                raise ConfigError(f"{key}.{name}: an ASIC generation; GPU fleets name GPUs only")
     for name, share in cfg["neoclouds"]["gen_mix"].items():
         if name not in gens:
             raise ConfigError(
@@ -918,8 +985,10 @@ def validate(cfg: dict) -> None:
             )
         if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
             raise ConfigError(f"neoclouds.gen_mix.{name}: released after run.start")
-    if sum(cfg["neoclouds"]["gen_mix"].values()) <= 0:
-        raise ConfigError("neoclouds.gen_mix: shares must sum to more than 0")
+    if sum(cfg["neoclouds"]["gen_mix"].values()) <= 0 and cfg["neoclouds"]["count"] > 0:
+        raise ConfigError(
+            "neoclouds.gen_mix: shares must sum to more than 0 (or neoclouds.count = 0)"
+        )
     for name, share in cfg["miners"]["gpu_gen_mix"].items():
         if name not in gens:
             raise ConfigError(
@@ -927,8 +996,10 @@ def validate(cfg: dict) -> None:
             )
         if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
             raise ConfigError(f"miners.gpu_gen_mix.{name}: released after run.start")
-    if sum(cfg["miners"]["gpu_gen_mix"].values()) <= 0:
-        raise ConfigError("miners.gpu_gen_mix: shares must sum to more than 0")
+    if sum(cfg["miners"]["gpu_gen_mix"].values()) <= 0 and cfg["miners"]["gpu_owner_share"] > 0:
+        raise ConfigError(
+            "miners.gpu_gen_mix: shares must sum to more than 0 (or miners.gpu_owner_share = 0)"
+        )
     for kind in cfg["lenders"]["mix"]:
         if kind not in cfg["lenders"]["kinds"]:
             raise ConfigError(
@@ -958,6 +1029,63 @@ def validate(cfg: dict) -> None:
             "buyers.kinds.last_resort: reserved for the buyer of last resort "
             "(policy.last_resort_buyer = true); rename this kind"
         )
+
+
+def _check_generations(gens: dict) -> None:
+    """Per generation: the fields its equipment class needs (GPU_REQUIRED or ASIC_REQUIRED), none
+    an ASIC cannot have (ASIC_FORBIDDEN), and an ASIC's ``kw_per_gpu``, if given, within 1 % of
+    ``th_per_unit x j_per_th / 1000``."""
+    for name, g in gens.items():
+        asic = g.get("equipment", "gpu") == "asic"
+        for key in ASIC_REQUIRED if asic else GPU_REQUIRED:
+            if key not in g:
+                raise ConfigError(
+                    f"generations.{name}.{key}: missing; must be {GENERATION[key].allowed()}"
+                )
+        if asic:
+            for key in ASIC_FORBIDDEN:
+                if key in g:
+                    raise ConfigError(
+                        f"generations.{name}.{key}: not allowed for equipment = 'asic' "
+                        "(an ASIC earns hashprice; give th_per_unit and j_per_th)"
+                    )
+            kw = g["th_per_unit"] * g["j_per_th"] / 1000.0
+            if "kw_per_gpu" in g and abs(g["kw_per_gpu"] - kw) > 0.01 * kw:
+                raise ConfigError(
+                    f"generations.{name}.kw_per_gpu: must equal th_per_unit x j_per_th / 1000 = "
+                    f"{kw:g} within 1 % (or be left out), got {_short(g['kw_per_gpu'])}"
+                )
+            if not kw <= GENERATION["kw_per_gpu"].hi:
+                raise ConfigError(
+                    f"generations.{name}.th_per_unit: th_per_unit x j_per_th / 1000 must be at "
+                    f"most {GENERATION['kw_per_gpu'].hi:g} kW per machine, got {kw:g}"
+                )
+        else:
+            for key in ASIC_REQUIRED:
+                if key in g:
+                    raise ConfigError(f"generations.{name}.{key}: only for equipment = 'asic'")
+
+
+def _check_equipment_fields(cfg: dict) -> None:
+    """Cross-field rules of the equipment classes and pinned series: ``miners.asic_gen_mix`` names
+    ASIC generations released by ``run.start``; a pinned path has at least ``run.months`` values."""
+    gens = cfg["generations"]
+    for name, share in cfg["miners"]["asic_gen_mix"].items():
+        if name not in gens or gens[name].get("equipment", "gpu") != "asic":
+            asics = [g for g in gens if gens[g].get("equipment", "gpu") == "asic"]
+            raise ConfigError(
+                f"miners.asic_gen_mix.{name}: not an ASIC generation; allowed: "
+                f"{', '.join(asics) or 'none (no generation has equipment = asic)'}"
+            )
+        if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
+            raise ConfigError(f"miners.asic_gen_mix.{name}: released after run.start")
+    for key in ("btc_price_path_usd", "network_hashrate_path_eh"):
+        path = cfg["crypto"][key]
+        if path and len(path) < cfg["run"]["months"]:
+            raise ConfigError(
+                f"crypto.{key}: has {len(path)} monthly values, fewer than run.months = "
+                f"{cfg['run']['months']} (give one value per month, or [] for none)"
+            )
 
 
 # Lender kinds the model gives a role to: which kind lends what.

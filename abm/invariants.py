@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.base import ACTIVE, FAILED, LENDER
+from abm.agents.base import ACTIVE, BUYER, FAILED, LENDER
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -294,6 +294,7 @@ def all_problems(m) -> list[str]:
         + funding_problems(m)
         + market_problems(m)
         + miner_gpu_problems(m)
+        + equipment_problems(m)
     )
 
 
@@ -376,14 +377,50 @@ def miner_gpu_problems(m) -> list[str]:
     if len(idx) == 0:
         return problems
     lots = m.lots
-    kw = np.bincount(lots.owner, weights=lots.units * m.kw[lots.gen], minlength=m.n)[idx]
+    # ASIC lots (equipment classes) stand in the mining sites, not the GPU halls
+    gpu_lot = ~m.is_asic[lots.gen]
+    weights = np.where(gpu_lot, lots.units * m.kw[lots.gen], 0.0)
+    kw = np.bincount(lots.owner, weights=weights, minlength=m.n)[idx]
     draw_mw = kw * m.cfg["compute"]["pue"] / 1000.0
     hall = m.gpu_mw[idx]
     if np.any(draw_mw > hall * (1.0 + 1e-9) + 1e-9):
         problems.append(f"miner GPUs draw more than their halls at {idx[draw_mw > hall].tolist()}")
     loans = m.loans
-    gpu_debtors = loans.borrower[(loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE)]
+    term = (loans.kind == GPU_TERM) & (loans.status == LOAN_ACTIVE)
+    if m.is_asic.any():  # machine-backed loans are GPU_TERM loans too: count loans on GPU lots
+        on_gpus = np.zeros(loans.n, dtype=bool)
+        on_gpus[lots.loan[(lots.loan >= 0) & gpu_lot]] = True
+        term &= on_gpus
+    gpu_debtors = loans.borrower[term]
     no_hall = idx[hall <= 0]
     if np.isin(no_hall, gpu_debtors).any():
         problems.append("a miner without a GPU hall owes a GPU term loan")
+    return problems
+
+
+def equipment_problems(m) -> list[str]:
+    """Violations of the equipment-class rules (empty when all hold; abm/markets/asic.py):
+    ASIC generations have no compute performance (they are not in GPU supply or demand); a buyer
+    holds only machines of the class its kind buys (``equipment``; the buyer of last resort buys
+    either); a pinned BTC price or network
+    hashrate (``crypto.btc_price_path_usd``, ``network_hashrate_path_eh``) is the month's value of
+    its path."""
+    problems = []
+    if np.any(m.perf[m.is_asic] != 0.0):
+        problems.append("an ASIC generation has compute performance")
+    lots = m.lots
+    # (the buyer of last resort, a policy lever, bids for either class)
+    bought = (lots.units > 0) & (m.type[lots.owner] == BUYER) & (lots.owner != m.policy.last_resort)
+    wrong = bought & (m.is_asic[lots.gen] != m.buyer_asic[lots.owner])
+    if wrong.any():
+        problems.append(f"buyers {np.unique(lots.owner[wrong]).tolist()} hold the wrong equipment")
+    crypto = m.crypto
+    if crypto.month >= 0:
+        if crypto.price_path_usd and crypto.price_usd != crypto.price_path_usd[crypto.month]:
+            problems.append("the BTC price left its pinned path")
+        if (
+            crypto.hashrate_path_eh
+            and crypto.network_hashrate_eh != crypto.hashrate_path_eh[crypto.month]
+        ):
+            problems.append("the network hashrate left its pinned path")
     return problems

@@ -49,10 +49,12 @@ from abm.finance.instruments import (
     LotBook,
 )
 from abm.finance.site_assets import SiteAssets, capitalise_initial_sites
+from abm.markets.asic import AsicEconomics, check_pinned_paths, generation_arrays
 from abm.markets.compute import ComputeMarket
 from abm.markets.crypto import CryptoMarket
 from abm.markets.shocks import Shocks
 from abm.valuation import Valuation
+from abm.world_miner_asics import build_miner_asic_fleets
 from abm.world_miner_gpus import build_miner_gpu_fleets
 
 AGENT_CLASSES = {MINER: Miner, NEOCLOUD: Neocloud, LENDER: Lender, BUYER: SecondaryBuyer}
@@ -85,10 +87,14 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         gens = cfg["generations"]
         self.gen_names = list(gens)
         self.G = len(self.gen_names)
-        self.perf = np.array([gens[g]["perf"] for g in self.gen_names])
-        self.kw = np.array([gens[g]["kw_per_gpu"] for g in self.gen_names])
-        self.liquid = np.array([gens[g]["liquid_cooling"] for g in self.gen_names])
-        self.list_price = np.array([gens[g]["list_price_usd"] for g in self.gen_names])
+        # both equipment classes (GPUs, ASICs) per generation (abm/markets/asic.py)
+        equipment = generation_arrays(cfg)
+        self.perf = equipment["perf"]  # 0 for ASICs: not in the compute market
+        self.kw = equipment["kw"]
+        self.liquid = equipment["liquid"]
+        self.list_price = equipment["list_price"]
+        self.is_asic = equipment["is_asic"]
+        self.th_per_unit = equipment["th_per_unit"]
         self.release_month = release_months(cfg)
         self.base_rate = cfg["credit"]["base_rate_start"]
 
@@ -120,6 +126,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         self.hurdle, self.integration_usd = table.hurdle, table.integration_usd
         self.buyer_liquid, self.buyer_max_perf = table.buyer_liquid, table.buyer_max_perf
         self.buyer_installed = table.buyer_installed
+        self.buyer_asic = table.buyer_asic  # buyers whose kind buys ASICs (not GPUs)
         self.status = np.full(n, ACTIVE, dtype=np.int64)
         self.acct = Accounts(n)
         for name in (
@@ -206,13 +213,23 @@ class AIComputeCreditModel(Valuation, mesa.Model):
             self.kw,
             self.release_month,
             salvage_usd_per_gpu=self.list_price * cfg["compute"]["salvage_share_of_list"],
-            rent_per_perf_multiple=np.array(
-                [gens[g]["rent_per_perf_multiple"] for g in self.gen_names]
-            ),
+            rent_per_perf_multiple=equipment["rent_multiple"],
         )
         self.crypto = CryptoMarket(
             cfg["crypto"], month_index(cfg["crypto"]["halving"], self.start), self.market_rng
         )
+        check_pinned_paths(cfg, self.months)
+        # ASIC generations' revenue and power, and the DCF hook into the compute market
+        self.asic = AsicEconomics(
+            self.is_asic,
+            self.th_per_unit,
+            self.kw,
+            cfg["miners"]["power_price_usd_per_kwh"],
+            self.crypto,
+        )
+        if self.is_asic.any():
+            self.asic.attach(self.compute)
+        self.miner_revenue_usd = 0.0  # the month's mining revenue of the modelled miners (USD)
         self.crypto.depth_channel = 1.0 if cfg["channels"]["margin_calls"] else 0.0
         self.shocks = Shocks(cfg["shocks"], self.start, self.market_rng)
         self.compute.clear(1.0, 1.0 / cfg["compute"]["utilisation_ref"])
@@ -241,6 +258,7 @@ class AIComputeCreditModel(Valuation, mesa.Model):
         world.build_miners(self, load)
         world.build_leases(self)
         world.build_miner_debt(self, load)
+        build_miner_asic_fleets(self, load)  # miners' ASICs as lots on machine-backed loans
         build_miner_gpu_fleets(self, load)  # miners' own GPUs on GPU-backed loans
         world.build_buyers(self)
         world.initial_cash_for_borrowers(self)

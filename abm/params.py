@@ -71,6 +71,8 @@ UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("_ltv", "loan / collateral"),
     ("_change", "relative change"),
     ("count", "agents"),
+    ("th_per_unit", "TH/s per machine"),
+    ("j_per_th", "J/TH"),
 )
 
 

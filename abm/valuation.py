@@ -63,6 +63,16 @@ class Valuation:
         earning_owner = (self.status == ACTIVE) | (self.type == LENDER)  # per agent, then per lot
         return np.flatnonzero(earning_owner.take(lots.owner) & (lots.units > 0) & ~lots.exported)
 
+    def miner_hashrate_eh(self) -> np.ndarray:
+        """Per agent (EH/s): the un-lotted base fleet ``hashrate_eh`` plus the TH/s of the agent's
+        in-service ASIC lots (equipment classes, abm/markets/asic.py) / 1e6."""
+        live, lots = self.in_service_lots(), self.lots
+        th = lots.units.take(live) * self.th_per_unit.take(lots.gen.take(live))
+        return (
+            self.hashrate_eh
+            + np.bincount(lots.owner.take(live), weights=th, minlength=self.n) / 1e6
+        )
+
     def in_service_perf_units(self) -> float:
         """Performance units (GPUs x relative performance) of the lots earning rent."""
         live, lots = self.in_service_lots(), self.lots

@@ -70,7 +70,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     cfg, rng = m.cfg, m.rng
     nc = cfg["neoclouds"]
     mix = np.array([nc["gen_mix"].get(g, 0.0) for g in m.gen_names])
-    mix = mix / mix.sum()
+    mix = mix / mix.sum() if mix.sum() > 0 else mix  # (no mix: no neoclouds, see config)
     gpu_lenders = lenders_of_kind(m, GPU_LENDER_KINDS)
     hy = lenders_of_kind(m, ("hy_fund",))
     per_borrower = cfg["lenders"]["lenders_per_borrower"]
@@ -428,7 +428,8 @@ def build_leases(m) -> None:
 def build_buyers(m) -> None:
     h100 = m.gen_names.index("H100") if "H100" in m.gen_names else 0
     for i in m.buyer_idx:
-        if m.buyer_installed[i] > 0:
+        # installed units are H100-class GPUs: only for buyers of GPUs (equipment classes)
+        if m.buyer_installed[i] > 0 and m.is_asic[h100] == m.buyer_asic[i]:
             m.lots.add(
                 owner=i,
                 gen=h100,

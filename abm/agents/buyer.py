@@ -33,13 +33,16 @@ class Buyers(Population):
     type_code = BUYER
 
     def valuations(self) -> np.ndarray:
-        """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible."""
+        """Value per GPU (USD) to each buyer: gens x buyers, after integration cost, 0 if incompatible
+        (cooling, export cap, or an equipment class the buyer's kind does not buy: ``equipment``)."""
         m = self.model
         b = m.buyer_idx
         dcf = m.compute.value_per_gpu(m.month, m.hurdle[b])  # gens x buyers
         value = np.maximum(dcf - m.integration_usd[b][None, :], 0.0)
-        compatible = (~m.liquid[:, None] | m.buyer_liquid[b][None, :]) & (
-            m.perf[:, None] <= m.buyer_max_perf[b][None, :]
+        compatible = (
+            (~m.liquid[:, None] | m.buyer_liquid[b][None, :])
+            & (m.perf[:, None] <= m.buyer_max_perf[b][None, :])
+            & (m.is_asic[:, None] == m.buyer_asic[b][None, :])  # it buys this equipment class
         )
         return np.where(compatible, value, 0.0)
 

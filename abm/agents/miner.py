@@ -17,7 +17,8 @@ class Miner(BalanceSheetAgent):
 
     @property
     def hashrate_eh(self) -> float:
-        return float(self.model.hashrate_eh[self.idx])
+        """EH/s: the un-lotted base fleet plus the TH/s of its in-service ASIC lots."""
+        return float(self.model.miner_hashrate_eh()[self.idx])
 
     @property
     def btc(self) -> float:

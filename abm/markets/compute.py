@@ -71,6 +71,8 @@ class ComputeMarket:
         self.power_cost_per_hour = kw_per_gpu * cfg["pue"] * cfg["power_price_usd_per_kwh"]
         self.colo_cost_per_hour = kw_per_gpu * cfg["colo_usd_per_kw_month"] / self.hours
         self._powers_cache = None  # (monthly decay, horizon, decay powers)
+        # ASIC generations' expectations (abm/markets/asic.py::AsicEconomics), None without ASICs
+        self.asic = None
         self._discount_cache: dict = {}
         self._cadence_cache = None
 
@@ -200,6 +202,8 @@ class ComputeMarket:
         else:  # "current": today's utilisation and spot factor held for the whole horizon
             rent = self.rent_spot[:, None] * self._powers(monthly_decay, k) * spot_util
             op = np.broadcast_to(self.power_cost_per_hour[:, None] * spot_util, rent.shape)
+        if self.asic is not None:  # ASIC rows earn hashprice and pay the miners' power
+            rent, op = self.asic.overwrite(rent, op)
         return rent, op
 
     def retiring(self) -> np.ndarray:

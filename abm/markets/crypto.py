@@ -46,8 +46,18 @@ class CryptoMarket:
         self.impact_log = 0.0  # cumulative log price impact of forced sales, decaying
         self.depth_channel = 1.0  # 0 when the margin-call channel is off: forced sales move nothing
         self.network_hashrate_eh = cfg["network_hashrate_eh"]
+        # pinned input series (a backtest): the month's price and network hashrate are read from
+        # them (from run.start); forced sales move nothing then, since the record already contains
+        # their effect. Empty: the stochastic model
+        self.price_path_usd = list(cfg.get("btc_price_path_usd", []))
+        self.hashrate_path_eh = list(cfg.get("network_hashrate_path_eh", []))
+        if self.price_path_usd:
+            self.price_usd = float(self.price_path_usd[0])
+        if self.hashrate_path_eh:
+            self.network_hashrate_eh = float(self.hashrate_path_eh[0])
         self.subsidy_btc = cfg["block_subsidy_btc"]
         self.halving_month = halving_month
+        self.month = -1  # the last month stepped (-1 before the first)
         self.price_history = [self.price_usd]
         self.hashprice_start = self.hashprice_usd_per_ph_day()
         self.sold_btc_this_month = 0.0
@@ -76,7 +86,10 @@ class CryptoMarket:
         self.impact_log -= recovered
         growth = math.exp(min(log_return + recovered, MAX_LOG_RETURN))
         self.price_usd = min(max(self.price_usd * growth, MIN_BTC_PRICE_USD), MAX_BTC_PRICE_USD)
+        if self.price_path_usd:
+            self.price_usd = float(self.price_path_usd[month])
         self.price_history.append(self.price_usd)
+        self.month = month
         if month == self.halving_month:
             self.subsidy_btc /= 2.0
         # the network grows along its trend, faster when mining pays more than at the start, and
@@ -93,7 +106,14 @@ class CryptoMarket:
         self.network_hashrate_eh = max(
             self.network_hashrate_eh * math.exp(trend + response), MIN_NETWORK_HASHRATE_EH
         )
+        if self.hashrate_path_eh:
+            self.network_hashrate_eh = float(self.hashrate_path_eh[month])
         self.sold_btc_this_month = 0.0
+
+    @property
+    def pinned(self) -> bool:
+        """True when the BTC price follows a pinned path (forced sales then move nothing)."""
+        return bool(self.price_path_usd)
 
     def btc_mined_per_eh_month(self) -> float:
         """BTC earned per EH/s of hashrate in one month."""
@@ -111,6 +131,9 @@ class CryptoMarket:
     def clear_sales(self, btc_sold: float) -> float:
         """Clear ``btc_sold`` (net, BTC) against the market's depth; return the execution price (USD)."""
         if btc_sold <= 0:
+            return self.price_usd
+        if self.pinned:  # the pinned record already contains forced sellers' impact
+            self.sold_btc_this_month += btc_sold
             return self.price_usd
         impact = self.cfg["price_impact_per_10k_btc"] * btc_sold / 10_000.0 * self.depth_channel
         moved = self.price_usd * math.exp(-impact)

@@ -21,10 +21,12 @@ def shocks_and_markets(m, t: int) -> None:
         btc_return += sh["btc_stress_drift"]
     m.crypto.step(t, btc_return)
     # the modelled miners are part of the network: it can never be smaller than their hashrate
+    # (a pinned network hashrate is the world's record and is kept as given)
     own = float(m.hashrate_eh[m.miner_idx][m.status[m.miner_idx] == ACTIVE].sum())
-    m.crypto.network_hashrate_eh = max(
-        m.crypto.network_hashrate_eh, own / cfg["crypto"]["modelled_hashrate_max_share"]
-    )
+    if not m.crypto.hashrate_path_eh:
+        m.crypto.network_hashrate_eh = max(
+            m.crypto.network_hashrate_eh, own / cfg["crypto"]["modelled_hashrate_max_share"]
+        )
 
     # AI demand: trend growth, persistent AR(1) shock, stress drift and pinned shocks (permanent level)
     sigma = sh["ai_demand_vol_per_year"] / math.sqrt(12.0)

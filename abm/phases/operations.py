@@ -9,6 +9,7 @@ import numpy as np
 from abm.agents.base import ACTIVE, BUYER, LENDER, MINER, NEOCLOUD
 from abm.finance import losses
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
+from abm.phases.asic_mining import mine_asic_lots
 
 
 def _table(agent, gen, units, n: int, G: int) -> np.ndarray:
@@ -122,6 +123,7 @@ def run(m, t: int) -> np.ndarray:
     spot = _sum_over_gens(spot_units * (m.compute.rent_spot * spot_util * hours * running)[:, None])
     revenue += spot
     acct.from_sector_all("compute_customers", contract_cash + spot)
+    asic_btc = mine_asic_lots(m, owned, revenue, opex)  # ASIC lots: hashprice, power, sites
     _pay_servicers(m, revenue, opex)
     m.contract_usage, m.spot_utilisation = contract_usage, spot_util
     # next month's balance: the contract book after this month's cuts and renewals
@@ -168,7 +170,7 @@ def run(m, t: int) -> np.ndarray:
     opex += site_cost
     acct.from_sector_all("power_and_sites", -site_cost)
 
-    production_sale_btc = _mining(m, t, revenue, opex)
+    production_sale_btc = _mining(m, t, revenue, opex, asic_btc)
     m.site_assets.depreciate(m, t)  # not a cash flow, and not in EBITDA
 
     # overheads
@@ -210,9 +212,11 @@ def _pay_servicers(m, revenue: np.ndarray, opex: np.ndarray) -> None:
         opex[lenders] += fee
 
 
-def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
+def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray, asic_btc: np.ndarray) -> np.ndarray:
     """Miners earn BTC from the network for their hashrate (switching off when power costs more) and
-    refresh ASICs with spare cash. Returns the BTC each agent sells from production (per agent)."""
+    refresh ASICs with spare cash. ``asic_btc``: BTC mined this month by each agent's ASIC lots
+    (:func:`abm.phases.asic_mining.mine_asic_lots`), received with the base fleet's. Returns the BTC
+    each agent sells from production (per agent)."""
     mc = m.cfg["miners"]
     idx = m.miner_idx[m.status[m.miner_idx] == ACTIVE]
     hours = m.cfg["compute"]["hours_per_month"]
@@ -220,12 +224,15 @@ def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray) -> np.ndarray:
         float
     )
     btc = m.hashrate_eh[idx] * m.crypto.btc_mined_per_eh_month() * margin_on
+    if len(m.asic.rows):
+        btc = btc + asic_btc[idx]
     m.acct.btc_from_sector("btc_network", idx, btc)
     production_sale_btc = np.zeros(m.n)
     production_sale_btc[idx] = btc * mc["btc_sell_share"]
     power = m.mining_mw[idx] * 1000.0 * hours * mc["power_price_usd_per_kwh"] * margin_on
     site = m.mining_mw[idx] * mc["site_opex_usd_per_mw_month"]
     revenue[idx] += btc * m.crypto.price_usd
+    m.miner_revenue_usd = float((btc * m.crypto.price_usd).sum())
     opex[idx] += power + site
     m.acct.to_sector("power_and_sites", idx, power + site)
     # fleet refresh: profitable miners replace ASICs to keep pace with the network's efficiency trend,

@@ -24,6 +24,7 @@ _MAP_KEYS = {
     "lenders.mix": "bank",
     "neoclouds.gen_mix": "H100",
     "miners.gpu_gen_mix": "H100",
+    "miners.asic_gen_mix": "H100",
 }
 # cycled over numeric leaves: values a float field must refuse besides its range
 _SPECIAL = ("nan", "inf", "-inf", "9" * 400, "-" + "9" * 400, "1e400", "+nan", "-inf")
@@ -80,6 +81,12 @@ def _bad_values(spec: F, k: int) -> list[tuple[str, str]]:
         out.append(("above", _toml([spec.lo, spec.hi * 10 + 1])))
         out.append(("one", "[1]"))
         out.append(("nan", "[nan, 1]"))
+    elif spec.kind == "floats":
+        out.append(("scalar", "5"))
+        out.append(("text", '["many"]'))
+        out.append(("below", _toml([spec.lo / 10.0])))
+        out.append(("special", "[1.0, nan]"))
+        out.append(("too_short", "[1.0]"))  # fewer values than run.months
     elif spec.kind == "bool":
         out += [("text", '"yes"'), ("number", "1")]
     elif spec.kind == "choice":
