@@ -23,6 +23,7 @@ FIGURE_CELLS = {
         "cascade_ccdf",
     ),
     "03_validation.ipynb": ("assert inside > outside",),
+    "04_backtest_2022.ipynb": ("price_band_figure",),
 }
 
 
