@@ -41,7 +41,10 @@ COLUMNS = (
     ("defaults_neocloud", "neocloud defaults", 1.0, "{:.2f}"),
     ("defaults_miner", "miner defaults", 1.0, "{:.2f}"),
     ("defaults_lender", "lender defaults", 1.0, "{:.2f}"),
-    ("lender_losses_usd", "lender losses ($B)", 1e-9, "{:.1f}"),
+    ("lender_losses_usd", "realised lender losses ($B)", 1e-9, "{:.2f}"),
+    # economic losses: realised + the unrealised loss on seized GPUs lenders still hold at the end;
+    # a lever that changes how many seized GPUs reach the market moves losses between the two
+    ("lender_losses_incl_unrealised_usd", "lender losses incl. unrealised ($B)", 1e-9, "{:.2f}"),
     ("min_price_to_fundamental", "deepest price / fundamental", 1.0, "{:.2f}"),
 )
 
