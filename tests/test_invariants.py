@@ -230,3 +230,22 @@ def test_the_inventory_loss_identity_tolerates_rounding_of_large_sums_only():
     m.inventory_loss_usd[lender] -= 1000.0
     m.lender_losses_usd -= 1000.0
     assert any("inventory losses differ" in p for p in invariants.loss_problems(m))
+
+
+def test_a_failed_lenders_equity_is_judged_against_its_rounding():
+    """A failed lender whose creditors are still written down must show no equity: 128 USD of
+    equity on 9.4e17 USD of assets (a schema-wide example; float rounding of assets - liabilities)
+    passes, while equity of 1e-9 of its assets above the residual is caught."""
+    from abm.agents.base import FAILED
+
+    m = AIComputeCreditModel(abm.load_scenario("baseline"), rng=0)
+    lender = int(m.lender_idx[0])
+    m.status[lender] = FAILED
+    m.funding_written_down_usd[lender] = 1e6  # its outside funders are still written down
+    assets = 9.4e17  # the example's scale
+    m.lender_assets = lambda parts=None: np.full(len(m.lender_idx), assets)
+    equity = np.zeros(m.n)
+    equity[lender] = 128.0  # rounding of assets - liabilities
+    assert not any("keep equity" in p for p in invariants.loss_problems(m, equity))
+    equity[lender] = 1e-9 * assets + 2.0
+    assert any("keep equity" in p for p in invariants.loss_problems(m, equity))
