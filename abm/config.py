@@ -1,7 +1,9 @@
 """Scenario schema, TOML loading and field-level validation.
 
 A scenario is a TOML file. ``baseline.toml`` holds every parameter; other scenarios say
-``extends = "baseline"`` (or a path) and override only what differs. The schema below states each
+``extends = "baseline"`` (or a path) and override only what differs: tables merge key by key,
+unless the scenario lists them in ``replace = ["generations", ...]`` (then its own table, or an
+empty one, stands in for the parent's whole table). The schema below states each
 field's type and allowed range; any unknown key, wrong type or out-of-range value raises
 :class:`ConfigError` naming the dotted field and what is allowed, before anything runs or is written.
 Files are read through :func:`read_toml_file` (a regular file, at most 1 MiB, UTF-8 TOML); this is
@@ -28,7 +30,8 @@ INF = math.inf
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 OVERRIDE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-RESERVED_OVERRIDE_KEYS = ("extends",)  # resolved while loading; an override would be ignored
+# resolved while loading (never in a resolved config); an override of them would be ignored
+RESERVED_OVERRIDE_KEYS = ("extends", "replace")
 MAX_TOML_BYTES = 1 << 20  # scenario and extends files (bounds a read of /dev/zero or a huge file)
 MAX_EXTENDS_DEPTH = 32
 
@@ -799,6 +802,43 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _drop_replaced(parent: dict, replace: Any, path: Path, parent_name: str) -> dict:
+    """A copy of the resolved ``parent`` with the tables a child lists in ``replace`` emptied.
+
+    ``replace`` must be an array of dotted table paths (bare TOML keys, as ``--set`` keys), each
+    naming a table the parent chain has; the child's own table at that path then merges into an
+    empty table, i.e. replaces the parent's whole table (a child that gives none leaves it empty).
+    ``path`` is the child's file and ``parent_name`` its ``extends`` (both only for messages)."""
+    if not isinstance(replace, list):
+        raise ConfigError(
+            f"replace: must be an array of dotted table paths, got {_short(replace)} ({path.name})"
+        )
+    out = copy.deepcopy(parent)
+    for dotted in replace:
+        if not isinstance(dotted, str) or not all(
+            OVERRIDE_KEY_RE.fullmatch(part) for part in dotted.split(".")
+        ):
+            raise ConfigError(
+                f"replace: {_short(dotted)} must be a dotted table path of letters, digits, '_' "
+                f"or '-' (no empty parts) ({path.name})"
+            )
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise ConfigError(
+                f"replace: {dotted} is not a table of {_short(parent_name)}, which {path.name} "
+                "extends; list only tables it inherits"
+            )
+        if not isinstance(node[parts[-1]], dict):
+            raise ConfigError(
+                f"replace: {dotted} is a value, not a table; a value is replaced by setting it"
+            )
+        node[parts[-1]] = {}  # emptied in place: the table keeps its position in the config
+    return out
+
+
 def _load_raw(name_or_path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
     field = "extends" if chain else "scenario"
     if len(chain) >= MAX_EXTENDS_DEPTH:
@@ -809,20 +849,29 @@ def _load_raw(name_or_path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"extends: circular chain {' -> '.join(p.name for p in chain + (path,))}")
     raw = read_toml_file(path, field)
     parent = raw.get("extends")
+    replace = raw.pop("replace", None)
     if parent is None:
+        if replace is not None:
+            raise ConfigError(
+                f"replace: {path.name} has no extends, so there is no inherited table to replace"
+            )
         return raw
     if not isinstance(parent, str):
         raise ConfigError(
             f"extends: must be a string (scenario name or path), got {_short(parent)}"
         )
-    return deep_merge(_load_raw(parent, chain + (path,)), raw)
+    resolved_parent = _load_raw(parent, chain + (path,))
+    if replace is not None:
+        resolved_parent = _drop_replaced(resolved_parent, replace, path, parent)
+    return deep_merge(resolved_parent, raw)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key.path=value`` (the value in TOML syntax; bare words are strings).
 
     The key is dot-separated bare TOML keys (letters, digits, ``_``, ``-``), none empty, and not a
-    reserved key (``extends``: give the scenario with ``--scenario``); the text is one line.
+    reserved key (``extends``, ``replace``: give the scenario with ``--scenario``); the text is one
+    line.
     """
     if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in text):
         raise ConfigError(f"--set: {_short(text)} must be one line without control characters")
@@ -852,13 +901,14 @@ def _check_override_key(key: Any, where: str) -> None:
         )
     if key.split(".")[0] in RESERVED_OVERRIDE_KEYS:
         raise ConfigError(
-            f"{where}: {key} cannot be overridden; choose the scenario with --scenario"
+            f"{where}: {key} cannot be overridden; choose the scenario with --scenario "
+            "(extends and replace are resolved while it loads)"
         )
 
 
 def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
     """Set dotted keys (``{"compute.pue": 1.2}``) on a copy of a raw config; each key is checked
-    as ``--set`` keys are (no empty parts, not ``extends``)."""
+    as ``--set`` keys are (no empty parts, not ``extends`` or ``replace``)."""
     out = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         _check_override_key(dotted, "overrides")

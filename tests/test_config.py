@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -128,3 +129,85 @@ def test_numbers_beyond_float_range_and_non_finite_are_refused():
 def test_multi_line_override_is_refused_not_truncated():
     with pytest.raises(ConfigError, match="--set: .* one line"):
         parse_override("compute.pue=1.2\ncompute.bogus=1")
+
+
+def _pair(tmp_path: Path, child: str) -> Path:
+    """A parent replacing baseline's generations and GPU mixes by two GPUs, and a child of it."""
+    parent = tmp_path / "parent.toml"
+    generations = load_scenario("baseline")["generations"]
+    tables = "".join(
+        f"[generations.{name}]\n"
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in generations[name].items())
+        for name in ("H100", "B200")
+    )
+    parent.write_text(
+        'extends = "baseline"\nname = "parent"\n'
+        'replace = ["generations", "neoclouds.gen_mix", "miners.gpu_gen_mix"]\n'
+        + tables
+        + "[neoclouds]\ngen_mix = { H100 = 0.5, B200 = 0.5 }\n"
+        "[miners]\ngpu_gen_mix = { H100 = 0.5, B200 = 0.5 }\n"
+    )
+    path = tmp_path / "child.toml"
+    path.write_text('extends = "parent.toml"\nname = "child"\n' + child)
+    return path
+
+
+def test_replace_takes_the_childs_table_whole_and_merge_stays_the_default(tmp_path):
+    replaced = load_scenario(
+        _pair(
+            tmp_path,
+            'replace = ["neoclouds.gen_mix"]\n[neoclouds]\ngen_mix = { B200 = 1.0 }\n'
+            "[miners]\ngpu_gen_mix = { B200 = 0.5 }\n",
+        )
+    )
+    # the parent replaced baseline's eight generations by its two; the child replaced one mix
+    assert list(replaced["generations"]) == ["H100", "B200"]
+    assert replaced["neoclouds"]["gen_mix"] == {"B200": 1.0}
+    assert replaced["miners"]["gpu_gen_mix"] == {"H100": 0.5, "B200": 0.5}  # not listed: merged
+    assert "replace" not in replaced and "extends" not in replaced
+    # an emptied table keeps its place in the resolved config (manifests keep their key order)
+    assert list(replaced["neoclouds"]) == list(load_scenario("baseline")["neoclouds"])
+
+
+def test_replace_without_a_table_of_its_own_leaves_the_table_empty(tmp_path):
+    child = 'replace = ["miners.gpu_gen_mix"]\n[miners]\ngpu_owner_share = 0.0\n'
+    cfg = load_scenario(_pair(tmp_path, child))
+    assert cfg["miners"]["gpu_gen_mix"] == {}
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        ('"generations"', "must be an array of dotted table paths"),
+        ('["bogus"]', "bogus is not a table of 'parent.toml'"),
+        ('["compute.pue"]', "compute.pue is a value, not a table"),
+        ('["neoclouds..gen_mix"]', "no empty parts"),
+    ],
+)
+def test_replace_entries_are_checked(tmp_path, replace, message):
+    with pytest.raises(ConfigError, match=f"^replace: .*{message}"):
+        load_scenario(_pair(tmp_path, f"replace = {replace}\n"))
+
+
+def test_replace_is_reserved_for_scenario_files():
+    with pytest.raises(ConfigError, match="^--set: replace cannot be overridden"):
+        parse_override('replace=["generations"]')
+    with pytest.raises(ConfigError, match="^overrides: replace.x cannot be overridden"):
+        load_scenario("baseline", {"replace.x": 1})
+
+
+def test_asic_2022_extends_baseline_with_only_its_four_asic_generations():
+    from abm.config import SCHEMA
+
+    cfg = load_scenario("asic_2022")
+    assert list(cfg["generations"]) == ["S9", "S17", "S19", "S19XP"]
+    assert {g["equipment"] for g in cfg["generations"].values()} == {"asic"}
+    assert cfg["neoclouds"]["gen_mix"] == {} and cfg["miners"]["gpu_gen_mix"] == {}
+    # every GPU buyer kind inherited from baseline has no agents
+    gpu_kinds = [k for k, kind in cfg["buyers"]["kinds"].items() if kind.get("equipment") != "asic"]
+    assert gpu_kinds and all(cfg["buyers"]["kinds"][k]["count"] == 0 for k in gpu_kinds)
+    assert set(cfg) <= set(SCHEMA)  # no loading-only key (extends, replace) is left
+    # values asic_2022 does not set are baseline's (e.g. a credit behaviour constant)
+    assert cfg["credit"]["workout_months"] == load_scenario("baseline")["credit"]["workout_months"]
+    text = (Path(__file__).parents[1] / "abm/scenarios/asic_2022.toml").read_text()
+    assert text.startswith("#") and 'extends = "baseline"' in text

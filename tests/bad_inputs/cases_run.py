@@ -129,6 +129,8 @@ for _id, _text, _field in [
     ("extends", "extends=calm", "--set"),
     ("extends-path", "extends=/etc/passwd", "--set"),
     ("extends-sub", "extends.x=1", "--set"),
+    ("replace", 'replace=["generations"]', "--set"),
+    ("replace-sub", "replace.x=1", "--set"),
     ("empty-first", ".pue=1", "--set"),
     ("empty-middle", "compute..pue=1", "--set"),
     ("empty-last", "compute.=1", "--set"),
@@ -291,6 +293,43 @@ for _id, _files, _scenario, _field in [
     ("extends-number", {"e.toml": "extends = 5\n"}, "e.toml", "extends"),
     ("extends-list", {"e.toml": 'extends = ["baseline"]\n'}, "e.toml", "extends"),
     ("extends-nul", {"e.toml": 'extends = "a\\u0000b.toml"\n'}, "e.toml", "extends"),
+    # replace (tables of the parent taken whole instead of merged)
+    ("replace-string", {"r.toml": _BASE + 'replace = "generations"\n'}, "r.toml", "replace"),
+    ("replace-number", {"r.toml": _BASE + "replace = [5]\n"}, "r.toml", "replace"),
+    ("replace-table", {"r.toml": _BASE + "replace = {generations = true}\n"}, "r.toml", "replace"),
+    ("replace-unknown", {"r.toml": _BASE + 'replace = ["bogus"]\n'}, "r.toml", "replace"),
+    (
+        "replace-unknown-sub",
+        {"r.toml": _BASE + 'replace = ["compute.bogus"]\n'},
+        "r.toml",
+        "replace",
+    ),
+    ("replace-value", {"r.toml": _BASE + 'replace = ["compute.pue"]\n'}, "r.toml", "replace"),
+    (
+        "replace-under-value",
+        {"r.toml": _BASE + 'replace = ["compute.pue.x"]\n'},
+        "r.toml",
+        "replace",
+    ),
+    (
+        "replace-empty-part",
+        {"r.toml": _BASE + 'replace = ["miners..gpu_gen_mix"]\n'},
+        "r.toml",
+        "replace",
+    ),
+    ("replace-empty", {"r.toml": _BASE + 'replace = [""]\n'}, "r.toml", "replace"),
+    (
+        "replace-no-extends",
+        {"r.toml": 'name = "r"\nreplace = ["generations"]\n'},
+        "r.toml",
+        "replace",
+    ),
+    (
+        "replace-in-parent-unknown",
+        {"r.toml": 'extends = "p.toml"\n', "p.toml": _BASE + 'replace = ["bogus"]\n'},
+        "r.toml",
+        "replace",
+    ),
 ]:
     _case(f"scenario-{_id}", ["run", "--scenario", _scenario], _field, _files)
 
