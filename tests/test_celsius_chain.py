@@ -12,13 +12,13 @@ FORCED set-up (:func:`forced_run`), declared as such.
 
 asic_2022 (the 2021-22 backtest, seeds 0-19), with crypto lenders' deposits sized from their whole
 balance sheet (abm/finance/other_assets.py: assets outside the model, 7 x the mining book, illiquid in
-a run): depositors run from month 7 (June 2022) in every seed, a running lender has a funding need
-in every seed and fails for illiquidity in every seed (both crypto lenders in 14; 27 of the 34
-failures in month 8, July 2022); it sells seized rigs naming its run in 14 seeds
-(months 8-9); LTV breaches or accelerations naming those sales in 3 (seeds 2, 9, 17: 7 miners);
-every one of those miners repays the accelerated loan from cash, and 26 of the 28 miner defaults
-come by the run month (8 of 28 name other sellers' trades, none forced by a run), so chains 0
-(strict xfail below).
+a run) and miners' ASIC orders delivered on credit (abm/phases/asic_orders.py): depositors run from
+month 7 (June 2022) in every seed, a running lender fails for illiquidity in every seed (both crypto
+lenders in 14; 20 of the 34 failures in month 8, July 2022); it sells seized rigs naming its run in
+all 20 seeds (months 8-10); LTV breaches or accelerations naming those sales in 19; full chains
+run -> forced sale -> re-mark -> default in 2 (seeds 9 and 17, the default in month 9, August 2022).
+Before the ASIC orders: forced sales in 14 seeds, re-marks in 3 (7 miners, all repaying from cash),
+chains 0.
 Before that sizing (deposits = 0.8 x the mining book): no funding need in any seed, no sale naming
 a run, no chain.
 """
@@ -245,7 +245,8 @@ def test_other_assets_stay_at_par_and_pay_the_loan_rate():
 def test_asic_2022_runs_leave_the_crypto_lender_short_from_june_2022(asic_runs):
     """Measured, seeds 0-19: depositors first run in month 7 (June 2022, BTC 65 % below its
     November high) in every seed; a crypto lender ends a month with a funding need in every seed
-    and fails for illiquidity in every seed (both in 14; Celsius filed in July 2022). Before its
+    and fails for illiquidity in every seed (both in 14; 20 of the 34 failures in July 2022, when
+    Celsius filed). Before its
     deposits were sized from its whole balance sheet: runs from month 2 in 6 seeds, no need and
     no failure in any seed."""
     with_need = failed = 0
@@ -264,9 +265,9 @@ def test_asic_2022_runs_leave_the_crypto_lender_short_from_june_2022(asic_runs):
 
 @pytest.mark.slow  # 20 runs
 def test_asic_2022_forced_rig_sales_name_the_run_and_some_re_marks_name_them(asic_runs):
-    """Measured, seeds 0-19: the running crypto lender sells seized rigs naming its own run in 14
-    seeds (months 8-9: it seized them in its miners' defaults of months 2-7); covenant breaches or
-    accelerations of other miners' machine loans name those sales in 3 (seeds 2, 9, 17)."""
+    """Measured, seeds 0-19: the running crypto lender sells seized rigs naming its own run in all
+    20 seeds (months 8-10); covenant breaches or accelerations of other miners' machine loans name
+    those sales in 19 (before the ASIC orders: 14 and 3)."""
     sold = remarked = 0
     for r in asic_runs.values():
         ev = r.events
