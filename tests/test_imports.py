@@ -4,6 +4,7 @@ only shows when a module other than ``abm.model`` is imported first (a notebook 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,22 +21,19 @@ MODULES = sorted(
 )
 
 
-@pytest.mark.slow  # one interpreter per module
+def _import_alone(module: str) -> str:
+    """'' if ``module`` imports first in a fresh interpreter, else its name and last error line."""
+    r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    return f"{module}: {r.stderr.strip().splitlines()[-1]}" if r.returncode else ""
+
+
+@pytest.mark.slow  # one interpreter per module, as many at once as there are cores
 def test_every_module_imports_first_in_a_fresh_interpreter():
-    script = (
-        "import subprocess, sys\n"
-        "failed = []\n"
-        "for mod in sys.argv[1:]:\n"
-        "    r = subprocess.run([sys.executable, '-c', 'import ' + mod], capture_output=True,"
-        " text=True)\n"
-        "    if r.returncode:\n"
-        "        failed.append(mod + ': ' + r.stderr.strip().splitlines()[-1])\n"
-        "print('\\n'.join(failed))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, *MODULES], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "", out.stdout
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        failed = [f for f in pool.map(_import_alone, MODULES) if f]
+    assert failed == [], "\n".join(failed)
 
 
 def test_the_loan_book_imports_before_the_model():
