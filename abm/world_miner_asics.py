@@ -14,6 +14,7 @@ import numpy as np
 
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
 from abm.world import _choose_lenders, _uniform, equipment_lender_kinds, lenders_of_kind
+from abm.world_miner_gpus import seasoned_loan_terms
 
 
 def machine_lender_kinds(cfg: dict) -> tuple[str, ...]:
@@ -105,15 +106,10 @@ def _machine_loan(m, i: int, lender: int, units: int, g: int, cost: float, acqui
     """One miner's machine-backed loan on ``units`` ASICs of generation ``g`` bought in month
     ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_asic_fleets`). Returns its row."""
     mc = m.cfg["miners"]
-    tenor = mc["asic_loan_tenor_months"]
-    months_left = max(tenor + acquired, 6)
-    mark = m.lender_marks_usd(lender, g)
-    headroom = m.lk["covenant_headroom"][lender]
     orig_ltv = mc["asic_loan_ltv"]
-    principal = orig_ltv * cost * units * months_left / tenor
-    seasoned = m.cfg["lenders"]["initial_ltv_headroom_share"]
-    principal = min(principal, (orig_ltv + seasoned * headroom) * units * mark)
-    ltv_now = principal / max(units * mark, 1.0)
+    principal, months_left, ltv_now, headroom = seasoned_loan_terms(
+        m, lender, units, g, cost, acquired, orig_ltv, mc["asic_loan_tenor_months"]
+    )
     return int(
         m.loans.add(
             lender=lender,

@@ -102,15 +102,10 @@ def _gpu_loan(
     ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`), appended to
     ``rows`` (bound for the loan book)."""
     mc = m.cfg["miners"]
-    tenor = mc["gpu_loan_tenor_months"]
-    months_left = max(tenor + acquired, 6)
-    mark = m.lender_marks_usd(lender, g)
-    headroom = m.lk["covenant_headroom"][lender]
     orig_ltv = mc["gpu_loan_ltv"]
-    principal = orig_ltv * cost * units * months_left / tenor
-    seasoned = m.cfg["lenders"]["initial_ltv_headroom_share"]
-    principal = min(principal, (orig_ltv + seasoned * headroom) * units * mark)
-    ltv_now = principal / max(units * mark, 1.0)
+    principal, months_left, ltv_now, headroom = seasoned_loan_terms(
+        m, lender, units, g, cost, acquired, orig_ltv, mc["gpu_loan_tenor_months"]
+    )
     rows.append(
         lender=lender,
         borrower=i,
@@ -151,3 +146,22 @@ def _contracts_of(m, i: int, units_by_gen: np.ndarray, contracts: list[tuple]) -
                 continue
             left = int(rng.integers(1, tenor + 1))
             contracts.append((i, g, n_units, left, is_ig, anchor_id))
+
+
+def seasoned_loan_terms(
+    m, lender: int, units: int, g: int, cost: float, acquired: int, orig_ltv: float, tenor: int
+) -> tuple[float, int, float, float]:
+    """Terms of an equipment loan in force at the start (miners' GPU halls and ASIC fleets):
+    ``units`` of generation ``g`` bought in month ``acquired`` (<= 0) at ``cost`` USD each, lent
+    at ``orig_ltv`` of cost and amortised straight-line over ``tenor`` months. Returns (principal
+    still owed, USD; months left, at least 6; LTV now at the lender's mark; the lender's covenant
+    headroom). A seasoned loan sits at most ``lenders.initial_ltv_headroom_share`` into its
+    headroom at today's marks."""
+    months_left = max(tenor + acquired, 6)
+    mark = m.lender_marks_usd(lender, g)
+    headroom = m.lk["covenant_headroom"][lender]
+    principal = orig_ltv * cost * units * months_left / tenor
+    seasoned = m.cfg["lenders"]["initial_ltv_headroom_share"]
+    principal = min(principal, (orig_ltv + seasoned * headroom) * units * mark)
+    ltv_now = principal / max(units * mark, 1.0)
+    return principal, months_left, ltv_now, headroom
