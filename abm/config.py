@@ -1086,28 +1086,24 @@ def validate(cfg: dict) -> None:
         for name in cfg[table][leaf]:
             if name in gens and gens[name].get("equipment", "gpu") != "gpu":
                 raise ConfigError(f"{key}.{name}: an ASIC generation; GPU fleets name GPUs only")
-    for name, share in cfg["neoclouds"]["gen_mix"].items():
-        if name not in gens:
+    # each GPU fleet mix names known generations released by the start, with shares summing to
+    # more than 0 unless nobody holds that fleet (the field that turns it off, as the message says)
+    for table, leaf, off_field, off in (
+        ("neoclouds", "gen_mix", "neoclouds.count", cfg["neoclouds"]["count"] <= 0),
+        ("miners", "gpu_gen_mix", "miners.gpu_owner_share", cfg["miners"]["gpu_owner_share"] <= 0),
+    ):
+        mix = cfg[table][leaf]
+        for name, share in mix.items():
+            if name not in gens:
+                raise ConfigError(
+                    f"{table}.{leaf}.{name}: unknown generation; allowed: {', '.join(gens)}"
+                )
+            if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
+                raise ConfigError(f"{table}.{leaf}.{name}: released after run.start")
+        if sum(mix.values()) <= 0 and not off:
             raise ConfigError(
-                f"neoclouds.gen_mix.{name}: unknown generation; allowed: {', '.join(gens)}"
+                f"{table}.{leaf}: shares must sum to more than 0 (or {off_field} = 0)"
             )
-        if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
-            raise ConfigError(f"neoclouds.gen_mix.{name}: released after run.start")
-    if sum(cfg["neoclouds"]["gen_mix"].values()) <= 0 and cfg["neoclouds"]["count"] > 0:
-        raise ConfigError(
-            "neoclouds.gen_mix: shares must sum to more than 0 (or neoclouds.count = 0)"
-        )
-    for name, share in cfg["miners"]["gpu_gen_mix"].items():
-        if name not in gens:
-            raise ConfigError(
-                f"miners.gpu_gen_mix.{name}: unknown generation; allowed: {', '.join(gens)}"
-            )
-        if share > 0 and gens[name]["release"] > cfg["run"]["start"]:
-            raise ConfigError(f"miners.gpu_gen_mix.{name}: released after run.start")
-    if sum(cfg["miners"]["gpu_gen_mix"].values()) <= 0 and cfg["miners"]["gpu_owner_share"] > 0:
-        raise ConfigError(
-            "miners.gpu_gen_mix: shares must sum to more than 0 (or miners.gpu_owner_share = 0)"
-        )
     for kind in cfg["lenders"]["mix"]:
         if kind not in cfg["lenders"]["kinds"]:
             raise ConfigError(
