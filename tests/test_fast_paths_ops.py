@@ -170,3 +170,187 @@ def test_buffered_site_schedules_give_the_runs_of_the_concatenated_ones(monkeypa
         slow = _tables(scenario, seed, months)
         monkeypatch.setattr(abm.model, "SiteAssets", site_assets.SiteAssets)
         _assert_same_run(fast, slow)
+
+
+# --------------------------------------------------------------------------- contracts in force
+def _contracts_in_force_by_mask(m) -> np.ndarray:
+    ct = m.contracts
+    return np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+
+
+def _contract_usage_by_where(m, act, owned):
+    """``operations._contract_usage`` as it was (np.where over a division everywhere)."""
+    c, ct = m.cfg["compute"], m.contracts
+    n, G = m.n, m.G
+    cell = ct.gen.take(act) * n + ct.provider.take(act)
+    contracted = np.bincount(cell, weights=ct.units.take(act), minlength=G * n).reshape(G, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
+    reserved_perf = float((np.minimum(contracted, owned) * m.perf[:, None]).sum())
+    if reserved_perf <= 0:
+        return contracted, scale, float(c["utilisation_max"])
+    usage = min(c["utilisation_max"], m.compute.demand_perf_units / reserved_perf)
+    return contracted, scale, float(usage)
+
+
+def test_contract_rows_tables_and_usage_equal_the_masked_versions_month_by_month():
+    """Over a large_network run (contracts cut, renewed and providers defaulting), the contracts in
+    force found from the active rows, the contracted table, the in-service scale and the usage
+    equal the versions computed over the whole book, each month, for the rows in force and for a
+    random half of them (and no rows at all: the empty tables are integer zeros)."""
+    from abm.model import AIComputeCreditModel
+    from abm.phases import operations
+
+    m = AIComputeCreditModel(abm.load_scenario("large_network"), rng=0, months=36)
+    rng = np.random.default_rng(1)
+    ended = 0
+    for _ in range(36):
+        act = operations._contracts_in_force(m)
+        assert np.array_equal(act, _contracts_in_force_by_mask(m))
+        ended += len(m.contracts.active) - len(act)
+        live = m.in_service_lots()
+        lots = m.lots
+        owned = operations._table(
+            lots.owner.take(live), lots.gen.take(live), lots.units.take(live), m.n, m.G
+        )
+        for rows in (act, np.sort(rng.choice(act, len(act) // 2, replace=False)), act[:0]):
+            fast, slow = (
+                operations._contract_usage(m, rows, owned),
+                _contract_usage_by_where(m, rows, owned),
+            )
+            assert np.array_equal(fast[0], slow[0]) and fast[0].dtype == slow[0].dtype
+            assert np.array_equal(fast[1], slow[1]) and fast[1].dtype == slow[1].dtype
+            assert fast[2] == slow[2]
+            table = operations._contracted_table(m, rows)
+            assert operations._usage(m, table, owned) == slow[2]
+        m.step()
+    assert ended > 0  # contracts ended or lost their provider: the subset differed from the book
+
+
+# --------------------------------------------------------------------------- whole runs
+def _sign_contracts_one_add_per_grade(m, t, idx, g, units):
+    """``investment._sign_contracts`` as it was: the whole contract book masked for the live
+    contracts, one ``add`` per grade."""
+    from abm.phases.investment import TRANCHE_MONTHS
+
+    c = m.cfg["compute"]
+    ct = m.contracts
+    contracted = np.floor(units * m.contracted_share[idx]).astype(np.int64)
+    live = ct.active & (m.status.take(ct.provider) == ACTIVE)
+    reserved_perf = float((ct.units[live] * m.perf.take(ct.gen[live])).sum())
+    headroom = max(m.compute.demand_perf_units / c["utilisation_max"] - reserved_perf, 0.0)
+    asked = float(contracted.sum()) * m.perf[g]
+    if asked > headroom:
+        contracted = np.floor(contracted * (headroom / asked)).astype(np.int64)
+    anchor = np.floor(contracted * m.anchor_share[idx]).astype(np.int64)
+    ig = np.floor((contracted - anchor) * m.ig_share[idx]).astype(np.int64)
+    rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
+    tenor = c["contract_tenor_months"]
+    for grade, n_units in ((2, anchor), (1, ig), (0, contracted - anchor - ig)):
+        ok = n_units > 0
+        if not ok.any():
+            continue
+        b, u = idx[ok], n_units[ok]
+        prepay = c["prepayment_share"] * u * rent * c["hours_per_month"] * tenor
+        m.acct.from_sector("compute_customers", b, prepay)
+        rows = m.contract_row[b, grade]
+        join = rows >= 0
+        r = rows[join]
+        join[join] = (
+            ct.active[r]
+            & (ct.gen[r] == g)
+            & (t - m.contract_opened[b[join], grade] < TRANCHE_MONTHS)
+            & (ct.end_month[r] > t)
+        )
+        if join.any():
+            r, uj = rows[join], u[join]
+            units_r = ct.units[r]
+            total = units_r + uj
+            ct.rent_per_gpu_hour[r] = (ct.rent_per_gpu_hour[r] * units_r + rent * uj) / total
+            ct.end_month[r] = np.rint((ct.end_month[r] * units_r + (t + tenor) * uj) / total)
+            ct.units[r] = total
+            ct.prepaid_usd[r] += prepay[join]
+        fresh = ~join
+        if fresh.any():
+            new = ct.add(
+                provider=b[fresh],
+                gen=g,
+                units=u[fresh],
+                rent_per_gpu_hour=rent,
+                end_month=t + tenor,
+                take_or_pay_share=c["take_or_pay_share"],
+                prepaid_usd=prepay[fresh],
+                prepay_release_share=c["prepayment_share"],
+                investment_grade=grade == 1,
+                anchor=m.anchor_of[b[fresh]] if grade == 2 else -1,
+            )
+            m.contract_row[b[fresh], grade] = new
+            m.contract_opened[b[fresh], grade] = t
+
+
+def _borrowing_base_sweep_all_rows(m, rows, coll, ltv_breach, columns=None, t=None):
+    """``covenants._borrowing_base_sweep`` as it was: cure rights and cure amounts for every
+    loan tested."""
+    from abm.phases.covenants import _by_borrower_then_value, cure_liquidity_floor_usd
+
+    loans = m.loans
+    credit = m.cfg["credit"]
+    if not credit["equity_cures"]:
+        return np.zeros(len(rows), dtype=bool)
+    t = m.month if t is None else t
+    if columns is None:
+        columns = loans.borrower[rows], loans.principal_usd[rows], loans.max_ltv[rows]
+    borrower, principal, max_ltv = columns
+    allowed = loans.cures_allowed(
+        rows, t, credit["cure_max_per_year"], credit["cure_max_per_facility"]
+    )
+    cure = np.where(
+        ltv_breach & allowed & np.isfinite(coll) & (coll > 0),
+        principal - credit["cure_target_ltv_share"] * max_ltv * coll,
+        0.0,
+    )
+    cure = np.maximum(cure, 0.0)
+    spare = np.maximum(m.acct.cash - cure_liquidity_floor_usd(m), 0.0)
+    cand = np.flatnonzero(cure > 0)
+    cured = np.zeros(len(rows), dtype=bool)
+    if len(cand):
+        order = cand[_by_borrower_then_value(borrower[cand], cure[cand], m.n)]
+        b_sorted = borrower[order]
+        running = np.cumsum(cure[order])
+        first = np.empty(len(order), dtype=bool)
+        first[0] = True
+        np.not_equal(b_sorted[1:], b_sorted[:-1], out=first[1:])
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        shifted = np.empty(len(order) + 1)
+        shifted[0] = 0.0
+        shifted[1:] = running
+        cured[order] = (running - shifted[group_start]) <= spare[b_sorted]
+        done = np.flatnonzero(cured)
+        if len(done):
+            paid, cured_rows = cure[done], rows[done]
+            m.acct.transfer(borrower[done], loans.lender[cured_rows], paid)
+            loans.principal_usd[cured_rows] -= paid
+            loans.record_cures(cured_rows, t)
+            m.this_month.cures += len(done)
+            m.this_month.cure_usd += float(paid.sum())
+    return cured
+
+
+def test_contracts_signed_in_one_add_and_cures_of_curable_rows_give_the_runs_of_the_old_code(
+    monkeypatch,
+):
+    """Whole runs (large_network, 30 months: ~1,000 neoclouds signing contracts of three grades
+    and ~50 equity cures a month; correlated_crash seed 5) are identical with the old contract
+    signing and the old borrowing-base sweep swapped back in, and the new code did the work."""
+    from abm.phases import covenants, investment
+
+    cures = []
+    for scenario, seed, months in (("large_network", 0, 30), ("correlated_crash", 5, None)):
+        fast = _tables(scenario, seed, months)
+        cures.append(int(fast[0]["equity_cures"].sum()))
+        with monkeypatch.context() as patch:
+            patch.setattr(investment, "_sign_contracts", _sign_contracts_one_add_per_grade)
+            patch.setattr(covenants, "_borrowing_base_sweep", _borrowing_base_sweep_all_rows)
+            slow = _tables(scenario, seed, months)
+        _assert_same_run(fast, slow)
+    assert cures[0] > 100  # the sweep cured breaches (so a drift in it would show)
