@@ -73,8 +73,8 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
         loans.principal_usd[rows],
         loans.max_ltv[rows],
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ltv = np.where(coll > 0, principal / coll, np.inf)
+    ltv = np.full(len(rows), np.inf)  # principal / collateral where there is collateral
+    np.divide(principal, coll, out=ltv, where=coll > 0)
     cov = m.coverage()[borrower_rows]
     ltv_breach = ltv > max_ltv
     cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv), t)

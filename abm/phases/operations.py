@@ -93,9 +93,12 @@ def run(m, t: int) -> np.ndarray:
     # far as demand reaches (demand is served on reserved GPUs first); prepayments released first
     # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
-    provider, units = ct.provider.take(act), ct.units.take(act)
-    cell = ct.gen.take(act) * n + provider  # (generation, provider) cell of the G x n tables
-    contracted, scale, contract_usage = _contract_usage(m, act, owned)
+    provider, units, gen_act = ct.provider.take(act), ct.units.take(act), ct.gen.take(act)
+    cell = gen_act * n + provider  # (generation, provider) cell of the G x n tables
+    # (_contract_usage's three results, from the columns gathered here)
+    contracted = np.bincount(cell, weights=units, minlength=G * n).reshape(G, n)
+    scale = _in_service_scale(contracted, owned)
+    contract_usage = _usage(m, contracted, owned)
     take_or_pay = ct.take_or_pay_share.take(act)
     paid_share = np.maximum(take_or_pay, contract_usage)
     idle_share = paid_share - contract_usage  # paid for under take-or-pay, not used
@@ -115,7 +118,7 @@ def run(m, t: int) -> np.ndarray:
     # demand left after contracted usage gives them
     running = m.compute.running()
     spot_units = np.maximum(owned - contracted, 0.0)
-    reserved_perf_c = reserved * m.perf.take(ct.gen.take(act))  # per contract
+    reserved_perf_c = reserved * m.perf.take(gen_act)  # per contract
     reserved_perf = float(reserved_perf_c.sum())
     spot_perf = float((spot_units.sum(axis=1) * m.perf * running).sum())
     demand_left = max(m.compute.demand_perf_units - contract_usage * reserved_perf, 0.0)
@@ -280,11 +283,16 @@ def _contract_usage(m, act: np.ndarray, owned: np.ndarray) -> tuple[np.ndarray, 
     reserved in-service H100-equivalents busy, ``min(utilisation_max, demand / reserved)``. Demand
     is served on reserved GPUs first; what is left goes to spot GPUs."""
     contracted = _contracted_table(m, act)
-    # min(1, owned / contracted) where contracted, else 0 (the division only where it is defined)
+    return contracted, _in_service_scale(contracted, owned), _usage(m, contracted, owned)
+
+
+def _in_service_scale(contracted: np.ndarray, owned: np.ndarray) -> np.ndarray:
+    """``min(1, owned / contracted)`` where units are contracted, else 0 (G x n, float): the
+    division only where it is defined."""
     held = contracted > 0
     scale = np.divide(owned, contracted, out=np.zeros(contracted.shape), where=held)
     np.minimum(scale, 1.0, out=scale, where=held)
-    return contracted, scale, _usage(m, contracted, owned)
+    return scale
 
 
 def _contracted_table(m, act: np.ndarray) -> np.ndarray:
