@@ -1,6 +1,10 @@
 """Phase 3: operations. Rents (contracted and spot), hosting leases, mining, power and site costs,
 overheads, lenders' funding costs, GPU scrapping and completed conversions. Vectorised over lots,
-contracts and leases."""
+contracts and leases.
+
+(Longer than ~450 lines: the month's cash flows share the G x n unit tables built once at the top
+of :func:`run`, and the contract rules with their table helpers are kept next to the revenue they
+set, so that one reading follows the phase from the tables to the cash.)"""
 
 from __future__ import annotations
 
