@@ -431,8 +431,10 @@ def _scrap(m, t: int) -> None:
     p = _monthly_prob(c["failure_scrap_rate_per_year"])
     held = units.take(has)
     failed = m.rng.binomial(held, p)  # drawn for every lot with units
-    # units leave through the one booking function: a lender holding them books the loss
-    losses.retire_units(m, has, failed)
+    # units leave through the one booking function: a lender holding them books the loss (handed
+    # the lots with failures only: it skips rows without units to retire, in order, anyway)
+    hit = np.flatnonzero(failed)
+    losses.retire_units(m, has.take(hit), failed.take(hit))
     _retire(m, t)
 
 
