@@ -20,17 +20,43 @@ class SiteAssets:
     capitalised by one agent in one month), with what is left to depreciate (USD), the straight-line
     amount per month (USD) and the first month it is due. Vintages of ASICs are flagged, since a
     conversion writes off a share of the ASICs only. The schedules do not depend on the run's
-    length: a model stepped past ``run.months`` keeps depreciating."""
+    length: a model stepped past ``run.months`` keeps depreciating.
+
+    ``owner``, ``left_usd``, ``per_month_usd``, ``start_month`` and ``is_asic`` are views of the
+    rows held (aligned, one element per vintage). The columns live in buffers that grow by doubling
+    (a month appends ~one row per miner). Vintages with nothing left to depreciate are dropped once
+    they are half the rows: a row with ``left_usd == 0`` adds exact zeros to every sum taken over
+    the rows (book values, depreciation, write-offs; ``left_usd`` is never negative), so keeping or
+    dropping it changes no figure.
+    """
+
+    _COLUMNS = (
+        ("owner", np.int64),
+        ("left_usd", np.float64),
+        ("per_month_usd", np.float64),
+        ("start_month", np.int64),
+        ("is_asic", bool),
+    )
 
     def __init__(self, n_agents: int) -> None:
         self.n = n_agents
-        self.owner = np.empty(0, dtype=np.int64)
-        self.left_usd = np.empty(0)
-        self.per_month_usd = np.empty(0)
-        self.start_month = np.empty(0, dtype=np.int64)
-        self.is_asic = np.empty(0, dtype=bool)
+        self._rows = 0  # rows held; the buffers' first _rows elements
+        self._buf = {name: np.empty(0, dtype=dtype) for name, dtype in self._COLUMNS}
         self.depreciated_usd = 0.0  # cumulative depreciation booked
         self.written_off_usd = 0.0  # ASICs retired by conversions, at book value
+        # the agents' status at the last depreciation, and the rows whose owners it covered: rows
+        # of owners that were not active then are zero already, so while no agent's status has
+        # changed, only rows added since need the test
+        self._status_seen: np.ndarray | None = None
+        self._rows_checked = 0
+        self._start_sorted = True  # start months non-decreasing along the rows (appended in time)
+
+    # the columns: views of the rows held (writes through them reach the schedules)
+    owner = property(lambda self: self._buf["owner"][: self._rows])
+    left_usd = property(lambda self: self._buf["left_usd"][: self._rows])
+    per_month_usd = property(lambda self: self._buf["per_month_usd"][: self._rows])
+    start_month = property(lambda self: self._buf["start_month"][: self._rows])
+    is_asic = property(lambda self: self._buf["is_asic"][: self._rows])
 
     def capitalise(
         self, idx: np.ndarray, amount_usd: np.ndarray, life_months: float, month: int, asic: bool
@@ -39,38 +65,73 @@ class SiteAssets:
         in ``month``: ``amount / life`` in each of the months ``month + 1 .. month + life``
         (``life_months`` may be fractional: the last month takes the remainder)."""
         idx = np.asarray(idx, dtype=np.int64)
-        amount = np.broadcast_to(np.asarray(amount_usd, dtype=float), idx.shape)
+        amount = np.asarray(amount_usd, dtype=float)
+        if amount.shape != idx.shape:
+            amount = np.broadcast_to(amount, idx.shape)
         new = amount > 0
-        if not new.any():
+        count = int(np.count_nonzero(new))
+        if count == 0:
             return
-        idx, amount = idx[new], amount[new]
+        if count < len(idx):
+            idx, amount = idx[new], amount[new]
         life = max(float(life_months), 1e-9)
-        self.owner = np.concatenate((self.owner, idx))
-        self.left_usd = np.concatenate((self.left_usd, amount))
-        self.per_month_usd = np.concatenate((self.per_month_usd, amount / life))
-        self.start_month = np.concatenate(
-            (self.start_month, np.full(len(idx), month + 1, dtype=np.int64))
-        )
-        self.is_asic = np.concatenate((self.is_asic, np.full(len(idx), asic)))
+        start, stop = self._rows, self._rows + count
+        buf = self._buf
+        if stop > len(buf["owner"]):
+            capacity = max(2 * len(buf["owner"]), stop, 1024)
+            for name, dtype in self._COLUMNS:
+                grown = np.empty(capacity, dtype=dtype)
+                grown[:start] = buf[name][:start]
+                buf[name] = grown
+        if start and month + 1 < buf["start_month"][start - 1]:
+            self._start_sorted = False
+        buf["owner"][start:stop] = idx
+        buf["left_usd"][start:stop] = amount
+        buf["per_month_usd"][start:stop] = amount / life
+        buf["start_month"][start:stop] = month + 1
+        buf["is_asic"][start:stop] = asic
+        self._rows = stop
 
     def depreciate(self, m, t: int) -> np.ndarray:
         """Book month ``t``'s depreciation: active miners' ``site_value_usd`` falls by it. A miner
         that is no longer active has sold its site (``resolution.default_borrower``): its schedules
         are cleared. Returns the depreciation per agent (USD)."""
-        gone = m.status[self.owner] != ACTIVE
-        self.left_usd[gone] = 0.0
-        due = np.flatnonzero((self.start_month <= t) & (self.left_usd > 0))
-        step = np.minimum(self.per_month_usd[due], self.left_usd[due])
-        self.left_usd[due] -= step
-        dep = np.bincount(self.owner[due], weights=step, minlength=self.n)
+        rows = self._rows
+        owner = self._buf["owner"][:rows]
+        left = self._buf["left_usd"][:rows]
+        status = m.status
+        seen = self._status_seen
+        first = self._rows_checked if seen is not None and np.array_equal(status, seen) else 0
+        if first < rows:
+            gone = status.take(owner[first:]) != ACTIVE
+            if gone.any():
+                left[first:][gone] = 0.0
+        self._status_seen = status.copy()
+        start_month = self._buf["start_month"][:rows]
+        if self._start_sorted:
+            # the rows due are the first k; rows with nothing left among them add exact zeros
+            # (min(per month, 0) = 0, left stays 0, the sums gain + 0.0), so they need no mask
+            k = int(np.searchsorted(start_month, t, side="right"))
+            step = np.minimum(self._buf["per_month_usd"][:k], left[:k])
+            left[:k] -= step
+            dep = np.bincount(owner[:k], weights=step, minlength=self.n)
+        else:
+            due = np.flatnonzero((start_month <= t) & (left > 0))
+            step = np.minimum(self._buf["per_month_usd"][due], left[due])
+            left[due] -= step
+            dep = np.bincount(owner[due], weights=step, minlength=self.n)
         m.site_value_usd -= dep
         self.depreciated_usd += float(dep.sum())
-        spent = self.left_usd <= 0
-        # drop fully depreciated vintages now and then (none to drop in a world without miners)
-        if spent.size and spent.mean() > 0.5:
-            keep = ~spent
-            for name in ("owner", "left_usd", "per_month_usd", "start_month", "is_asic"):
-                setattr(self, name, getattr(self, name)[keep])
+        # drop the vintages with nothing left once they are half the rows (they only add zeros)
+        if rows > 1024:
+            live = int(np.count_nonzero(left))
+            if 2 * live < rows:
+                keep = left > 0
+                for name, _ in self._COLUMNS:
+                    column = self._buf[name]
+                    column[:live] = column[:rows][keep]
+                self._rows = live
+        self._rows_checked = self._rows
         return dep
 
     def retire_asic_share(self, m, idx: np.ndarray, share: np.ndarray, t: int) -> np.ndarray:
@@ -81,12 +142,13 @@ class SiteAssets:
         idx = np.asarray(idx, dtype=np.int64)
         by_agent = np.zeros(self.n)
         by_agent[idx] = share
-        rows = np.flatnonzero(self.is_asic & (by_agent[self.owner] > 0))
-        cut = by_agent[self.owner[rows]]
-        written = self.left_usd[rows] * cut
-        self.left_usd[rows] -= written
-        self.per_month_usd[rows] *= 1.0 - cut
-        amount = np.bincount(self.owner[rows], weights=written, minlength=self.n)[idx]
+        owner, left, per_month = self.owner, self.left_usd, self.per_month_usd
+        rows = np.flatnonzero(self.is_asic & (by_agent[owner] > 0))
+        cut = by_agent[owner[rows]]
+        written = left[rows] * cut
+        left[rows] -= written
+        per_month[rows] *= 1.0 - cut
+        amount = np.bincount(owner[rows], weights=written, minlength=self.n)[idx]
         np.subtract.at(m.site_value_usd, idx, amount)
         self.written_off_usd += float(amount.sum())
         return amount

@@ -73,6 +73,7 @@ def collect(m, t: int) -> None:
     lenders = m.lender_idx
     parts = m.claims_and_inventory()  # shared by the lender layer's and the agents' balance sheets
     lender_capital_usd = float((m.lender_assets(parts) - m.lender_liabilities()).sum())
+    unrealised_usd = impairment.unrealised_loss_usd(m)
     row = {
         "month": t,
         "date": month_label(t, m.start),
@@ -113,9 +114,8 @@ def collect(m, t: int) -> None:
         "loans_sold_usd_cum": float(m.funding_state.loans_sold_usd.sum()),
         "loan_markdown_usd": float(loan_marks.markdown_usd(m)[lenders].sum()),
         **{f"loan_mark_{c}": float(m.loan_marks.mark[k]) for k, c in enumerate(LOAN_CLASSES)},
-        "lender_unrealised_inventory_loss_usd": impairment.unrealised_loss_usd(m),
-        "lender_losses_incl_unrealised_usd": m.lender_losses_usd
-        + impairment.unrealised_loss_usd(m),
+        "lender_unrealised_inventory_loss_usd": unrealised_usd,
+        "lender_losses_incl_unrealised_usd": m.lender_losses_usd + unrealised_usd,
         "min_discount": float(np.nanmin(m.this_month.min_discount))
         if np.isfinite(m.this_month.min_discount).any()
         else np.nan,

@@ -63,7 +63,8 @@ def mark_parents(m, t: int, loan_rows: np.ndarray, wanted: np.ndarray) -> list[l
 
 def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
     loans = m.loans
-    rows = np.flatnonzero(loans.in_service(m.status) & (loans.kind == GPU_TERM))
+    rows = m.loan_rows_of_kind(GPU_TERM)  # (ascending; a loan's kind never changes)
+    rows = rows[loans.in_service(m.status, rows)]
     if len(rows) == 0:
         return
     coll = m.collateral_value()[rows]
@@ -72,8 +73,8 @@ def check_covenants(m, t: int, rnd: int, defaults: dict) -> None:
         loans.principal_usd[rows],
         loans.max_ltv[rows],
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ltv = np.where(coll > 0, principal / coll, np.inf)
+    ltv = np.full(len(rows), np.inf)  # principal / collateral where there is collateral
+    np.divide(principal, coll, out=ltv, where=coll > 0)
     cov = m.coverage()[borrower_rows]
     ltv_breach = ltv > max_ltv
     cured = _borrowing_base_sweep(m, rows, coll, ltv_breach, (borrower_rows, principal, max_ltv), t)
@@ -188,19 +189,23 @@ def _borrowing_base_sweep(
     if columns is None:
         columns = loans.borrower[rows], loans.principal_usd[rows], loans.max_ltv[rows]
     borrower, principal, max_ltv = columns
-    allowed = loans.cures_allowed(
-        rows, t, credit["cure_max_per_year"], credit["cure_max_per_facility"]
-    )
-    cure = np.where(
-        ltv_breach & allowed & np.isfinite(coll) & (coll > 0),
-        principal - credit["cure_target_ltv_share"] * max_ltv * coll,
-        0.0,
-    )
-    cure = np.maximum(cure, 0.0)
-    spare = np.maximum(m.acct.cash - cure_liquidity_floor_usd(m), 0.0)
-    cand = np.flatnonzero(cure > 0)
     cured = np.zeros(len(rows), dtype=bool)
+    # the cure rights are looked up for the curable breaches only (the rest cure nothing)
+    cand = np.flatnonzero(ltv_breach & np.isfinite(coll) & (coll > 0))
+    if len(cand) == 0:
+        return cured
+    cand = cand[
+        loans.cures_allowed(
+            rows[cand], t, credit["cure_max_per_year"], credit["cure_max_per_facility"]
+        )
+    ]
+    cure = np.zeros(len(rows))
+    cure[cand] = np.maximum(
+        principal[cand] - credit["cure_target_ltv_share"] * max_ltv[cand] * coll[cand], 0.0
+    )
+    cand = cand[cure[cand] > 0]
     if len(cand):
+        spare = np.maximum(m.acct.cash - cure_liquidity_floor_usd(m), 0.0)
         order = cand[_by_borrower_then_value(borrower[cand], cure[cand], m.n)]
         b_sorted = borrower[order]
         running = np.cumsum(cure[order])

@@ -57,7 +57,8 @@ def _maturities(m, t: int, defaults: dict, parts: tuple[np.ndarray, np.ndarray])
     """Roll maturing loans or refuse them. ``parts``: the current claims and GPU inventory
     (:meth:`~abm.model.AIComputeCreditModel.claims_and_inventory`)."""
     loans = m.loans
-    due = np.flatnonzero(loans.in_service(m.status) & (loans.maturity_month <= t))
+    due = np.flatnonzero(loans.maturity_month <= t)  # then the serviced ones among them
+    due = due[loans.in_service(m.status, due)]
     if len(due) == 0:
         return
     roll = m.populations.lenders.decide_rollovers(due, m.balance_sheets(parts))

@@ -165,8 +165,9 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
     contracted = np.floor(units * m.contracted_share[idx]).astype(np.int64)
     # customers reserve only capacity they have demand for: new reservations stop where reserved
     # H100-equivalents at full usage (utilisation_max) would exceed today's demand
-    live = ct.active & (m.status.take(ct.provider) == ACTIVE)
-    reserved_perf = float((ct.units[live] * m.perf.take(ct.gen[live])).sum())
+    live = np.flatnonzero(ct.active)  # (the provider test on the active rows only)
+    live = live[m.status.take(ct.provider.take(live)) == ACTIVE]
+    reserved_perf = float((ct.units.take(live) * m.perf.take(ct.gen.take(live))).sum())
     headroom = max(m.compute.demand_perf_units / c["utilisation_max"] - reserved_perf, 0.0)
     asked = float(contracted.sum()) * m.perf[g]
     if asked > headroom:
@@ -175,7 +176,9 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
     ig = np.floor((contracted - anchor) * m.ig_share[idx]).astype(np.int64)
     rent = m.compute.rent_spot[g] * (1.0 + c["contract_premium"])
     tenor = c["contract_tenor_months"]
-    # grade slots: 0 small non-IG customers, 1 investment grade, 2 the provider's anchor customer
+    # grade slots: 0 small non-IG customers, 1 investment grade, 2 the provider's anchor customer;
+    # the new contracts of all grades are written in one add, in this order of grades
+    fresh_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     for grade, n_units in ((2, anchor), (1, ig), (0, contracted - anchor - ig)):
         ok = n_units > 0
         if not ok.any():
@@ -202,20 +205,25 @@ def _sign_contracts(m, t: int, idx: np.ndarray, g: int, units: np.ndarray) -> No
             ct.prepaid_usd[r] += prepay[join]
         fresh = ~join
         if fresh.any():
-            new = ct.add(
-                provider=b[fresh],
-                gen=g,
-                units=u[fresh],
-                rent_per_gpu_hour=rent,
-                end_month=t + tenor,
-                take_or_pay_share=c["take_or_pay_share"],
-                prepaid_usd=prepay[fresh],
-                prepay_release_share=c["prepayment_share"],
-                investment_grade=grade == 1,
-                anchor=m.anchor_of[b[fresh]] if grade == 2 else -1,
-            )
-            m.contract_row[b[fresh], grade] = new
-            m.contract_opened[b[fresh], grade] = t
+            fresh_rows.append((grade, b[fresh], u[fresh], prepay[fresh]))
+    if not fresh_rows:
+        return
+    grades = np.concatenate([np.full(len(b), grade) for grade, b, _, _ in fresh_rows])
+    providers = np.concatenate([b for _, b, _, _ in fresh_rows])
+    new = ct.add(
+        provider=providers,
+        gen=g,
+        units=np.concatenate([u for _, _, u, _ in fresh_rows]),
+        rent_per_gpu_hour=rent,
+        end_month=t + tenor,
+        take_or_pay_share=c["take_or_pay_share"],
+        prepaid_usd=np.concatenate([p for _, _, _, p in fresh_rows]),
+        prepay_release_share=c["prepayment_share"],
+        investment_grade=grades == 1,
+        anchor=np.where(grades == 2, m.anchor_of[providers], -1),
+    )
+    m.contract_row[providers, grades] = new
+    m.contract_opened[providers, grades] = t
 
 
 def _lease_hosting(m, t: int, tenants: np.ndarray, need_mw: np.ndarray) -> None:

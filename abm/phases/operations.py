@@ -1,6 +1,10 @@
 """Phase 3: operations. Rents (contracted and spot), hosting leases, mining, power and site costs,
 overheads, lenders' funding costs, GPU scrapping and completed conversions. Vectorised over lots,
-contracts and leases."""
+contracts and leases.
+
+(Longer than ~450 lines: the month's cash flows share the G x n unit tables built once at the top
+of :func:`run`, and the contract rules with their table helpers are kept next to the revenue they
+set, so that one reading follows the phase from the tables to the cash.)"""
 
 from __future__ import annotations
 
@@ -93,9 +97,12 @@ def run(m, t: int) -> np.ndarray:
     # far as demand reaches (demand is served on reserved GPUs first); prepayments released first
     # (computed on the active contracts only: the others earn and release nothing)
     ct = m.contracts
-    provider, units = ct.provider.take(act), ct.units.take(act)
-    cell = ct.gen.take(act) * n + provider  # (generation, provider) cell of the G x n tables
-    contracted, scale, contract_usage = _contract_usage(m, act, owned)
+    provider, units, gen_act = ct.provider.take(act), ct.units.take(act), ct.gen.take(act)
+    cell = gen_act * n + provider  # (generation, provider) cell of the G x n tables
+    # (_contract_usage's three results, from the columns gathered here)
+    contracted = np.bincount(cell, weights=units, minlength=G * n).reshape(G, n)
+    scale = _in_service_scale(contracted, owned)
+    contract_usage = _usage(m, contracted, owned)
     take_or_pay = ct.take_or_pay_share.take(act)
     paid_share = np.maximum(take_or_pay, contract_usage)
     idle_share = paid_share - contract_usage  # paid for under take-or-pay, not used
@@ -115,7 +122,7 @@ def run(m, t: int) -> np.ndarray:
     # demand left after contracted usage gives them
     running = m.compute.running()
     spot_units = np.maximum(owned - contracted, 0.0)
-    reserved_perf_c = reserved * m.perf.take(ct.gen.take(act))  # per contract
+    reserved_perf_c = reserved * m.perf.take(gen_act)  # per contract
     reserved_perf = float(reserved_perf_c.sum())
     spot_perf = float((spot_units.sum(axis=1) * m.perf * running).sum())
     demand_left = max(m.compute.demand_perf_units - contract_usage * reserved_perf, 0.0)
@@ -251,11 +258,19 @@ def _mining(m, t: int, revenue: np.ndarray, opex: np.ndarray, asic_btc: np.ndarr
     return production_sale_btc
 
 
+def _contracts_in_force(m) -> np.ndarray:
+    """Rows of the contracts in force of active providers, ascending:
+    ``flatnonzero(active & (status[provider] == ACTIVE))``, with the provider test on the active
+    rows only (most of the book is ended contracts in long runs)."""
+    ct = m.contracts
+    rows = np.flatnonzero(ct.active)
+    return rows[m.status.take(ct.provider.take(rows)) == ACTIVE]
+
+
 def reserved_perf_units(m) -> float:
     """H100-equivalents in service under the contracts in force of active providers (the
     reserved capacity demand is served on first)."""
-    ct = m.contracts
-    act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+    act = _contracts_in_force(m)
     live = m.in_service_lots()
     lots = m.lots
     owned = _table(lots.owner.take(live), lots.gen.take(live), lots.units.take(live), m.n, m.G)
@@ -271,17 +286,34 @@ def _contract_usage(m, act: np.ndarray, owned: np.ndarray) -> tuple[np.ndarray, 
     has in service (``min(1, owned / contracted)``, G x n) and the contract usage: the share of the
     reserved in-service H100-equivalents busy, ``min(utilisation_max, demand / reserved)``. Demand
     is served on reserved GPUs first; what is left goes to spot GPUs."""
-    c, ct = m.cfg["compute"], m.contracts
+    contracted = _contracted_table(m, act)
+    return contracted, _in_service_scale(contracted, owned), _usage(m, contracted, owned)
+
+
+def _in_service_scale(contracted: np.ndarray, owned: np.ndarray) -> np.ndarray:
+    """``min(1, owned / contracted)`` where units are contracted, else 0 (G x n, float): the
+    division only where it is defined."""
+    held = contracted > 0
+    scale = np.divide(owned, contracted, out=np.zeros(contracted.shape), where=held)
+    np.minimum(scale, 1.0, out=scale, where=held)
+    return scale
+
+
+def _contracted_table(m, act: np.ndarray) -> np.ndarray:
+    """Units under the contracts ``act`` by (generation, provider), G x n."""
+    ct = m.contracts
     n, G = m.n, m.G
     cell = ct.gen.take(act) * n + ct.provider.take(act)
-    contracted = np.bincount(cell, weights=ct.units.take(act), minlength=G * n).reshape(G, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(contracted > 0, np.minimum(1.0, owned / contracted), 0.0)
+    return np.bincount(cell, weights=ct.units.take(act), minlength=G * n).reshape(G, n)
+
+
+def _usage(m, contracted: np.ndarray, owned: np.ndarray) -> float:
+    """The contract usage of :func:`_contract_usage` from the contracted and owned tables."""
+    c = m.cfg["compute"]
     reserved_perf = float((np.minimum(contracted, owned) * m.perf[:, None]).sum())
     if reserved_perf <= 0:
-        return contracted, scale, float(c["utilisation_max"])
-    usage = min(c["utilisation_max"], m.compute.demand_perf_units / reserved_perf)
-    return contracted, scale, float(usage)
+        return float(c["utilisation_max"])
+    return float(min(c["utilisation_max"], m.compute.demand_perf_units / reserved_perf))
 
 
 def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
@@ -307,7 +339,7 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
     or on ``shocks.customer_defaults`` (off: no customer defaults or renegotiates). ``owned``: in-service units by (generation, agent), G x n."""
     c = m.cfg["compute"]
     ct = m.contracts
-    act = np.flatnonzero(ct.active & (m.status.take(ct.provider) == ACTIVE))
+    act = _contracts_in_force(m)
     # the regime sets the stress probability by hand only under shocks.correlation_model =
     # "regime_set"; otherwise customers' stress comes only from the idle take-or-pay they pay below
     p = c[
@@ -365,7 +397,7 @@ def _renew_and_cut_contracts(m, t: int, owned: np.ndarray) -> np.ndarray:
     rows = kept[ct.end_month.take(kept) <= t]
     if len(rows):
         # the customer re-reserves what it uses today (demand served on the contracts in force)
-        usage = _contract_usage(m, kept, owned)[2]
+        usage = _usage(m, _contracted_table(m, kept), owned)
         keep_share = min(1.0, usage / c["utilisation_max"])
         ct.units[rows] = np.rint(ct.units[rows] * keep_share).astype(np.int64)
         rent = m.compute.rent_spot[ct.gen[rows]] * (1.0 + c["contract_premium"])
@@ -399,8 +431,10 @@ def _scrap(m, t: int) -> None:
     p = _monthly_prob(c["failure_scrap_rate_per_year"])
     held = units.take(has)
     failed = m.rng.binomial(held, p)  # drawn for every lot with units
-    # units leave through the one booking function: a lender holding them books the loss
-    losses.retire_units(m, has, failed)
+    # units leave through the one booking function: a lender holding them books the loss (handed
+    # the lots with failures only: it skips rows without units to retire, in order, anyway)
+    hit = np.flatnonzero(failed)
+    losses.retire_units(m, has.take(hit), failed.take(hit))
     _retire(m, t)
 
 
