@@ -121,13 +121,39 @@ def draw_outside_funding(m, lenders: np.ndarray, want_usd: np.ndarray) -> np.nda
     return drawn
 
 
-def _recent_default_parents(m, lender: int) -> list[int]:
-    """Default events of this lender's borrowers (the losses behind a run), most recent 20."""
-    loans = m.loans
-    borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
-    events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
+def _recent_default_parents(m, lender: int, by_lender: dict | None = None) -> list[int]:
+    """Default events of this lender's borrowers (the losses behind a run), most recent 20.
+    ``by_lender``: :func:`borrower_default_events` of the current state, when the caller has it
+    (one pass over the loans for every lender, instead of one per lender)."""
+    if by_lender is None:
+        by_lender = borrower_default_events(m, np.array([lender]))
     # and the re-mark of its loan book, when loan sales marked its loans down lately
-    return sorted(events)[-20:] + loan_marks.recent_mark_parents(m, lender)
+    return by_lender.get(lender, []) + loan_marks.recent_mark_parents(m, lender)
+
+
+def borrower_default_events(m, lenders: np.ndarray | None = None) -> dict[int, list[int]]:
+    """For each of ``lenders`` (agent rows; None: every holder of a loan) whose borrowers defaulted: the default events of
+    its distinct borrowers on loans other than interbank loans, ascending, the last 20 (the
+    parents of its funding events). One pass over the loans for all of them; interbank loans are
+    the only loans lenders owe, so a lender's own failure never adds to another's list."""
+    loans, n = m.loans, m.n
+    wanted = (m.default_event[loans.borrower] > 0) & (loans.kind != INTERBANK)
+    if lenders is not None:
+        wanted &= np.isin(loans.lender, lenders)
+    rows = np.flatnonzero(wanted)
+    if not len(rows):
+        return {}
+    pairs = np.unique(loans.lender[rows] * n + loans.borrower[rows])  # (lender, borrower) once
+    lender = pairs // n
+    events = m.default_event[pairs - lender * n]
+    order = np.lexsort((events, lender))  # by lender, events ascending within
+    lender, events = lender[order], events[order]
+    starts = np.flatnonzero(np.r_[True, lender[1:] != lender[:-1]])
+    ends = np.r_[starts[1:], len(lender)]
+    return {
+        int(lender[a]): events[max(a, b - 20) : b].tolist()
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 def lender_funding_month(m, t: int) -> np.ndarray:
@@ -160,6 +186,15 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     redemption_due = np.zeros(len(lenders))
     stressed = np.zeros(len(lenders), dtype=bool)  # depositors running: no new deposits
     event = np.full(len(lenders), -1, dtype=np.int64)
+    # the parents of steps 1-3's events, for every lender at its first use: until the loan sales
+    # of step 5 no loan changes lender or is added, and no borrower defaults in this phase
+    default_parents: dict | None = None
+
+    def parents_of(i: int) -> list[int]:
+        nonlocal default_parents
+        if default_parents is None:
+            default_parents = borrower_default_events(m)
+        return _recent_default_parents(m, i, default_parents)
 
     # 3. borrowing-base margin calls (paid first: the bank's facility is secured)
     call_unpaid = np.zeros(len(lenders))
@@ -183,7 +218,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
             bank = int(loans.lender[rows[0]])
             eid = m.events.add(
                 t, "funding_margin_call", i, cause="borrowing_base", counterparty=bank,
-                parents=_recent_default_parents(m, i), amount=float(call[j]),
+                parents=parents_of(i), amount=float(call[j]),
             )  # fmt: skip
             _repay_interbank(m, rows, paid)
             fs.margin_calls_total_usd[i] += paid
@@ -204,7 +239,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         for j in np.flatnonzero(redeem & (ask > 1.0)):
             i = int(lenders[j])
             eid = m.events.add(
-                t, "redemption", i, cause="losses", parents=_recent_default_parents(m, i),
+                t, "redemption", i, cause="losses", parents=parents_of(i),
                 amount=float(owed[j]),
             )  # fmt: skip
             if event[j] < 0:
@@ -225,7 +260,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
             i = int(lenders[j])
             eid = m.events.add(
                 t, "depositor_run", i, cause="btc_fall" if btc_run else "losses",
-                parents=_recent_default_parents(m, i), amount=float(ask[j]),
+                parents=parents_of(i), amount=float(ask[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
