@@ -29,6 +29,9 @@ class Valuation:
         self._pledged_cache = None  # (lots seen, pledged lot rows, their mark keys)
         self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
         self._coverage_cache = None  # (ebitda history, service history, months, coverage)
+        # (scalars, copies of the input arrays, defaulted rows, copies of the estates' inputs,
+        # (loan values, GPU values by agent, claims by agent)): see _claims_parts
+        self._claims_cache = None
 
     def total_btc(self) -> float:
         """All BTC held by agents: free BTC plus BTC pledged to loans (BTC)."""
@@ -192,15 +195,88 @@ class Valuation:
         """Lenders' carrying value of each loan (USD, per loan row): principal if performing, times
         its class's loan mark if its lender marks loans to market (abm/finance/loan_marks.py); if
         defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
-        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
+        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it.
+        Without ``gpu_value`` the result is read-only and comes from :meth:`_claims_parts`."""
+        if gpu_value is None:
+            return self._claims_parts()[0]
+        dflt = np.flatnonzero(self.loans.status == LOAN_DEFAULTED)
+        return self._claims_value_at(gpu_value, dflt)
+
+    def _claims_value_at(self, gpu_value: np.ndarray, dflt: np.ndarray) -> np.ndarray:
+        """:meth:`claims_value` given the GPU values by agent and the defaulted loan rows."""
         loans = self.loans
         value = np.where(
             loans.status == LOAN_ACTIVE, loans.principal_usd * loan_marks.carrying_factor(self), 0.0
         )
-        dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
         if len(dflt):
             value[dflt] = self.estate_recoveries(dflt, gpu_value)
         return value
+
+    def _claims_inputs(self) -> tuple[tuple, tuple[np.ndarray, ...]]:
+        """(scalars, arrays): everything :meth:`claims_value` and :meth:`gpu_value_by_agent` read,
+        apart from the estates' inputs (:meth:`_estate_inputs`). Floats as their exact hex."""
+        loans, lots, marks = self.loans, self.lots, self.loan_marks
+        scalars = (
+            self.n,
+            loans.n,
+            lots.n,
+            float(self.crypto.price_usd).hex(),
+            float(self.cfg["credit"]["workout_cost_share"]).hex(),
+        )
+        arrays = (
+            marks.mark,
+            self.mark_market,
+            marks.marks_to_market,
+            loans.principal_usd,
+            lots.units,
+            loans.status,
+            loans.lender,
+            lots.owner,
+            lots.gen,
+            loans.kind,
+        )
+        return scalars, arrays
+
+    def _estate_inputs(self, dflt: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What :meth:`estate_recoveries` reads of the defaulted loans ``dflt`` beyond
+        :meth:`_claims_inputs`: their borrowers, seniorities, and the estates' cash and BTC."""
+        loans = self.loans
+        borrower = loans.borrower[dflt]
+        return borrower, loans.seniority[dflt], self.acct.cash[borrower], self.acct.btc[borrower]
+
+    def _claims_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(:meth:`claims_value` per loan, :meth:`gpu_value_by_agent`, claims by holding agent),
+        read-only, computed once per state of their inputs.
+
+        The books and accounts are written in place by many rules, so the cache is keyed on the
+        inputs themselves: the result is reused only while every input (:meth:`_claims_inputs`,
+        :meth:`_estate_inputs`) has the same bits as when it was computed (copies kept; a
+        comparison costs a fraction of the computation). Between the lender phase's balance
+        sheets typically only lenders' cash moves, which none of these values read."""
+        scalars, arrays = self._claims_inputs()
+        cached = self._claims_cache
+        if cached is not None and cached[0] == scalars and all(map(_same_bits, arrays, cached[1])):
+            dflt = cached[2]  # the same statuses: the same defaulted rows
+            estate = self._estate_inputs(dflt)
+            if all(map(_same_bits, estate, cached[3])):
+                return cached[4]
+        else:
+            dflt = np.flatnonzero(self.loans.status == LOAN_DEFAULTED)
+            estate = self._estate_inputs(dflt)
+        gpu_value = self.gpu_value_by_agent()
+        value = self._claims_value_at(gpu_value, dflt)
+        claims = np.bincount(self.loans.lender, weights=value, minlength=self.n)
+        parts = (value, gpu_value, claims)
+        for a in parts:
+            a.flags.writeable = False
+        self._claims_cache = (
+            scalars,
+            tuple(a.copy() for a in arrays),
+            dflt,
+            tuple(a.copy() for a in estate),
+            parts,
+        )
+        return parts
 
     def estate_recoveries(
         self, claims: np.ndarray, gpu_value: np.ndarray | None = None
@@ -216,11 +292,6 @@ class Valuation:
             gpu_value = self.gpu_value_by_agent()
         cost = self.cfg["credit"]["workout_cost_share"]
         borrower = loans.borrower[claims]
-        estate_value = (
-            np.maximum(self.acct.cash, 0.0)
-            + np.maximum(self.acct.btc, 0.0) * self.crypto.price_usd
-            + gpu_value * (1.0 - cost)
-        )
         # the waterfall, vectorised over (estate, seniority class), classes in ascending key order
         # (estate, then seniority: senior first): a class gets what its estate has left after the
         # classes senior to it, shared pro rata to the claims
@@ -234,18 +305,22 @@ class Valuation:
         first[1:] = class_estate[1:] != class_estate[:-1]
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(classes)), 0))
         senior_owed = running - class_owed - (running[group_start] - class_owed[group_start])
-        left = np.maximum(estate_value[class_estate] - senior_owed, 0.0)
+        # each class's estate valued element by element (the same bits as valuing every agent)
+        estate_value = (
+            np.maximum(self.acct.cash[class_estate], 0.0)
+            + np.maximum(self.acct.btc[class_estate], 0.0) * self.crypto.price_usd
+            + gpu_value[class_estate] * (1.0 - cost)
+        )
+        left = np.maximum(estate_value - senior_owed, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(class_owed > 0, np.minimum(1.0, left / class_owed), 0.0)
         return owed * share[of_class]
 
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
-        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
-        gpu_value = self.gpu_value_by_agent()
-        claims = np.bincount(
-            self.loans.lender, weights=self.claims_value(gpu_value), minlength=self.n
-        )
+        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts.
+        Read-only; computed once per state of their inputs (:meth:`_claims_parts`)."""
+        _, gpu_value, claims = self._claims_parts()
         return claims, gpu_value
 
     def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -349,3 +424,14 @@ class Valuation:
         value = np.bincount(borrower, weights=self.collateral_value()[gpu], minlength=self.n)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """True if ``a`` and ``b`` have the same shape, dtype and bits (floats compared as integers:
+    NaN equals itself, -0.0 differs from 0.0, so a match can never change a result)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        view = np.dtype(f"i{a.dtype.itemsize}")
+        a, b = a.view(view), b.view(view)
+    return bool(np.array_equal(a, b))
