@@ -6,6 +6,9 @@ model's books (``loans``, ``lots``, ``contracts``, ``leases``), accounts (``acct
 (``mark_market``, ``mark_appraisal_by_kind``) and per-agent arrays, and write nothing but their own caches.
 Rules that *act* on these values (covenant tests, rollovers, lender failures) live in the phases and
 the agent modules.
+
+(Over 450 lines because the claims cache, :meth:`Valuation._claims_parts`, sits beside the values it
+serves: its key must name every input they read, and a reader checks the two side by side.)
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ class Valuation:
         self._pledged_cache = None  # (lots seen, pledged lot rows, their mark keys)
         self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
         self._coverage_cache = None  # (ebitda history, service history, months, coverage)
-        # (scalars, copies of the input arrays, defaulted rows, copies of the estates' inputs,
-        # (loan values, GPU values by agent, claims by agent)): see _claims_parts
-        self._claims_cache = None
+        # copies of the inputs of the claims and GPU values, and the parts computed from them
+        # (_claims_parts)
+        self._claims_cache: dict | None = None
 
     def total_btc(self) -> float:
         """All BTC held by agents: free BTC plus BTC pledged to loans (BTC)."""
@@ -212,71 +215,103 @@ class Valuation:
             value[dflt] = self.estate_recoveries(dflt, gpu_value)
         return value
 
-    def _claims_inputs(self) -> tuple[tuple, tuple[np.ndarray, ...]]:
-        """(scalars, arrays): everything :meth:`claims_value` and :meth:`gpu_value_by_agent` read,
-        apart from the estates' inputs (:meth:`_estate_inputs`). Floats as their exact hex."""
+    def _claims_inputs(self) -> dict[str, np.ndarray]:
+        """The arrays :meth:`claims_value` and :meth:`gpu_value_by_agent` read in full, by name
+        (the defaulted claims' own inputs: :meth:`_estate_inputs`)."""
         loans, lots, marks = self.loans, self.lots, self.loan_marks
+        return {
+            "mark": marks.mark,
+            "mark_market": self.mark_market,
+            "marks_to_market": marks.marks_to_market,
+            "principal": loans.principal_usd,
+            "units": lots.units,
+            "status": loans.status,
+            "lender": loans.lender,
+            "owner": lots.owner,
+            "gen": lots.gen,
+            "kind": loans.kind,
+        }
+
+    def _estate_inputs(self, dflt: np.ndarray, gpu_value: np.ndarray) -> tuple:
+        """Everything :meth:`estate_recoveries` reads for the defaulted loans ``dflt``: their
+        principal, borrowers and seniorities, the estates' cash, BTC and GPU values, the BTC price
+        and the workout cost (floats as their exact hex)."""
+        loans = self.loans
+        borrower = loans.borrower[dflt]
+        arrays = (
+            loans.principal_usd[dflt],
+            borrower,
+            loans.seniority[dflt],
+            self.acct.cash[borrower],
+            self.acct.btc[borrower],
+            gpu_value[borrower],
+        )
         scalars = (
-            self.n,
-            loans.n,
-            lots.n,
             float(self.crypto.price_usd).hex(),
             float(self.cfg["credit"]["workout_cost_share"]).hex(),
         )
-        arrays = (
-            marks.mark,
-            self.mark_market,
-            marks.marks_to_market,
-            loans.principal_usd,
-            lots.units,
-            loans.status,
-            loans.lender,
-            lots.owner,
-            lots.gen,
-            loans.kind,
-        )
-        return scalars, arrays
-
-    def _estate_inputs(self, dflt: np.ndarray) -> tuple[np.ndarray, ...]:
-        """What :meth:`estate_recoveries` reads of the defaulted loans ``dflt`` beyond
-        :meth:`_claims_inputs`: their borrowers, seniorities, and the estates' cash and BTC."""
-        loans = self.loans
-        borrower = loans.borrower[dflt]
-        return borrower, loans.seniority[dflt], self.acct.cash[borrower], self.acct.btc[borrower]
+        return arrays, scalars
 
     def _claims_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(:meth:`claims_value` per loan, :meth:`gpu_value_by_agent`, claims by holding agent),
-        read-only, computed once per state of their inputs.
+        read-only, each computed once per state of its inputs.
 
         The books and accounts are written in place by many rules, so the cache is keyed on the
-        inputs themselves: the result is reused only while every input (:meth:`_claims_inputs`,
-        :meth:`_estate_inputs`) has the same bits as when it was computed (copies kept; a
-        comparison costs a fraction of the computation). Between the lender phase's balance
-        sheets typically only lenders' cash moves, which none of these values read."""
-        scalars, arrays = self._claims_inputs()
-        cached = self._claims_cache
-        if cached is not None and cached[0] == scalars and all(map(_same_bits, arrays, cached[1])):
-            dflt = cached[2]  # the same statuses: the same defaulted rows
-            estate = self._estate_inputs(dflt)
-            if all(map(_same_bits, estate, cached[3])):
-                return cached[4]
+        inputs themselves: copies of every array read (:meth:`_claims_inputs`), compared bit for
+        bit with the current ones at each call (a comparison costs a fraction of the
+        computation). Each part is reused while its own inputs are unchanged: the GPU values
+        (lots, market marks, agents), the performing loans' values (loans, loan marks), the
+        defaulted claims' recoveries (:meth:`_estate_inputs`), the claims by holder (all of
+        these). Between the lender phase's balance sheets typically only lenders' cash moves,
+        which none of them reads; from month to month the BTC price moves only the recoveries."""
+        cache = self._claims_cache
+        if cache is None or cache["n"] != self.n:
+            cache = self._claims_cache = {"n": self.n, "inputs": {}}
+        stored, current = cache["inputs"], self._claims_inputs()
+        changed = {k for k, a in current.items() if k not in stored or not _same_bits(a, stored[k])}
+        for k in changed:  # keep copies of the new inputs (into the old buffers when they fit)
+            old = stored.get(k)
+            if old is not None and old.shape == current[k].shape and old.dtype == current[k].dtype:
+                np.copyto(old, current[k])
+            else:
+                stored[k] = current[k].copy()
+        if not changed and "parts" in cache:
+            gpu_value = cache["parts"][1]
+            estate = self._estate_inputs(cache["dflt"], gpu_value)
+            if _same_estates(estate, cache["estate"]):
+                return cache["parts"]
+        loans = self.loans
+        if changed & {"units", "owner", "gen", "mark_market"} or "parts" not in cache:
+            gpu_value = self.gpu_value_by_agent()
+            gpu_value.flags.writeable = False
         else:
-            dflt = np.flatnonzero(self.loans.status == LOAN_DEFAULTED)
-            estate = self._estate_inputs(dflt)
-        gpu_value = self.gpu_value_by_agent()
-        value = self._claims_value_at(gpu_value, dflt)
-        claims = np.bincount(self.loans.lender, weights=value, minlength=self.n)
-        parts = (value, gpu_value, claims)
-        for a in parts:
+            gpu_value = cache["parts"][1]
+        if changed & {"principal", "status", "lender", "kind", "mark", "marks_to_market"} or (
+            "performing" not in cache
+        ):
+            performing = np.where(
+                loans.status == LOAN_ACTIVE,
+                loans.principal_usd * loan_marks.carrying_factor(self),
+                0.0,
+            )
+            performing.flags.writeable = False
+            cache["performing"] = performing
+        if "status" in changed or "dflt" not in cache:
+            cache["dflt"] = np.flatnonzero(loans.status == LOAN_DEFAULTED)
+        dflt = cache["dflt"]
+        estate = self._estate_inputs(dflt, gpu_value)
+        if "recoveries" not in cache or not _same_estates(estate, cache["estate"]):
+            cache["recoveries"] = self.estate_recoveries(dflt, gpu_value) if len(dflt) else None
+            cache["estate"] = estate
+        value = cache["performing"]
+        if len(dflt):
+            value = value.copy()
+            value[dflt] = cache["recoveries"]
+        claims = np.bincount(loans.lender, weights=value, minlength=self.n)
+        for a in (value, claims):
             a.flags.writeable = False
-        self._claims_cache = (
-            scalars,
-            tuple(a.copy() for a in arrays),
-            dflt,
-            tuple(a.copy() for a in estate),
-            parts,
-        )
-        return parts
+        cache["parts"] = (value, gpu_value, claims)
+        return cache["parts"]
 
     def estate_recoveries(
         self, claims: np.ndarray, gpu_value: np.ndarray | None = None
@@ -435,3 +470,8 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
         view = np.dtype(f"i{a.dtype.itemsize}")
         a, b = a.view(view), b.view(view)
     return bool(np.array_equal(a, b))
+
+
+def _same_estates(a: tuple, b: tuple) -> bool:
+    """True if two :meth:`Valuation._estate_inputs` are the same bits."""
+    return a[1] == b[1] and all(map(_same_bits, a[0], b[0]))

@@ -131,16 +131,20 @@ def _recent_default_parents(m, lender: int, by_lender: dict | None = None) -> li
     return by_lender.get(lender, []) + loan_marks.recent_mark_parents(m, lender)
 
 
-def borrower_default_events(m, lenders: np.ndarray | None = None) -> dict[int, list[int]]:
-    """For each of ``lenders`` (agent rows; None: every holder of a loan) whose borrowers defaulted: the default events of
-    its distinct borrowers on loans other than interbank loans, ascending, the last 20 (the
-    parents of its funding events). One pass over the loans for all of them; interbank loans are
-    the only loans lenders owe, so a lender's own failure never adds to another's list."""
+def borrower_default_events(
+    m, lenders: np.ndarray, rows: np.ndarray | None = None
+) -> dict[int, list[int]]:
+    """For each of ``lenders`` (agent rows) whose borrowers defaulted: the default events of its
+    distinct borrowers on loans other than interbank loans, ascending, the last 20 (the parents of
+    its funding events). One pass over the loans for all of them; ``rows``:
+    :func:`defaulted_borrower_rows` of the current state, when the caller has it. Interbank loans
+    are the only loans lenders owe, so a lender's own failure never adds to another's list."""
     loans, n = m.loans, m.n
-    wanted = (m.default_event[loans.borrower] > 0) & (loans.kind != INTERBANK)
-    if lenders is not None:
-        wanted &= np.isin(loans.lender, lenders)
-    rows = np.flatnonzero(wanted)
+    if rows is None:
+        rows = defaulted_borrower_rows(m)
+    wanted = np.zeros(n, dtype=bool)
+    wanted[lenders] = True
+    rows = rows[wanted[loans.lender[rows]]]
     if not len(rows):
         return {}
     pairs = np.unique(loans.lender[rows] * n + loans.borrower[rows])  # (lender, borrower) once
@@ -154,6 +158,12 @@ def borrower_default_events(m, lenders: np.ndarray | None = None) -> dict[int, l
         int(lender[a]): events[max(a, b - 20) : b].tolist()
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
     }
+
+
+def defaulted_borrower_rows(m) -> np.ndarray:
+    """Rows of the loans other than interbank loans whose borrower has defaulted."""
+    loans = m.loans
+    return np.flatnonzero((m.default_event[loans.borrower] > 0) & (loans.kind != INTERBANK))
 
 
 def lender_funding_month(m, t: int) -> np.ndarray:
@@ -186,15 +196,15 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     redemption_due = np.zeros(len(lenders))
     stressed = np.zeros(len(lenders), dtype=bool)  # depositors running: no new deposits
     event = np.full(len(lenders), -1, dtype=np.int64)
-    # the parents of steps 1-3's events, for every lender at its first use: until the loan sales
-    # of step 5 no loan changes lender or is added, and no borrower defaults in this phase
-    default_parents: dict | None = None
+    # the parents of steps 1-3's events, for all the lenders of a step at once; the defaulted
+    # borrowers' loans found once: until the loan sales of step 5 no loan changes lender or is
+    # added, and no borrower defaults in this phase
+    defaulted_rows: list[np.ndarray] = []
 
-    def parents_of(i: int) -> list[int]:
-        nonlocal default_parents
-        if default_parents is None:
-            default_parents = borrower_default_events(m)
-        return _recent_default_parents(m, i, default_parents)
+    def parents_for(agents: np.ndarray) -> dict[int, list[int]]:
+        if not defaulted_rows:
+            defaulted_rows.append(defaulted_borrower_rows(m))
+        return borrower_default_events(m, agents, defaulted_rows[0])
 
     # 3. borrowing-base margin calls (paid first: the bank's facility is secured)
     call_unpaid = np.zeros(len(lenders))
@@ -211,14 +221,16 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         base = advance * eligible + np.maximum(m.acct.cash[lenders], 0.0)
         owed = interbank_owed(m)[lenders]
         call = np.where((advance > 0) & active, np.maximum(owed - base, 0.0), 0.0)
-        for j in np.flatnonzero(call > 1.0):
+        calls = np.flatnonzero(call > 1.0)
+        default_parents = parents_for(lenders[calls]) if len(calls) else {}
+        for j in calls:
             i = int(lenders[j])
             paid = min(call[j], max(m.acct.cash[i], 0.0))
             rows = ib[loans.borrower[ib] == i]
             bank = int(loans.lender[rows[0]])
             eid = m.events.add(
                 t, "funding_margin_call", i, cause="borrowing_base", counterparty=bank,
-                parents=parents_of(i), amount=float(call[j]),
+                parents=_recent_default_parents(m, i, default_parents), amount=float(call[j]),
             )  # fmt: skip
             _repay_interbank(m, rows, paid)
             fs.margin_calls_total_usd[i] += paid
@@ -236,11 +248,13 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         owed = np.where(redeem, np.minimum(ask, gate_left), 0.0)
         pay = np.minimum(owed, np.maximum(m.acct.cash[lenders], 0.0))
         redemption_due = owed - pay  # within the gate: paid after loan sales (step 5)
-        for j in np.flatnonzero(redeem & (ask > 1.0)):
+        redeeming = np.flatnonzero(redeem & (ask > 1.0))
+        default_parents = parents_for(lenders[redeeming]) if len(redeeming) else {}
+        for j in redeeming:
             i = int(lenders[j])
             eid = m.events.add(
-                t, "redemption", i, cause="losses", parents=parents_of(i),
-                amount=float(owed[j]),
+                t, "redemption", i, cause="losses",
+                parents=_recent_default_parents(m, i, default_parents), amount=float(owed[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
@@ -256,11 +270,13 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     ask = np.where(active, ask + pending, 0.0)
     if ask.any():
         pay = np.minimum(ask, np.maximum(m.acct.cash[lenders], 0.0))
-        for j in np.flatnonzero(run):
+        running = np.flatnonzero(run)
+        default_parents = parents_for(lenders[running]) if len(running) else {}
+        for j in running:
             i = int(lenders[j])
             eid = m.events.add(
                 t, "depositor_run", i, cause="btc_fall" if btc_run else "losses",
-                parents=parents_of(i), amount=float(ask[j]),
+                parents=_recent_default_parents(m, i, default_parents), amount=float(ask[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
