@@ -215,6 +215,7 @@ MUTATIONS = {
         (m.loans.seniority[m.loans.status == LOAN_DEFAULTED] + 1) % 3,
     ),
     "lender": lambda m: m.loans.lender.__setitem__(_marked_loan(m), _other_lender(m)),
+    "loan kind": lambda m: m.loans.kind.__setitem__(_marked_loan(m), INTERBANK),
     "loan mark": lambda m: m.loan_marks.mark.__setitem__(slice(None), 0.7),
     "marks to market": lambda m: m.loan_marks.marks_to_market.__setitem__(
         m.loans.lender[_marked_loan(m)], False

@@ -58,6 +58,8 @@ CLASS_OF_KIND[BTC_LOAN] = 1
 CLASS_OF_KIND[NOTE] = 2
 CLASS_OF_KIND[CONVERT] = 2
 CLASS_OF_KIND[PROJECT] = 3
+#: loan kind -> column of :func:`carrying_factor`'s table (the class, or C for no class)
+CLASS_COLUMN_OF_KIND = np.where(CLASS_OF_KIND >= 0, CLASS_OF_KIND, len(LOAN_CLASSES))
 #: months a ``loan_mark`` event stays a parent of the lender's next funding event or sale
 MARK_PARENT_MONTHS = 3
 
@@ -84,8 +86,6 @@ class LoanMarkState:
         self.mark_event_month = np.full(n, -1, dtype=np.int64)
         self.sale_proceeds_usd = np.zeros(n)
         self.purchase_cost_usd = np.zeros(n)
-        # class column of each loan row seen so far (:func:`_class_columns`)
-        self.class_columns = np.empty(0, dtype=np.int64)
 
 
 def loan_classes(loans) -> np.ndarray:
@@ -97,28 +97,15 @@ def carrying_factor(m) -> np.ndarray:
     """Per loan row: the share of principal its holder carries it at while it performs, i.e. its
     class's mark if its lender marks loans to market and it has a class, else 1.
 
-    Read from a (holder, class) table (``C + 1`` columns, the last for loans without a class): one
-    gather per loan instead of three; the same values as ``where(marked, mark[class], 1)``."""
+    Read from a (holder, class) table (``C + 1`` columns, the last for loans without a class): the
+    same values as ``where(marked, mark[class], 1)`` with two gathers per loan instead of three."""
     state, loans = m.loan_marks, m.loans
     if not state.marks_to_market.any() or (state.mark == 1.0).all():
         return np.ones(loans.n)  # nobody marks, or every class is at par
     c = len(LOAN_CLASSES)
     table = np.ones((len(state.marks_to_market), c + 1))
     table[state.marks_to_market, :c] = state.mark
-    return table.ravel()[loans.lender * (c + 1) + _class_columns(state, loans)]
-
-
-def _class_columns(state: LoanMarkState, loans) -> np.ndarray:
-    """Per loan row: its class index, or ``C`` for a loan without a class (interbank). A loan's
-    kind never changes and rows are only appended, so only rows added since the last call are
-    classified (the rows cached in ``state``)."""
-    c = len(LOAN_CLASSES)
-    cached = state.class_columns
-    if len(cached) < loans.n:
-        cls = CLASS_OF_KIND[loans.kind[len(cached) :]]
-        new = np.where(cls >= 0, cls, c)
-        cached = state.class_columns = np.concatenate((cached, new)) if len(cached) else new
-    return cached[: loans.n]
+    return table.ravel()[loans.lender * (c + 1) + CLASS_COLUMN_OF_KIND[loans.kind]]
 
 
 def markdown_usd(m) -> np.ndarray:
