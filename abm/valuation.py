@@ -7,7 +7,7 @@ model's books (``loans``, ``lots``, ``contracts``, ``leases``), accounts (``acct
 Rules that *act* on these values (covenant tests, rollovers, lender failures) live in the phases and
 the agent modules.
 
-(Over 450 lines because the claims cache, :meth:`Valuation._claims_parts`, sits beside the values it
+(Over 450 lines because the claims cache, :meth:`Valuation.claims_parts`, sits beside the values it
 serves: its key must name every input they read, and a reader checks the two side by side.)
 """
 
@@ -33,7 +33,7 @@ class Valuation:
         self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
         self._coverage_cache = None  # (ebitda history, service history, months, coverage)
         # copies of the inputs of the claims and GPU values, and the parts computed from them
-        # (_claims_parts)
+        # (claims_parts)
         self._claims_cache: dict | None = None
 
     def total_btc(self) -> float:
@@ -199,9 +199,9 @@ class Valuation:
         its class's loan mark if its lender marks loans to market (abm/finance/loan_marks.py); if
         defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
         once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it.
-        Without ``gpu_value`` the result is read-only and comes from :meth:`_claims_parts`."""
+        Without ``gpu_value`` the result is read-only and comes from :meth:`claims_parts`."""
         if gpu_value is None:
-            return self._claims_parts()[0]
+            return self.claims_parts()[0]
         dflt = np.flatnonzero(self.loans.status == LOAN_DEFAULTED)
         return self._claims_value_at(gpu_value, dflt)
 
@@ -252,9 +252,10 @@ class Valuation:
         )
         return arrays, scalars
 
-    def _claims_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def claims_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(:meth:`claims_value` per loan, :meth:`gpu_value_by_agent`, claims by holding agent),
-        read-only, each computed once per state of its inputs.
+        read-only, each computed once per state of its inputs. ``(claims, gpu values)`` are the
+        ``parts`` of :meth:`lender_assets` and :meth:`balance_sheets`.
 
         The books and accounts are written in place by many rules, so the cache is keyed on the
         inputs themselves: copies of every array read (:meth:`_claims_inputs`), compared bit for
@@ -354,8 +355,8 @@ class Valuation:
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
         at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts.
-        Read-only; computed once per state of their inputs (:meth:`_claims_parts`)."""
-        _, gpu_value, claims = self._claims_parts()
+        Read-only; computed once per state of their inputs (:meth:`claims_parts`)."""
+        _, gpu_value, claims = self.claims_parts()
         return claims, gpu_value
 
     def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:

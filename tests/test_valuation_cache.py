@@ -1,7 +1,7 @@
 """Fast valuation paths against the code they replaced (abm/valuation.py, abm/finance/loan_marks.py,
 abm/finance/funding.py, abm/phases/lenders.py).
 
-* The claims and GPU values are cached for the state of their inputs (``Valuation._claims_parts``):
+* The claims and GPU values are cached for the state of their inputs (``Valuation.claims_parts``):
   every call over whole runs is compared bit for bit with the slow twin kept here, and each input,
   changed in place between two calls, must change the answer the cache gives (never a stale one).
 * The parents of lenders' funding events and failures come from one pass over the loans for all
@@ -107,7 +107,7 @@ def test_every_cached_valuation_of_a_run_equals_the_slow_computation(
     monkeypatch, scenario, seed, months
 ):
     calls = {"n": 0, "hits": 0, "below_par": 0}
-    fast_parts = AIComputeCreditModel._claims_parts
+    fast_parts = AIComputeCreditModel.claims_parts
 
     def checked(self):
         before = (self._claims_cache or {}).get("parts")
@@ -121,7 +121,7 @@ def test_every_cached_valuation_of_a_run_equals_the_slow_computation(
         assert _bits(out[2]) == _bits(claims)
         return out
 
-    monkeypatch.setattr(AIComputeCreditModel, "_claims_parts", checked)
+    monkeypatch.setattr(AIComputeCreditModel, "claims_parts", checked)
     m = AIComputeCreditModel(abm.load_scenario(scenario), rng=seed, months=months)
     m.run()
     # the cache served some calls and missed others, and (crash) the marks left par

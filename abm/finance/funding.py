@@ -166,14 +166,17 @@ def defaulted_borrower_rows(m) -> np.ndarray:
     return np.flatnonzero((m.default_event[loans.borrower] > 0) & (loans.kind != INTERBANK))
 
 
-def lender_funding_month(m, t: int) -> np.ndarray:
+def lender_funding_month(m, t: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The month's funding step for all lenders (steps 1-5 of the module docstring). Returns a
-    mask aligned with ``model.lender_idx``: lenders that fail for illiquidity this month."""
+    mask aligned with ``model.lender_idx``: lenders that fail for illiquidity this month, and the
+    lenders' (assets, equity) at the end of the step (USD, ``lender_idx`` order), which the lender
+    phase goes on from."""
     fs, f = m.funding_state, m.cfg["funding"]
     lenders = m.lender_idx
     lk = m.lk
     active = m.status[lenders] == ACTIVE
-    _, equity = m.lender_assets_and_equity()
+    loan_value, gpu_value, claims = m.claims_parts()
+    _, equity = m.lender_assets_and_equity((claims, gpu_value))
     fs.equity_peak_usd[lenders] = np.maximum(fs.equity_peak_usd[lenders], equity)
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = np.where(
@@ -213,7 +216,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     ib = m.loan_rows_of_kind(INTERBANK)
     ib = ib[loans.status[ib] == LOAN_ACTIVE]
     if (advance > 0).any() and len(ib):
-        value = m.claims_value()
+        value = loan_value  # m.claims_value(): nothing above wrote the books, marks or accounts
         performing = (loans.status == LOAN_ACTIVE) & (loans.kind != INTERBANK)
         eligible = np.bincount(loans.lender, weights=value * performing, minlength=m.n)[lenders]
         # cash in the vehicle's collateral account counts in full (a call paid from cash lowers
@@ -330,7 +333,8 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     )
     # a lender whose cash is still negative cannot pay what it owes this month: it fails now
     overdrawn = active & (m.acct.cash[lenders] < -1e-6)
-    return (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+    illiquid = (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+    return illiquid, (assets, equity)  # nothing since the re-mark wrote the balance sheets
 
 
 def _pay_redemptions(m, lenders: np.ndarray, pay: np.ndarray, equity: np.ndarray) -> None:

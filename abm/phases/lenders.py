@@ -23,11 +23,12 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
         interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     if m.cfg["channels"]["funding"]:
-        illiquid = funding.lender_funding_month(m, t)  # finite funding (abm/finance/funding.py)
+        # finite funding (abm/finance/funding.py), which ends with the lenders' balance sheets
+        illiquid, sheet = funding.lender_funding_month(m, t)
     else:
         top_up_liquidity(m)
         illiquid = np.zeros(len(m.lender_idx), dtype=bool)
-    sheet = m.lender_assets_and_equity()
+        sheet = m.lender_assets_and_equity()
     if _failures(m, t, sheet, illiquid):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
