@@ -7,6 +7,8 @@ abm/finance/funding.py, abm/phases/lenders.py).
 * The parents of lenders' funding events and failures come from one pass over the loans for all
   lenders (``funding.borrower_default_events``): every call over whole runs is compared with the
   scan per lender they replaced.
+* Loan sales find each seller's loans from one sort by holder (``loan_sales.sell_loans``): a run
+  with sales is the same with the scan per seller it replaced.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import abm
-from abm.finance import funding, loan_marks
+from abm import network as netmod
+from abm.agents.base import ACTIVE
+from abm.finance import funding, loan_marks, loan_sales
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import CLOSED as LOAN_CLOSED
 from abm.finance.instruments import DEFAULTED as LOAN_DEFAULTED
@@ -269,3 +274,101 @@ def test_changes_in_sequence_are_each_seen(crashed):
     for change in sorted(MUTATIONS) * 2:
         MUTATIONS[change](m)
         _assert_fresh(m)
+
+
+# ---------------------------------------------------------------- loan sales
+def slow_sell_loans(
+    m, t: int, sellers: np.ndarray, need_usd: np.ndarray, parents: np.ndarray
+) -> None:
+    """loan_sales.sell_loans as at f60d5e3: one scan of the performing loans per seller."""
+    loans, fs, lm = m.loans, m.funding_state, m.loan_marks
+    f = m.cfg["funding"]
+    cls_of = loan_marks.loan_classes(loans)
+    performing = np.flatnonzero((loans.status == LOAN_ACTIVE) & (cls_of >= 0))
+    # a borrower's open GPU tranche stays with the lender that draws it down
+    performing = performing[~np.isin(performing, m.tranche_row[m.tranche_row >= 0])]
+    lenders = m.lender_idx
+    is_seller = np.zeros(m.n, dtype=bool)
+    is_seller[sellers] = True
+    buyers = lenders[
+        (m.status[lenders] == ACTIVE) & ~is_seller[lenders] & (m.funding_need_usd[lenders] <= 1.0)
+    ]
+    budget = np.zeros(m.n)
+    budget[buyers] = np.maximum(m.acct.cash[buyers], 0.0) * m.appetite[buyers]
+    n_cls = len(loan_marks.LOAN_CLASSES)
+    # saleable principal by (seller, class), shape (k, C)
+    saleable = np.bincount(
+        loans.lender[performing] * n_cls + cls_of[performing],
+        weights=loans.principal_usd[performing],
+        minlength=m.n * n_cls,
+    ).reshape(m.n, n_cls)[sellers]
+    total = saleable.sum(axis=1)
+    if budget.sum() <= 0 or total.sum() <= 0:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(total[:, None] > 0, need_usd[:, None] * saleable / total[:, None], 0.0)
+    depth = budget.sum() * want.sum(axis=0) / max(want.sum(), 1e-300)
+    price = np.full(n_cls, np.nan)
+    plan = np.zeros_like(want)
+    for c in np.flatnonzero(want.sum(axis=0) > 0):
+        price[c], plan[:, c] = loan_sales.clearing_price(
+            want[:, c], saleable[:, c], float(depth[c]), f["loan_sale_price_impact"],
+            f["loan_sale_discount"],
+        )  # fmt: skip
+    for k, seller in enumerate(sellers):
+        mine = performing[loans.lender[performing] == seller]
+        extra = loan_marks.recent_mark_parents(m, int(seller))
+        for c in np.flatnonzero(plan[k] > 0):
+            rows = mine[cls_of[mine] == c]
+            rows = rows[np.argsort(loans.principal_usd[rows], kind="stable")]
+            raised = sold = 0.0
+            first_buyer = -1
+            for row in rows:
+                if sold >= plan[k, c] - 1.0:
+                    break
+                pay = price[c] * float(loans.principal_usd[row])
+                buyer = int(np.argmax(budget))
+                if budget[buyer] < pay:
+                    break
+                budget[buyer] -= pay
+                m.acct.transfer(buyer, int(seller), pay)
+                lm.purchase_cost_usd[buyer] += pay
+                loans.lender[row] = buyer
+                netmod.move_loan_edge(m, int(row), int(seller))
+                raised += pay
+                sold += float(loans.principal_usd[row])
+                first_buyer = buyer if first_buyer < 0 else first_buyer
+            if sold > 0:
+                fs.loan_sale_discount_usd[seller] += sold - raised
+                fs.loans_sold_usd[seller] += sold
+                lm.sale_proceeds_usd[seller] += raised
+                eid = m.events.add(
+                    t, "loan_sale", int(seller), cause="funding_need", counterparty=first_buyer,
+                    parents=[int(parents[k]), *extra], amount=sold, price=float(price[c]),
+                )  # fmt: skip
+                lm.month_price[c] = price[c]
+                lm.month_sale_events[c].append(eid)
+    if any(lm.month_sale_events):
+        m.forget_pledged_keys()  # sold loans' lots are now valued at their buyers' marks
+
+
+def test_loan_sales_from_one_sort_by_holder_equal_one_scan_per_seller(monkeypatch):
+    """correlated_crash seed 5 sells loans (runs): the run is the same with the old verb."""
+    sold = []
+    fast = loan_sales.sell_loans
+
+    def counting(m, t, sellers, need_usd, parents):
+        sold.append(len(sellers))
+        return fast(m, t, sellers, need_usd, parents)
+
+    monkeypatch.setattr(loan_sales, "sell_loans", counting)
+    result = abm.run("correlated_crash", seed=5)
+    assert sum(sold) > 0
+    monkeypatch.setattr(loan_sales, "sell_loans", slow_sell_loans)
+    slow = abm.run("correlated_crash", seed=5)
+    for a, b in zip(
+        (result.timeseries, result.agents, result.events),
+        (slow.timeseries, slow.agents, slow.events),
+        strict=True,
+    ):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
