@@ -270,12 +270,6 @@ class Valuation:
             cache = self._claims_cache = {"n": self.n, "inputs": {}}
         stored, current = cache["inputs"], self._claims_inputs()
         changed = {k for k, a in current.items() if k not in stored or not _same_bits(a, stored[k])}
-        for k in changed:  # keep copies of the new inputs (into the old buffers when they fit)
-            old = stored.get(k)
-            if old is not None and old.shape == current[k].shape and old.dtype == current[k].dtype:
-                np.copyto(old, current[k])
-            else:
-                stored[k] = current[k].copy()
         if not changed and "parts" in cache:
             gpu_value = cache["parts"][1]
             estate = self._estate_inputs(cache["dflt"], gpu_value)
@@ -312,6 +306,14 @@ class Valuation:
         for a in (value, claims):
             a.flags.writeable = False
         cache["parts"] = (value, gpu_value, claims)
+        # only now (the parts are of these inputs) keep copies of the changed inputs, into the
+        # old buffers when they fit
+        for k in changed:
+            old = stored.get(k)
+            if old is not None and old.shape == current[k].shape and old.dtype == current[k].dtype:
+                np.copyto(old, current[k])
+            else:
+                stored[k] = current[k].copy()
         return cache["parts"]
 
     def estate_recoveries(

@@ -372,3 +372,21 @@ def test_loan_sales_from_one_sort_by_holder_equal_one_scan_per_seller(monkeypatc
         strict=True,
     ):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_a_computation_that_raises_leaves_no_stale_part(crashed, monkeypatch):
+    """The kept inputs are updated only with the parts computed from them: if valuing the
+    performing loans raises, the next call still sees the principal as changed."""
+    m = copy.deepcopy(crashed)
+    _prepare(m)
+    m.claims_and_inventory()
+    MUTATIONS["principal"](m)
+
+    def failing(model):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(loan_marks, "carrying_factor", failing)
+    with pytest.raises(RuntimeError):
+        m.claims_and_inventory()
+    monkeypatch.undo()
+    _assert_fresh(m)
