@@ -6,6 +6,9 @@ model's books (``loans``, ``lots``, ``contracts``, ``leases``), accounts (``acct
 (``mark_market``, ``mark_appraisal_by_kind``) and per-agent arrays, and write nothing but their own caches.
 Rules that *act* on these values (covenant tests, rollovers, lender failures) live in the phases and
 the agent modules.
+
+(Over 450 lines because the claims cache, :meth:`Valuation.claims_parts`, sits beside the values it
+serves: its key must name every input they read, and a reader checks the two side by side.)
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class Valuation:
         self._pledged_cache = None  # (lots seen, pledged lot rows, their mark keys)
         self._kind_rows_cache: dict = {}  # loan kind -> (loans seen, rows of that kind)
         self._coverage_cache = None  # (ebitda history, service history, months, coverage)
+        # copies of the inputs of the claims and GPU values, and the parts computed from them
+        # (claims_parts)
+        self._claims_cache: dict | None = None
 
     def total_btc(self) -> float:
         """All BTC held by agents: free BTC plus BTC pledged to loans (BTC)."""
@@ -192,15 +198,123 @@ class Valuation:
         """Lenders' carrying value of each loan (USD, per loan row): principal if performing, times
         its class's loan mark if its lender marks loans to market (abm/finance/loan_marks.py); if
         defaulted, its share of the estate's expected recovery (:meth:`estate_recoveries`); zero
-        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it."""
+        once closed or repaid. ``gpu_value``: :meth:`gpu_value_by_agent`, when the caller has it.
+        Without ``gpu_value`` the result is read-only and comes from :meth:`claims_parts`."""
+        if gpu_value is None:
+            return self.claims_parts()[0]
+        dflt = np.flatnonzero(self.loans.status == LOAN_DEFAULTED)
+        return self._claims_value_at(gpu_value, dflt)
+
+    def _claims_value_at(self, gpu_value: np.ndarray, dflt: np.ndarray) -> np.ndarray:
+        """:meth:`claims_value` given the GPU values by agent and the defaulted loan rows."""
         loans = self.loans
         value = np.where(
             loans.status == LOAN_ACTIVE, loans.principal_usd * loan_marks.carrying_factor(self), 0.0
         )
-        dflt = np.flatnonzero(loans.status == LOAN_DEFAULTED)
         if len(dflt):
             value[dflt] = self.estate_recoveries(dflt, gpu_value)
         return value
+
+    def _claims_inputs(self) -> dict[str, np.ndarray]:
+        """The arrays :meth:`claims_value` and :meth:`gpu_value_by_agent` read in full, by name
+        (the defaulted claims' own inputs: :meth:`_estate_inputs`)."""
+        loans, lots, marks = self.loans, self.lots, self.loan_marks
+        return {
+            "mark": marks.mark,
+            "mark_market": self.mark_market,
+            "marks_to_market": marks.marks_to_market,
+            "principal": loans.principal_usd,
+            "units": lots.units,
+            "status": loans.status,
+            "lender": loans.lender,
+            "owner": lots.owner,
+            "gen": lots.gen,
+            "kind": loans.kind,
+        }
+
+    def _estate_inputs(self, dflt: np.ndarray, gpu_value: np.ndarray) -> tuple:
+        """Everything :meth:`estate_recoveries` reads for the defaulted loans ``dflt``: their
+        principal, borrowers and seniorities, the estates' cash, BTC and GPU values, the BTC price
+        and the workout cost (floats as their exact hex)."""
+        loans = self.loans
+        borrower = loans.borrower[dflt]
+        arrays = (
+            loans.principal_usd[dflt],
+            borrower,
+            loans.seniority[dflt],
+            self.acct.cash[borrower],
+            self.acct.btc[borrower],
+            gpu_value[borrower],
+        )
+        scalars = (
+            float(self.crypto.price_usd).hex(),
+            float(self.cfg["credit"]["workout_cost_share"]).hex(),
+        )
+        return arrays, scalars
+
+    def claims_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(:meth:`claims_value` per loan, :meth:`gpu_value_by_agent`, claims by holding agent),
+        read-only, each computed once per state of its inputs. ``(claims, gpu values)`` are the
+        ``parts`` of :meth:`lender_assets` and :meth:`balance_sheets`.
+
+        The books and accounts are written in place by many rules, so the cache is keyed on the
+        inputs themselves: copies of every array read (:meth:`_claims_inputs`), compared bit for
+        bit with the current ones at each call (a comparison costs a fraction of the
+        computation). Each part is reused while its own inputs are unchanged: the GPU values
+        (lots, market marks, agents), the performing loans' values (loans, loan marks), the
+        defaulted claims' recoveries (:meth:`_estate_inputs`), the claims by holder (all of
+        these). Between the lender phase's balance sheets typically only lenders' cash moves,
+        which none of them reads; from month to month the BTC price moves only the recoveries."""
+        cache = self._claims_cache
+        if cache is None or cache["n"] != self.n:
+            cache = self._claims_cache = {"n": self.n, "inputs": {}}
+        stored, current = cache["inputs"], self._claims_inputs()
+        changed = {k for k, a in current.items() if k not in stored or not _same_bits(a, stored[k])}
+        if not changed and "parts" in cache:
+            gpu_value = cache["parts"][1]
+            estate = self._estate_inputs(cache["dflt"], gpu_value)
+            if _same_estates(estate, cache["estate"]):
+                return cache["parts"]
+        loans = self.loans
+        if changed & {"units", "owner", "gen", "mark_market"} or "parts" not in cache:
+            gpu_value = self.gpu_value_by_agent()
+            gpu_value.flags.writeable = False
+        else:
+            gpu_value = cache["parts"][1]
+        if changed & {"principal", "status", "lender", "kind", "mark", "marks_to_market"} or (
+            "performing" not in cache
+        ):
+            performing = np.where(
+                loans.status == LOAN_ACTIVE,
+                loans.principal_usd * loan_marks.carrying_factor(self),
+                0.0,
+            )
+            performing.flags.writeable = False
+            cache["performing"] = performing
+        if "status" in changed or "dflt" not in cache:
+            cache["dflt"] = np.flatnonzero(loans.status == LOAN_DEFAULTED)
+        dflt = cache["dflt"]
+        estate = self._estate_inputs(dflt, gpu_value)
+        if "recoveries" not in cache or not _same_estates(estate, cache["estate"]):
+            cache["recoveries"] = self.estate_recoveries(dflt, gpu_value) if len(dflt) else None
+            cache["estate"] = estate
+        value = cache["performing"]
+        if len(dflt):
+            value = value.copy()
+            value[dflt] = cache["recoveries"]
+        claims = np.bincount(loans.lender, weights=value, minlength=self.n)
+        for a in (value, claims):
+            a.flags.writeable = False
+        cache["parts"] = (value, gpu_value, claims)
+        # only now (the parts are of these inputs) keep copies of the changed inputs, into the
+        # old buffers when they fit
+        for k in changed:
+            old = stored.get(k)
+            if old is not None and old.shape == current[k].shape and old.dtype == current[k].dtype:
+                np.copyto(old, current[k])
+            else:
+                stored[k] = current[k].copy()
+        return cache["parts"]
 
     def estate_recoveries(
         self, claims: np.ndarray, gpu_value: np.ndarray | None = None
@@ -216,11 +330,6 @@ class Valuation:
             gpu_value = self.gpu_value_by_agent()
         cost = self.cfg["credit"]["workout_cost_share"]
         borrower = loans.borrower[claims]
-        estate_value = (
-            np.maximum(self.acct.cash, 0.0)
-            + np.maximum(self.acct.btc, 0.0) * self.crypto.price_usd
-            + gpu_value * (1.0 - cost)
-        )
         # the waterfall, vectorised over (estate, seniority class), classes in ascending key order
         # (estate, then seniority: senior first): a class gets what its estate has left after the
         # classes senior to it, shared pro rata to the claims
@@ -234,18 +343,22 @@ class Valuation:
         first[1:] = class_estate[1:] != class_estate[:-1]
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(classes)), 0))
         senior_owed = running - class_owed - (running[group_start] - class_owed[group_start])
-        left = np.maximum(estate_value[class_estate] - senior_owed, 0.0)
+        # each class's estate valued element by element (the same bits as valuing every agent)
+        estate_value = (
+            np.maximum(self.acct.cash[class_estate], 0.0)
+            + np.maximum(self.acct.btc[class_estate], 0.0) * self.crypto.price_usd
+            + gpu_value[class_estate] * (1.0 - cost)
+        )
+        left = np.maximum(estate_value - senior_owed, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(class_owed > 0, np.minimum(1.0, left / class_owed), 0.0)
         return owed * share[of_class]
 
     def claims_and_inventory(self) -> tuple[np.ndarray, np.ndarray]:
         """Per agent (USD): carrying value of the loans it holds (:meth:`claims_value`), and its GPUs
-        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts."""
-        gpu_value = self.gpu_value_by_agent()
-        claims = np.bincount(
-            self.loans.lender, weights=self.claims_value(gpu_value), minlength=self.n
-        )
+        at market marks (:meth:`gpu_value_by_agent`). Both balance-sheet views use these parts.
+        Read-only; computed once per state of their inputs (:meth:`claims_parts`)."""
+        _, gpu_value, claims = self.claims_parts()
         return claims, gpu_value
 
     def lender_assets(self, parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -349,3 +462,19 @@ class Valuation:
         value = np.bincount(borrower, weights=self.collateral_value()[gpu], minlength=self.n)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(debt > 0, debt / np.maximum(value, 1e-9), np.nan)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """True if ``a`` and ``b`` have the same shape, dtype and bits (floats compared as integers:
+    NaN equals itself, -0.0 differs from 0.0, so a match can never change a result)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        view = np.dtype(f"i{a.dtype.itemsize}")
+        a, b = a.view(view), b.view(view)
+    return bool(np.array_equal(a, b))
+
+
+def _same_estates(a: tuple, b: tuple) -> bool:
+    """True if two :meth:`Valuation._estate_inputs` are the same bits."""
+    return a[1] == b[1] and all(map(_same_bits, a[0], b[0]))

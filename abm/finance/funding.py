@@ -121,23 +121,62 @@ def draw_outside_funding(m, lenders: np.ndarray, want_usd: np.ndarray) -> np.nda
     return drawn
 
 
-def _recent_default_parents(m, lender: int) -> list[int]:
-    """Default events of this lender's borrowers (the losses behind a run), most recent 20."""
-    loans = m.loans
-    borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
-    events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
+def _recent_default_parents(m, lender: int, by_lender: dict | None = None) -> list[int]:
+    """Default events of this lender's borrowers (the losses behind a run), most recent 20.
+    ``by_lender``: :func:`borrower_default_events` of the current state, when the caller has it
+    (one pass over the loans for every lender, instead of one per lender)."""
+    if by_lender is None:
+        by_lender = borrower_default_events(m, np.array([lender]))
     # and the re-mark of its loan book, when loan sales marked its loans down lately
-    return sorted(events)[-20:] + loan_marks.recent_mark_parents(m, lender)
+    return by_lender.get(lender, []) + loan_marks.recent_mark_parents(m, lender)
 
 
-def lender_funding_month(m, t: int) -> np.ndarray:
+def borrower_default_events(
+    m, lenders: np.ndarray, rows: np.ndarray | None = None
+) -> dict[int, list[int]]:
+    """For each of ``lenders`` (agent rows) whose borrowers defaulted: the default events of its
+    distinct borrowers on loans other than interbank loans, ascending, the last 20 (the parents of
+    its funding events). One pass over the loans for all of them; ``rows``:
+    :func:`defaulted_borrower_rows` of the current state, when the caller has it. Interbank loans
+    are the only loans lenders owe, so a lender's own failure never adds to another's list."""
+    loans, n = m.loans, m.n
+    if rows is None:
+        rows = defaulted_borrower_rows(m)
+    wanted = np.zeros(n, dtype=bool)
+    wanted[lenders] = True
+    rows = rows[wanted[loans.lender[rows]]]
+    if not len(rows):
+        return {}
+    pairs = np.unique(loans.lender[rows] * n + loans.borrower[rows])  # (lender, borrower) once
+    lender = pairs // n
+    events = m.default_event[pairs - lender * n]
+    order = np.lexsort((events, lender))  # by lender, events ascending within
+    lender, events = lender[order], events[order]
+    starts = np.flatnonzero(np.r_[True, lender[1:] != lender[:-1]])
+    ends = np.r_[starts[1:], len(lender)]
+    return {
+        int(lender[a]): events[max(a, b - 20) : b].tolist()
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def defaulted_borrower_rows(m) -> np.ndarray:
+    """Rows of the loans other than interbank loans whose borrower has defaulted."""
+    loans = m.loans
+    return np.flatnonzero((m.default_event[loans.borrower] > 0) & (loans.kind != INTERBANK))
+
+
+def lender_funding_month(m, t: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The month's funding step for all lenders (steps 1-5 of the module docstring). Returns a
-    mask aligned with ``model.lender_idx``: lenders that fail for illiquidity this month."""
+    mask aligned with ``model.lender_idx``: lenders that fail for illiquidity this month, and the
+    lenders' (assets, equity) at the end of the step (USD, ``lender_idx`` order), which the lender
+    phase goes on from."""
     fs, f = m.funding_state, m.cfg["funding"]
     lenders = m.lender_idx
     lk = m.lk
     active = m.status[lenders] == ACTIVE
-    _, equity = m.lender_assets_and_equity()
+    loan_value, gpu_value, claims = m.claims_parts()
+    _, equity = m.lender_assets_and_equity((claims, gpu_value))
     fs.equity_peak_usd[lenders] = np.maximum(fs.equity_peak_usd[lenders], equity)
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = np.where(
@@ -160,6 +199,15 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     redemption_due = np.zeros(len(lenders))
     stressed = np.zeros(len(lenders), dtype=bool)  # depositors running: no new deposits
     event = np.full(len(lenders), -1, dtype=np.int64)
+    # the parents of steps 1-3's events, for all the lenders of a step at once; the defaulted
+    # borrowers' loans found once: until the loan sales of step 5 no loan changes lender or is
+    # added, and no borrower defaults in this phase
+    defaulted_rows: list[np.ndarray] = []
+
+    def parents_for(agents: np.ndarray) -> dict[int, list[int]]:
+        if not defaulted_rows:
+            defaulted_rows.append(defaulted_borrower_rows(m))
+        return borrower_default_events(m, agents, defaulted_rows[0])
 
     # 3. borrowing-base margin calls (paid first: the bank's facility is secured)
     call_unpaid = np.zeros(len(lenders))
@@ -168,7 +216,7 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     ib = m.loan_rows_of_kind(INTERBANK)
     ib = ib[loans.status[ib] == LOAN_ACTIVE]
     if (advance > 0).any() and len(ib):
-        value = m.claims_value()
+        value = loan_value  # m.claims_value(): nothing above wrote the books, marks or accounts
         performing = (loans.status == LOAN_ACTIVE) & (loans.kind != INTERBANK)
         eligible = np.bincount(loans.lender, weights=value * performing, minlength=m.n)[lenders]
         # cash in the vehicle's collateral account counts in full (a call paid from cash lowers
@@ -176,14 +224,16 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         base = advance * eligible + np.maximum(m.acct.cash[lenders], 0.0)
         owed = interbank_owed(m)[lenders]
         call = np.where((advance > 0) & active, np.maximum(owed - base, 0.0), 0.0)
-        for j in np.flatnonzero(call > 1.0):
+        calls = np.flatnonzero(call > 1.0)
+        default_parents = parents_for(lenders[calls]) if len(calls) else {}
+        for j in calls:
             i = int(lenders[j])
             paid = min(call[j], max(m.acct.cash[i], 0.0))
             rows = ib[loans.borrower[ib] == i]
             bank = int(loans.lender[rows[0]])
             eid = m.events.add(
                 t, "funding_margin_call", i, cause="borrowing_base", counterparty=bank,
-                parents=_recent_default_parents(m, i), amount=float(call[j]),
+                parents=_recent_default_parents(m, i, default_parents), amount=float(call[j]),
             )  # fmt: skip
             _repay_interbank(m, rows, paid)
             fs.margin_calls_total_usd[i] += paid
@@ -201,11 +251,13 @@ def lender_funding_month(m, t: int) -> np.ndarray:
         owed = np.where(redeem, np.minimum(ask, gate_left), 0.0)
         pay = np.minimum(owed, np.maximum(m.acct.cash[lenders], 0.0))
         redemption_due = owed - pay  # within the gate: paid after loan sales (step 5)
-        for j in np.flatnonzero(redeem & (ask > 1.0)):
+        redeeming = np.flatnonzero(redeem & (ask > 1.0))
+        default_parents = parents_for(lenders[redeeming]) if len(redeeming) else {}
+        for j in redeeming:
             i = int(lenders[j])
             eid = m.events.add(
-                t, "redemption", i, cause="losses", parents=_recent_default_parents(m, i),
-                amount=float(owed[j]),
+                t, "redemption", i, cause="losses",
+                parents=_recent_default_parents(m, i, default_parents), amount=float(owed[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
@@ -221,11 +273,13 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     ask = np.where(active, ask + pending, 0.0)
     if ask.any():
         pay = np.minimum(ask, np.maximum(m.acct.cash[lenders], 0.0))
-        for j in np.flatnonzero(run):
+        running = np.flatnonzero(run)
+        default_parents = parents_for(lenders[running]) if len(running) else {}
+        for j in running:
             i = int(lenders[j])
             eid = m.events.add(
                 t, "depositor_run", i, cause="btc_fall" if btc_run else "losses",
-                parents=_recent_default_parents(m, i), amount=float(ask[j]),
+                parents=_recent_default_parents(m, i, default_parents), amount=float(ask[j]),
             )  # fmt: skip
             if event[j] < 0:
                 event[j] = eid
@@ -279,7 +333,8 @@ def lender_funding_month(m, t: int) -> np.ndarray:
     )
     # a lender whose cash is still negative cannot pay what it owes this month: it fails now
     overdrawn = active & (m.acct.cash[lenders] < -1e-6)
-    return (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+    illiquid = (has_need & (fs.need_months[lenders] > f["illiquidity_grace_months"])) | overdrawn
+    return illiquid, (assets, equity)  # nothing since the re-mark wrote the balance sheets
 
 
 def _pay_redemptions(m, lenders: np.ndarray, pay: np.ndarray, equity: np.ndarray) -> None:

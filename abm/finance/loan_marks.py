@@ -58,6 +58,8 @@ CLASS_OF_KIND[BTC_LOAN] = 1
 CLASS_OF_KIND[NOTE] = 2
 CLASS_OF_KIND[CONVERT] = 2
 CLASS_OF_KIND[PROJECT] = 3
+#: loan kind -> column of :func:`carrying_factor`'s table (the class, or C for no class)
+CLASS_COLUMN_OF_KIND = np.where(CLASS_OF_KIND >= 0, CLASS_OF_KIND, len(LOAN_CLASSES))
 #: months a ``loan_mark`` event stays a parent of the lender's next funding event or sale
 MARK_PARENT_MONTHS = 3
 
@@ -93,11 +95,17 @@ def loan_classes(loans) -> np.ndarray:
 
 def carrying_factor(m) -> np.ndarray:
     """Per loan row: the share of principal its holder carries it at while it performs, i.e. its
-    class's mark if its lender marks loans to market and it has a class, else 1."""
+    class's mark if its lender marks loans to market and it has a class, else 1.
+
+    Read from a (holder, class) table (``C + 1`` columns, the last for loans without a class): the
+    same values as ``where(marked, mark[class], 1)`` with two gathers per loan instead of three."""
     state, loans = m.loan_marks, m.loans
-    cls = CLASS_OF_KIND[loans.kind]
-    marked = state.marks_to_market[loans.lender] & (cls >= 0)
-    return np.where(marked, state.mark[np.maximum(cls, 0)], 1.0)
+    if not state.marks_to_market.any() or (state.mark == 1.0).all():
+        return np.ones(loans.n)  # nobody marks, or every class is at par
+    c = len(LOAN_CLASSES)
+    table = np.ones((len(state.marks_to_market), c + 1))
+    table[state.marks_to_market, :c] = state.mark
+    return table.ravel()[loans.lender * (c + 1) + CLASS_COLUMN_OF_KIND[loans.kind]]
 
 
 def markdown_usd(m) -> np.ndarray:

@@ -107,8 +107,14 @@ def sell_loans(m, t: int, sellers: np.ndarray, need_usd: np.ndarray, parents: np
             want[:, c], saleable[:, c], float(depth[c]), f["loan_sale_price_impact"],
             f["loan_sale_discount"],
         )  # fmt: skip
+    # each seller's performing rows, ascending, from one stable sort by holder (a sale moves a
+    # row to a buyer, and buyers are never sellers: the rows of sellers still to come stay put)
+    by_holder = performing[np.argsort(loans.lender[performing], kind="stable")]
+    holders = loans.lender[by_holder]
+    lo = np.searchsorted(holders, sellers, side="left")
+    hi = np.searchsorted(holders, sellers, side="right")
     for k, seller in enumerate(sellers):
-        mine = performing[loans.lender[performing] == seller]
+        mine = by_holder[lo[k] : hi[k]]
         extra = loan_marks.recent_mark_parents(m, int(seller))
         for c in np.flatnonzero(plan[k] > 0):
             rows = mine[cls_of[mine] == c]

@@ -23,11 +23,12 @@ def run(m, t: int) -> tuple[np.ndarray, np.ndarray]:
         interest = loans.principal_usd[ib] * rate / 12.0
         m.acct.transfer(loans.borrower[ib], loans.lender[ib], interest)
     if m.cfg["channels"]["funding"]:
-        illiquid = funding.lender_funding_month(m, t)  # finite funding (abm/finance/funding.py)
+        # finite funding (abm/finance/funding.py), which ends with the lenders' balance sheets
+        illiquid, sheet = funding.lender_funding_month(m, t)
     else:
         top_up_liquidity(m)
         illiquid = np.zeros(len(m.lender_idx), dtype=bool)
-    sheet = m.lender_assets_and_equity()
+        sheet = m.lender_assets_and_equity()
     if _failures(m, t, sheet, illiquid):
         # failures wrote claims and funding down: appetite needs fresh balance sheets
         sheet = m.lender_assets_and_equity()
@@ -94,11 +95,14 @@ def _failures(m, t: int, sheet: tuple[np.ndarray, np.ndarray], illiquid: np.ndar
         debtor, funder = pos[int(loans.borrower[row])], pos[int(loans.lender[row])]
         if ratio[debtor] < 1.0 - 1e-9:
             hit_by.setdefault(funder, []).append(int(lenders[debtor]))
+    # one pass over the loans for every failing lender (lenders owe only interbank loans, so these
+    # failures add no default events to the lists)
+    borrower_events = funding.borrower_default_events(m, lenders[new])
     for j in new:
         i = int(lenders[j])
         debtors = [d for d in hit_by.get(j, []) if m.default_event[d] > 0 or d in lenders[new]]
         cause = "lender_failure" if debtors and not insolvent[j] else "counterparty"
-        parents = _borrower_parents(m, i)
+        parents = _borrower_parents(m, i, borrower_events)
         if illiquid[j] and not insolvent[j] and not debtors:
             # it could not pay its depositors, investors or bank: the run or call is the parent
             cause = "illiquidity"
@@ -147,12 +151,13 @@ def _pay_default_costs(m, failing: np.ndarray) -> None:
         m.acct.to_sector("insolvency_administrators", failing, cost)
 
 
-def _borrower_parents(m, lender: int) -> list[int]:
-    """Default events of this lender's borrowers (the losses that sank it), most recent first."""
-    loans = m.loans
-    borrowers = np.unique(loans.borrower[(loans.lender == lender) & (loans.kind != INTERBANK)])
-    events = [int(m.default_event[b]) for b in borrowers if m.default_event[b] > 0]
-    return sorted(events)[-20:]
+def _borrower_parents(m, lender: int, by_lender: dict | None = None) -> list[int]:
+    """Default events of this lender's borrowers (the losses that sank it), ascending, the last
+    20. ``by_lender``: :func:`~abm.finance.funding.borrower_default_events` of the current state,
+    when the caller has it."""
+    if by_lender is None:
+        by_lender = funding.borrower_default_events(m, np.array([lender]))
+    return list(by_lender.get(lender, []))
 
 
 def pass_gains_to_creditors(m, equity: np.ndarray) -> bool:
