@@ -16,12 +16,12 @@ import numpy as np
 from abm.finance.book import PendingRows
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
 from abm.world import (
-    _choose_lenders,
     _uniform,
     add_initial_contracts,
     equipment_lender_kinds,
     lenders_of_kind,
 )
+from abm.world_lender_draws import LenderDraws
 
 
 def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
@@ -65,13 +65,14 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
     # book): a loan's row is known before it is written, as in ``abm.world.build_neoclouds``
     new_loans, new_lots = PendingRows(m.loans), PendingRows(m.lots)
     new_contracts: list[tuple] = []
+    draws = LenderDraws(m, load)
     for j, i in enumerate(owners):
         gpu_mw = share[j] * m.mining_mw[i]
         m.hashrate_eh[i] *= 1.0 - share[j]
         m.mining_mw[i] -= gpu_mw
         m.gpu_mw[i] = gpu_mw
         units_by_gen = np.floor(gpu_mw * 1000.0 / c["pue"] / kw_per_gpu * mix).astype(np.int64)
-        lender = _choose_lenders(m, gpu_lenders, 1, load)[0]
+        lender = draws.choose(gpu_lenders, 1)[0]
         for g in np.flatnonzero(units_by_gen):
             first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
             acquired = int(rng.integers(first, 0)) if first < 0 else 0
@@ -86,7 +87,7 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
                 cost_usd_per_unit=cost,
                 loan=loan,
             )
-            load[lender] += 1
+            draws.add_load(lender)
         m.contracted_share[i] = contracted[j]
         _contracts_of(m, i, units_by_gen, new_contracts)
     new_loans.flush()

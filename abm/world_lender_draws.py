@@ -1,0 +1,147 @@
+"""Building the initial world, continued: the many weighted lender draws of a build, made cheaply.
+
+A world build draws a lender for every borrower's loan (26,900 draws at 10,000 borrowers), by
+preferential attachment on lender size and load (:func:`abm.world._choose_lenders`, the rule and
+the reference). Each draw there recomputes the weights of all 200-600 candidates and makes a dozen
+NumPy calls. :class:`LenderDraws` makes the same draws with the same generator calls and the same
+floating-point operations, but keeps each candidate set's weights between draws and recomputes
+only the entries whose load changed (load changes go through :meth:`LenderDraws.add_load`), and
+makes a single draw (``k`` = 1) with four NumPy calls into preallocated arrays. The returned
+lenders and the generator's state after each draw are those of ``_choose_lenders``:
+``tests/test_world_lender_draws.py`` checks it on hypothesis-drawn weights, loads and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from abm.sampling import weighted_sample
+
+
+class _CandidateSet:
+    """One candidate array's weights ((size x (1 + load)) ** concentration, float64, aligned with
+    ``candidates``), work arrays, and how far into the load-change log its weights are current."""
+
+    __slots__ = ("candidates", "weights", "p", "cdf", "position", "log_seen", "nonnegative")
+
+    def __init__(self, candidates: np.ndarray, weights: np.ndarray, log_seen: int) -> None:
+        self.candidates = candidates
+        self.weights = weights
+        self.p = np.empty(len(candidates))
+        self.cdf = np.empty(len(candidates))
+        # lender -> its position in ``candidates`` (first one, as the candidates are distinct)
+        self.position = {lender: j for j, lender in reversed(list(enumerate(candidates.tolist())))}
+        self.log_seen = log_seen
+        # all weights >= 0 (no NaN): then p >= 0 whenever the cumulative total is finite and > 0,
+        # and the check ``p.min() >= 0`` of weighted_sample's single draw needs no pass over p
+        self.nonnegative = bool((weights >= 0).all())
+
+
+class LenderDraws:
+    """Lender draws of one build step over a shared ``load`` array (lenders' loan counts so far,
+    float, one per agent), made as :func:`abm.world._choose_lenders` makes them.
+
+    Rules: a candidate's weight is ``(lender_size_weight x (1 + load)) ** lenders.size_concentration``
+    (all ones under ``network.topology = "random"``); ``choose(candidates, k)`` draws ``k`` distinct
+    candidates with probability proportional to weight (``Generator.choice``'s algorithm,
+    :func:`abm.sampling.weighted_sample`). Every change of ``load`` while the object is in use must
+    go through :meth:`add_load` (the weights of the changed lenders are recomputed before the next
+    draw); ``load`` may be changed freely before the object is made."""
+
+    def __init__(self, m, load: np.ndarray) -> None:
+        self.m, self.rng, self.load = m, m.rng, load
+        self.uniform_weights = m.cfg["network"]["topology"] == "random"
+        self.concentration = m.cfg["lenders"]["size_concentration"]
+        # with exponent 1.0, NumPy's ``x ** 1.0`` is a copy of x (its fast scalar power): a changed
+        # weight is then size x (1 + load) in float64, the same bits computed on Python floats
+        self.linear = (not isinstance(self.concentration, bool)) and self.concentration == 1.0
+        self.size_weight = m.lender_size_weight
+        self._sets: dict[int, _CandidateSet] = {}
+        self._changed: list[int] = []  # lenders whose load changed, in order (the change log)
+
+    def _weights(self, candidates: np.ndarray) -> np.ndarray:
+        """The weights of ``candidates`` as ``_choose_lenders`` computes them (the same operations)."""
+        if self.uniform_weights:
+            return np.ones(len(candidates))
+        load = self.load
+        return (self.size_weight[candidates] * (1.0 + load[candidates])) ** self.concentration
+
+    def _current(self, candidates: np.ndarray) -> _CandidateSet:
+        """The candidate set of ``candidates`` (the same array object), its weights brought up to
+        date with the load changes logged since it was last used."""
+        entry = self._sets.get(id(candidates))
+        if entry is None or entry.candidates is not candidates:
+            entry = _CandidateSet(candidates, self._weights(candidates), len(self._changed))
+            self._sets[id(candidates)] = entry
+            return entry
+        changed = self._changed
+        if entry.log_seen < len(changed) and not self.uniform_weights:
+            position, weights = entry.position, entry.weights
+            at = [position[lender] for lender in changed[entry.log_seen :] if lender in position]
+            if at:
+                if self.linear:
+                    load, size, candidates = self.load, self.size_weight, entry.candidates
+                    for j in at:
+                        lender = candidates[j]
+                        weights[j] = value = size[lender] * (1.0 + load[lender])
+                        if not value >= 0:
+                            entry.nonnegative = False
+                else:  # the reference's elementwise expression on the changed entries
+                    rows = entry.candidates[at]
+                    weights[at] = (
+                        self.size_weight[rows] * (1.0 + self.load[rows])
+                    ) ** self.concentration
+                    entry.nonnegative = entry.nonnegative and bool((weights[at] >= 0).all())
+        entry.log_seen = len(changed)
+        return entry
+
+    def choose(self, candidates: np.ndarray, k: int) -> np.ndarray:
+        """``_choose_lenders(m, candidates, k, load)``: ``k`` distinct lenders (array of agent
+        indices, in drawing order), the same draws from ``m.rng``."""
+        k = min(k, len(candidates))
+        entry = self._current(candidates)
+        weights = entry.weights
+        if not entry.nonnegative or k < 1:
+            return candidates[weighted_sample(self.rng, weights / weights.sum(), k)]
+        p, cdf = entry.p, entry.cdf
+        total_weight = np.add.reduce(weights)  # weights.sum(), without its Python wrapper
+        np.divide(weights, total_weight, out=p)
+        if k == 1:
+            # weighted_sample's single draw: p's cumulative sum normalised by its last entry, one
+            # uniform searched (side "right"); p >= 0 since the weights are
+            p.cumsum(out=cdf)
+            total = cdf[-1]
+            if not (total > 0 and math.isfinite(total)):
+                return candidates[weighted_sample(self.rng, p.copy(), k)]
+            np.divide(cdf, total, out=cdf)
+            j = int(cdf.searchsorted(self.rng.random(), side="right"))
+            return candidates[j : j + 1]
+        # several distinct draws: Generator.choice's loop (uniforms for the draws still missing
+        # against the renormalised cumulative sum, entries found so far zeroed, first of repeats
+        # kept); its preconditions: at least k positive probabilities, all finite (so when the
+        # weights, all >= 0, have a finite positive sum)
+        if not (total_weight > 0 and math.isfinite(total_weight)) or np.count_nonzero(p) < k:
+            return candidates[weighted_sample(self.rng, weights / weights.sum(), k)]
+        found: list[int] = []
+        while len(found) < k:
+            x = self.rng.random(k - len(found))
+            if found:
+                p[found] = 0
+            p.cumsum(out=cdf)
+            np.divide(cdf, cdf[-1], out=cdf)
+            new = cdf.searchsorted(x, side="right").tolist()
+            seen: set[int] = set()
+            found.extend(j for j in new if not (j in seen or seen.add(j)))
+        return candidates[found]
+
+    def add_load(self, lenders, amount: float = 1.0) -> None:
+        """``load[lender] += amount`` for each lender in ``lenders`` (an int or an array; repeats
+        add once each, in order), logged so that the candidate weights follow."""
+        if isinstance(lenders, np.ndarray):
+            np.add.at(self.load, lenders, amount)
+            self._changed.extend(lenders.tolist())
+        else:
+            self.load[lenders] += amount
+            self._changed.append(int(lenders))
