@@ -22,18 +22,19 @@ from abm.sampling import weighted_sample
 
 class _CandidateSet:
     """One candidate array's weights ((size x (1 + load)) ** concentration, float64, aligned with
-    ``candidates``), work arrays, and how far into the load-change log its weights are current."""
+    ``candidates``) and work arrays."""
 
-    __slots__ = ("candidates", "weights", "p", "cdf", "position", "log_seen", "nonnegative")
+    __slots__ = ("candidates", "weights", "p", "cdf", "position", "nonnegative")
 
-    def __init__(self, candidates: np.ndarray, weights: np.ndarray, log_seen: int) -> None:
+    def __init__(self, candidates: np.ndarray, weights: np.ndarray) -> None:
         self.candidates = candidates
         self.weights = weights
         self.p = np.empty(len(candidates))
         self.cdf = np.empty(len(candidates))
-        # lender -> its position in ``candidates`` (first one, as the candidates are distinct)
-        self.position = {lender: j for j, lender in reversed(list(enumerate(candidates.tolist())))}
-        self.log_seen = log_seen
+        # lender -> its position in ``candidates`` (the first, should a lender appear twice)
+        self.position: dict[int, int] = {}
+        for j, lender in enumerate(candidates.tolist()):
+            self.position.setdefault(lender, j)
         # all weights >= 0 (no NaN): then p >= 0 whenever the cumulative total is finite and > 0,
         # and the check ``p.min() >= 0`` of weighted_sample's single draw needs no pass over p
         self.nonnegative = bool((weights >= 0).all())
@@ -47,8 +48,8 @@ class LenderDraws:
     (all ones under ``network.topology = "random"``); ``choose(candidates, k)`` draws ``k`` distinct
     candidates with probability proportional to weight (``Generator.choice``'s algorithm,
     :func:`abm.sampling.weighted_sample`). Every change of ``load`` while the object is in use must
-    go through :meth:`add_load` (the weights of the changed lenders are recomputed before the next
-    draw); ``load`` may be changed freely before the object is made."""
+    go through :meth:`add_load` (it recomputes the changed lender's weight in every candidate set);
+    ``load`` may be changed freely before the object is made."""
 
     def __init__(self, m, load: np.ndarray) -> None:
         self.m, self.rng, self.load = m, m.rng, load
@@ -59,7 +60,9 @@ class LenderDraws:
         self.linear = (not isinstance(self.concentration, bool)) and self.concentration == 1.0
         self.size_weight = m.lender_size_weight
         self._sets: dict[int, _CandidateSet] = {}
-        self._changed: list[int] = []  # lenders whose load changed, in order (the change log)
+        # Python-float copies of sizes and loads (scalar reads of NumPy arrays cost more)
+        self._size = self.size_weight.tolist()
+        self._load = load.tolist()
 
     def _weights(self, candidates: np.ndarray) -> np.ndarray:
         """The weights of ``candidates`` as ``_choose_lenders`` computes them (the same operations)."""
@@ -68,40 +71,20 @@ class LenderDraws:
         load = self.load
         return (self.size_weight[candidates] * (1.0 + load[candidates])) ** self.concentration
 
-    def _current(self, candidates: np.ndarray) -> _CandidateSet:
-        """The candidate set of ``candidates`` (the same array object), its weights brought up to
-        date with the load changes logged since it was last used."""
+    def _candidate_set(self, candidates: np.ndarray) -> _CandidateSet:
+        """The candidate set of ``candidates`` (the same array object), made on first use."""
         entry = self._sets.get(id(candidates))
         if entry is None or entry.candidates is not candidates:
-            entry = _CandidateSet(candidates, self._weights(candidates), len(self._changed))
-            self._sets[id(candidates)] = entry
-            return entry
-        changed = self._changed
-        if entry.log_seen < len(changed) and not self.uniform_weights:
-            position, weights = entry.position, entry.weights
-            at = [position[lender] for lender in changed[entry.log_seen :] if lender in position]
-            if at:
-                if self.linear:
-                    load, size, candidates = self.load, self.size_weight, entry.candidates
-                    for j in at:
-                        lender = candidates[j]
-                        weights[j] = value = size[lender] * (1.0 + load[lender])
-                        if not value >= 0:
-                            entry.nonnegative = False
-                else:  # the reference's elementwise expression on the changed entries
-                    rows = entry.candidates[at]
-                    weights[at] = (
-                        self.size_weight[rows] * (1.0 + self.load[rows])
-                    ) ** self.concentration
-                    entry.nonnegative = entry.nonnegative and bool((weights[at] >= 0).all())
-        entry.log_seen = len(changed)
+            entry = self._sets[id(candidates)] = _CandidateSet(
+                candidates, self._weights(candidates)
+            )
         return entry
 
     def choose(self, candidates: np.ndarray, k: int) -> np.ndarray:
         """``_choose_lenders(m, candidates, k, load)``: ``k`` distinct lenders (array of agent
         indices, in drawing order), the same draws from ``m.rng``."""
         k = min(k, len(candidates))
-        entry = self._current(candidates)
+        entry = self._candidate_set(candidates)
         weights = entry.weights
         if not entry.nonnegative or k < 1:
             return candidates[weighted_sample(self.rng, weights / weights.sum(), k)]
@@ -138,10 +121,22 @@ class LenderDraws:
 
     def add_load(self, lenders, amount: float = 1.0) -> None:
         """``load[lender] += amount`` for each lender in ``lenders`` (an int or an array; repeats
-        add once each, in order), logged so that the candidate weights follow."""
-        if isinstance(lenders, np.ndarray):
-            np.add.at(self.load, lenders, amount)
-            self._changed.extend(lenders.tolist())
-        else:
-            self.load[lenders] += amount
-            self._changed.append(int(lenders))
+        add once each, in order, as ``np.add.at``), and the lender's weight in every candidate set
+        recomputed."""
+        for lender in lenders.tolist() if isinstance(lenders, np.ndarray) else (int(lenders),):
+            value = self._load[lender] + amount
+            self._load[lender] = value
+            self.load[lender] = value
+            if self.uniform_weights:
+                continue
+            if self.linear:
+                weight = self._size[lender] * (1.0 + value)
+            else:  # the reference's expression, elementwise on a one-element array
+                row = slice(lender, lender + 1)
+                weight = ((self.size_weight[row] * (1.0 + self.load[row])) ** self.concentration)[0]
+            for entry in self._sets.values():
+                j = entry.position.get(lender)
+                if j is not None:
+                    entry.weights[j] = weight
+                    if not weight >= 0:
+                        entry.nonnegative = False
