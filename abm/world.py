@@ -103,7 +103,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     # round-half-even of floats, integer sums), NumPy where it may not be (exp, sums of arrays).
     draws = LenderDraws(m, load)
     choose, add_load = draws.choose, draws.add_load
-    uniform, integers, dirichlet = rng.uniform, rng.integers, rng.dirichlet
+    uniform, integers, gamma = rng.uniform, rng.integers, rng.standard_gamma
     fleet_lo, fleet_hi = nc["fleet_units"]
     if fleet_lo > 0:  # _log_uniform's bounds, once
         fleet_lo, fleet_hi = np.log(fleet_lo), np.log(fleet_hi)
@@ -131,7 +131,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
         units_by_gen = [round(fleet * share) for share in mix_list]  # np.round: half to even
         k = int(integers(k_lo, k_hi))
         lenders = choose(gpu_lenders, k).tolist() if len(gpu_lenders) else []
-        weights = dirichlet(np.ones(len(lenders))).tolist() if lenders else None
+        weights = _flat_dirichlet(gamma, len(lenders)) if lenders else None
         gens = [g for g, units in enumerate(units_by_gen) if units]
         acquired = [int(integers(first_month[g], 0)) if first_month[g] < 0 else 0 for g in gens]
         first_lot = len(lot_gen)
@@ -217,6 +217,19 @@ def build_neoclouds(m, load: np.ndarray) -> None:
             cost_by_gen,
         )
         m.loans.add(**columns)
+
+
+def _flat_dirichlet(standard_gamma, k: int) -> list[float]:
+    """``rng.dirichlet(np.ones(k)).tolist()`` for ``standard_gamma = rng.standard_gamma``: the same
+    draws and bits (NumPy's Dirichlet with all alphas above 0.1 draws k standard gammas, sums them
+    in order from 0.0 and multiplies each by 1 / sum), without its argument checks;
+    ``tests/test_world_lender_draws.py`` compares the two."""
+    gammas = standard_gamma(1.0, k).tolist()
+    total = 0.0
+    for value in gammas:
+        total = total + value
+    inverse = 1.0 / total
+    return [value * inverse for value in gammas]
 
 
 def _gpu_term_loans(m, columns, at, lender, borrower, gen, units, acquired, cost_by_gen) -> None:

@@ -98,6 +98,18 @@ def test_lender_draws_make_the_draws_of_choose_lenders(seed, sizes, topology, co
     assert fast_load.tolist() == ref_load.tolist()
 
 
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**63), k=st.integers(1, 8))
+def test_flat_dirichlet_makes_the_draws_of_generator_dirichlet(seed, k):
+    """abm.world._flat_dirichlet returns rng.dirichlet(np.ones(k)) bit for bit and leaves the
+    generator in the same state."""
+    from abm.world import _flat_dirichlet
+
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    assert _flat_dirichlet(b.standard_gamma, k) == a.dirichlet(np.ones(k)).tolist()
+    assert a.random() == b.random()
+
+
 # ---------------------------------------------------------------- references (f60d5e3)
 def reference_build_neoclouds(m, load: np.ndarray) -> None:
     """Neoclouds' GPU fleets, the GPU term loans financing them and their unsecured notes/converts.
