@@ -8,8 +8,10 @@ Speed at scale: draws are made borrower by borrower in a fixed order (a lender's
 the load left by earlier borrowers), but rows are collected and written with one ``add`` per book,
 term sheets are computed over all loans at once with the same floating-point operations in the
 same order, and per-borrower sums avoid scans of whole books, so build time grows linearly with
-agents and a seed's world is the one the row-by-row code built. (Slightly over ~450 lines: the
-build functions are kept in one module so the order of a world's draws reads in one place.)
+agents and a seed's world is the one the row-by-row code built. Lender draws go through
+:class:`abm.world_lender_draws.LenderDraws` (the draws of :func:`_choose_lenders`, made cheaply).
+(Over ~450 lines, ~575: the build functions are kept in one module so that the order of a world's
+draws reads in one place; the per-borrower loops are written out on Python scalars for speed.)
 """
 
 from __future__ import annotations
