@@ -416,7 +416,12 @@ def build_miner_debt(m, load: np.ndarray) -> None:
     pledged = mc["btc_loan_share"] * m.acct.btc[idx]
     lo, hi = mc["debt_months_left"]
     draws = LenderDraws(m, load)
-    choose, add_load, uniform, integers = draws.choose, draws.add_load, rng.uniform, rng.integers
+    choose, add_load, uniform, integers = (
+        draws.choose_one,
+        draws.add_load,
+        rng.uniform,
+        rng.integers,
+    )
     # the rows in drawing order: (lender, borrower, kind, seniority, principal, fixed rate, months
     # left), and the positions and BTC collateral of the BTC-backed ones
     rows: list[tuple] = []
@@ -426,12 +431,12 @@ def build_miner_debt(m, load: np.ndarray) -> None:
     for j, i in enumerate(idx.tolist()):
         for (kind, _, coupon, seniority), amount in zip(tranches, amounts, strict=True):
             if amount[j] > 0 and len(hy):
-                lender = int(choose(hy, 1)[0])
+                lender = choose(hy)
                 maturity = int(round(uniform(lo, hi)))
                 rows.append((lender, i, kind, seniority, amount[j], coupon, maturity))
                 add_load(lender)
         if pledged_list[j] > 0 and len(crypto):
-            lender = int(choose(crypto, 1)[0])
+            lender = choose(crypto)
             maturity = int(integers(1, 13))
             btc_at.append(len(rows))
             btc_pledged.append(pledged_list[j])
@@ -557,7 +562,7 @@ def build_lender_funding(m, load: np.ndarray) -> None:
             m.lk["interbank_funding_share"][i] * debt if len(banks) and i not in bank_set else 0.0
         )
         if interbank > 0:
-            funder = draws.choose(banks, 1)[0]
+            funder = draws.choose_one(banks)
             draws.add_load(funder)
             if not m.cfg["channels"]["funding"]:
                 interbank = 0.0

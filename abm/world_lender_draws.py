@@ -19,22 +19,21 @@ import numpy as np
 
 from abm.sampling import weighted_sample
 
+_divide, _add_reduce = np.divide, np.add.reduce
+
 
 class _CandidateSet:
     """One candidate array's weights ((size x (1 + load)) ** concentration, float64, aligned with
     ``candidates``) and work arrays."""
 
-    __slots__ = ("candidates", "weights", "p", "cdf", "position", "nonnegative")
+    __slots__ = ("candidates", "candidate_list", "weights", "p", "cdf", "nonnegative")
 
     def __init__(self, candidates: np.ndarray, weights: np.ndarray) -> None:
         self.candidates = candidates
+        self.candidate_list = candidates.tolist()
         self.weights = weights
         self.p = np.empty(len(candidates))
         self.cdf = np.empty(len(candidates))
-        # lender -> its position in ``candidates`` (the first, should a lender appear twice)
-        self.position: dict[int, int] = {}
-        for j, lender in enumerate(candidates.tolist()):
-            self.position.setdefault(lender, j)
         # all weights >= 0 (no NaN): then p >= 0 whenever the cumulative total is finite and > 0,
         # and the check ``p.min() >= 0`` of weighted_sample's single draw needs no pass over p
         self.nonnegative = bool((weights >= 0).all())
@@ -60,6 +59,8 @@ class LenderDraws:
         self.linear = (not isinstance(self.concentration, bool)) and self.concentration == 1.0
         self.size_weight = m.lender_size_weight
         self._sets: dict[int, _CandidateSet] = {}
+        # lender -> the (candidate set, position) pairs where its weight sits
+        self._slots: dict[int, list[tuple[_CandidateSet, int]]] = {}
         # Python-float copies of sizes and loads (scalar reads of NumPy arrays cost more)
         self._size = self.size_weight.tolist()
         self._load = load.tolist()
@@ -73,11 +74,14 @@ class LenderDraws:
 
     def _candidate_set(self, candidates: np.ndarray) -> _CandidateSet:
         """The candidate set of ``candidates`` (the same array object), made on first use."""
+        # (an entry holds its array, so an id is never reused for another array while it lives)
         entry = self._sets.get(id(candidates))
-        if entry is None or entry.candidates is not candidates:
+        if entry is None:
             entry = self._sets[id(candidates)] = _CandidateSet(
                 candidates, self._weights(candidates)
             )
+            for j, lender in enumerate(entry.candidate_list):
+                self._slots.setdefault(lender, []).append((entry, j))
         return entry
 
     def choose(self, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -119,24 +123,41 @@ class LenderDraws:
             found.extend(j for j in new if not (j in seen or seen.add(j)))
         return candidates[found]
 
+    def choose_one(self, candidates: np.ndarray) -> int:
+        """``int(choose(candidates, 1)[0])``: one lender (agent index), the same draw, with less
+        Python around it (the common case: one draw per instrument)."""
+        entry = self._sets.get(id(candidates))
+        if entry is None or not entry.nonnegative or not entry.candidate_list:
+            return int(self.choose(candidates, 1)[0])
+        weights, p, cdf = entry.weights, entry.p, entry.cdf
+        _divide(weights, _add_reduce(weights), out=p)
+        p.cumsum(out=cdf)
+        total = cdf[-1]
+        if not (total > 0 and math.isfinite(total)):
+            return int(candidates[weighted_sample(self.rng, p.copy(), 1)][0])
+        _divide(cdf, total, out=cdf)
+        return entry.candidate_list[cdf.searchsorted(self.rng.random(), side="right")]
+
     def add_load(self, lenders, amount: float = 1.0) -> None:
         """``load[lender] += amount`` for each lender in ``lenders`` (an int or an array; repeats
         add once each, in order, as ``np.add.at``), and the lender's weight in every candidate set
         recomputed."""
-        for lender in lenders.tolist() if isinstance(lenders, np.ndarray) else (int(lenders),):
-            value = self._load[lender] + amount
-            self._load[lender] = value
-            self.load[lender] = value
-            if self.uniform_weights:
-                continue
-            if self.linear:
-                weight = self._size[lender] * (1.0 + value)
-            else:  # the reference's expression, elementwise on a one-element array
-                row = slice(lender, lender + 1)
-                weight = ((self.size_weight[row] * (1.0 + self.load[row])) ** self.concentration)[0]
-            for entry in self._sets.values():
-                j = entry.position.get(lender)
-                if j is not None:
-                    entry.weights[j] = weight
-                    if not weight >= 0:
-                        entry.nonnegative = False
+        if isinstance(lenders, np.ndarray):
+            for lender in lenders.tolist():
+                self.add_load(lender, amount)
+            return
+        lender = int(lenders)
+        value = self._load[lender] + amount
+        self._load[lender] = value
+        self.load[lender] = value
+        if self.uniform_weights:
+            return
+        if self.linear:
+            weight = self._size[lender] * (1.0 + value)
+        else:  # the reference's expression, elementwise on a one-element array
+            row = slice(lender, lender + 1)
+            weight = ((self.size_weight[row] * (1.0 + self.load[row])) ** self.concentration)[0]
+        for entry, j in self._slots.get(lender, ()):
+            entry.weights[j] = weight
+            if not weight >= 0:
+                entry.nonnegative = False

@@ -70,7 +70,7 @@ def build_miner_asic_fleets(m, load: np.ndarray) -> None:
         m.hashrate_eh[i] = 0.0
         m.mining_mw[i] = 0.0
         pledged_share = _uniform(rng, mc["asic_loan_fleet_share"], 1)[0] if i in borrowers else 0.0
-        lender = draws.choose(lenders, 1)[0] if i in borrowers else -1
+        lender = draws.choose_one(lenders) if i in borrowers else -1
         # the miner's mining sites: the MW its fleet fills (abm/phases/asic_orders.py)
         m.asic_site_mw[i] = float((units_by_gen * m.kw).sum()) / 1000.0
         if newest >= 0:

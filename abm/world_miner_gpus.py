@@ -72,7 +72,7 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
         m.mining_mw[i] -= gpu_mw
         m.gpu_mw[i] = gpu_mw
         units_by_gen = np.floor(gpu_mw * 1000.0 / c["pue"] / kw_per_gpu * mix).astype(np.int64)
-        lender = draws.choose(gpu_lenders, 1)[0]
+        lender = draws.choose_one(gpu_lenders)
         for g in np.flatnonzero(units_by_gen):
             first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
             acquired = int(rng.integers(first, 0)) if first < 0 else 0
