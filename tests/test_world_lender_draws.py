@@ -3,8 +3,9 @@
 :class:`abm.world_lender_draws.LenderDraws` must make exactly the draws of
 :func:`abm.world._choose_lenders` (the rule), and the rewritten build loops of
 :func:`abm.world.build_neoclouds` and :func:`abm.world.build_miner_debt` must build the world the
-row-by-row code built (kept below, from commit f60d5e3, as the reference): the same lenders, the
-same generator state after every draw, the same columns bit for bit.
+row-by-row code built (kept below with the miners' GPU halls, from commit f60d5e3, as the
+reference): the same lenders, the same generator state after every draw, the same columns bit
+for bit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from abm.finance.book import PendingRows
 from abm.finance.instruments import (
     BTC_LOAN,
     CONVERT,
+    GPU_TERM,
     NOTE,
     SENIOR_SECURED,
     SENIOR_UNSECURED,
@@ -35,10 +37,12 @@ from abm.world import (
     _gpu_term_loans,
     _log_uniform,
     _uniform,
+    add_initial_contracts,
     equipment_lender_kinds,
     lenders_of_kind,
 )
 from abm.world_lender_draws import LenderDraws
+from abm.world_miner_gpus import _contracts_of, seasoned_loan_terms
 
 
 def _fake_model(seed, sizes, topology, concentration):
@@ -285,6 +289,106 @@ def reference_build_miner_debt(m, load: np.ndarray) -> None:
     loans.flush()
 
 
+def reference_build_miner_gpu_fleets(m, load: np.ndarray) -> None:
+    """GPU fleets, GPU-backed loans and customer contracts of the GPU-owning miners.
+
+    Rules (units in names; draws from ``m.rng``, none at all when no miner owns GPUs):
+
+    * ``round(gpu_owner_share x miners)`` miners, drawn without replacement, own GPUs.
+    * Each converts a share ``gpu_mw_share`` (drawn uniformly in its range) of its mining MW to an
+      AI hall: ``gpu_mw`` (facility MW) is taken from ``mining_mw`` and its hashrate falls in
+      proportion (the same EH/s per MW). The hall's book value stays in ``site_value_usd``.
+    * The hall is filled with GPUs of ``gpu_gen_mix``: ``gpu_mw x 1000 / pue`` kW of IT power over
+      the mix's mean kW per GPU. Each generation's GPUs were bought in the last
+      ``gpu_bought_within_months`` (not before its release) at list price x
+      ``compute.all_in_cost_multiplier``.
+    * Each generation's units are one lot pledged to one GPU term loan from one equipment lender
+      of miners (:func:`abm.world.equipment_lender_kinds`: banks, private credit, vendor finance
+      and crypto lenders in the packaged scenarios; chosen as for neoclouds): origination LTV
+      ``gpu_loan_ltv`` on cost, straight-line amortisation over ``gpu_loan_tenor_months`` since
+      purchase, floating at the lender's spread, covenants (LTV headroom, minimum coverage, cure
+      months) the lender's own; a seasoned loan sits at most ``lenders.initial_ltv_headroom_share``
+      into its headroom at today's marks, as a neocloud's does.
+    * A share ``gpu_contracted_share`` of each generation's units is under customer contracts as a
+      neocloud's are (anchor, investment-grade and other customers by the neoclouds' shares; rent
+      locked at spot x (1 + ``contract_premium``), take-or-pay and prepayments as for neoclouds);
+      the rest earns spot rent.
+    """
+    mc, c = m.cfg["miners"], m.cfg["compute"]
+    n_owners = int(round(mc["gpu_owner_share"] * len(m.miner_idx)))
+    gpu_lenders = lenders_of_kind(m, equipment_lender_kinds(m.cfg, "miner"))
+    if n_owners == 0 or len(gpu_lenders) == 0:
+        return
+    rng = m.rng
+    owners = np.sort(rng.choice(m.miner_idx, size=n_owners, replace=False))
+    mix = np.array([mc["gpu_gen_mix"].get(g, 0.0) for g in m.gen_names])
+    mix = mix / mix.sum()
+    kw_per_gpu = float((mix * m.kw).sum())
+    share = _uniform(rng, mc["gpu_mw_share"], n_owners)
+    contracted = _uniform(rng, mc["gpu_contracted_share"], n_owners)
+    # rows collected in drawing order and written with one ``add`` per book (the loop reads no
+    # book): a loan's row is known before it is written, as in ``abm.world.build_neoclouds``
+    new_loans, new_lots = PendingRows(m.loans), PendingRows(m.lots)
+    new_contracts: list[tuple] = []
+    for j, i in enumerate(owners):
+        gpu_mw = share[j] * m.mining_mw[i]
+        m.hashrate_eh[i] *= 1.0 - share[j]
+        m.mining_mw[i] -= gpu_mw
+        m.gpu_mw[i] = gpu_mw
+        units_by_gen = np.floor(gpu_mw * 1000.0 / c["pue"] / kw_per_gpu * mix).astype(np.int64)
+        lender = _choose_lenders(m, gpu_lenders, 1, load)[0]
+        for g in np.flatnonzero(units_by_gen):
+            first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
+            acquired = int(rng.integers(first, 0)) if first < 0 else 0
+            cost = m.list_price[g] * c["all_in_cost_multiplier"]
+            loan = m.loans.n + new_loans.n
+            _reference_gpu_loan(m, i, lender, int(units_by_gen[g]), g, cost, acquired, new_loans)
+            new_lots.append(
+                owner=i,
+                gen=g,
+                units=units_by_gen[g],
+                acquired_month=acquired,
+                cost_usd_per_unit=cost,
+                loan=loan,
+            )
+            load[lender] += 1
+        m.contracted_share[i] = contracted[j]
+        _contracts_of(m, i, units_by_gen, new_contracts)
+    new_loans.flush()
+    new_lots.flush()
+    if new_contracts:  # one call on aligned arrays: the same rows as one call per contract
+        add_initial_contracts(m, *(np.array(column) for column in zip(*new_contracts, strict=True)))
+
+
+def _reference_gpu_loan(
+    m, i: int, lender: int, units: int, g: int, cost: float, acquired: int, rows: PendingRows
+) -> None:
+    """One miner's GPU term loan on ``units`` GPUs of generation ``g`` bought in month
+    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`), appended to
+    ``rows`` (bound for the loan book)."""
+    mc = m.cfg["miners"]
+    orig_ltv = mc["gpu_loan_ltv"]
+    principal, months_left, ltv_now, headroom = seasoned_loan_terms(
+        m, lender, units, g, cost, acquired, orig_ltv, mc["gpu_loan_tenor_months"]
+    )
+    rows.append(
+        lender=lender,
+        borrower=i,
+        kind=GPU_TERM,
+        seniority=SENIOR_SECURED,
+        principal_usd=principal,
+        spread=m.lk["loan_spread"][lender],
+        floating=True,
+        amort_usd_per_month=principal / months_left,
+        maturity_month=months_left,
+        max_ltv=max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
+        min_coverage=m.lk["min_coverage"][lender],
+        cure_months=m.lk["cure_months"][lender],
+        initial_ltv=ltv_now,
+        origination_month=acquired,
+    )
+
+
 class _ReferenceDraws(LenderDraws):
     """LenderDraws whose draws are _choose_lenders' own (the rule, one call per draw)."""
 
@@ -322,5 +426,6 @@ def test_world_build_equals_the_row_by_row_reference(monkeypatch, name, seed, ov
         monkeypatch.setattr(module, "LenderDraws", _ReferenceDraws)
     monkeypatch.setattr(world, "build_neoclouds", reference_build_neoclouds)
     monkeypatch.setattr(world, "build_miner_debt", reference_build_miner_debt)
+    monkeypatch.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
     reference = _world(name, seed, overrides)
     assert [k for k in reference if fast[k] != reference[k]] == []
