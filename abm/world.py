@@ -66,7 +66,11 @@ def _uniform(rng, lo_hi, size):
 
 
 def _choose_lenders(m, candidates: np.ndarray, k: int, load: np.ndarray) -> np.ndarray:
-    """Pick ``k`` distinct lenders from ``candidates``: preferential attachment on size and load."""
+    """Pick ``k`` distinct lenders from ``candidates``: preferential attachment on size and load.
+
+    The rule and its reference implementation: the build makes these draws with
+    :class:`abm.world_lender_draws.LenderDraws` (the same draws, cheaper), which
+    ``tests/test_world_lender_draws.py`` compares with this function."""
     k = min(k, len(candidates))
     if m.cfg["network"]["topology"] == "random":
         weights = np.ones(len(candidates))
