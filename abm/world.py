@@ -8,11 +8,15 @@ Speed at scale: draws are made borrower by borrower in a fixed order (a lender's
 the load left by earlier borrowers), but rows are collected and written with one ``add`` per book,
 term sheets are computed over all loans at once with the same floating-point operations in the
 same order, and per-borrower sums avoid scans of whole books, so build time grows linearly with
-agents and a seed's world is the one the row-by-row code built. (Slightly over ~450 lines: the
-build functions are kept in one module so the order of a world's draws reads in one place.)
+agents and a seed's world is the one the row-by-row code built. Lender draws go through
+:class:`abm.world_lender_draws.LenderDraws` (the draws of :func:`_choose_lenders`, made cheaply).
+(Over ~450 lines, ~575: the build functions are kept in one module so that the order of a world's
+draws reads in one place; the per-borrower loops are written out on Python scalars for speed.)
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -29,6 +33,7 @@ from abm.finance.instruments import (
     SUBORDINATED,
 )
 from abm.sampling import weighted_sample
+from abm.world_lender_draws import LenderDraws
 
 #: ``lenders.kinds.*.equipment_borrowers`` values under which a kind lends against each borrower
 #: type's equipment (GPU lots; in an ASIC world, miners' rigs: the same lot and loan records)
@@ -61,7 +66,11 @@ def _uniform(rng, lo_hi, size):
 
 
 def _choose_lenders(m, candidates: np.ndarray, k: int, load: np.ndarray) -> np.ndarray:
-    """Pick ``k`` distinct lenders from ``candidates``: preferential attachment on size and load."""
+    """Pick ``k`` distinct lenders from ``candidates``: preferential attachment on size and load.
+
+    The rule and its reference implementation: the build makes these draws with
+    :class:`abm.world_lender_draws.LenderDraws` (the same draws, cheaper), which
+    ``tests/test_world_lender_draws.py`` compares with this function."""
     k = min(k, len(candidates))
     if m.cfg["network"]["topology"] == "random":
         weights = np.ones(len(candidates))
@@ -80,7 +89,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     """Neoclouds' GPU fleets, the GPU term loans financing them and their unsecured notes/converts.
 
     The draws are made one neocloud at a time, in a fixed order (lender choice depends on the load
-    left by earlier ones). Each neocloud's lots are split between its lenders in one array step, and
+    left by earlier ones). Each neocloud's lots are split between its lenders as they are drawn, and
     the rows of all neoclouds are written to the books in one ``add`` per book, in drawing order
     (GPU loans then notes per neocloud); the loan terms are computed over all GPU loans at once
     (:func:`_gpu_term_loans`: the per-loan rule's IEEE operations in the same order)."""
@@ -94,72 +103,92 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     k_lo, k_hi = int(per_borrower[0]), int(per_borrower[1]) + 1
     cost_by_gen = m.list_price * cfg["compute"]["all_in_cost_multiplier"]
     first_month = [max(int(r), -36) for r in m.release_month]
-    next_loan = m.loans.n
-    # per neocloud, arrays of its lots in row order: owner, generation, units, month acquired,
-    # pledged loan row (-1 free) and lender (-1 none)
-    chunks: list[tuple[np.ndarray, ...]] = []
-    unsecured = PendingRows(m.loans)
+    next_loan = first_loan = m.loans.n
+    # The loop makes the draws; the arithmetic between them runs on Python ints and floats where
+    # that is the same IEEE operation as NumPy's elementwise one (products, floor and
+    # round-half-even of floats, integer sums), NumPy where it may not be (exp, sums of arrays).
+    draws = LenderDraws(m, load)
+    choose, add_load = draws.choose, draws.add_load
+    uniform, integers, gamma = rng.uniform, rng.integers, rng.standard_gamma
+    fleet_lo, fleet_hi = nc["fleet_units"]
+    if fleet_lo > 0:  # _log_uniform's bounds, once
+        fleet_lo, fleet_hi = np.log(fleet_lo), np.log(fleet_hi)
+    mix_list, mark_list = mix.tolist(), m.mark_market.tolist()
+    debt_lo, debt_hi = nc["unsecured_debt_to_fleet_value"]
+    months_lo, months_hi = nc["unsecured_months_left"]
+    tranches = (
+        (0.6, NOTE, nc["note_coupon"], SENIOR_UNSECURED),
+        (0.4, CONVERT, nc["convert_coupon"], SUBORDINATED),
+    )
+    # the lots of all neoclouds in row order: owner, generation, units, month acquired, pledged
+    # loan row (-1 free) and lender (-1 none); the unsecured loans' rows
+    lot_owner: list[int] = []
+    lot_gen: list[int] = []
+    lot_units: list[int] = []
+    lot_acquired: list[int] = []
+    lot_loan: list[int] = []
+    lot_lender: list[int] = []
+    unsecured: list[tuple] = []
     for i in m.neocloud_idx.tolist():
-        fleet = _log_uniform(rng, nc["fleet_units"], 1)[0]
-        units_by_gen = np.round(fleet * mix).astype(np.int64)
-        k = int(rng.integers(k_lo, k_hi))
-        lenders = _choose_lenders(m, gpu_lenders, k, load) if len(gpu_lenders) else np.empty(0, int)
-        weights = rng.dirichlet(np.ones(len(lenders))) if len(lenders) else np.ones(1)
-        gens = np.flatnonzero(units_by_gen)
-        acquired = np.array(
-            [int(rng.integers(first_month[g], 0)) if first_month[g] < 0 else 0 for g in gens],
-            dtype=np.int64,
-        )
-        units = units_by_gen[gens]
-        if len(lenders) == 0:
-            lot_gen, lot_units, lot_acquired = gens, units, acquired
-            lot_lender = lot_loan = np.full(len(gens), -1, dtype=np.int64)
+        if fleet_lo > 0:
+            fleet = float(np.exp(uniform(fleet_lo, fleet_hi, 1))[0])
         else:
+            fleet = float(uniform(fleet_lo, fleet_hi, 1)[0])
+        units_by_gen = [round(fleet * share) for share in mix_list]  # np.round: half to even
+        k = int(integers(k_lo, k_hi))
+        lenders = choose(gpu_lenders, k).tolist() if len(gpu_lenders) else []
+        weights = _flat_dirichlet(gamma, len(lenders)) if lenders else None
+        gens = [g for g, units in enumerate(units_by_gen) if units]
+        acquired = [int(integers(first_month[g], 0)) if first_month[g] < 0 else 0 for g in gens]
+        first_lot = len(lot_gen)
+        for g, when in zip(gens, acquired, strict=True):
+            units = units_by_gen[g]
+            if not lenders:
+                lot_gen.append(g)
+                lot_units.append(units)
+                lot_acquired.append(when)
+                lot_loan.append(-1)
+                lot_lender.append(-1)
+                continue
             # each generation's GPUs split between the lenders by the drawn weights (remainder to
             # the first); one lot and one delayed-draw term loan per (generation, lender) with GPUs
-            split = np.floor(units[:, None] * weights).astype(np.int64)
-            split[:, 0] += units - split.sum(axis=1)
-            at_gen, at_lender = np.nonzero(split > 0)
-            lot_gen, lot_units = gens[at_gen], split[at_gen, at_lender]
-            lot_acquired, lot_lender = acquired[at_gen], lenders[at_lender]
-            lot_loan = np.arange(next_loan, next_loan + len(lot_gen), dtype=np.int64)
-            next_loan += len(lot_gen)
-            np.add.at(load, lot_lender, 1.0)
-        chunks.append(
-            (np.full(len(lot_gen), i), lot_gen, lot_units, lot_acquired, lot_loan, lot_lender)
-        )
-        fleet_value = float((lot_units * m.mark_market[lot_gen]).sum())
+            split = [math.floor(units * w) for w in weights]
+            split[0] += units - sum(split)
+            for lender, part in zip(lenders, split, strict=True):
+                if part > 0:
+                    lot_gen.append(g)
+                    lot_units.append(part)
+                    lot_acquired.append(when)
+                    lot_loan.append(next_loan)
+                    lot_lender.append(lender)
+                    next_loan += 1
+                    add_load(lender)
+        lot_owner.extend([i] * (len(lot_gen) - first_lot))
+        # (lot_units * mark).sum(): NumPy's pairwise sum of the same float64 products
+        products = [
+            u * mark_list[g]
+            for u, g in zip(lot_units[first_lot:], lot_gen[first_lot:], strict=True)
+        ]
+        fleet_value = float(np.add.reduce(products))
         # (a scalar uniform is the same draw as element 0 of a one-element array)
-        unsecured_usd = rng.uniform(*nc["unsecured_debt_to_fleet_value"]) * fleet_value
+        unsecured_usd = uniform(debt_lo, debt_hi) * fleet_value
         if len(hy) and unsecured_usd > 0:
-            picks = _choose_lenders(m, hy, min(2, len(hy)), load)
-            for share, kind, coupon, seniority, lender in zip(
-                (0.6, 0.4),
-                (NOTE, CONVERT),
-                (nc["note_coupon"], nc["convert_coupon"]),
-                (SENIOR_UNSECURED, SUBORDINATED),
-                picks if len(picks) == 2 else np.resize(picks, 2),
-                strict=True,
+            picks = choose(hy, min(2, len(hy))).tolist()
+            for (share, kind, coupon, seniority), lender in zip(
+                tranches, picks if len(picks) == 2 else picks * 2, strict=True
             ):
-                maturity = int(round(rng.uniform(*nc["unsecured_months_left"])))
+                maturity = int(round(uniform(months_lo, months_hi)))
                 unsecured.append(
-                    row=next_loan,
-                    lender=lender,
-                    borrower=i,
-                    kind=kind,
-                    seniority=seniority,
-                    principal_usd=share * unsecured_usd,
-                    fixed_rate=coupon,
-                    maturity_month=maturity,
-                    origination_month=-1,
+                    (next_loan, lender, i, kind, seniority, share * unsecured_usd, coupon, maturity)
                 )
                 next_loan += 1
-                load[lender] += 1
+                add_load(lender)
     m.sga_share[m.neocloud_idx] = nc["sga_share_of_revenue"]
-    if not chunks:
+    if not len(m.neocloud_idx):
         return
     owner, gen, units, acquired, loan, lender = (
-        np.concatenate(c) for c in zip(*chunks, strict=True)
+        np.array(column, dtype=np.int64)
+        for column in (lot_owner, lot_gen, lot_units, lot_acquired, lot_loan, lot_lender)
     )
     m.lots.add(
         owner=owner,
@@ -169,9 +198,18 @@ def build_neoclouds(m, load: np.ndarray) -> None:
         cost_usd_per_unit=cost_by_gen[gen],
         loan=loan,
     )
-    first_loan = m.loans.n
     if next_loan > first_loan:
-        columns = unsecured.columns(next_loan - first_loan, first_loan)
+        columns = {
+            name: np.full(next_loan - first_loan, fill, dtype=dtype)
+            for name, (dtype, fill) in m.loans.COLUMNS.items()
+        }
+        if unsecured:
+            row, *values = zip(*unsecured, strict=True)
+            at = np.array(row, dtype=np.int64) - first_loan
+            names = ("lender", "borrower", "kind", "seniority", "principal_usd", "fixed_rate")
+            for name, value in zip(names + ("maturity_month",), values, strict=True):
+                columns[name][at] = value
+            columns["origination_month"][at] = -1
         pledged = loan >= 0
         _gpu_term_loans(
             m,
@@ -185,6 +223,19 @@ def build_neoclouds(m, load: np.ndarray) -> None:
             cost_by_gen,
         )
         m.loans.add(**columns)
+
+
+def _flat_dirichlet(standard_gamma, k: int) -> list[float]:
+    """``rng.dirichlet(np.ones(k)).tolist()`` for ``standard_gamma = rng.standard_gamma``: the same
+    draws and bits (NumPy's Dirichlet with all alphas above 0.1 draws k standard gammas, sums them
+    in order from 0.0 and multiplies each by 1 / sum), without its argument checks;
+    ``tests/test_world_lender_draws.py`` compares the two."""
+    gammas = standard_gamma(1.0, k).tolist()
+    total = 0.0
+    for value in gammas:
+        total = total + value
+    inverse = 1.0 / total
+    return [value * inverse for value in gammas]
 
 
 def _gpu_term_loans(m, columns, at, lender, borrower, gen, units, acquired, cost_by_gen) -> None:
@@ -358,7 +409,6 @@ def build_miner_debt(m, load: np.ndarray) -> None:
     hy = lenders_of_kind(m, ("hy_fund",))
     price = m.crypto.price_usd
     leverage = _uniform(rng, mc["debt_to_assets"], n)
-    loans = PendingRows(m.loans)
     tranches = (
         (CONVERT, mc["convert_share"], mc["convert_coupon"], SUBORDINATED),
         (NOTE, 1.0 - mc["convert_share"], mc["secured_coupon"], SENIOR_SECURED),
@@ -368,43 +418,58 @@ def build_miner_debt(m, load: np.ndarray) -> None:
     debt = leverage * (m.site_value_usd[idx] + m.acct.btc[idx] * price + m.acct.cash[idx])
     amounts = [(share * debt).tolist() for _, share, _, _ in tranches]
     pledged = mc["btc_loan_share"] * m.acct.btc[idx]
-    months_left = mc["debt_months_left"]
+    lo, hi = mc["debt_months_left"]
+    draws = LenderDraws(m, load)
+    choose, add_load, uniform, integers = (
+        draws.choose_one,
+        draws.add_load,
+        rng.uniform,
+        rng.integers,
+    )
+    # the rows in drawing order: (lender, borrower, kind, seniority, principal, fixed rate, months
+    # left), and the positions and BTC collateral of the BTC-backed ones
+    rows: list[tuple] = []
+    btc_at: list[int] = []
+    btc_pledged: list[float] = []
+    pledged_list = pledged.tolist()
     for j, i in enumerate(idx.tolist()):
         for (kind, _, coupon, seniority), amount in zip(tranches, amounts, strict=True):
             if amount[j] > 0 and len(hy):
-                lender = _choose_lenders(m, hy, 1, load)[0]
-                maturity = int(round(rng.uniform(*months_left)))
-                loans.append(
-                    lender=lender,
-                    borrower=i,
-                    kind=kind,
-                    seniority=seniority,
-                    principal_usd=amount[j],
-                    fixed_rate=coupon,
-                    maturity_month=maturity,
-                    origination_month=-1,
-                )
-                load[lender] += 1
-        if pledged[j] > 0 and len(crypto):
-            lender = _choose_lenders(m, crypto, 1, load)[0]
-            m.acct.btc[i] -= pledged[j]
-            loans.append(
-                lender=lender,
-                borrower=i,
-                kind=BTC_LOAN,
-                seniority=SENIOR_SECURED,
-                principal_usd=mc["btc_loan_ltv"] * pledged[j] * price,
-                fixed_rate=mc["btc_loan_rate"],
-                maturity_month=int(rng.integers(1, 13)),
-                collateral_btc=pledged[j],
-                initial_ltv=mc["btc_loan_ltv"],
-                margin_call_ltv=mc["btc_margin_call_ltv"],
-                liquidation_ltv=mc["btc_liquidation_ltv"],
-                cure_months=0,
-                origination_month=-1,
-            )
-            load[lender] += 1
-    loans.flush()
+                lender = choose(hy)
+                maturity = int(round(uniform(lo, hi)))
+                rows.append((lender, i, kind, seniority, amount[j], coupon, maturity))
+                add_load(lender)
+        if pledged_list[j] > 0 and len(crypto):
+            lender = choose(crypto)
+            maturity = int(integers(1, 13))
+            btc_at.append(len(rows))
+            btc_pledged.append(pledged_list[j])
+            # principal (LTV x BTC x price) written after the loop
+            rows.append((lender, i, BTC_LOAN, SENIOR_SECURED, 0.0, mc["btc_loan_rate"], maturity))
+            add_load(lender)
+    if not rows:
+        return
+    columns = {
+        name: np.full(len(rows), fill, dtype=dtype)
+        for name, (dtype, fill) in m.loans.COLUMNS.items()
+    }
+    names = ("lender", "borrower", "kind", "seniority", "principal_usd", "fixed_rate")
+    for name, values in zip(names + ("maturity_month",), zip(*rows, strict=True), strict=True):
+        columns[name][:] = values
+    columns["origination_month"][:] = -1
+    if btc_at:
+        # the pledged BTC leaves the treasury (each miner once: the same subtraction miner by
+        # miner); principal = LTV x BTC x price, elementwise in the same order of operations
+        at = np.array(btc_at, dtype=np.int64)
+        btc = np.array(btc_pledged)
+        m.acct.btc[columns["borrower"][at]] -= btc
+        columns["principal_usd"][at] = mc["btc_loan_ltv"] * btc * price
+        columns["collateral_btc"][at] = btc
+        columns["initial_ltv"][at] = mc["btc_loan_ltv"]
+        columns["margin_call_ltv"][at] = mc["btc_margin_call_ltv"]
+        columns["liquidation_ltv"][at] = mc["btc_liquidation_ltv"]
+        columns["cure_months"][at] = 0
+    m.loans.add(**columns)
 
 
 def _it_kw_by_neocloud(m) -> np.ndarray:
@@ -491,6 +556,7 @@ def build_lender_funding(m, load: np.ndarray) -> None:
     interbank_loans = PendingRows(loans)
     # a crypto lender's assets outside the modelled world are funded like its loans
     m.other_assets_usd[:] = other_assets.start_other_assets_usd(m)
+    draws = LenderDraws(m, load)
     for i in order:
         assets_loans = assets_of[i] + m.other_assets_usd[i]
         cash = lc["initial_cash_share_of_loans"] * assets_loans + lc["initial_cash_floor_usd"]
@@ -500,8 +566,8 @@ def build_lender_funding(m, load: np.ndarray) -> None:
             m.lk["interbank_funding_share"][i] * debt if len(banks) and i not in bank_set else 0.0
         )
         if interbank > 0:
-            funder = _choose_lenders(m, banks, 1, load)[0]
-            load[funder] += 1
+            funder = draws.choose_one(banks)
+            draws.add_load(funder)
             if not m.cfg["channels"]["funding"]:
                 interbank = 0.0
             else:

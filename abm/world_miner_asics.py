@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
-from abm.world import _choose_lenders, _uniform, equipment_lender_kinds, lenders_of_kind
+from abm.world import _uniform, equipment_lender_kinds, lenders_of_kind
+from abm.world_lender_draws import LenderDraws
 from abm.world_miner_gpus import seasoned_loan_terms
 
 
@@ -62,13 +63,14 @@ def build_miner_asic_fleets(m, load: np.ndarray) -> None:
     gens = np.flatnonzero(mix)
     released = np.flatnonzero(m.is_asic & (m.release_month <= 0))
     newest = int(released[np.argmax(m.release_month[released])]) if len(released) else -1
+    draws = LenderDraws(m, load)
     for i in m.miner_idx.tolist():
         th = m.hashrate_eh[i] * 1e6
         units_by_gen = np.floor(th * mix / np.maximum(m.th_per_unit, 1e-9)).astype(np.int64)
         m.hashrate_eh[i] = 0.0
         m.mining_mw[i] = 0.0
         pledged_share = _uniform(rng, mc["asic_loan_fleet_share"], 1)[0] if i in borrowers else 0.0
-        lender = _choose_lenders(m, lenders, 1, load)[0] if i in borrowers else -1
+        lender = draws.choose_one(lenders) if i in borrowers else -1
         # the miner's mining sites: the MW its fleet fills (abm/phases/asic_orders.py)
         m.asic_site_mw[i] = float((units_by_gen * m.kw).sum()) / 1000.0
         if newest >= 0:
@@ -91,7 +93,7 @@ def build_miner_asic_fleets(m, load: np.ndarray) -> None:
                     cost_usd_per_unit=cost,
                     loan=loan,
                 )
-                load[lender] += 1
+                draws.add_load(lender)
             if units - pledged > 0:
                 m.lots.add(
                     owner=i,

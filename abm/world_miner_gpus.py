@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.finance.book import PendingRows
 from abm.finance.instruments import GPU_TERM, SENIOR_SECURED
 from abm.world import (
-    _choose_lenders,
     _uniform,
     add_initial_contracts,
     equipment_lender_kinds,
     lenders_of_kind,
 )
+from abm.world_lender_draws import LenderDraws
 
 
 def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
@@ -63,64 +62,90 @@ def build_miner_gpu_fleets(m, load: np.ndarray) -> None:
     contracted = _uniform(rng, mc["gpu_contracted_share"], n_owners)
     # rows collected in drawing order and written with one ``add`` per book (the loop reads no
     # book): a loan's row is known before it is written, as in ``abm.world.build_neoclouds``
-    new_loans, new_lots = PendingRows(m.loans), PendingRows(m.lots)
+    first_loan = m.loans.n
+    loan_rows: list[tuple] = []  # _LOAN_COLUMNS of each GPU loan
+    lot_rows: list[tuple] = []  # _LOT_COLUMNS of each lot
     new_contracts: list[tuple] = []
-    for j, i in enumerate(owners):
+    draws = LenderDraws(m, load)
+    cost_by_gen = (m.list_price * c["all_in_cost_multiplier"]).tolist()
+    bought_within = -int(mc["gpu_bought_within_months"])
+    for j, i in enumerate(owners.tolist()):
         gpu_mw = share[j] * m.mining_mw[i]
         m.hashrate_eh[i] *= 1.0 - share[j]
         m.mining_mw[i] -= gpu_mw
         m.gpu_mw[i] = gpu_mw
         units_by_gen = np.floor(gpu_mw * 1000.0 / c["pue"] / kw_per_gpu * mix).astype(np.int64)
-        lender = _choose_lenders(m, gpu_lenders, 1, load)[0]
-        for g in np.flatnonzero(units_by_gen):
-            first = max(int(m.release_month[g]), -int(mc["gpu_bought_within_months"]))
+        lender = draws.choose_one(gpu_lenders)
+        for g in np.flatnonzero(units_by_gen).tolist():
+            first = max(int(m.release_month[g]), bought_within)
             acquired = int(rng.integers(first, 0)) if first < 0 else 0
-            cost = m.list_price[g] * c["all_in_cost_multiplier"]
-            loan = m.loans.n + new_loans.n
-            _gpu_loan(m, i, lender, int(units_by_gen[g]), g, cost, acquired, new_loans)
-            new_lots.append(
-                owner=i,
-                gen=g,
-                units=units_by_gen[g],
-                acquired_month=acquired,
-                cost_usd_per_unit=cost,
-                loan=loan,
-            )
-            load[lender] += 1
+            cost = cost_by_gen[g]
+            units = int(units_by_gen[g])
+            lot_rows.append((i, g, units, acquired, cost, first_loan + len(loan_rows)))
+            loan_rows.append(_gpu_loan(m, i, lender, units, g, cost, acquired))
+            draws.add_load(lender)
         m.contracted_share[i] = contracted[j]
         _contracts_of(m, i, units_by_gen, new_contracts)
-    new_loans.flush()
-    new_lots.flush()
+    _add_rows(
+        m.loans, _LOAN_COLUMNS, loan_rows, kind=GPU_TERM, seniority=SENIOR_SECURED, floating=True
+    )
+    _add_rows(m.lots, _LOT_COLUMNS, lot_rows)
     if new_contracts:  # one call on aligned arrays: the same rows as one call per contract
         add_initial_contracts(m, *(np.array(column) for column in zip(*new_contracts, strict=True)))
 
 
-def _gpu_loan(
-    m, i: int, lender: int, units: int, g: int, cost: float, acquired: int, rows: PendingRows
-) -> None:
+_LOAN_COLUMNS = (
+    "lender",
+    "borrower",
+    "principal_usd",
+    "spread",
+    "amort_usd_per_month",
+    "maturity_month",
+    "max_ltv",
+    "min_coverage",
+    "cure_months",
+    "initial_ltv",
+    "origination_month",
+)
+_LOT_COLUMNS = ("owner", "gen", "units", "acquired_month", "cost_usd_per_unit", "loan")
+
+
+def _add_rows(book, names: tuple[str, ...], rows: list[tuple], **constants) -> None:
+    """Add ``rows`` (tuples of the columns ``names``) to ``book`` in one call; ``constants`` are
+    columns with one value for every row, the other columns take their fill values."""
+    if not rows:
+        return
+    columns = {
+        name: np.full(len(rows), fill, dtype=dtype) for name, (dtype, fill) in book.COLUMNS.items()
+    }
+    for name, values in zip(names, zip(*rows, strict=True), strict=True):
+        columns[name][:] = values
+    for name, value in constants.items():
+        columns[name][:] = value
+    book.add(**columns)
+
+
+def _gpu_loan(m, i: int, lender: int, units: int, g: int, cost: float, acquired: int) -> tuple:
     """One miner's GPU term loan on ``units`` GPUs of generation ``g`` bought in month
-    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`), appended to
-    ``rows`` (bound for the loan book)."""
+    ``acquired`` at ``cost`` USD each (rules: :func:`build_miner_gpu_fleets`): its row, the
+    values of ``_LOAN_COLUMNS`` (a GPU term loan, senior secured, floating at the spread)."""
     mc = m.cfg["miners"]
     orig_ltv = mc["gpu_loan_ltv"]
     principal, months_left, ltv_now, headroom = seasoned_loan_terms(
         m, lender, units, g, cost, acquired, orig_ltv, mc["gpu_loan_tenor_months"]
     )
-    rows.append(
-        lender=lender,
-        borrower=i,
-        kind=GPU_TERM,
-        seniority=SENIOR_SECURED,
-        principal_usd=principal,
-        spread=m.lk["loan_spread"][lender],
-        floating=True,
-        amort_usd_per_month=principal / months_left,
-        maturity_month=months_left,
-        max_ltv=max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
-        min_coverage=m.lk["min_coverage"][lender],
-        cure_months=m.lk["cure_months"][lender],
-        initial_ltv=ltv_now,
-        origination_month=acquired,
+    return (
+        lender,
+        i,
+        principal,
+        m.lk["loan_spread"][lender],
+        principal / months_left,
+        months_left,
+        max(orig_ltv + headroom, ltv_now * (1.0 + headroom)),
+        m.lk["min_coverage"][lender],
+        m.lk["cure_months"][lender],
+        ltv_now,
+        acquired,
     )
 
 
