@@ -49,51 +49,122 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     m.status[b] = DEFAULTED
     m.defaults[TYPE_NAMES[m.type[b]]] += 1
     loans.capitalise_arrears(mine)  # accrued arrears become part of the claim
+    later = _EventsOfDefault()  # the default's other events, logged together at the end
     # every lot pledged to the borrower's loans, found once: the seizure takes some of them (the
     # others stay pledged until released below; no lot is pledged anew meanwhile)
     pledged = lots.pledged_lots(mine)
     btc_loan = loans.kind[mine] == BTC_LOAN
     if btc_loan.any():
         btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
-        _seize_lots(m, t, mine[~btc_loan], eid)
+        _seize_lots(m, t, mine[~btc_loan], eid, later=later)
         if len(btc_rows):
-            _sell_btc_collateral(m, t, btc_rows, eid)
+            _sell_btc_collateral(m, t, btc_rows, eid, later)
     else:  # the common case: no BTC-backed loan, every pledged lot may be seized
-        _seize_lots(m, t, mine, eid, pledged)
+        _seize_lots(m, t, mine, eid, pledged, later)
     loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
     seniority = loans.seniority[mine]
     loans.seniority[mine] = np.where(seniority == SENIOR_SECURED, SENIOR_UNSECURED, seniority)
     # excess collateral joins the estate: as ``lots.loan[lots.rows_of_loans(mine)] = -1`` (the
     # seized lots are already free)
     lots.loan[pledged[1]] = -1
-    _end_contracts_and_leases(m, b, t, eid)
+    _end_contracts_and_leases(m, b, t, eid, later)
+    later.log(m, t, eid)
     return eid
 
 
-def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int, pledged=None) -> None:
+class _EventsOfDefault:
+    """The events one default causes after its own, children of it, in the order they happen:
+    seizures, then BTC liquidations, then terminated leases. They are logged with one
+    ``add_many`` (its rows are those of ``add`` called event by event, and nothing else logs an
+    event meanwhile, so the ids are the same); what refers to their ids (the seized lots'
+    origin, the BTC sale list, the hosts' lost-revenue event) is written once they are known."""
+
+    def __init__(self) -> None:
+        self.event: list[str] = []
+        self.agent: list[int] = []
+        self.counterparty: list[int] = []
+        self.amount: list[float] = []
+        self.units: list[int] = []
+        self.price: list[float] = []
+        self.cause: list[str] = []
+        self.seized_lots: list[int] = []  # lot row of each seizure (the first events)
+        self.btc_sales = 0  # the next events: BTC liquidations
+        self.lease_hosts: list[int] = []  # host of each terminated lease (the last events)
+
+    def add(self, event, agent, counterparty, amount, units=0, price=0.0, cause="") -> None:
+        for column, value in (
+            (self.event, event),
+            (self.agent, agent),
+            (self.counterparty, counterparty),
+            (self.amount, amount),
+            (self.units, units),
+            (self.price, price),
+            (self.cause, cause),
+        ):
+            column.append(value)
+
+    def log(self, m, t: int, eid: int) -> None:
+        """Log the events (children of the default ``eid``) and record their ids."""
+        if not self.event:
+            return
+        ids = m.events.add_many(
+            t,
+            self.event,
+            self.agent,
+            self.counterparty,
+            [[eid]] * len(self.event),
+            self.amount,
+            units=self.units,
+            prices=self.price,
+            cause=self.cause,
+        )
+        seized = len(self.seized_lots)
+        if seized:
+            m.lot_origin_event.update(zip(self.seized_lots, ids[:seized], strict=True))
+        sold = seized + self.btc_sales
+        m.btc_sale_events.extend(ids[seized:sold])
+        for host, event_id in zip(self.lease_hosts, ids[sold:], strict=True):
+            m.lost_revenue_event[host] = event_id
+
+
+def _seize_lots(
+    m, t: int, loan_rows: np.ndarray, eid: int, pledged=None, later: _EventsOfDefault | None = None
+) -> None:
     """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
     (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
-    of the default ``eid``, which also becomes the seized lot's origin. ``pledged``:
-    ``m.lots.pledged_lots(loan_rows)`` when the caller has it."""
+    of the default ``eid``, which also becomes the seized lot's origin (logged at once, or added
+    to ``later``). ``pledged``: ``m.lots.pledged_lots(loan_rows)`` when the caller has it."""
     seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
         loan_rows, m.lots, m.mark_table(), m.lender_mark_row, t, pledged
     )
-    if seized_rows:
-        book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
-        event_ids = m.events.add_many(
-            t,
-            "seizure",
-            lenders,
-            borrowers,
-            [[eid]] * len(seized_rows),
-            amounts,
-            units=units_taken,
-            prices=prices,
-        )
-        m.lot_origin_event.update(zip(seized_rows, event_ids, strict=True))
+    if not seized_rows:
+        return
+    book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
+    if later is not None:
+        count = len(seized_rows)
+        later.event.extend(["seizure"] * count)
+        later.agent.extend(lenders)
+        later.counterparty.extend(borrowers)
+        later.amount.extend(amounts)
+        later.units.extend(units_taken)
+        later.price.extend(prices)
+        later.cause.extend([""] * count)
+        later.seized_lots.extend(seized_rows)
+        return
+    event_ids = m.events.add_many(
+        t,
+        "seizure",
+        lenders,
+        borrowers,
+        [[eid]] * len(seized_rows),
+        amounts,
+        units=units_taken,
+        prices=prices,
+    )
+    m.lot_origin_event.update(zip(seized_rows, event_ids, strict=True))
 
 
-def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
+def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int, later: _EventsOfDefault) -> None:
     loans = m.loans
     btc = loans.collateral_btc[rows].copy()
     borrower = int(loans.borrower[rows[0]])
@@ -106,19 +177,12 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
         pay = min(proceeds, float(loans.principal_usd[loan]))
         m.acct.transfer(borrower, int(loans.lender[loan]), pay)
         loans.principal_usd[loan] -= pay
-        ev = m.events.add(
-            t,
-            "btc_liquidation",
-            int(loans.lender[loan]),
-            counterparty=borrower,
-            parents=[eid],
-            amount=proceeds,
-            price=price,
-        )
-        m.btc_sale_events.append(ev)
+        # a ``btc_liquidation`` event of the lender, child of the default (in ``later``)
+        later.add("btc_liquidation", int(loans.lender[loan]), borrower, proceeds, price=price)
+        later.btc_sales += 1
 
 
-def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
+def _end_contracts_and_leases(m, b: int, t: int, eid: int, later: _EventsOfDefault) -> None:
     ct, ls = m.contracts, m.leases
     provided = ct.rows_of_provider(b)  # book indexes, not a scan of every contract and lease
     ct.active[provided] = False
@@ -128,21 +192,18 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     if not m.cfg["channels"]["counterparty"]:
         ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
         as_tenant = as_tenant[:0]
-    for row in as_tenant:
-        host = int(ls.host[row])
-        ls.active[row] = False
-        if host >= 0 and m.status[host] == ACTIVE:
-            lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
-            m.lost_revenue_month[host] = t
-            m.lost_revenue_event[host] = m.events.add(
-                t,
-                "lease_terminated",
-                host,
-                cause="counterparty",
-                counterparty=b,
-                parents=[eid],
-                amount=lost,
-            )
+    if len(as_tenant):
+        ls.active[as_tenant] = False
+        hosts = ls.host[as_tenant].tolist()
+        lost_usd = (ls.mw[as_tenant] * 1000.0 * ls.rate_usd_per_kw_month[as_tenant]).tolist()
+        host_active = m.status[np.maximum(ls.host[as_tenant], 0)].tolist()
+        for host, lost, status in zip(hosts, lost_usd, host_active, strict=True):
+            # a terminated lease costs an active host its rent: a ``lease_terminated`` event of
+            # the host, child of the default (in ``later``), becomes its lost-revenue event
+            if host >= 0 and status == ACTIVE:
+                m.lost_revenue_month[host] = t
+                later.add("lease_terminated", host, b, lost, cause="counterparty")
+                later.lease_hosts.append(host)
     if m.type[b] == MINER:
         # the site (and its leases) is sold to an outside infrastructure buyer
         price = m.cfg["miners"]["site_recovery_share"] * m.site_value_usd[b]
