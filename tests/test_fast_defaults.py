@@ -17,7 +17,7 @@ import pytest
 
 import abm
 from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
-from abm.finance import resolution
+from abm.finance import book, resolution
 from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.finance.instruments import (
     BTC_LOAN,
@@ -296,3 +296,28 @@ def test_pledged_lots_from_flat_lists_equals_the_pairs(scenario, seed, months):
         fast, slow = lots.pledged_lots(rows), _pledged_lots_as_it_was(lots, rows)
         for a, z in zip(fast, slow, strict=True):
             np.testing.assert_array_equal(a, z)
+
+
+def _index_rows_as_it_was(index, keys, rows):
+    """``book._index_rows`` at f60d5e3 (``setdefault`` per row)."""
+    for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
+        if key >= 0:
+            index.setdefault(key, []).append(row)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_index_rows_equals_setdefault_per_row(seed):
+    """The same keys, in the same insertion order, with the same row lists, after batches of
+    array keys (repeated, new and -1) and scalar keys added to a non-empty index."""
+    rng = np.random.default_rng(seed)
+    fast, slow = {}, {}
+    start = 0
+    for _ in range(6):
+        count = int(rng.integers(1, 50))
+        rows = np.arange(start, start + count)
+        keys = rng.integers(-1, 30, count) if rng.random() < 0.7 else int(rng.integers(-1, 30))
+        book._index_rows(fast, keys, rows)
+        _index_rows_as_it_was(slow, keys, rows)
+        start += count
+    assert list(fast.items()) == list(slow.items())
+    assert sum(len(v) for v in fast.values()) > 0

@@ -139,6 +139,11 @@ def sums_by_key(values: np.ndarray, key: np.ndarray, keys: np.ndarray) -> np.nda
 
 def _index_rows(index: dict[int, list[int]], keys, rows: np.ndarray) -> None:
     """Append each new row to its key's list in ``index`` (rows ascending); negative keys skipped."""
+    get = index.get  # (``setdefault`` would build an empty list for every row)
     for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
         if key >= 0:
-            index.setdefault(key, []).append(row)
+            listed = get(key)
+            if listed is None:
+                index[key] = [row]
+            else:
+                listed.append(row)

@@ -56,18 +56,18 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     btc_loan = loans.kind[mine] == BTC_LOAN
     if btc_loan.any():
         btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
-        _seize_lots(m, t, mine[~btc_loan], eid, later=later)
+        _seize_lots(m, t, mine[~btc_loan], later)
         if len(btc_rows):
-            _sell_btc_collateral(m, t, btc_rows, eid, later)
+            _sell_btc_collateral(m, t, btc_rows, later)
     else:  # the common case: no BTC-backed loan, every pledged lot may be seized
-        _seize_lots(m, t, mine, eid, pledged, later)
+        _seize_lots(m, t, mine, later, pledged)
     loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
     seniority = loans.seniority[mine]
     loans.seniority[mine] = np.where(seniority == SENIOR_SECURED, SENIOR_UNSECURED, seniority)
     # excess collateral joins the estate: as ``lots.loan[lots.rows_of_loans(mine)] = -1`` (the
     # seized lots are already free)
     lots.loan[pledged[1]] = -1
-    _end_contracts_and_leases(m, b, t, eid, later)
+    _end_contracts_and_leases(m, b, t, later)
     later.log(m, t, eid)
     return eid
 
@@ -91,17 +91,19 @@ class _EventsOfDefault:
         self.btc_sales = 0  # the next events: BTC liquidations
         self.lease_hosts: list[int] = []  # host of each terminated lease (the last events)
 
-    def add(self, event, agent, counterparty, amount, units=0, price=0.0, cause="") -> None:
-        for column, value in (
-            (self.event, event),
-            (self.agent, agent),
-            (self.counterparty, counterparty),
-            (self.amount, amount),
-            (self.units, units),
-            (self.price, price),
-            (self.cause, cause),
-        ):
-            column.append(value)
+    def extend(
+        self, event: str, agents, counterparties, amounts, units=None, prices=None, cause=""
+    ) -> None:
+        """Append ``len(agents)`` events of one kind (lists aligned with ``agents``; units 0 and
+        prices 0.0 when not given), as ``add`` would take them one by one."""
+        count = len(agents)
+        self.event.extend([event] * count)
+        self.agent.extend(agents)
+        self.counterparty.extend(counterparties)
+        self.amount.extend(amounts)
+        self.units.extend([0] * count if units is None else units)
+        self.price.extend([0.0] * count if prices is None else prices)
+        self.cause.extend([cause] * count)
 
     def log(self, m, t: int, eid: int) -> None:
         """Log the events (children of the default ``eid``) and record their ids."""
@@ -127,44 +129,21 @@ class _EventsOfDefault:
             m.lost_revenue_event[host] = event_id
 
 
-def _seize_lots(
-    m, t: int, loan_rows: np.ndarray, eid: int, pledged=None, later: _EventsOfDefault | None = None
-) -> None:
+def _seize_lots(m, t: int, loan_rows: np.ndarray, later: _EventsOfDefault, pledged=None) -> None:
     """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
     (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
-    of the default ``eid``, which also becomes the seized lot's origin (logged at once, or added
-    to ``later``). ``pledged``: ``m.lots.pledged_lots(loan_rows)`` when the caller has it."""
+    of the default (in ``later``), which also becomes the seized lot's origin. ``pledged``:
+    ``m.lots.pledged_lots(loan_rows)`` when the caller has it."""
     seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
         loan_rows, m.lots, m.mark_table(), m.lender_mark_row, t, pledged
     )
-    if not seized_rows:
-        return
-    book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
-    if later is not None:
-        count = len(seized_rows)
-        later.event.extend(["seizure"] * count)
-        later.agent.extend(lenders)
-        later.counterparty.extend(borrowers)
-        later.amount.extend(amounts)
-        later.units.extend(units_taken)
-        later.price.extend(prices)
-        later.cause.extend([""] * count)
+    if seized_rows:
+        book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
+        later.extend("seizure", lenders, borrowers, amounts, units=units_taken, prices=prices)
         later.seized_lots.extend(seized_rows)
-        return
-    event_ids = m.events.add_many(
-        t,
-        "seizure",
-        lenders,
-        borrowers,
-        [[eid]] * len(seized_rows),
-        amounts,
-        units=units_taken,
-        prices=prices,
-    )
-    m.lot_origin_event.update(zip(seized_rows, event_ids, strict=True))
 
 
-def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int, later: _EventsOfDefault) -> None:
+def _sell_btc_collateral(m, t: int, rows: np.ndarray, later: _EventsOfDefault) -> None:
     loans = m.loans
     btc = loans.collateral_btc[rows].copy()
     borrower = int(loans.borrower[rows[0]])
@@ -178,11 +157,13 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int, later: _EventsOf
         m.acct.transfer(borrower, int(loans.lender[loan]), pay)
         loans.principal_usd[loan] -= pay
         # a ``btc_liquidation`` event of the lender, child of the default (in ``later``)
-        later.add("btc_liquidation", int(loans.lender[loan]), borrower, proceeds, price=price)
+        later.extend(
+            "btc_liquidation", [int(loans.lender[loan])], [borrower], [proceeds], prices=[price]
+        )
         later.btc_sales += 1
 
 
-def _end_contracts_and_leases(m, b: int, t: int, eid: int, later: _EventsOfDefault) -> None:
+def _end_contracts_and_leases(m, b: int, t: int, later: _EventsOfDefault) -> None:
     ct, ls = m.contracts, m.leases
     provided = ct.rows_of_provider(b)  # book indexes, not a scan of every contract and lease
     ct.active[provided] = False
@@ -197,13 +178,24 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int, later: _EventsOfDefau
         hosts = ls.host[as_tenant].tolist()
         lost_usd = (ls.mw[as_tenant] * 1000.0 * ls.rate_usd_per_kw_month[as_tenant]).tolist()
         host_active = m.status[np.maximum(ls.host[as_tenant], 0)].tolist()
-        for host, lost, status in zip(hosts, lost_usd, host_active, strict=True):
-            # a terminated lease costs an active host its rent: a ``lease_terminated`` event of
-            # the host, child of the default (in ``later``), becomes its lost-revenue event
-            if host >= 0 and status == ACTIVE:
-                m.lost_revenue_month[host] = t
-                later.add("lease_terminated", host, b, lost, cause="counterparty")
-                later.lease_hosts.append(host)
+        # a terminated lease costs an active host its rent: a ``lease_terminated`` event of the
+        # host, child of the default (in ``later``), becomes its lost-revenue event
+        hit = [
+            k
+            for k, (host, status) in enumerate(zip(hosts, host_active, strict=True))
+            if host >= 0 and status == ACTIVE
+        ]
+        if hit:
+            hit_hosts = [hosts[k] for k in hit]
+            m.lost_revenue_month[hit_hosts] = t
+            later.extend(
+                "lease_terminated",
+                hit_hosts,
+                [b] * len(hit),
+                [lost_usd[k] for k in hit],
+                cause="counterparty",
+            )
+            later.lease_hosts.extend(hit_hosts)
     if m.type[b] == MINER:
         # the site (and its leases) is sold to an outside infrastructure buyer
         price = m.cfg["miners"]["site_recovery_share"] * m.site_value_usd[b]
@@ -282,8 +274,9 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         cash = 0.0
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
-    for seniority in sorted(set(seniorities.tolist())) if cash > 0 else ():
-        rows = claims[seniorities == seniority]
+    classes = sorted(set(seniorities.tolist())) if cash > 0 else ()
+    for seniority in classes:
+        rows = claims if len(classes) == 1 else claims[seniorities == seniority]
         owed = loans.principal_usd[rows]
         total = float(owed.sum())
         if total <= 0 or cash <= 0:
@@ -294,10 +287,9 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         cash -= float(pay.sum())
     lots_left = np.flatnonzero(m.lots.owner == b) if lots_owned is None else lots_owned
     lots_left = lots_left[m.lots.units[lots_left] > 0]
-    worthless = not (m.compute.fundamental_value[m.lots.gen[lots_left]] > 0).any()
     if (
         len(lots_left) == 0
-        or worthless
+        or not (m.compute.fundamental_value[m.lots.gen[lots_left]] > 0).any()  # worthless
         or t - m.default_month[b] >= m.cfg["credit"]["workout_months"]
     ):
         for loan in claims:
