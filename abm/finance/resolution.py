@@ -297,8 +297,10 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         m.open_estates.discard(b)
         # GPUs nobody bought by the end of the work-out are abandoned (scrapped): a closed estate
         # has no creditors left to sell them for. Their value is part of the claims just written
-        # off (the lenders carried it in the estate's expected recovery until now).
-        retire_units(m, lots_left, m.lots.units[lots_left])
+        # off (the lenders carried it in the estate's expected recovery until now). (No lots left:
+        # nothing to retire, and retire_units would change nothing.)
+        if len(lots_left):
+            retire_units(m, lots_left, m.lots.units[lots_left])
 
 
 def _pay_lenders(cash: np.ndarray, b: int, lenders: np.ndarray, pay: np.ndarray) -> None:
