@@ -134,7 +134,7 @@ class LotBook(Book):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         pos, rows = np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64)
         keep = self.loan[rows] == loans[pos]
-        if keep.all():  # the common case: no lot released since it was pledged
+        if np.count_nonzero(keep) == len(keep):  # common: no lot released since it was pledged
             return pos, rows
         return pos[keep], rows[keep]
 

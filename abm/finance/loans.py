@@ -219,7 +219,7 @@ class LoanBook(Book):
         at, lot_rows_all = lots.pledged_lots(rows) if pledged is None else pledged
         lot_units = lots.units[lot_rows_all]
         live = lot_units > 0
-        if not live.all():
+        if np.count_nonzero(live) < len(live):
             at, lot_rows_all, lot_units = at[live], lot_rows_all[live], lot_units[live]
         if len(at) == 0:
             return seized

@@ -54,7 +54,7 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     # others stay pledged until released below; no lot is pledged anew meanwhile)
     pledged = lots.pledged_lots(mine)
     btc_loan = loans.kind[mine] == BTC_LOAN
-    if btc_loan.any():
+    if np.count_nonzero(btc_loan):  # (count_nonzero: a fraction of .any()'s call cost)
         btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
         _seize_lots(m, t, mine[~btc_loan], later)
         if len(btc_rows):
@@ -270,7 +270,7 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     cash = max(float(acct.cash[b]), 0.0)
     # no cash, or nothing owed on any claim (claims paid in full stay open until the estate
     # closes): every class below would be skipped, so the classes are not formed
-    if cash > 0 and not (loans.principal_usd[claims] > 0).any():
+    if cash > 0 and not np.count_nonzero(loans.principal_usd[claims] > 0):
         cash = 0.0
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
@@ -289,7 +289,7 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     lots_left = lots_left[m.lots.units[lots_left] > 0]
     if (
         len(lots_left) == 0
-        or not (m.compute.fundamental_value[m.lots.gen[lots_left]] > 0).any()  # worthless
+        or not np.count_nonzero(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)  # worthless
         or t - m.default_month[b] >= m.cfg["credit"]["workout_months"]
     ):
         for loan in claims:
