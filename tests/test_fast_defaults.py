@@ -321,3 +321,31 @@ def test_index_rows_equals_setdefault_per_row(seed):
         start += count
     assert list(fast.items()) == list(slow.items())
     assert sum(len(v) for v in fast.values()) > 0
+
+
+def _cures_allowed_as_it_was(loans, rows, t, per_year, per_life):
+    """``LoanBook.cures_allowed`` at f60d5e3: every facility's whole cure history read."""
+    recent = np.zeros(len(rows), dtype=np.int64)
+    for k in range(4):
+        recent += getattr(loans, f"cure_month_{k}")[rows] > t - 12
+    return (recent < per_year) & (loans.cures_total[rows] < per_life)
+
+
+def test_cures_allowed_from_the_recently_cured_equals_reading_every_history():
+    """After 30 months of large_network (hundreds of facilities cured, some several times), the
+    mask is the same for every serviced loan, for months around the run's and several limits."""
+    cfg = abm.load_scenario("large_network", overrides={"run.months": 30})
+    m = AIComputeCreditModel(cfg, rng=0)
+    for _ in range(m.months):
+        m.step()
+    loans = m.loans
+    rows = np.flatnonzero(loans.in_service(m.status))
+    assert (loans.cure_month_1[rows] > 18).sum() > 0  # facilities cured twice within a year
+    refused = 0
+    for t in range(15, 45):
+        for per_year, per_life in [(1, 5), (2, 3), (4, 10)]:
+            fast = loans.cures_allowed(rows, t, per_year, per_life)
+            slow = _cures_allowed_as_it_was(loans, rows, t, per_year, per_life)
+            np.testing.assert_array_equal(fast, slow)
+            refused += int((~fast).sum())
+    assert refused > 0  # some facilities were out of cures (the limits were exercised)

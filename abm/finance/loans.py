@@ -295,8 +295,13 @@ class LoanBook(Book):
         fewer than ``per_year`` cures in the last 12 months (months t-11 .. t) and fewer than
         ``per_life`` over its life. ``per_year`` is at most :data:`CURE_HISTORY`."""
         recent = np.zeros(len(rows), dtype=np.int64)
-        for k in range(CURE_HISTORY):
-            recent += getattr(self, f"cure_month_{k}")[rows] > t - 12
+        # the history is newest first (record_cures), so a facility whose last cure is older
+        # than 12 months has none in them: only the few with a recent cure are counted
+        cured_lately = np.flatnonzero(self.cure_month_0[rows] > t - 12)
+        if len(cured_lately):
+            lately = rows[cured_lately]
+            for k in range(CURE_HISTORY):
+                recent[cured_lately] += getattr(self, f"cure_month_{k}")[lately] > t - 12
         return (recent < per_year) & (self.cures_total[rows] < per_life)
 
     def record_cures(self, rows: np.ndarray, t: int) -> None:
