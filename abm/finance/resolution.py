@@ -202,8 +202,9 @@ def _end_contracts_and_leases(m, b: int, t: int, later: _EventsOfDefault) -> Non
         m.acct.from_sector("infrastructure_buyers", b, price)
         m.site_value_usd[b] = 0.0
         m.hashrate_eh[b] = m.mining_mw[b] = m.hosting_mw[b] = m.gpu_mw[b] = 0.0
-        ls.host = np.where(ls.host == b, -1, ls.host)
-        m.conversions.active = np.where(m.conversions.miner == b, False, m.conversions.active)
+        # (a scan of the lease and conversion books, written only where the miner appears)
+        ls.host[np.flatnonzero(ls.host == b)] = -1
+        m.conversions.active[np.flatnonzero(m.conversions.miner == b)] = False
 
 
 def distribute_all_estates(m, t: int) -> None:
