@@ -27,9 +27,11 @@ class Book:
         self._refresh_views()
 
     def _refresh_views(self) -> None:
-        # live-row views kept as plain attributes: reading a column is a dict lookup (hot path)
-        for name, array in self._data.items():
-            object.__setattr__(self, name, array[: self.n])
+        # live-row views kept as plain attributes: reading a column is a dict lookup (hot path);
+        # written straight into the instance dict (what object.__setattr__ does, without a call
+        # per column: a book is refreshed after every add)
+        n = self.n
+        self.__dict__.update({name: array[:n] for name, array in self._data.items()})
 
     def __setattr__(self, name: str, value) -> None:
         if name in self._data:  # ``book.col = values`` writes into the live rows
@@ -66,14 +68,18 @@ class Book:
         if count < 0:
             count = 1
         start = self.n
-        self._grow(start + count)
+        end = start + count
+        if end > self._capacity:
+            self._grow(end)
+        data = self._data
         for name, value in columns.items():
-            if name not in self._data:
+            column = data.get(name)
+            if column is None:
                 raise KeyError(f"{type(self).__name__} has no column {name!r}")
-            self._data[name][start : start + count] = value
-        object.__setattr__(self, "n", start + count)
+            column[start:end] = value
+        self.__dict__["n"] = end
         self._refresh_views()
-        return np.arange(start, start + count)
+        return np.arange(start, end)
 
 
 class PendingRows:
@@ -133,6 +139,11 @@ def sums_by_key(values: np.ndarray, key: np.ndarray, keys: np.ndarray) -> np.nda
 
 def _index_rows(index: dict[int, list[int]], keys, rows: np.ndarray) -> None:
     """Append each new row to its key's list in ``index`` (rows ascending); negative keys skipped."""
+    get = index.get  # (``setdefault`` would build an empty list for every row)
     for row, key in zip(rows.tolist(), np.broadcast_to(keys, rows.shape).tolist(), strict=True):
         if key >= 0:
-            index.setdefault(key, []).append(row)
+            listed = get(key)
+            if listed is None:
+                index[key] = [row]
+            else:
+                listed.append(row)

@@ -122,11 +122,20 @@ class LotBook(Book):
         """(position in ``loans``, lot row) of every lot pledged now to one of ``loans``."""
         loans = np.asarray(loans, dtype=np.int64)
         index = self._lots_of_loan
-        pairs = [(k, row) for k, ln in enumerate(loans.tolist()) for row in index.get(ln, ())]
-        if not pairs:
+        # two flat lists, not a list of pairs: converting pairs to an array costs a microsecond each
+        pos: list[int] = []
+        rows: list[int] = []
+        for k, ln in enumerate(loans.tolist()):
+            indexed = index.get(ln)
+            if indexed:
+                rows.extend(indexed)
+                pos.extend([k] * len(indexed))
+        if not rows:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        pos, rows = np.array(pairs, dtype=np.int64).T
+        pos, rows = np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64)
         keep = self.loan[rows] == loans[pos]
+        if np.count_nonzero(keep) == len(keep):  # common: no lot released since it was pledged
+            return pos, rows
         return pos[keep], rows[keep]
 
     def index_problems(self) -> list[str]:

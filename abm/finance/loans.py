@@ -201,66 +201,93 @@ class LoanBook(Book):
         self.status[row] = CLOSED
         return amount
 
-    def seize_lots(self, rows: np.ndarray, lots, marks: np.ndarray, mark_row, t: int):
-        """Secured lenders of ``rows`` (in order) take enough of each loan's pledged GPU units, at
-        their own marks, to cover its principal. A lot only partly needed is split: the rest stays
-        with the borrower (split-off lots appended in one batch). The claim falls by the units'
-        value; units are rounded up, so the excess is under one GPU.
+    def seize_lots(self, rows: np.ndarray, lots, marks: np.ndarray, mark_row, t: int, pledged=None):
+        """Secured lenders of ``rows`` (distinct loan rows, in order) take enough of each loan's
+        pledged GPU units, at their own marks, to cover its principal. A lot only partly needed is
+        split: the rest stays with the borrower (split-off lots appended in one batch). The claim
+        falls by the units' value; units are rounded up, so the excess is under one GPU.
 
         ``marks``: (R, G) USD per GPU, one row per way of marking (the model's
         :meth:`~abm.valuation.Valuation.mark_table`); ``mark_row``: per agent, the row of ``marks``
-        its lender marks with. Returns the seizures as lists, one entry per
-        seized lot in order: (lot rows, lenders, borrowers, USD values, units, USD per unit)."""
-        split = {"owner": [], "gen": [], "units": [], "acquired_month": [], "cost_usd_per_unit": []}
+        its lender marks with. ``pledged``: ``lots.pledged_lots(rows)`` when the caller has it.
+        Returns the seizures as lists, one entry per seized lot in order: (lot rows, lenders,
+        borrowers, USD values, units, USD per unit)."""
         seized = ([], [], [], [], [], [])
         # every loan's pledged lots with units, their marks and units, read once before the loop
         # (a lot is pledged to one loan: seizing one loan's lots leaves the others' as they were)
         rows = np.asarray(rows, dtype=np.int64)
-        at, lot_rows_all = lots.pledged_lots(rows)
-        live = lots.units[lot_rows_all] > 0
-        at, lot_rows_all = at[live], lot_rows_all[live]
+        at, lot_rows_all = lots.pledged_lots(rows) if pledged is None else pledged
+        lot_units = lots.units[lot_rows_all]
+        live = lot_units > 0
+        if np.count_nonzero(live) < len(live):
+            at, lot_rows_all, lot_units = at[live], lot_rows_all[live], lot_units[live]
         if len(at) == 0:
             return seized
-        lot_marks = marks[np.asarray(mark_row)[self.lender[rows[at]]], lots.gen[lot_rows_all]]
-        lot_rows_all, lot_marks = lot_rows_all.tolist(), lot_marks.tolist()
-        lot_units = lots.units[lot_rows_all].tolist()
-        first = np.searchsorted(at, np.arange(len(rows)), side="left").tolist()
-        last = np.searchsorted(at, np.arange(len(rows)), side="right").tolist()
-        for loan, lo, hi in zip(rows.tolist(), first, last, strict=True):
-            if lo == hi:
+        loan_of_lot = rows[at]
+        lender_of_lot = self.lender[loan_of_lot]
+        lot_marks = marks[np.asarray(mark_row)[lender_of_lot], lots.gen[lot_rows_all]]
+        # the loop runs on Python lists (NumPy scalar reads and writes cost far more than list
+        # items); the lots' columns are written once after it. Every lot appears once (distinct
+        # loans, one loan per lot), and each is read before it is written, so deferring the
+        # writes changes nothing; the claims are reduced in Python floats as before.
+        seized_rows, seized_lenders, seized_borrowers, values, takes, prices = seized
+        split_rows, split_units, split_take = [], [], []
+        claim_loans, claim_left = [], []
+        loan_now, lender, borrower, claim = -1, -1, -1, 0.0
+        for loan, row, mark, units, lot_lender, lot_borrower, principal in zip(
+            loan_of_lot.tolist(),
+            lot_rows_all.tolist(),
+            lot_marks.tolist(),
+            lot_units.tolist(),
+            lender_of_lot.tolist(),
+            self.borrower[loan_of_lot].tolist(),
+            self.principal_usd[loan_of_lot].tolist(),  # no claim is written before the loop ends
+            strict=True,
+        ):
+            if loan != loan_now:  # the first lot of the next loan (lots come grouped by loan)
+                if loan_now >= 0:
+                    claim_left.append(max(claim, 0.0))
+                loan_now, lender, borrower, claim = loan, lot_lender, lot_borrower, principal
+                claim_loans.append(loan)
+            if claim <= 1e-6:
                 continue
-            lender = int(self.lender[loan])
-            claim = float(self.principal_usd[loan])
-            for row, mark, units in zip(
-                lot_rows_all[lo:hi], lot_marks[lo:hi], lot_units[lo:hi], strict=True
-            ):
-                if claim <= 1e-6:
-                    break
-                # (a subnormal mark makes claim / mark infinite: then every unit is taken)
-                ratio = claim / mark if mark > 0 else math.inf
-                take = math.ceil(ratio) if ratio < units else units
-                if take <= 0:
-                    continue
-                if take < units:  # split the lot: the rest stays in the estate
-                    for column, values in split.items():
-                        values.append(
-                            units - take if column == "units" else getattr(lots, column)[row]
-                        )
-                    lots.units[row] = take
-                lots.owner[row] = lender
-                lots.loan[row] = -1
-                # carried at the value the claim was reduced by
-                lots.book_value_usd_per_unit[row] = mark
-                lots.acquired_month[row] = t
-                value = take * mark
-                for column, x in zip(
-                    seized, (row, lender, int(self.borrower[loan]), value, take, mark), strict=True
-                ):
-                    column.append(x)
-                claim -= min(claim, value)
-            self.principal_usd[loan] = max(claim, 0.0)
-        if split["units"]:
-            lots.add(**{column: np.array(values) for column, values in split.items()})
+            # (a subnormal mark makes claim / mark infinite: then every unit is taken)
+            ratio = claim / mark if mark > 0 else math.inf
+            take = math.ceil(ratio) if ratio < units else units
+            if take <= 0:
+                continue
+            if take < units:  # split the lot: the rest stays in the estate
+                split_rows.append(row)
+                split_units.append(units - take)
+                split_take.append(take)
+            value = take * mark  # the lot is carried at the value the claim was reduced by
+            seized_rows.append(row)
+            seized_lenders.append(lender)
+            seized_borrowers.append(borrower)
+            values.append(value)
+            takes.append(take)
+            prices.append(mark)
+            claim -= min(claim, value)
+        claim_left.append(max(claim, 0.0))
+        self.principal_usd[claim_loans] = claim_left
+        if split_rows:
+            split = np.array(split_rows, dtype=np.int64)
+            new_lots = {
+                "owner": lots.owner[split],
+                "gen": lots.gen[split],
+                "units": np.array(split_units),
+                "acquired_month": lots.acquired_month[split],
+                "cost_usd_per_unit": lots.cost_usd_per_unit[split],
+            }
+            lots.units[split] = split_take
+        if seized_rows:
+            taken = np.array(seized_rows, dtype=np.int64)
+            lots.owner[taken] = seized_lenders
+            lots.loan[taken] = -1
+            lots.book_value_usd_per_unit[taken] = prices
+            lots.acquired_month[taken] = t
+        if split_rows:
+            lots.add(**new_lots)
         return seized
 
     def cures_allowed(self, rows: np.ndarray, t: int, per_year: int, per_life: int) -> np.ndarray:
@@ -268,8 +295,13 @@ class LoanBook(Book):
         fewer than ``per_year`` cures in the last 12 months (months t-11 .. t) and fewer than
         ``per_life`` over its life. ``per_year`` is at most :data:`CURE_HISTORY`."""
         recent = np.zeros(len(rows), dtype=np.int64)
-        for k in range(CURE_HISTORY):
-            recent += getattr(self, f"cure_month_{k}")[rows] > t - 12
+        # the history is newest first (record_cures), so a facility whose last cure is older
+        # than 12 months has none in them: only the few with a recent cure are counted
+        cured_lately = np.flatnonzero(self.cure_month_0[rows] > t - 12)
+        if len(cured_lately):
+            lately = rows[cured_lately]
+            for k in range(CURE_HISTORY):
+                recent[cured_lately] += getattr(self, f"cure_month_{k}")[lately] > t - 12
         return (recent < per_year) & (self.cures_total[rows] < per_life)
 
     def record_cures(self, rows: np.ndarray, t: int) -> None:

@@ -49,43 +49,101 @@ def default_borrower(m, b: int, t: int, cause: str, parents: list[int]) -> int:
     m.status[b] = DEFAULTED
     m.defaults[TYPE_NAMES[m.type[b]]] += 1
     loans.capitalise_arrears(mine)  # accrued arrears become part of the claim
+    later = _EventsOfDefault()  # the default's other events, logged together at the end
+    # every lot pledged to the borrower's loans, found once: the seizure takes some of them (the
+    # others stay pledged until released below; no lot is pledged anew meanwhile)
+    pledged = lots.pledged_lots(mine)
     btc_loan = loans.kind[mine] == BTC_LOAN
-    btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
-    _seize_lots(m, t, mine[~btc_loan], eid)
-    if len(btc_rows):
-        _sell_btc_collateral(m, t, btc_rows, eid)
+    if np.count_nonzero(btc_loan):  # (count_nonzero: a fraction of .any()'s call cost)
+        btc_rows = mine[btc_loan & (loans.collateral_btc[mine] > 0)]
+        _seize_lots(m, t, mine[~btc_loan], later)
+        if len(btc_rows):
+            _sell_btc_collateral(m, t, btc_rows, later)
+    else:  # the common case: no BTC-backed loan, every pledged lot may be seized
+        _seize_lots(m, t, mine, later, pledged)
     loans.status[mine] = np.where(loans.principal_usd[mine] > 1e-6, LOAN_DEFAULTED, REPAID)
-    loans.seniority[mine] = np.where(
-        loans.seniority[mine] == SENIOR_SECURED, SENIOR_UNSECURED, loans.seniority[mine]
-    )
-    lots.loan[lots.rows_of_loans(mine)] = -1  # excess collateral joins the estate
-    _end_contracts_and_leases(m, b, t, eid)
+    seniority = loans.seniority[mine]
+    loans.seniority[mine] = np.where(seniority == SENIOR_SECURED, SENIOR_UNSECURED, seniority)
+    # excess collateral joins the estate: as ``lots.loan[lots.rows_of_loans(mine)] = -1`` (the
+    # seized lots are already free)
+    lots.loan[pledged[1]] = -1
+    _end_contracts_and_leases(m, b, t, later)
+    later.log(m, t, eid)
     return eid
 
 
-def _seize_lots(m, t: int, loan_rows: np.ndarray, eid: int) -> None:
+class _EventsOfDefault:
+    """The events one default causes after its own, children of it, in the order they happen:
+    seizures, then BTC liquidations, then terminated leases. They are logged with one
+    ``add_many`` (its rows are those of ``add`` called event by event, and nothing else logs an
+    event meanwhile, so the ids are the same); what refers to their ids (the seized lots'
+    origin, the BTC sale list, the hosts' lost-revenue event) is written once they are known."""
+
+    def __init__(self) -> None:
+        self.event: list[str] = []
+        self.agent: list[int] = []
+        self.counterparty: list[int] = []
+        self.amount: list[float] = []
+        self.units: list[int] = []
+        self.price: list[float] = []
+        self.cause: list[str] = []
+        self.seized_lots: list[int] = []  # lot row of each seizure (the first events)
+        self.btc_sales = 0  # the next events: BTC liquidations
+        self.lease_hosts: list[int] = []  # host of each terminated lease (the last events)
+
+    def extend(
+        self, event: str, agents, counterparties, amounts, units=None, prices=None, cause=""
+    ) -> None:
+        """Append ``len(agents)`` events of one kind (lists aligned with ``agents``; units 0 and
+        prices 0.0 when not given), as ``add`` would take them one by one."""
+        count = len(agents)
+        self.event.extend([event] * count)
+        self.agent.extend(agents)
+        self.counterparty.extend(counterparties)
+        self.amount.extend(amounts)
+        self.units.extend([0] * count if units is None else units)
+        self.price.extend([0.0] * count if prices is None else prices)
+        self.cause.extend([cause] * count)
+
+    def log(self, m, t: int, eid: int) -> None:
+        """Log the events (children of the default ``eid``) and record their ids."""
+        if not self.event:
+            return
+        ids = m.events.add_many(
+            t,
+            self.event,
+            self.agent,
+            self.counterparty,
+            [[eid]] * len(self.event),
+            self.amount,
+            units=self.units,
+            prices=self.price,
+            cause=self.cause,
+        )
+        seized = len(self.seized_lots)
+        if seized:
+            m.lot_origin_event.update(zip(self.seized_lots, ids[:seized], strict=True))
+        sold = seized + self.btc_sales
+        m.btc_sale_events.extend(ids[seized:sold])
+        for host, event_id in zip(self.lease_hosts, ids[sold:], strict=True):
+            m.lost_revenue_event[host] = event_id
+
+
+def _seize_lots(m, t: int, loan_rows: np.ndarray, later: _EventsOfDefault, pledged=None) -> None:
     """Secured lenders of ``loan_rows`` seize pledged GPU units at their marks
     (:meth:`~abm.finance.instruments.LoanBook.seize_lots`); one seizure event per seized lot, child
-    of the default ``eid``, which also becomes the seized lot's origin."""
+    of the default (in ``later``), which also becomes the seized lot's origin. ``pledged``:
+    ``m.lots.pledged_lots(loan_rows)`` when the caller has it."""
     seized_rows, lenders, borrowers, amounts, units_taken, prices = m.loans.seize_lots(
-        loan_rows, m.lots, m.mark_table(), m.lender_mark_row, t
+        loan_rows, m.lots, m.mark_table(), m.lender_mark_row, t, pledged
     )
     if seized_rows:
         book_seizures(m, lenders, amounts)  # carried at the value the claims fell by
-        event_ids = m.events.add_many(
-            t,
-            "seizure",
-            lenders,
-            borrowers,
-            [[eid]] * len(seized_rows),
-            amounts,
-            units=units_taken,
-            prices=prices,
-        )
-        m.lot_origin_event.update(zip(seized_rows, event_ids, strict=True))
+        later.extend("seizure", lenders, borrowers, amounts, units=units_taken, prices=prices)
+        later.seized_lots.extend(seized_rows)
 
 
-def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
+def _sell_btc_collateral(m, t: int, rows: np.ndarray, later: _EventsOfDefault) -> None:
     loans = m.loans
     btc = loans.collateral_btc[rows].copy()
     borrower = int(loans.borrower[rows[0]])
@@ -98,19 +156,14 @@ def _sell_btc_collateral(m, t: int, rows: np.ndarray, eid: int) -> None:
         pay = min(proceeds, float(loans.principal_usd[loan]))
         m.acct.transfer(borrower, int(loans.lender[loan]), pay)
         loans.principal_usd[loan] -= pay
-        ev = m.events.add(
-            t,
-            "btc_liquidation",
-            int(loans.lender[loan]),
-            counterparty=borrower,
-            parents=[eid],
-            amount=proceeds,
-            price=price,
+        # a ``btc_liquidation`` event of the lender, child of the default (in ``later``)
+        later.extend(
+            "btc_liquidation", [int(loans.lender[loan])], [borrower], [proceeds], prices=[price]
         )
-        m.btc_sale_events.append(ev)
+        later.btc_sales += 1
 
 
-def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
+def _end_contracts_and_leases(m, b: int, t: int, later: _EventsOfDefault) -> None:
     ct, ls = m.contracts, m.leases
     provided = ct.rows_of_provider(b)  # book indexes, not a scan of every contract and lease
     ct.active[provided] = False
@@ -120,29 +173,38 @@ def _end_contracts_and_leases(m, b: int, t: int, eid: int) -> None:
     if not m.cfg["channels"]["counterparty"]:
         ls.tenant[as_tenant] = -1  # channel off: an outside tenant takes the lease over and pays
         as_tenant = as_tenant[:0]
-    for row in as_tenant:
-        host = int(ls.host[row])
-        ls.active[row] = False
-        if host >= 0 and m.status[host] == ACTIVE:
-            lost = float(ls.mw[row] * 1000.0 * ls.rate_usd_per_kw_month[row])
-            m.lost_revenue_month[host] = t
-            m.lost_revenue_event[host] = m.events.add(
-                t,
+    if len(as_tenant):
+        ls.active[as_tenant] = False
+        hosts = ls.host[as_tenant].tolist()
+        lost_usd = (ls.mw[as_tenant] * 1000.0 * ls.rate_usd_per_kw_month[as_tenant]).tolist()
+        host_active = m.status[np.maximum(ls.host[as_tenant], 0)].tolist()
+        # a terminated lease costs an active host its rent: a ``lease_terminated`` event of the
+        # host, child of the default (in ``later``), becomes its lost-revenue event
+        hit = [
+            k
+            for k, (host, status) in enumerate(zip(hosts, host_active, strict=True))
+            if host >= 0 and status == ACTIVE
+        ]
+        if hit:
+            hit_hosts = [hosts[k] for k in hit]
+            m.lost_revenue_month[hit_hosts] = t
+            later.extend(
                 "lease_terminated",
-                host,
+                hit_hosts,
+                [b] * len(hit),
+                [lost_usd[k] for k in hit],
                 cause="counterparty",
-                counterparty=b,
-                parents=[eid],
-                amount=lost,
             )
+            later.lease_hosts.extend(hit_hosts)
     if m.type[b] == MINER:
         # the site (and its leases) is sold to an outside infrastructure buyer
         price = m.cfg["miners"]["site_recovery_share"] * m.site_value_usd[b]
         m.acct.from_sector("infrastructure_buyers", b, price)
         m.site_value_usd[b] = 0.0
         m.hashrate_eh[b] = m.mining_mw[b] = m.hosting_mw[b] = m.gpu_mw[b] = 0.0
-        ls.host = np.where(ls.host == b, -1, ls.host)
-        m.conversions.active = np.where(m.conversions.miner == b, False, m.conversions.active)
+        # (a scan of the lease and conversion books, written only where the miner appears)
+        ls.host[np.flatnonzero(ls.host == b)] = -1
+        m.conversions.active[np.flatnonzero(m.conversions.miner == b)] = False
 
 
 def distribute_all_estates(m, t: int) -> None:
@@ -209,26 +271,26 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
     cash = max(float(acct.cash[b]), 0.0)
     # no cash, or nothing owed on any claim (claims paid in full stay open until the estate
     # closes): every class below would be skipped, so the classes are not formed
-    if cash > 0 and not (loans.principal_usd[claims] > 0).any():
+    if cash > 0 and not np.count_nonzero(loans.principal_usd[claims] > 0):
         cash = 0.0
     seniorities = loans.seniority[claims]
     # each seniority class once, senior first (np.unique's order); no cash: no payments
-    for seniority in sorted(set(seniorities.tolist())) if cash > 0 else ():
-        rows = claims[seniorities == seniority]
+    classes = sorted(set(seniorities.tolist())) if cash > 0 else ()
+    for seniority in classes:
+        rows = claims if len(classes) == 1 else claims[seniorities == seniority]
         owed = loans.principal_usd[rows]
         total = float(owed.sum())
         if total <= 0 or cash <= 0:
             continue
         pay = owed * min(1.0, cash / total)
-        acct.transfer(np.full(len(rows), b), loans.lender[rows], pay)
+        _pay_lenders(acct.cash, b, loans.lender[rows], pay)
         loans.principal_usd[rows] -= pay
         cash -= float(pay.sum())
     lots_left = np.flatnonzero(m.lots.owner == b) if lots_owned is None else lots_owned
     lots_left = lots_left[m.lots.units[lots_left] > 0]
-    worthless = not np.any(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)
     if (
         len(lots_left) == 0
-        or worthless
+        or not np.count_nonzero(m.compute.fundamental_value[m.lots.gen[lots_left]] > 0)  # worthless
         or t - m.default_month[b] >= m.cfg["credit"]["workout_months"]
     ):
         for loan in claims:
@@ -236,8 +298,21 @@ def distribute_estate(m, b: int, t: int, lots_owned: np.ndarray | None = None) -
         m.open_estates.discard(b)
         # GPUs nobody bought by the end of the work-out are abandoned (scrapped): a closed estate
         # has no creditors left to sell them for. Their value is part of the claims just written
-        # off (the lenders carried it in the estate's expected recovery until now).
-        retire_units(m, lots_left, m.lots.units[lots_left])
+        # off (the lenders carried it in the estate's expected recovery until now). (No lots left:
+        # nothing to retire, and retire_units would change nothing.)
+        if len(lots_left):
+            retire_units(m, lots_left, m.lots.units[lots_left])
+
+
+def _pay_lenders(cash: np.ndarray, b: int, lenders: np.ndarray, pay: np.ndarray) -> None:
+    """``acct.transfer(np.full(len(lenders), b), lenders, pay)`` for a few payments, in Python:
+    the same float64 operations in the same order (every payment out of ``b``'s cash, then into
+    each lender's, as ``np.subtract.at`` and ``np.add.at`` do) without their per-call cost."""
+    amounts = pay.tolist()
+    for amount in amounts:
+        cash[b] -= amount
+    for lender, amount in zip(lenders.tolist(), amounts, strict=True):
+        cash[lender] += amount
 
 
 def write_off(m, t: int, loan: int) -> None:
