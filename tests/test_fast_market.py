@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import abm
 from abm import policy
-from abm.agents.base import ACTIVE
+from abm.agents.base import ACTIVE, LENDER
 from abm.agents.buyer import Buyers
+from abm.finance import impairment
 from abm.markets import compute as compute_module
 from abm.markets.secondary import Clearing, clear_uniform
 from abm.model import AIComputeCreditModel
@@ -259,6 +260,28 @@ def test_remembered_dcf_values_follow_the_market_and_are_the_callers_own():
     assert np.array_equal(c.value_per_gpu(0, rates), _value_per_gpu_direct(c, 0, rates))
 
 
+# ----------------------------------------------------------------------------- lenders' lots
+
+
+def _lender_lot_rows_clipping(m) -> np.ndarray:
+    """impairment.lender_lot_rows as it was: owners clipped at 0, then masked."""
+    owner = m.lots.owner
+    held = (owner >= 0) & (m.lots.units > 0)
+    return np.flatnonzero(held & (m.type[np.maximum(owner, 0)] == LENDER))
+
+
+def test_lender_lot_rows_equal_the_clipped_scan_with_lots_without_an_owner():
+    model = AIComputeCreditModel(abm.load_scenario("correlated_crash"), rng=1)
+    for _ in range(14):  # by month 12 lenders hold seized lots (20 at month 14)
+        model.step()
+    rows = impairment.lender_lot_rows(model)
+    assert len(rows) > 0  # lenders hold seized lots in this run
+    assert np.array_equal(rows, _lender_lot_rows_clipping(model))
+    model.lots.owner[rows[0]] = -1  # a lot without an owner is no lender's
+    assert np.array_equal(impairment.lender_lot_rows(model), _lender_lot_rows_clipping(model))
+    assert rows[0] not in impairment.lender_lot_rows(model)
+
+
 # ----------------------------------------------------------------------------- whole runs
 
 RUNS = [("correlated_crash", 5, None), ("large_network", 0, 30)]
@@ -305,6 +328,7 @@ def test_market_round_fast_paths_equal_their_slow_twins_over_whole_runs(
     monkeypatch.setattr(Buyers, "bid_schedules", _bid_schedules_by_generation)
     monkeypatch.setattr(market, "_record_mark_evidence", _record_mark_evidence_sorting)
     monkeypatch.setattr(market, "_add_to_buyers", _add_to_buyers_one_by_one)
+    monkeypatch.setattr(impairment, "lender_lot_rows", _lender_lot_rows_clipping)
     slow = _tables(scenario, seed, months)
     for a, b in zip(fast, slow, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
