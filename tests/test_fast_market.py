@@ -284,17 +284,28 @@ def test_lender_lot_rows_equal_the_clipped_scan_with_lots_without_an_owner():
 
 # ----------------------------------------------------------------------------- whole runs
 
-RUNS = [("correlated_crash", 5, None), ("large_network", 0, 30)]
+# the default clearing; sellers one at a time with the buyer of last resort buying (at 0.8 x the
+# fundamental value: at the packaged 0.5 it buys nothing in this run); a large book
+LAST_RESORT = {
+    "market.clearing": "sequential",
+    "policy.last_resort_buyer": True,
+    "policy.last_resort_share_of_fundamental": 0.8,
+}
+RUNS = [
+    ("correlated_crash", 5, {}),
+    ("correlated_crash", 1, LAST_RESORT),
+    ("large_network", 0, {"run.months": 30}),
+]
 
 
-def _tables(scenario: str, seed: int, months: int | None) -> list[pd.DataFrame]:
-    result = abm.run(scenario, seed=seed, months=months)
+def _tables(scenario: str, seed: int, overrides: dict) -> list[pd.DataFrame]:
+    result = abm.run(abm.load_scenario(scenario, overrides=overrides), seed=seed)
     return [result.timeseries, result.agents, result.events]
 
 
-@pytest.mark.parametrize(("scenario", "seed", "months"), RUNS)
+@pytest.mark.parametrize(("scenario", "seed", "overrides"), RUNS)
 def test_market_round_fast_paths_equal_their_slow_twins_over_whole_runs(
-    monkeypatch, scenario, seed, months
+    monkeypatch, scenario, seed, overrides
 ):
     used = {"trades": 0, "dcf_reused": 0}
     fast_clear = market.clear_uniform
@@ -316,12 +327,21 @@ def test_market_round_fast_paths_equal_their_slow_twins_over_whole_runs(
         calls["value"] += 1
         return fast_value(self, *args, **kwargs)
 
+    fast_fund = policy.fund_last_resort
+
+    def counting_fund(m, buyer, cash_usd):
+        used["last_resort_trades"] += int((buyer == m.policy.last_resort).sum())
+        return fast_fund(m, buyer, cash_usd)
+
+    used["last_resort_trades"] = 0
+    monkeypatch.setattr(policy, "fund_last_resort", counting_fund)
     monkeypatch.setattr(market, "clear_uniform", counting_clear)
     monkeypatch.setattr(compute_module.ComputeMarket, "_dcf_values", counting_dcf)
     monkeypatch.setattr(compute_module.ComputeMarket, "value_per_gpu", counting_value)
-    fast = _tables(scenario, seed, months)
+    fast = _tables(scenario, seed, overrides)
     assert used["trades"] > 0  # the auctions traded
     assert calls["dcf"] < calls["value"]  # remembered DCF values were served
+    assert (used["last_resort_trades"] > 0) == (overrides is LAST_RESORT)
 
     monkeypatch.setattr(market, "clear_uniform", _clear_uniform_whole_book)
     monkeypatch.setattr(compute_module.ComputeMarket, "value_per_gpu", _value_per_gpu_direct)
@@ -329,6 +349,6 @@ def test_market_round_fast_paths_equal_their_slow_twins_over_whole_runs(
     monkeypatch.setattr(market, "_record_mark_evidence", _record_mark_evidence_sorting)
     monkeypatch.setattr(market, "_add_to_buyers", _add_to_buyers_one_by_one)
     monkeypatch.setattr(impairment, "lender_lot_rows", _lender_lot_rows_clipping)
-    slow = _tables(scenario, seed, months)
+    slow = _tables(scenario, seed, overrides)
     for a, b in zip(fast, slow, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
