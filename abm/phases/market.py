@@ -245,16 +245,12 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     return event_ids, set(seller.tolist())
 
 
-def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
-    """Credit bought units to the buyer: ``redeploy_share`` of them re-enter this market's compute
-    supply, the rest are used elsewhere (exported, internal use) and stay on its books idle here."""
-    _add_to_buyers(m, [buyer], g, [units], price, t)
-
-
 def _add_to_buyers(m, buyers: list, g: int, units: list, price: float, t: int) -> None:
-    """:func:`_add_to_buyer` for several buyers (distinct agent rows, in this order) buying
-    ``units`` (aligned) of generation ``g`` at ``price`` USD per GPU in month ``t``: the lot rows
-    are found (or added) buyer by buyer, the units added to them at once (distinct rows)."""
+    """Credit bought units to buyers (distinct agent rows, in this order) buying ``units``
+    (aligned) of generation ``g`` at ``price`` USD per GPU in month ``t``: ``redeploy_share`` of
+    them re-enter this market's compute supply, the rest are used elsewhere (exported, internal
+    use) and stay on the buyer's books idle here. The lot rows are found (or added) buyer by
+    buyer, in order; the units are added to them at once (distinct rows, integers)."""
     buyer_lots = m.buyer_lots
     rows, added = [], []
     for buyer, n in zip(buyers, units, strict=True):
