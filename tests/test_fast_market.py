@@ -3,8 +3,9 @@
 The twins kept here are the code as it was before the issue-16 speed pass on the market round:
 the call auction sorting the whole ask book (:func:`_clear_uniform_whole_book`), the DCF computed
 on every call for every rate given (:func:`_value_per_gpu_direct`), bid schedules built one
-generation at a time, the mark evidence walking the bids with its own sort, and bought units
-credited buyer by buyer. Unit tests draw books and rates; whole-run tests swap every twin back
+generation at a time, the mark evidence walking the bids with its own sort, bought units
+credited buyer by buyer, offers (reserves, best bids) computed in rounds with nothing to offer,
+and lenders' lots found by clipping owners. Unit tests draw books and rates; whole-run tests swap every twin back
 and check that each output table is identical, and that the runs used the fast paths.
 """
 
@@ -18,9 +19,10 @@ from hypothesis import strategies as st
 
 import abm
 from abm import policy
-from abm.agents.base import ACTIVE, LENDER
+from abm.agents.base import ACTIVE, DEFAULTED, LENDER
 from abm.agents.buyer import Buyers
-from abm.finance import impairment
+from abm.finance import estate_sale, impairment
+from abm.finance.instruments import ACTIVE as LOAN_ACTIVE
 from abm.markets import compute as compute_module
 from abm.markets.secondary import Clearing, clear_uniform
 from abm.model import AIComputeCreditModel
@@ -171,6 +173,39 @@ def _add_to_buyers_one_by_one(m, buyers, g, units, price, t) -> None:
                 )
                 m.buyer_lots[key] = row
             m.lots.units[row] += n_units
+
+
+def _offers_every_round(m, t: int, rnd: int):
+    """market._offers as it was: the sellers' reserves and the best bids computed in every round,
+    also when no lot is left to offer; empty offers dropped after gathering."""
+    lots = m.lots
+    lot_units, owner = lots.units, lots.owner
+    is_lender, is_estate = m.type == LENDER, m.status == DEFAULTED
+    has = np.flatnonzero(
+        (lot_units > 0) & (lots.offered_month != t) & (is_lender | is_estate).take(owner)
+    )
+    has_owner = owner.take(has)
+    best_bid = m.populations.buyers.best_bids_usd()
+    rows_e = has[is_estate.take(has_owner)]
+    parts = [
+        m.populations.lenders.offer_seized_lots(has[is_lender.take(has_owner)], best_bid),
+        (rows_e, lot_units[rows_e], estate_sale.estate_reserves_usd(m, rows_e)),
+    ]
+    if rnd == 0:
+        loans = m.loans
+        owed = np.flatnonzero(loans.arrears_usd > 0)
+        owed = owed[
+            (loans.status[owed] == LOAN_ACTIVE) & (m.status[loans.borrower[owed]] == ACTIVE)
+        ]
+        arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
+        arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
+        parts.append(m.populations.neoclouds.voluntary_offers(arrears, best_bid))
+    rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    units = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    reserve = np.concatenate([p[2] for p in parts]).astype(float)
+    reserve = np.maximum(reserve, m.compute.salvage_usd_per_gpu[lots.gen[rows]])
+    keep = units > 0
+    return rows[keep], units[keep], reserve[keep]
 
 
 # ----------------------------------------------------------------------------- the call auction
@@ -349,6 +384,7 @@ def test_market_round_fast_paths_equal_their_slow_twins_over_whole_runs(
     monkeypatch.setattr(market, "_record_mark_evidence", _record_mark_evidence_sorting)
     monkeypatch.setattr(market, "_add_to_buyers", _add_to_buyers_one_by_one)
     monkeypatch.setattr(impairment, "lender_lot_rows", _lender_lot_rows_clipping)
+    monkeypatch.setattr(market, "_offers", _offers_every_round)
     slow = _tables(scenario, seed, overrides)
     for a, b in zip(fast, slow, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)

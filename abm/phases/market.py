@@ -34,6 +34,10 @@ def _offers(m, t: int, rnd: int):
     has = np.flatnonzero(
         (lot_units > 0) & (lots.offered_month != t) & (is_lender | is_estate).take(owner)
     )
+    if len(has) == 0 and rnd != 0:
+        # nothing left to offer after the first round (most later rounds of a month): the sellers'
+        # reserves and the best bids would be computed for no offer
+        return has, np.empty(0, dtype=np.int64), np.empty(0)
     has_owner = owner.take(has)
     best_bid = m.populations.buyers.best_bids_usd()
     rows_e = has[is_estate.take(has_owner)]
