@@ -43,7 +43,12 @@ def _offers(m, t: int, rnd: int):
     rows_e = has[is_estate.take(has_owner)]
     parts = [
         m.populations.lenders.offer_seized_lots(has[is_lender.take(has_owner)], best_bid),
-        (rows_e, lot_units[rows_e], estate_sale.estate_reserves_usd(m, rows_e)),
+        # (an estate's credit bid scans every loan: not without an estate lot to price)
+        (
+            rows_e,
+            lot_units[rows_e],
+            estate_sale.estate_reserves_usd(m, rows_e) if len(rows_e) else np.empty(0),
+        ),
     ]
     if rnd == 0:
         loans = m.loans
