@@ -103,22 +103,26 @@ class Buyers(Population):
         mw_share = offered_mw / np.maximum(offered_mw.sum(axis=0, keepdims=True), 1e-9)
         budget = budget_share * np.maximum(m.budget_left[b], 0.0)[None, :]
         mw = mw_share * np.maximum(m.mw_left[b], 0.0)[None, :]
-        out = []
-        for g in range(m.G):
-            if offered_units[g] <= 0:
-                out.append((np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)))
-                continue
-            cap_units = np.minimum(mw[g] * 1000.0 / m.kw[g], offered_units[g])  # buyers
-            prices = value[g][:, None] * level[None, :]  # buyers x steps
-            cum = cap_units[:, None] * (np.arange(1, steps + 1) / steps)[None, :]
-            cum = np.minimum(cum, budget[g][:, None] / np.maximum(prices, 1e-9))
-            cum = np.floor(np.maximum.accumulate(cum, axis=1))
-            # np.diff(cum, axis=1, prepend=0.0) without its concatenation
-            incr = np.empty(cum.shape, dtype=np.int64)
-            incr[:, 0] = cum[:, 0]
-            np.subtract(cum[:, 1:], cum[:, :-1], out=incr[:, 1:], casting="unsafe")
-            ok = (incr > 0) & (prices > 0) & active[:, None]
-            # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same row-major
-            # order as the masks below (as broadcast_to(b[:, None], shape)[ok], without the view)
-            out.append((b.take(ok.nonzero()[0]), prices[ok], incr[ok]))
+        # every generation offered at once (gens offered x buyers x steps); the same elementwise
+        # operations as one generation at a time, so the same numbers
+        offered_gens = np.flatnonzero(offered_units > 0)
+        kw = m.kw[offered_gens]
+        cap_units = np.minimum(
+            mw[offered_gens] * 1000.0 / kw[:, None], offered_units[offered_gens][:, None]
+        )  # gens offered x buyers
+        prices = value[offered_gens][:, :, None] * level[None, None, :]
+        cum = cap_units[:, :, None] * (np.arange(1, steps + 1) / steps)[None, None, :]
+        cum = np.minimum(cum, budget[offered_gens][:, :, None] / np.maximum(prices, 1e-9))
+        cum = np.floor(np.maximum.accumulate(cum, axis=2))
+        # np.diff(cum, axis=2, prepend=0.0) without its concatenation
+        incr = np.empty(cum.shape, dtype=np.int64)
+        incr[:, :, 0] = cum[:, :, 0]
+        np.subtract(cum[:, :, 1:], cum[:, :, :-1], out=incr[:, :, 1:], casting="unsafe")
+        ok = (incr > 0) & (prices > 0) & active[None, :, None]
+        out = [(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)) for _ in range(m.G)]
+        for i, g in enumerate(offered_gens.tolist()):
+            ok_g = ok[i]
+            # the buyer of each bid step: its row of the (buyers x steps) arrays, in the same
+            # row-major order as the masks (as broadcast_to(b[:, None], shape)[ok], without the view)
+            out[g] = (b.take(ok_g.nonzero()[0]), prices[i][ok_g], incr[i][ok_g])
         return policy.with_last_resort_bids(m, out, offered_units)

@@ -36,9 +36,10 @@ from abm.agents.base import LENDER
 def lender_lot_rows(m) -> np.ndarray:
     """Rows of the lots lenders hold (any lender status; units > 0), ascending."""
     lots = m.lots
-    owner = lots.owner
-    held = (owner >= 0) & (lots.units > 0)
-    return np.flatnonzero(held & (m.type[np.maximum(owner, 0)] == LENDER))
+    # lender or not per agent, and a last slot (False) that owner -1 (no owner) reads: one
+    # gather over the lots instead of a clip, a gather and two masks
+    is_lender = np.append(m.type == LENDER, False)
+    return np.flatnonzero(is_lender.take(lots.owner) & (lots.units > 0))
 
 
 def remeasure(m) -> None:

@@ -75,6 +75,7 @@ class ComputeMarket:
         self.asic = None
         self._discount_cache: dict = {}
         self._cadence_cache = None
+        self._value_cache: dict = {}  # value_per_gpu's DCF values by their inputs' bytes
 
     def released(self, month: int) -> np.ndarray:
         """Boolean mask of generations released by ``month``."""
@@ -130,7 +131,8 @@ class ComputeMarket:
             factor = (max(ratio, 1e-6) / self.balance_utilisation) ** cfg["spot_elasticity"]
         except OverflowError:
             factor = np.inf  # demand beyond float range of supply: the factor is at its cap anyway
-        self.spot_factor = float(np.clip(factor, cfg["spot_factor_min"], cfg["spot_factor_max"]))
+        # np.clip(factor, min, max) on one number, without its array dispatch (the same float)
+        self.spot_factor = float(min(max(factor, cfg["spot_factor_min"]), cfg["spot_factor_max"]))
         self.rent_spot = self.rent_perf * self.trend_price_per_perf_hour * self.spot_factor
 
     def running(self) -> np.ndarray:
@@ -160,19 +162,53 @@ class ComputeMarket:
         cfg = self.cfg
         if horizon is None:
             horizon = cfg["valuation_horizon_months"]
-        k = np.arange(1, horizon + 1)
         rent, op = self.expected_rent_and_power(horizon)
+        rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
+        # the DCF below is a pure function of these inputs: a market round asks for the same
+        # buyers' and lenders' values several times a month, so they are remembered by value (the
+        # key holds every input's bytes, so a changed rent, cost or rate is a new entry)
+        salvage, colo = self.salvage_usd_per_gpu, self.colo_cost_per_hour
+        key = (
+            rates.tobytes(),
+            float(rent_share),
+            float(self.hours),
+            rent.tobytes(),
+            op.tobytes(),
+            np.asarray(colo, dtype=float).tobytes(),
+            np.asarray(salvage, dtype=float).tobytes(),
+        )
+        values = self._value_cache.get(key)
+        if values is None:
+            # one DCF per distinct rate (buyers of a kind share theirs); each rate's column is
+            # computed on its own, so the same numbers as over the rates as given
+            unique, inverse = (
+                np.unique(rates, return_inverse=True) if len(rates) > 1 else (rates, None)
+            )
+            if len(unique) < len(rates):
+                values = self._dcf_values(rent, op, unique, rent_share)[:, inverse.reshape(-1)]
+            else:
+                values = self._dcf_values(rent, op, rates, rent_share)
+            if len(self._value_cache) >= 32:  # bounded: rates and rents move month by month
+                self._value_cache.clear()
+            self._value_cache[key] = values
+        # copies: callers may write into what they get
+        return values[:, 0].copy() if np.ndim(annual_discount_rate) == 0 else values.copy()
+
+    def _dcf_values(
+        self, rent: np.ndarray, op: np.ndarray, rates: np.ndarray, rent_share: float
+    ) -> np.ndarray:
+        """The DCF of :meth:`value_per_gpu` (gens x rates, USD per GPU) from the expected rent and
+        power (gens x months, :meth:`expected_rent_and_power`) at annual ``rates``."""
+        k = np.arange(1, rent.shape[1] + 1)
         # a kept GPU pays colocation every month (as in operations, on all installed kW) and runs
         # only when its rent covers its power; retiring it ends both (the best month is chosen below)
         margin = np.maximum(rent * rent_share - op, 0.0) - self.colo_cost_per_hour[:, None]
         cash = margin * self.hours  # gens x months
-        rates = np.atleast_1d(np.asarray(annual_discount_rate, dtype=float))
         disc = self._discount_factors(rates, k)  # rates x months
         # value of retiring after month T: discounted cash of months 1..T + salvage discounted to T
         kept = np.cumsum(cash[:, None, :] * disc[None, :, :], axis=2)  # gens x rates x months
         kept += self.salvage_usd_per_gpu[:, None, None] * disc[None, :, :]
-        values = np.maximum(kept.max(axis=2), self.salvage_usd_per_gpu[:, None])  # gens x rates
-        return values[:, 0] if np.ndim(annual_discount_rate) == 0 else values
+        return np.maximum(kept.max(axis=2), self.salvage_usd_per_gpu[:, None])  # gens x rates
 
     def expected_rent_and_power(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         """The expectations every DCF uses: rent and power per GPU-hour of installed GPU (both

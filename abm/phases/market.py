@@ -34,12 +34,21 @@ def _offers(m, t: int, rnd: int):
     has = np.flatnonzero(
         (lot_units > 0) & (lots.offered_month != t) & (is_lender | is_estate).take(owner)
     )
+    if len(has) == 0 and rnd != 0:
+        # nothing left to offer after the first round (most later rounds of a month): the sellers'
+        # reserves and the best bids would be computed for no offer
+        return has, np.empty(0, dtype=np.int64), np.empty(0)
     has_owner = owner.take(has)
     best_bid = m.populations.buyers.best_bids_usd()
     rows_e = has[is_estate.take(has_owner)]
     parts = [
         m.populations.lenders.offer_seized_lots(has[is_lender.take(has_owner)], best_bid),
-        (rows_e, lot_units[rows_e], estate_sale.estate_reserves_usd(m, rows_e)),
+        # (an estate's credit bid scans every loan: not without an estate lot to price)
+        (
+            rows_e,
+            lot_units[rows_e],
+            estate_sale.estate_reserves_usd(m, rows_e) if len(rows_e) else np.empty(0),
+        ),
     ]
     if rnd == 0:
         loans = m.loans
@@ -50,13 +59,13 @@ def _offers(m, t: int, rnd: int):
         arrears = np.bincount(loans.borrower[owed], weights=loans.arrears_usd[owed], minlength=m.n)
         arrears = np.maximum(arrears - np.maximum(m.acct.cash, 0.0), 0.0)
         parts.append(m.populations.neoclouds.voluntary_offers(arrears, best_bid))
-    rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    units = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    reserve = np.concatenate([p[2] for p in parts]).astype(float)
+    units = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
+    keep = np.flatnonzero(units > 0)
+    rows = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False).take(keep)
+    reserve = np.concatenate([p[2] for p in parts]).astype(float, copy=False).take(keep)
     # no seller takes less than a salvage buyer pays for the GPU (it can always scrap it)
-    reserve = np.maximum(reserve, m.compute.salvage_usd_per_gpu[lots.gen[rows]])
-    keep = units > 0
-    return rows[keep], units[keep], reserve[keep]
+    reserve = np.maximum(reserve, m.compute.salvage_usd_per_gpu[lots.gen.take(rows)])
+    return rows, units.take(keep), reserve
 
 
 def secondary_round(m, t: int, rnd: int) -> bool:
@@ -170,10 +179,17 @@ def _record_mark_evidence(m, t, g, offered_units, result, bid_price, bid_units) 
     beyond = float(m.compute.salvage_usd_per_gpu[g]) if np.isnan(lowest) else float(lowest)
     # the unsold units walk down the bids left unfilled, best first; the rest at ``beyond``
     left = bid_units - filled
-    order = np.argsort(-bid_price, kind="stable")
-    take = np.diff(np.minimum(np.cumsum(left[order]), unsold), prepend=0)
+    # the clearing's priority order of the bids (the same stable sort), else sorted here
+    order = result.bid_order
+    if order is None:
+        order = np.argsort(-bid_price, kind="stable")
+    # units taken from each bid: the steps of the capped cumulative (np.diff(..., prepend=0)
+    # without its concatenation; integers, so the same numbers)
+    reach = np.minimum(np.cumsum(left[order]), unsold)
+    take = reach.copy()
+    take[1:] -= reach[:-1]
     walked = float((take * bid_price[order]).sum())
-    unsold_value = walked + (unsold - int(take.sum())) * beyond
+    unsold_value = walked + (unsold - (int(reach[-1]) if len(reach) else 0)) * beyond
     m.mark_offered_units[g] += offered_units
     m.mark_evidence_usd[g] += sold * (result.price if sold > 0 else 0.0) + unsold_value
     m.last_trade_price[g] = m.mark_evidence_usd[g] / m.mark_offered_units[g]
@@ -206,8 +222,10 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     np.subtract.at(m.budget_left, buyer, cash)
     np.subtract.at(m.mw_left, buyer, q * m.kw[g] / 1000.0)
     per_buyer = np.bincount(buyer, weights=q, minlength=m.n)
-    for b in np.flatnonzero(per_buyer):
-        _add_to_buyer(m, int(b), g, int(per_buyer[b]), price, t)
+    receivers = np.flatnonzero(per_buyer)
+    _add_to_buyers(
+        m, receivers.tolist(), g, per_buyer[receivers].astype(np.int64).tolist(), price, t
+    )
     # a lender's realised loss (or gain) on inventory sold against the value it was carried at
     losses.book_sales(m, seller, rows, q, price)
     # a lender selling with a funding need: the event behind the need is the trade's parent
@@ -236,28 +254,37 @@ def _settle(m, t: int, g: int, lot_rows: np.ndarray, result, bid_buyer: np.ndarr
     return event_ids, set(seller.tolist())
 
 
-def _add_to_buyer(m, buyer: int, g: int, units: int, price: float, t: int) -> None:
-    """Credit bought units to the buyer: ``redeploy_share`` of them re-enter this market's compute
-    supply, the rest are used elsewhere (exported, internal use) and stay on its books idle here."""
-    redeployed = policy.redeployed_units(m, buyer, units)
-    for exported, n_units in ((False, redeployed), (True, units - redeployed)):
-        if n_units <= 0:
-            continue
-        key = (buyer, g, exported)
-        row = m.buyer_lots.get(key)
-        if row is None:
-            row = int(
-                m.lots.add(
-                    owner=buyer,
-                    gen=g,
-                    units=0,
-                    acquired_month=t,
-                    cost_usd_per_unit=price,
-                    exported=exported,
-                )[0]
-            )
-            m.buyer_lots[key] = row
-        m.lots.units[row] += n_units
+def _add_to_buyers(m, buyers: list, g: int, units: list, price: float, t: int) -> None:
+    """Credit bought units to buyers (distinct agent rows, in this order) buying ``units``
+    (aligned) of generation ``g`` at ``price`` USD per GPU in month ``t``: ``redeploy_share`` of
+    them re-enter this market's compute supply, the rest are used elsewhere (exported, internal
+    use) and stay on the buyer's books idle here. The lot rows are found (or added) buyer by
+    buyer, in order; the units are added to them at once (distinct rows, integers)."""
+    buyer_lots = m.buyer_lots
+    rows, added = [], []
+    for buyer, n in zip(buyers, units, strict=True):
+        redeployed = policy.redeployed_units(m, buyer, n)
+        for exported, n_units in ((False, redeployed), (True, n - redeployed)):
+            if n_units <= 0:
+                continue
+            key = (buyer, g, exported)
+            row = buyer_lots.get(key)
+            if row is None:
+                row = int(
+                    m.lots.add(
+                        owner=buyer,
+                        gen=g,
+                        units=0,
+                        acquired_month=t,
+                        cost_usd_per_unit=price,
+                        exported=exported,
+                    )[0]
+                )
+                buyer_lots[key] = row
+            rows.append(row)
+            added.append(n_units)
+    if rows:
+        np.add.at(m.lots.units, np.array(rows, dtype=np.int64), np.array(added, dtype=np.int64))
 
 
 _F64_MAX = np.finfo(np.float64).max
