@@ -20,6 +20,7 @@ import errno
 import ipaddress
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ EXIT_SWEEP_STOPPED = 1  # abm sweep stopped before every run was done (resume it
 EXIT_RUNS_FAILED = 3  # abm sweep finished, but some runs failed (tracebacks in failures/)
 EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention
 EXIT_SIGTERM = 143  # 128 + SIGTERM
+EXIT_FIGURE_FAILED = 1  # abm run: overview.png could not be drawn (nothing written)
 MAX_SEED = 2**63 - 1
 HOST_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -571,6 +573,13 @@ def cmd_calibration(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """``abm run``: exit 0; 2 for bad input or a destination it cannot write (nothing written);
+    1 when the overview figure could not be drawn (nothing written either).
+
+    The figure is drawn in a child forked once the model's libraries are imported
+    (:mod:`abm.viz.overview_process`): it imports matplotlib while this process runs the model,
+    and draws while this one writes the tables, so the two cores overlap. Without fork or a
+    second core it is drawn here, after the tables."""
     from abm.io import check_destination, write_run
     from abm.results import run
 
@@ -582,10 +591,31 @@ def cmd_run(args) -> int:
     default = Path("results") / f"{config['name']}-seed{args.seed}"
     out_dir = Path(args.out) if args.out is not None else default
     check_destination(out_dir)  # before the model runs: nothing is created for a bad destination
+    drawer = None
+    try:
+        if not args.no_figure:
+            from abm.viz.overview_process import held_signals, start_overview_process
+
+            # forked after Mesa, pandas and networkx are imported: the child imports only
+            # matplotlib; Ctrl-C / SIGTERM wait until it is stored for the finally below
+            with held_signals():
+                drawer = start_overview_process()
+        return _run_and_write(args, config, out_dir, drawer, run, write_run)
+    finally:
+        if drawer is not None:
+            drawer.close()  # also on Ctrl-C / SIGTERM: no child outlives the run
+
+
+def _run_and_write(args, config: dict, out_dir: Path, drawer, run, write_run) -> int:
+    from abm.viz.overview_process import FigureProcessError
+
     progress = not args.no_progress and sys.stderr.isatty()
     result = run(config, seed=args.seed, months=args.months, progress=progress)
     if args.no_figure:
         figure = None
+    elif drawer is not None:
+        drawer.submit(result)  # the child draws while the tables are written
+        figure = drawer.write
     else:
         from abm.viz.overview import overview_figure as figure
     try:
@@ -594,15 +624,37 @@ def cmd_run(args) -> int:
         raise ConfigError(
             f"--out: cannot write {out_dir}: {exc.strerror or exc}; nothing was replaced there"
         ) from None
+    except FigureProcessError as exc:
+        print(
+            f"abm: error: {_one_line(str(exc))}; nothing was written to {out_dir} "
+            "(abm run --no-figure skips the figure)",
+            file=sys.stderr,
+        )
+        return EXIT_FIGURE_FAILED
     summary = result.summary()
     summary["cascade"] = result.cascade_metrics()
     print(_format_summary(summary, out_dir))
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while a verb runs, so that its clean-up (temp folders,
+    the figure process) runs as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_sigterm = None
+    if args.command == "run":
+        try:  # only the main thread may set handlers
+            previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:
+            previous_sigterm = None
     try:
         if args.command == "scenarios":
             return cmd_scenarios()
@@ -619,12 +671,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated:
+        print("abm: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("abm: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except BrokenPipeError:  # output piped into a reader that stopped (abm params | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 1
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _entry() -> None:  # pragma: no cover

@@ -69,14 +69,18 @@ def test_the_lazy_package_attributes_resolve_to_the_model_and_results():
         abm.not_a_name  # noqa: B018
 
 
-def test_abm_run_draws_its_figure_without_pyplot(tmp_path):
-    """``abm run`` imports the model and matplotlib, but not pyplot (networkx's drawing helpers
-    import it; the overview draws its network with matplotlib collections instead)."""
+@pytest.mark.parametrize("cores", [2, 1])
+def test_abm_run_draws_its_figure_without_pyplot(tmp_path, cores):
+    """``abm run`` imports the model; with two cores and fork its figure is drawn in a forked
+    child (abm.viz.overview_process), so the parent never imports matplotlib; with one core it
+    draws in-process with matplotlib but not pyplot (networkx's drawing helpers import it; the
+    overview draws its network with matplotlib collections instead)."""
     out = tmp_path / "run"
     probe = PROBE.replace(
         "heavy = sorted(m for m in {heavy!r} if m in sys.modules)",
         "heavy = sorted(m for m in ('mesa', 'matplotlib', 'matplotlib.pyplot') if m in sys.modules)",
     ).format(argv=["run", "--months", "3", "--out", str(out)], heavy=HEAVY)
+    probe = f"import abm.viz.overview_process as p; p.usable_cores = lambda: {cores}\n" + probe
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-c", probe],
@@ -90,4 +94,5 @@ def test_abm_run_draws_its_figure_without_pyplot(tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["code"] == 0
     assert (out / "overview.png").is_file()
-    assert result["heavy"] == ["matplotlib", "mesa"]
+    forked = cores >= 2 and hasattr(os, "fork")
+    assert result["heavy"] == (["mesa"] if forked else ["matplotlib", "mesa"])

@@ -21,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from abm.viz.overview_process import drawn_edge
 from abm.viz.style import date_axis, new_figure, shade_stress, stress_handle, styled
 from abm.vocabulary import AGENT_TYPE_COLOURS as TYPE_COLOURS
 
@@ -220,7 +221,7 @@ def _draw_network(ax, graph: nx.MultiDiGraph, seed: int) -> str:
     simple = nx.Graph()
     simple.add_nodes_from(graph.nodes(data=True))
     for u, v, data in graph.edges(data=True):
-        if data.get("edge_type") in ("loan", "funding") and data.get("status") != "closed":
+        if drawn_edge(data):
             simple.add_edge(u, v)
     pos, isolated = network_positions(simple, seed)
     nodes = list(simple.nodes)
