@@ -89,10 +89,10 @@ def test_a_failing_drawing_is_one_error_line_and_nothing_is_written(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
 
-    def broken(result, path, seed):
+    def broken(fig, axes, result, path, seed):
         raise ValueError("no axes today")
 
-    monkeypatch.setattr(overview, "_overview", broken)
+    monkeypatch.setattr(overview, "_panels", broken)
     code = cli.main(["run", "--months", "4", "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_FIGURE_FAILED == 1

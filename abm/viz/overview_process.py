@@ -11,8 +11,9 @@ run folder with everything else in one rename, before the manifest is written.
 
 Rules:
 
-* The bytes are those of ``overview_figure(result, path)`` in the parent (the same function on
-  the same data; ``tests/test_overview_process.py`` compares them).
+* The bytes are those of ``overview_figure(result, path)`` in the parent (the same drawing on
+  the same data; ``tests/test_overview_process.py`` compares them). The child makes the empty
+  figure and axes (:func:`abm.viz.overview.prepared_overview`) before the inputs arrive.
 * An error in the child (an exception while drawing, a crash, a kill) raises
   :class:`FigureProcessError` in the parent with one line saying what happened; ``write_run``
   then removes its temp folder, so nothing is half-written.
@@ -118,7 +119,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _child_main(inputs_fd: int, reply_fd: int) -> None:  # pragma: no cover - runs in the child
-    """Import the figure module, wait for the inputs, draw, send ``("ok", png bytes)`` or
+    """Import the figure module, make the empty figure, wait for the inputs, draw, send ``("ok", png bytes)`` or
     ``("error", "Type: message")`` back, and leave with ``os._exit`` (never the parent's
     clean-up: atexit handlers, stdio buffers, pytest)."""
     code = CHILD_FAILED
@@ -131,16 +132,16 @@ def _child_main(inputs_fd: int, reply_fd: int) -> None:  # pragma: no cover - ru
 
         import matplotlib
 
-        from abm.viz.overview import overview_figure
+        from abm.viz.overview import prepared_overview
 
-        payload = _read_all(inputs_fd)
-        if not payload:  # the parent closed the pipe without inputs: nothing to draw
-            os._exit(0)
-        inputs = pickle.loads(payload)
         png = io.BytesIO()
-        # a file object has no extension: say PNG (a matplotlibrc may set another default)
-        with matplotlib.rc_context({"savefig.format": "png"}):
-            overview_figure(inputs, png)
+        # a file object has no extension: say PNG (a matplotlibrc may set another default);
+        # the empty figure and axes are made while the parent still runs the model
+        with matplotlib.rc_context({"savefig.format": "png"}), prepared_overview() as draw:
+            payload = _read_all(inputs_fd)
+            if not payload:  # the parent closed the pipe without inputs: nothing to draw
+                os._exit(0)
+            draw(pickle.loads(payload), png)
         reply = ("ok", png.getvalue())
         code = 0
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
