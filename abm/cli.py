@@ -8,7 +8,10 @@ scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the p
 ``abm calibration [--seeds N] [--out DIR] [--target ID ...]`` compares the model with observed targets.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
-Ctrl+C exits with 130.
+Ctrl+C exits with 130; ``abm run`` and ``abm sweep`` exit with 143 on SIGTERM (temp folders
+removed, no child process left). ``abm run`` draws its figure in a forked child while it runs the
+model (:mod:`abm.viz.overview_process`) and exits with 1 when ``overview.png`` cannot be drawn
+(nothing written).
 (Over 450 lines because it holds the parser and a short handler for each of the nine verbs;
 the work itself lives in the package.)
 """
@@ -126,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action=_VersionAction, help="print the version and git commit, then exit"
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run one scenario and write its outputs")
+    run = sub.add_parser(
+        "run",
+        help="run one scenario and write its outputs",
+        epilog="exit codes: 0 written; 1 overview.png could not be drawn; 2 bad input or a "
+        "destination it cannot write; 130/143 interrupted by Ctrl-C/SIGTERM (except after 0, "
+        "nothing is written and an earlier run in --out is kept)",
+    )
     run.add_argument(
         "--scenario", default="baseline", help="packaged scenario name or path to a .toml file"
     )
