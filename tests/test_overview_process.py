@@ -48,10 +48,14 @@ def two_cores(monkeypatch):
     monkeypatch.setattr(overview_process, "usable_cores", lambda: 2)
 
 
-@pytest.mark.parametrize(("scenario", "seed", "months"), [("baseline", 0, None), ("calm", 0, 24)])
+@pytest.mark.parametrize(
+    ("scenario", "seed", "months"),
+    [("baseline", 0, None), ("calm", 0, 24), ("correlated_crash", 1, None)],
+)
 def test_the_child_draws_the_same_bytes_as_the_parent(tmp_path, scenario, seed, months):
     """baseline seed 0 has defaults, fire sales and the stress regime; calm 24 months has none
-    (the panels' "no ... in this run" branches)."""
+    (the panels' "no ... in this run" branches); correlated_crash seed 1 has miner, neocloud
+    and lender-side defaults and an outer ring. The child gets only overview_inputs(result)."""
     result = abm.run(scenario, seed=seed, months=months)
     overview_figure(result, tmp_path / "here.png")
     with OverviewProcess() as drawer:
