@@ -65,9 +65,17 @@ def test_the_child_draws_the_same_bytes_as_the_parent(tmp_path, scenario, seed, 
     assert children(os.getpid()) == set()
 
 
-def test_abm_run_writes_the_childs_figure_byte_identical(tmp_path, two_cores, capsys):
+def test_abm_run_writes_the_childs_figure_byte_identical(tmp_path, two_cores, monkeypatch, capsys):
+    started = []
+
+    def start():
+        started.append(OverviewProcess())
+        return started[-1]
+
+    monkeypatch.setattr(overview_process, "start_overview_process", start)
     out = tmp_path / "run"
     assert cli.main(["run", "--out", str(out), "--no-progress"]) == 0
+    assert len(started) == 1  # the figure came from a child
     overview_figure(abm.run("baseline", seed=0), tmp_path / "here.png")
     assert (out / "overview.png").read_bytes() == (tmp_path / "here.png").read_bytes()
     assert children(os.getpid()) == set()
@@ -107,6 +115,16 @@ def test_a_failing_drawing_is_one_error_line_and_nothing_is_written(
     assert sorted(os.listdir(tmp_path)) == ["run"]  # no temp folder left beside it
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert children(os.getpid()) == set()
+
+
+def test_a_threaded_caller_draws_in_process(two_cores, monkeypatch):
+    """A fork copies only the calling thread: with other threads running, no child is forked."""
+    monkeypatch.setattr(overview_process.threading, "active_count", lambda: 2)
+    assert overview_process.start_overview_process() is None
+    monkeypatch.setattr(overview_process.threading, "active_count", lambda: 1)
+    drawer = overview_process.start_overview_process()
+    assert isinstance(drawer, OverviewProcess)
+    drawer.close()
 
 
 def test_a_killed_child_is_reported_not_hung_on(tmp_path):

@@ -21,9 +21,10 @@ Rules:
   also Ctrl-C and SIGTERM, which ``abm run`` turns into an exception) kills and reaps it; the
   child resets SIGINT and SIGTERM to their default (die quietly), and if the parent is killed
   outright (SIGKILL) the child finds its pipe closed and exits after at most one drawing.
-* Use :func:`start_overview_process` inside :func:`held_signals`: it returns None where fork is unavailable (Windows) or
-  only one core is usable (the child would only add its imports), and the caller then draws in
-  its own process.
+* Use :func:`start_overview_process` inside :func:`held_signals`: it returns None where fork
+  is unavailable (Windows), only one core is usable (the child would only add its imports) or
+  other threads run (``abm.cli.main`` called from a threaded program), and the caller then draws
+  in its own process.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ def usable_cores() -> int:
 
 
 def start_overview_process() -> OverviewProcess | None:
-    """A forked figure process, or None where fork is unavailable or only one core is usable."""
-    if not hasattr(os, "fork") or usable_cores() < 2:
+    """A forked figure process, or None where fork is unavailable, only one core is usable, or
+    this process runs other threads (a fork copies only the calling thread, and a lock another
+    thread holds, e.g. the import lock, would stay locked in the child forever)."""
+    if not hasattr(os, "fork") or usable_cores() < 2 or threading.active_count() > 1:
         return None
     return OverviewProcess()
 
