@@ -22,7 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from abm.viz.overview_process import drawn_edge
+from abm.viz.overview_inputs import drawn_edge
 from abm.viz.style import STYLE, date_axis, new_figure, shade_stress, stress_handle, styled
 from abm.vocabulary import AGENT_TYPE_COLOURS as TYPE_COLOURS
 

@@ -1,10 +1,11 @@
 """Drawing ``overview.png`` in a forked child process, while the parent imports and runs the model.
 
-``abm run`` spends ~0.7 s importing Mesa and pandas and ~0.3 s running the baseline, then ~0.6 s
-importing matplotlib and drawing the overview: all on one core. :class:`OverviewProcess` forks a
-child as soon as the scenario is read; the child imports matplotlib and the figure module on the
-second core while the parent imports the model and runs it. The parent then hands over exactly
-what :func:`abm.viz.overview.overview_figure` reads (:func:`abm.viz.overview.overview_inputs`,
+``abm run`` spends ~0.3 s running the baseline, then ~0.6 s importing matplotlib and drawing
+the overview, one after the other. :class:`OverviewProcess` forks a child once the model's
+libraries are imported (Mesa, pandas, networkx: the child shares them and imports only
+matplotlib and the figure module); the child imports those and makes the empty figure on the
+second core while the parent runs the model. The parent then hands over exactly what
+:func:`abm.viz.overview.overview_figure` reads (:func:`abm.viz.overview_inputs.overview_inputs`,
 pickled through a pipe) and writes the result tables while the child draws. The child sends the
 PNG's bytes back; the parent writes them into the run's temp folder, so the figure lands in the
 run folder with everything else in one rename, before the manifest is written.
@@ -35,7 +36,8 @@ import pickle
 import signal
 import threading
 from pathlib import Path
-from types import SimpleNamespace
+
+from abm.viz.overview_inputs import overview_inputs
 
 CHILD_FAILED = 1  # exit code of a child whose drawing raised (it also reports the error)
 
@@ -59,42 +61,6 @@ def start_overview_process() -> OverviewProcess | None:
     if not hasattr(os, "fork") or usable_cores() < 2 or threading.active_count() > 1:
         return None
     return OverviewProcess()
-
-
-DRAWN_NODE_KEYS = ("agent_type", "status", "debt_usd")  # what abm.viz.overview reads of a node
-
-
-def drawn_edge(data: dict) -> bool:
-    """Whether the overview's network panel draws an edge with attributes ``data``: open loans
-    and funding lines."""
-    return data.get("edge_type") in ("loan", "funding") and data.get("status") != "closed"
-
-
-def overview_inputs(result) -> SimpleNamespace:
-    """Exactly what :func:`abm.viz.overview.overview_figure` reads of ``result``, small enough to
-    pickle quickly at any scale: ``timeseries``, ``config`` (its ``name``), ``seed``, and a
-    ``network`` with every node (same order, with the attributes the panel reads:
-    ``DRAWN_NODE_KEYS``) but only the edges the panel draws (:func:`drawn_edge`, same order),
-    each with its ``edge_type`` and ``status``."""
-    import networkx as nx
-
-    graph = result.network
-    network = nx.MultiDiGraph()
-    network.add_nodes_from(
-        (node, {key: data[key] for key in DRAWN_NODE_KEYS if key in data})
-        for node, data in graph.nodes(data=True)
-    )
-    network.add_edges_from(
-        (u, v, {"edge_type": data.get("edge_type"), "status": data.get("status")})
-        for u, v, data in graph.edges(data=True)
-        if drawn_edge(data)
-    )
-    return SimpleNamespace(
-        timeseries=result.timeseries,
-        network=network,
-        config={"name": result.config.get("name", "")},
-        seed=result.seed,
-    )
 
 
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
