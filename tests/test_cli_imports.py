@@ -71,9 +71,9 @@ def test_the_lazy_package_attributes_resolve_to_the_model_and_results():
 
 @pytest.mark.parametrize("cores", [2, 1])
 def test_abm_run_draws_its_figure_without_pyplot(tmp_path, cores):
-    """``abm run`` imports the model but not SciPy (``abm.mesa_import.import_mesa``); with two cores and fork its figure is drawn in a forked
-    child (abm.viz.overview_process), so the parent never imports matplotlib; with one core it
-    draws in-process with matplotlib but not pyplot (networkx's drawing helpers import it; the
+    """``abm run`` imports the model but not SciPy (``abm.mesa_import.import_mesa``); with two
+    cores and fork its figure is drawn in a forked child (abm.viz.overview_process), so the
+    parent never imports matplotlib; with one core it draws in-process with matplotlib but not pyplot (networkx's drawing helpers import it; the
     overview draws its network with matplotlib collections instead)."""
     out = tmp_path / "run"
     probe = PROBE.replace(
