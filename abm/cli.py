@@ -8,7 +8,10 @@ scenario, prints a summary and writes its outputs; ``abm scenarios`` lists the p
 ``abm calibration [--seeds N] [--out DIR] [--target ID ...]`` compares the model with observed targets.
 Bad input prints one line naming the field and what is allowed, exits with code 2 and writes nothing;
 so does a destination ``abm run`` cannot write (disk full, read-only), leaving any earlier result.
-Ctrl+C exits with 130.
+Ctrl+C exits with 130; ``abm run`` and ``abm sweep`` exit with 143 on SIGTERM (temp folders
+removed, no child process left). ``abm run`` draws its figure in a forked child while it runs the
+model (:mod:`abm.viz.overview_process`) and exits with 1 when ``overview.png`` cannot be drawn
+(nothing written).
 (Over 450 lines because it holds the parser and a short handler for each of the nine verbs;
 the work itself lives in the package.)
 """
@@ -20,10 +23,12 @@ import errno
 import ipaddress
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 from abm.config import ConfigError, load_scenario, packaged_scenarios, parse_override
+from abm.mesa_import import import_mesa
 
 EXIT_DIFFERENT = 1  # abm reproduce: an output differs from the stored one
 EXIT_BAD_INPUT = 2
@@ -31,6 +36,7 @@ EXIT_SWEEP_STOPPED = 1  # abm sweep stopped before every run was done (resume it
 EXIT_RUNS_FAILED = 3  # abm sweep finished, but some runs failed (tracebacks in failures/)
 EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention
 EXIT_SIGTERM = 143  # 128 + SIGTERM
+EXIT_FIGURE_FAILED = 1  # abm run: overview.png could not be drawn (nothing written)
 MAX_SEED = 2**63 - 1
 HOST_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -121,7 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action=_VersionAction, help="print the version and git commit, then exit"
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run one scenario and write its outputs")
+    run = sub.add_parser(
+        "run",
+        help="run one scenario and write its outputs",
+        epilog="exit codes: 0 written; 1 overview.png could not be drawn; 2 bad input or a "
+        "destination it cannot write; 130/143 interrupted by Ctrl-C/SIGTERM (except after 0, "
+        "nothing is written and an earlier run in --out is kept)",
+    )
     run.add_argument(
         "--scenario", default="baseline", help="packaged scenario name or path to a .toml file"
     )
@@ -456,6 +468,7 @@ def cmd_params(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    import_mesa()
     from abm.reproduce import format_report, reproduce
 
     report = reproduce(args.directory, sample=args.sample, sample_seed=args.sample_seed)
@@ -571,6 +584,14 @@ def cmd_calibration(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """``abm run``: exit 0; 2 for bad input or a destination it cannot write (nothing written);
+    1 when the overview figure could not be drawn (nothing written either).
+
+    The figure is drawn in a child forked once the model's libraries are imported
+    (:mod:`abm.viz.overview_process`): it imports matplotlib while this process runs the model,
+    and draws while this one writes the tables, so the two cores overlap. Without fork or a
+    second core it is drawn here, after the tables."""
+    import_mesa()
     from abm.io import check_destination, write_run
     from abm.results import run
 
@@ -582,10 +603,31 @@ def cmd_run(args) -> int:
     default = Path("results") / f"{config['name']}-seed{args.seed}"
     out_dir = Path(args.out) if args.out is not None else default
     check_destination(out_dir)  # before the model runs: nothing is created for a bad destination
+    drawer = None
+    try:
+        if not args.no_figure:
+            from abm.viz.overview_process import held_signals, start_overview_process
+
+            # forked after Mesa, pandas and networkx are imported: the child imports only
+            # matplotlib; Ctrl-C / SIGTERM wait until it is stored for the finally below
+            with held_signals():
+                drawer = start_overview_process()
+        return _run_and_write(args, config, out_dir, drawer, run, write_run)
+    finally:
+        if drawer is not None:
+            drawer.close()  # also on Ctrl-C / SIGTERM: no child outlives the run
+
+
+def _run_and_write(args, config: dict, out_dir: Path, drawer, run, write_run) -> int:
+    from abm.viz.overview_process import FigureProcessError
+
     progress = not args.no_progress and sys.stderr.isatty()
     result = run(config, seed=args.seed, months=args.months, progress=progress)
     if args.no_figure:
         figure = None
+    elif drawer is not None:
+        drawer.submit(result)  # the child draws while the tables are written
+        figure = drawer.write
     else:
         from abm.viz.overview import overview_figure as figure
     try:
@@ -594,15 +636,37 @@ def cmd_run(args) -> int:
         raise ConfigError(
             f"--out: cannot write {out_dir}: {exc.strerror or exc}; nothing was replaced there"
         ) from None
+    except FigureProcessError as exc:
+        print(
+            f"abm: error: {_one_line(str(exc))}; nothing was written to {out_dir} "
+            "(abm run --no-figure skips the figure)",
+            file=sys.stderr,
+        )
+        return EXIT_FIGURE_FAILED
     summary = result.summary()
     summary["cascade"] = result.cascade_metrics()
     print(_format_summary(summary, out_dir))
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while a verb runs, so that its clean-up (temp folders,
+    the figure process) runs as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_sigterm = None
+    if args.command == "run":
+        try:  # only the main thread may set handlers
+            previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:
+            previous_sigterm = None
     try:
         if args.command == "scenarios":
             return cmd_scenarios()
@@ -619,12 +683,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"abm: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated:
+        print("abm: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("abm: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except BrokenPipeError:  # output piped into a reader that stopped (abm params | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 1
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _entry() -> None:  # pragma: no cover

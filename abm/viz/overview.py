@@ -10,6 +10,7 @@ network panel, so that they do not squash it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +22,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from abm.viz.style import date_axis, new_figure, shade_stress, stress_handle, styled
+from abm.viz.overview_inputs import drawn_edge
+from abm.viz.style import STYLE, date_axis, new_figure, shade_stress, stress_handle, styled
 from abm.vocabulary import AGENT_TYPE_COLOURS as TYPE_COLOURS
 
 STATUS_EDGE = {"active": "white", "defaulted": "#d55e00", "failed": "#d55e00"}
@@ -63,16 +65,37 @@ def overview_figure(result, path: str | Path, seed: int = 0):
         return _overview(result, path, seed)
 
 
+@contextlib.contextmanager
+def prepared_overview():
+    """The overview's empty figure and axes, made before a run's data exist (the figure process
+    makes them while the parent still runs the model: ~10 % of the drawing); yields
+    ``draw(result, path, seed=0)``, which draws the panels into them and saves, with the same
+    bytes as :func:`overview_figure`. ``draw`` is called at most once, inside the block."""
+    with matplotlib.rc_context(STYLE), matplotlib.rc_context(FAST_LAYOUT):
+        fig, axes = _frame()
+        yield lambda result, path, seed=0: _panels(fig, axes, result, path, seed)
+
+
 def _overview(result, path, seed):
-    ts = result.timeseries
-    dates = month_dates(ts)
-    run = SimpleNamespace(timeseries=ts, dates=dates)
+    fig, axes = _frame()
+    return _panels(fig, axes, result, path, seed)
+
+
+def _frame():
+    """The figure and its 2 x 2 axes, labelled: nothing here depends on the run."""
     # fixed margins: constrained layout measures every tick label twice and costs ~40 % of the time
     fig = new_figure(figsize=(13, 9), layout=None)
     fig.subplots_adjust(**MARGINS)
     axes = fig.subplots(2, 2)
     for ax, label in zip(axes.flat, ("prices", "btc_rents", "defaults", "network"), strict=True):
         ax.set_label(label)
+    return fig, axes
+
+
+def _panels(fig, axes, result, path, seed):
+    ts = result.timeseries
+    dates = month_dates(ts)
+    run = SimpleNamespace(timeseries=ts, dates=dates)
     gens = _main_generations(ts)
     _prices_panel(axes[0, 0], ts, dates, gens)
     _btc_panel(axes[0, 1], ts, dates, gens, run)
@@ -220,7 +243,7 @@ def _draw_network(ax, graph: nx.MultiDiGraph, seed: int) -> str:
     simple = nx.Graph()
     simple.add_nodes_from(graph.nodes(data=True))
     for u, v, data in graph.edges(data=True):
-        if data.get("edge_type") in ("loan", "funding") and data.get("status") != "closed":
+        if drawn_edge(data):
             simple.add_edge(u, v)
     pos, isolated = network_positions(simple, seed)
     nodes = list(simple.nodes)
