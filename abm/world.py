@@ -111,7 +111,8 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     choose, add_load = draws.choose, draws.add_load
     uniform, integers, gamma = rng.uniform, rng.integers, rng.standard_gamma
     fleet_lo, fleet_hi = nc["fleet_units"]
-    if fleet_lo > 0:  # _log_uniform's bounds, once
+    log_fleet = fleet_lo > 0  # _log_uniform's rule, decided on the configured bounds
+    if log_fleet:  # its bounds, once (log(1) = 0: test the flag, not the transformed bound)
         fleet_lo, fleet_hi = np.log(fleet_lo), np.log(fleet_hi)
     mix_list, mark_list = mix.tolist(), m.mark_market.tolist()
     debt_lo, debt_hi = nc["unsecured_debt_to_fleet_value"]
@@ -130,7 +131,7 @@ def build_neoclouds(m, load: np.ndarray) -> None:
     lot_lender: list[int] = []
     unsecured: list[tuple] = []
     for i in m.neocloud_idx.tolist():
-        if fleet_lo > 0:
+        if log_fleet:
             fleet = float(np.exp(uniform(fleet_lo, fleet_hi, 1))[0])
         else:
             fleet = float(uniform(fleet_lo, fleet_hi, 1)[0])

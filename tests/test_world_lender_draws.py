@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_invariants_schema import scenarios as schema_scenarios
 
 import abm
 import abm.world as world
@@ -414,6 +415,9 @@ CASES = [
     ("asic_2022", 0, None),
     ("baseline", 3, {"lenders.size_concentration": 1.7}),
     ("baseline", 4, {"network.topology": "random"}),
+    # log-uniform fleets from 1 GPU, the schema's lower bound (log 1 = 0: the fast loop once
+    # tested the transformed bound and drew fleets of 0..log(5000) GPUs)
+    ("baseline", 5, {"neoclouds.fleet_units": [1.0, 5000.0]}),
 ]
 
 
@@ -428,4 +432,35 @@ def test_world_build_equals_the_row_by_row_reference(monkeypatch, name, seed, ov
     monkeypatch.setattr(world, "build_miner_debt", reference_build_miner_debt)
     monkeypatch.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
     reference = _world(name, seed, overrides)
+    assert [k for k in reference if fast[k] != reference[k]] == []
+
+
+def _world_of(cfg, seed):
+    m = AIComputeCreditModel(cfg, rng=seed, months=1)
+    state = {f"lots.{c}": getattr(m.lots, c).tobytes() for c in m.lots.COLUMNS}
+    state |= {f"loans.{c}": getattr(m.loans, c).tobytes() for c in m.loans.COLUMNS}
+    state |= {f"contracts.{c}": getattr(m.contracts, c).tobytes() for c in m.contracts.COLUMNS}
+    for name_ in ("cash", "btc"):
+        state[name_] = getattr(m.acct, name_).tobytes()
+    for name_ in ("hashrate_eh", "mining_mw", "hosting_mw", "gpu_mw", "outside_funding_usd"):
+        state[name_] = getattr(m, name_).tobytes()
+    state["next draws"] = m.rng.random(4).tobytes()
+    return state
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=schema_scenarios(min_months=1, max_months=1))
+def test_world_build_equals_the_reference_across_the_whole_schema(drawn):
+    """Every parameter drawn from its whole schema range (bounds, subnormal prices, fleets from 0
+    or 1 GPU, empty populations): the fast build equals the reference loops bit for bit. (The
+    four named cases above missed a fleet range starting at 1 GPU; this property found it.)"""
+    cfg, _, seed = drawn
+    fast = _world_of(cfg, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (world, world_miner_gpus, world_miner_asics):
+            mp.setattr(module, "LenderDraws", _ReferenceDraws)
+        mp.setattr(world, "build_neoclouds", reference_build_neoclouds)
+        mp.setattr(world, "build_miner_debt", reference_build_miner_debt)
+        mp.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
+        reference = _world_of(cfg, seed)
     assert [k for k in reference if fast[k] != reference[k]] == []
