@@ -95,3 +95,16 @@ def test_the_cascade_tree_is_the_same_whatever_the_row_order(scenario, seed):
     assert tree.number_of_edges() > 0
     reversed_rows = events.iloc[::-1].reset_index(drop=True)
     assert _tree_facts(cascade_tree(reversed_rows)) == _tree_facts(tree)
+
+
+def test_the_exported_graph_shares_key_dicts_and_attributes_with_the_model_graph():
+    """No copy per pair or per edge: each pair's key dict in the export is the model graph's
+    (the content equals ``nx.relabel_nodes``: tests/test_fast_paths.py)."""
+    result = abm.run("correlated_crash", seed=2, months=12)
+    model, out = result.model, result.network
+    ids = [int(i) for i in model.agent_ids]
+    pairs = [(u, v) for u, nbrs in model.graph._succ.items() for v in nbrs]
+    assert len(pairs) > 100
+    for u, v in pairs:
+        assert out._succ[ids[u]][ids[v]] is model.graph._succ[u][v]
+        assert out._pred[ids[v]][ids[u]] is model.graph._succ[u][v]
