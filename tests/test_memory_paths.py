@@ -108,3 +108,25 @@ def test_the_exported_graph_shares_key_dicts_and_attributes_with_the_model_graph
     for u, v in pairs:
         assert out._succ[ids[u]][ids[v]] is model.graph._succ[u][v]
         assert out._pred[ids[v]][ids[u]] is model.graph._succ[u][v]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "seed", "months"),
+    [("correlated_crash", 5, None), ("asic_2022", 0, None), ("rubin_shock", 0, None)],
+)
+def test_the_cascade_counts_equal_the_tree_s(scenario, seed, months, monkeypatch):
+    """cascade_metrics counts pushes, roots and depth in one pass over the walk; the same
+    numbers as from the DiGraph (``_cascade_counts`` forced to decline), and it declines when
+    the defaults are not in ascending id order."""
+    import abm.analysis as analysis
+
+    result = abm.run(scenario, seed=seed, months=months)
+    lean = analysis.cascade_metrics(result)
+    assert analysis._cascade_counts(result.events) is not None
+    assert analysis._cascade_counts(result.events.iloc[::-1]) is None
+    monkeypatch.setattr(analysis, "_cascade_counts", lambda events: None)
+    assert analysis.cascade_metrics(result) == lean
+    assert list(analysis.cascade_metrics(result)["pushes_by_channel"]) == list(
+        lean["pushes_by_channel"]
+    )
+    assert lean["cascade_depth"] >= 1 and sum(lean["pushes_by_channel"].values()) > 0
