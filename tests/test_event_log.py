@@ -290,3 +290,17 @@ def test_a_run_logs_the_same_events_in_both_logs(scenario, seed, months, monkeyp
     assert list(log.rows) == log.twin.rows
     pd.testing.assert_frame_equal(log.frame(), log.twin.frame())
     assert sum(len(log.parents(i)) > 1 for i in range(1, len(log.rows) + 1)) > 0
+
+
+def test_a_pickled_or_copied_log_appends_to_its_own_columns():
+    """The columns' append methods are looked up once per log; a pickled or deep-copied log
+    looks them up again, so it appends to its own columns, not to the original's."""
+    import copy
+    import pickle
+
+    log = EventLog(AGENT_IDS, AGENT_TYPES)
+    log.add(0, "default", 0, parents=[])
+    for twin in (pickle.loads(pickle.dumps(log)), copy.deepcopy(log)):
+        twin.add(1, "seizure", 1, counterparty=0, parents=[1], amount=2.0)
+        assert len(twin.rows) == 2 and len(log.rows) == 1
+        assert twin.rows[1] == (2, 1, "seizure", 102, "neocloud", "", 101, (1,), 2.0, 0, 0.0)
