@@ -7,6 +7,7 @@ pushed default B, labelled by the channel the push travelled through (the kinds 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 import networkx as nx
@@ -52,15 +53,22 @@ def cascade_tree(events: pd.DataFrame) -> nx.DiGraph:
     cause. A default with no earlier default among its ancestors is a root (an exogenous first
     domino).
     """
-    # the log's columns as dicts keyed by event id, read once: the walk below visits each
-    # default's ancestors, and a DataFrame look-up per visited event cost most of writing a large
-    # run (862k ``.at`` calls at 10,000 borrowers)
-    ids = events["event_id"].tolist()
-    kind_of = dict(zip(ids, events["event"].tolist(), strict=True))
-    type_of = dict(zip(ids, events["agent_type"].tolist(), strict=True))
-    parents_of = dict(zip(ids, events["parent_event_ids"].tolist(), strict=True))
+    rows = _default_rows(events)
+    tree = nx.DiGraph()
+    for eid, month, agent_id, agent_type, cause, _ in rows:
+        tree.add_node(int(eid), month=int(month), agent_id=int(agent_id),
+                      agent_type=agent_type, cause=cause)  # fmt: skip
+    for parent, child, channel in _pushes(events, rows):
+        if not tree.has_edge(parent, child):
+            tree.add_edge(parent, child, channel=channel)
+    return tree
+
+
+def _default_rows(events: pd.DataFrame) -> list[tuple]:
+    """(event_id, month, agent_id, agent_type, cause, parent_event_ids) of each default, in row
+    order."""
     defaults = events[events["event"] == "default"]
-    rows = list(
+    return list(
         zip(
             defaults["event_id"].tolist(),
             defaults["month"].tolist(),
@@ -71,27 +79,68 @@ def cascade_tree(events: pd.DataFrame) -> nx.DiGraph:
             strict=True,
         )
     )
-    tree = nx.DiGraph()
-    for eid, month, agent_id, agent_type, cause, _ in rows:
-        tree.add_node(int(eid), month=int(month), agent_id=int(agent_id),
-                      agent_type=agent_type, cause=cause)  # fmt: skip
+
+
+def _pushes(events: pd.DataFrame, rows: list[tuple]):
+    """The genealogy's edges as (parent default id, child default id, channel), child by child in
+    the order of ``rows`` (:func:`_default_rows`), each parent once per child: a breadth-first
+    walk back along the parent links from each default, stopping at the nearest defaults."""
+    # the log's columns as lists, read once: the walk visits each default's ancestors, and a
+    # DataFrame look-up per visited event cost most of writing a large run (862k ``.at`` calls at
+    # 10,000 borrowers). Event ``i`` sits at position ``i - 1`` when the ids are 1, 2, ... (as
+    # the model writes them); otherwise a dict finds the position (the last row of a repeated id).
+    ids = events["event_id"].to_numpy()
+    kinds = events["event"].tolist()
+    types = events["agent_type"].tolist()
+    parent_texts = events["parent_event_ids"].tolist()
+    count = len(ids)
+    position = None
+    if not (ids.dtype.kind in "iu" and np.array_equal(ids, np.arange(1, count + 1))):
+        position = {i: k for k, i in enumerate(ids.tolist())}
     for eid, _, _, agent_type, cause, parent_text in rows:
-        # breadth-first back along parent links, stopping at the nearest defaults
         frontier = deque((p, []) for p in _parents(parent_text))
         seen = set()
         while frontier:
             node, path = frontier.popleft()
-            if node in seen or node not in kind_of:
+            if node in seen:
                 continue
+            if position is None:
+                if not 1 <= node <= count:
+                    continue
+                at = node - 1
+            else:
+                at = position.get(node)
+                if at is None:
+                    continue
             seen.add(node)
-            kind = kind_of[node]
+            kind = kinds[at]
             if kind == "default":
-                channel = _edge_channel(path, type_of[node], agent_type, cause)
-                if node != eid and not tree.has_edge(int(node), int(eid)):
-                    tree.add_edge(int(node), int(eid), channel=channel)
+                if node != eid:
+                    yield int(node), int(eid), _edge_channel(path, types[at], agent_type, cause)
                 continue
-            frontier.extend((p, [*path, kind]) for p in _parents(parents_of[node]))
-    return tree
+            frontier.extend((p, [*path, kind]) for p in _parents(parent_texts[at]))
+
+
+def _cascade_counts(events: pd.DataFrame) -> tuple[dict, int, int] | None:
+    """(pushes by channel, roots, depth) of :func:`cascade_tree` without building it: at
+    ``huge_network`` the tree has over a million edges (~0.3 GB as a DiGraph, the run's memory
+    peak while cascade.json is written). The depth is found in one pass, so this needs the
+    defaults in ascending id order and every push from a lower id to a higher one (as the model
+    logs them); otherwise None (then build the tree)."""
+    rows = _default_rows(events)
+    ids = [int(r[0]) for r in rows]
+    if any(a >= b for a, b in itertools.pairwise(ids)):
+        return None
+    by_channel = {c: 0 for c in CHANNELS}
+    chain = dict.fromkeys(ids, 1)  # defaults on the longest chain ending at each default
+    pushed = set()
+    for parent, child, channel in _pushes(events, rows):
+        if parent >= child:
+            return None
+        by_channel[channel] = by_channel.get(channel, 0) + 1
+        pushed.add(child)
+        chain[child] = max(chain[child], chain[parent] + 1)
+    return by_channel, len(ids) - len(pushed), max(chain.values(), default=0)
 
 
 #: Columns of :func:`run_sale_chains`.
@@ -216,26 +265,31 @@ def cascade_metrics(result) -> dict:
     ``min_price_to_fundamental`` without a secondary trade, ``debtrank_start`` without the model),
     as JSON has no NaN; ``abm.sweep.metrics.run_metrics`` turns each None into NaN."""
     events, ts, agents = result.events, result.timeseries, result.agents
-    tree = cascade_tree(events)
+    counts = _cascade_counts(events)
+    if counts is None:
+        tree = cascade_tree(events)
+        by_channel = {c: 0 for c in CHANNELS}
+        for *_, data in tree.edges(data=True):
+            by_channel[data["channel"]] = by_channel.get(data["channel"], 0) + 1
+        counts = by_channel, sum(1 for n in tree if tree.in_degree(n) == 0), cascade_depth(tree)
+    by_channel, roots, depth = counts
     defaults = events[events["event"] == "default"]
     first = agents[agents["month"] == agents["month"].min()]
-    counts = first["agent_type"].value_counts().to_dict()
+    agents_by_type = first["agent_type"].value_counts().to_dict()
     by_type = defaults["agent_type"].value_counts().to_dict()
-    by_channel = {c: 0 for c in CHANNELS}
-    for *_, data in tree.edges(data=True):
-        by_channel[data["channel"]] = by_channel.get(data["channel"], 0) + 1
     disc = ts["min_discount"]
     model = getattr(result, "model", None)
     return {
         "defaults": int(len(defaults)),
         "defaults_by_type": {t: int(by_type.get(t, 0)) for t in DEFAULTING_TYPES},
         "default_share_by_type": {
-            t: (by_type.get(t, 0) / counts[t]) if counts.get(t) else 0.0 for t in DEFAULTING_TYPES
+            t: (by_type.get(t, 0) / agents_by_type[t]) if agents_by_type.get(t) else 0.0
+            for t in DEFAULTING_TYPES
         },
         "defaults_by_cause": {str(k): int(v) for k, v in defaults["cause"].value_counts().items()},
         "pushes_by_channel": by_channel,
-        "cascade_roots": int(sum(1 for n in tree if tree.in_degree(n) == 0)),
-        "cascade_depth": cascade_depth(tree),
+        "cascade_roots": int(roots),
+        "cascade_depth": int(depth),
         "first_default_month": int(defaults["month"].min()) if len(defaults) else None,
         "lender_losses_usd": float(ts["lender_losses_usd"].iloc[-1]),
         "lender_unrealised_inventory_loss_usd": float(

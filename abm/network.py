@@ -188,10 +188,13 @@ def export_graph(m) -> nx.MultiDiGraph:
     """The network relabelled by agent id, with only GraphML-safe attributes.
 
     The graph ``nx.relabel_nodes(m.graph, mapping, copy=True)`` makes (same nodes, node
-    attributes, edges, keys and adjacency order), except that the edges' attribute dicts are
-    shared with ``m.graph`` instead of copied: at 772k loans (``huge_network``) the copies and
-    relabel's temporary edge lists cost about a gigabyte at the run's peak. The model's graph is
-    not changed after the run; calling this again refreshes both graphs' attributes."""
+    attributes, edges, keys and adjacency order), except that each pair's key dict (key ->
+    attribute dict) and the edges' attribute dicts are shared with ``m.graph`` instead of
+    copied: at 1.18 M edges (``huge_network``) the copies and relabel's temporary edge lists cost
+    about a gigabyte at the run's peak. The model's graph is not changed after the run; calling
+    this again refreshes both graphs' attributes. Change a copy of the exported graph, not the
+    graph itself: an edge added to or removed from a pair that already has edges, or an
+    attribute changed, also changes ``m.graph``."""
     g = refresh_graph(m)
     mapping = {i: int(m.agent_ids[i]) for i in range(m.n)}
     if type(g) is not nx.MultiDiGraph or _CLEAR_CACHE is None:
@@ -206,7 +209,8 @@ def export_graph(m) -> nx.MultiDiGraph:
 def _relabelled_sharing_edge_data(g: nx.MultiDiGraph, mapping: dict) -> nx.MultiDiGraph:
     """``nx.relabel_nodes(g, mapping, copy=True)`` for an injective ``mapping``, written into the
     new graph's dicts in the order relabel's ``add_nodes_from`` / ``add_edges_from`` produce,
-    with each edge's attribute dict shared, not copied (:func:`export_graph`)."""
+    with each pair's key dict and each edge's attribute dict shared, not copied
+    (:func:`export_graph`)."""
     out = nx.MultiDiGraph()
     succ, pred, node = out._succ, out._pred, out._node
     for n, data in g._node.items():
@@ -217,7 +221,7 @@ def _relabelled_sharing_edge_data(g: nx.MultiDiGraph, mapping: dict) -> nx.Multi
         out_u = succ[new_u]
         for v, keydict in neighbours.items():
             new_v = mapping.get(v, v)
-            out_u[new_v] = pred[new_v][new_u] = dict(keydict)  # the key -> data dict, shared data
+            out_u[new_v] = pred[new_v][new_u] = keydict  # the key -> data dict, shared
     out.graph.update(g.graph)
     _CLEAR_CACHE(out)
     return out

@@ -81,24 +81,91 @@ class RunResult:
         }
 
 
-def _panel_frame(model) -> pd.DataFrame:
+def _panel_frame(model, release: bool = False) -> pd.DataFrame:
     """The agent panel (one row per agent and month, ``PANEL_COLUMNS``) from the model's monthly
-    slices. Built column by column (no stacked copy of the whole panel), with the type and status
-    names as references to one string each (not one string object per row): at 100,000 agents and
-    60 months the panel has 6 M rows, and those two copies cost gigabytes."""
+    slices (``model.panel_rows``, float arrays of shape (agents, 12)). Built column by column (no
+    stacked copy of the whole panel), with the type and status names as references to one string
+    each (not one string object per row): at 100,000 agents and 60 months the panel has 6 M rows,
+    and those two copies cost gigabytes.
+
+    With ``release``, each monthly slice leaves ``model.panel_rows`` as soon as it is copied, and
+    the freed memory is handed back to the operating system every few months
+    (:func:`_return_freed_memory`): the slices and the table (0.58 GB each at 6 M rows) are then
+    never both in memory, only a few months of slices beside the table. The values are the same
+    either way."""
     rows = model.panel_rows
-    columns = {}
-    for j, name in enumerate(PANEL_COLUMNS):
-        col = np.concatenate([p[:, j] for p in rows]) if rows else np.empty(0)
-        if name in ("month", "agent_id", "gpu_units"):
-            col = col.astype(np.int64)
-        elif name in ("agent_type", "status"):
-            names = TYPE_NAMES if name == "agent_type" else STATUS_NAMES
-            col = np.array(names, dtype=object)[col.astype(int)]
-        columns[name] = col
+    if not rows:
+        return pd.DataFrame({name: _empty_panel_column(name) for name in PANEL_COLUMNS}, copy=False)
+    total = sum(len(p) for p in rows)
+    numbers = np.result_type(*rows)  # what np.concatenate of the slices' columns gives
+    names = {"agent_type": TYPE_NAMES, "status": STATUS_NAMES}
+    # np.empty: a column's pages take memory only once a month is written into them
+    columns = {
+        name: np.empty(
+            total,
+            dtype=np.int16
+            if name in names
+            else (np.int64 if name in ("month", "agent_id", "gpu_units") else numbers),
+        )
+        for name in PANEL_COLUMNS
+    }
+    start = months = 0
+    for panel in _slices(rows, release):
+        stop = start + len(panel)
+        for j, name in enumerate(PANEL_COLUMNS):
+            # assigning casts as ``astype`` does (integers: truncation of integral floats)
+            columns[name][start:stop] = panel[:, j]
+        start, months = stop, months + 1
+        del panel  # a released slice is freed here
+        if release and months % RELEASE_EVERY_MONTHS == 0 and total > RELEASE_MIN_ROWS:
+            _return_freed_memory()
+    for name, labels in names.items():
+        columns[name] = np.array(labels, dtype=object)[columns[name]]
+    if release and total > RELEASE_MIN_ROWS:
+        _return_freed_memory()
     # the columns are new arrays: the frame takes them as they are (copy=False), instead of
     # copying the numeric ones into one 2-D block (another 0.5 GB at 6 M rows)
     return pd.DataFrame(columns, copy=False)
+
+
+# _panel_frame(release=True) hands freed slices back to the OS every this many months, for panels
+# of more than RELEASE_MIN_ROWS rows (below, the slices are small and the call not worth it)
+RELEASE_EVERY_MONTHS = 6
+RELEASE_MIN_ROWS = 1_000_000
+
+
+def _slices(rows: list, release: bool):
+    """The monthly slices in order; with ``release``, each is taken out of ``rows`` as it goes."""
+    if release:
+        while rows:
+            yield rows.pop(0)
+    else:
+        yield from rows
+
+
+def _empty_panel_column(name: str) -> np.ndarray:
+    """A column of an empty panel as it always was (np.empty(0), cast like a full one)."""
+    col = np.empty(0)
+    if name in ("month", "agent_id", "gpu_units"):
+        return col.astype(np.int64)
+    if name in ("agent_type", "status"):
+        labels = TYPE_NAMES if name == "agent_type" else STATUS_NAMES
+        return np.array(labels, dtype=object)[col.astype(int)]
+    return col
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the operating system (glibc's ``malloc_trim``; nothing
+    elsewhere). Large NumPy arrays freed in the middle of the heap otherwise stay resident, and
+    Python objects allocated later cannot reuse them: without it the panel's freed slices kept
+    0.58 GB resident to the end of a 100,000-agent run."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
 
 
 def release_model(model) -> None:
@@ -195,9 +262,9 @@ def run(
     }
     from abm.network import export_graph
 
-    agents = _panel_frame(model)
-    # the panel's monthly slices are now in ``agents``: let them go before the event table, the
-    # exported graph and the output files need memory (0.6 GB at 100,000 agents and 60 months)
+    # the panel's monthly slices go as they are copied into ``agents``, before the event table,
+    # the exported graph and the output files need memory (0.6 GB at 100,000 agents and 60 months)
+    agents = _panel_frame(model, release=True)
     model.panel_rows = []
     result = RunResult(
         config=config,
