@@ -146,15 +146,21 @@ class Lenders(Population):
         :meth:`hold_rate` (a failed lender in run-off has zero appetite: the highest rate; its
         administrator leases the GPUs out as well)."""
         m = self.model
-        rates = self.hold_rate(lenders)
-        out = np.zeros(len(lenders))
         if len(lenders) == 0:
-            return out
-        unique, inverse = np.unique(np.round(rates, 6), return_inverse=True)
+            return np.zeros(0)
+        # one rate per distinct lender (a few dozen), not per lot (thousands): the sorted distinct
+        # lenders from a presence mask over agent rows, each pair's position among them by a gather
+        present = np.zeros(m.n, dtype=bool)
+        present[lenders] = True
+        distinct = np.flatnonzero(present)
+        position = np.empty(m.n, dtype=np.int64)
+        position[distinct] = np.arange(len(distinct))
+        # the rounded rates of the distinct lenders are the same set as those of all pairs
+        unique, inverse = np.unique(np.round(self.hold_rate(distinct), 6), return_inverse=True)
         values = m.compute.value_per_gpu(
             m.month, unique, rent_share=1.0 - m.cfg["credit"]["servicer_fee_share"]
         )  # gens x rates
-        return values[gens, inverse.reshape(-1)]
+        return values[gens, inverse.reshape(-1)[position[lenders]]]
 
     def offer_seized_lots(
         self, rows: np.ndarray, best_bid_usd: np.ndarray

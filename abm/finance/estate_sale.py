@@ -52,9 +52,11 @@ def hand_over_unsold(m, t: int) -> set[int]:
     docstring); one ``seizure`` event per transferred lot, child of the default. Returns the
     estates that handed GPUs over."""
     months = m.cfg["credit"]["estate_sale_months"]
-    estates = np.array(sorted(m.open_estates), dtype=np.int64)  # (one read, not one per estate)
-    due = estates[t - m.default_month[estates] >= months].tolist()
-    if not due:
+    # ascending estates (the order of ``sorted``: distinct integers) from one array read
+    estates = np.fromiter(m.open_estates, dtype=np.int64, count=len(m.open_estates))
+    estates.sort()
+    due = estates[t - m.default_month[estates] >= months]
+    if len(due) == 0:
         return set()
     # an estate without an open claim hands nothing over; a hand-over reduces only its own
     # estate's claims, so the estates with open claims are found once, before the hand-overs
@@ -62,7 +64,7 @@ def hand_over_unsold(m, t: int) -> set[int]:
     open_claim = (loans.status == LOAN_DEFAULTED) & (loans.principal_usd > 0)
     has_claim = np.zeros(m.n, dtype=bool)
     has_claim[loans.borrower[open_claim]] = True
-    due = [b for b in due if has_claim[b]]
+    due = due[has_claim[due]].tolist()  # (hundreds of due estates, most without a claim left)
     if not due:
         return set()
     # the lots of every due estate from one pass over the lots (ascending rows per estate, as
