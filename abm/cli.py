@@ -618,6 +618,22 @@ def cmd_run(args) -> int:
             drawer.close()  # also on Ctrl-C / SIGTERM: no child outlives the run
 
 
+def _overview_in_process(result, path) -> None:
+    """``overview_figure`` drawn in this process (no fork, one core, a threaded caller): a failure
+    to draw is the figure process's error, one line and exit 1, as when the child draws."""
+    from abm.viz.overview import overview_figure
+    from abm.viz.overview_process import FigureProcessError
+
+    try:
+        overview_figure(result, path)
+    except OSError:
+        raise  # a destination that cannot be written: the --out error
+    except Exception as exc:
+        raise FigureProcessError(
+            f"drawing overview.png failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def _run_and_write(args, config: dict, out_dir: Path, drawer, run, write_run) -> int:
     from abm.viz.overview_process import FigureProcessError
 
@@ -629,7 +645,7 @@ def _run_and_write(args, config: dict, out_dir: Path, drawer, run, write_run) ->
         drawer.submit(result)  # the child draws while the tables are written
         figure = drawer.write
     else:
-        from abm.viz.overview import overview_figure as figure
+        figure = _overview_in_process
     try:
         write_run(result, out_dir, figure=figure)
     except OSError as exc:  # disk full, read-only, I/O error: the temp folder is already removed
