@@ -5,7 +5,9 @@ Markers (registered in pyproject.toml): ``slow`` (several seconds each: Dask swe
 grids, the channel decomposition, the browser test, the notebooks), ``browser`` (the app in headless
 Chromium), ``notebook`` (nbmake items, marked here because nbmake cannot take decorators). The fast
 tier is ``python -m pytest -m "not slow and not browser and not notebook"``; ``python -m pytest``
-runs everything.
+runs everything. The tests run on one worker process per core (pytest-xdist, ``-n auto --dist
+loadfile`` in pyproject.toml): the session cache below is per worker, and a test must not depend on
+another file's tests having run in its process.
 """
 
 from __future__ import annotations
