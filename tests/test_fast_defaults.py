@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
+from twins import assert_same_run, run_tables
 
 import abm
 from abm.agents.base import ACTIVE, DEFAULTED, MINER, TYPE_NAMES
@@ -41,16 +41,6 @@ RUNS = [
     ("rubin_shock", 0, None),
     ("large_network", 0, 30),
 ]
-
-
-def _tables(scenario: str, seed: int, months: int | None) -> list[pd.DataFrame]:
-    result = abm.run(scenario, seed=seed, months=months)
-    return [result.timeseries, result.agents, result.events]
-
-
-def _assert_same_run(fast: list[pd.DataFrame], slow: list[pd.DataFrame]) -> None:
-    for a, b in zip(fast, slow, strict=True):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 def _pledged_lots_as_it_was(lots, loans):
@@ -256,11 +246,11 @@ def test_the_default_path_equals_the_code_it_replaced(monkeypatch, scenario, see
     monkeypatch.setattr(resolution, "default_borrower", counting_default)
     monkeypatch.setattr(LoanBook, "seize_lots", counting_seize)
     monkeypatch.setattr(resolution, "_pay_lenders", counting_pay)
-    fast = _tables(scenario, seed, months)
+    fast = run_tables(scenario, seed, months)
     assert used["defaults"] > 0 and used["seized"] > 0 and used["payments"] > 0
     monkeypatch.setattr(resolution, "default_borrower", _default_borrower_as_it_was)
     monkeypatch.setattr(resolution, "_pay_lenders", _pay_lenders_as_it_was)
-    _assert_same_run(fast, _tables(scenario, seed, months))
+    assert_same_run(fast, run_tables(scenario, seed, months))
 
 
 def test_btc_collateral_is_sold_on_default_in_the_compared_runs(monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from twins import run_tables
 
 import abm
 from abm.agents.lender import Lenders
@@ -96,11 +97,6 @@ def test_hold_value_per_gpu_equals_its_twin_at_every_call(monkeypatch):
     assert seen["lenders"] > 10
 
 
-def _tables(scenario: str, seed: int, months: int | None) -> list[pd.DataFrame]:
-    result = abm.run(scenario, seed=seed, months=months)
-    return [result.timeseries, result.agents, result.events]
-
-
 def test_whole_run_with_every_slow_twin_is_identical(monkeypatch):
     handed = []
     fast_hand_over = estate_sale.hand_over_unsold
@@ -111,11 +107,11 @@ def test_whole_run_with_every_slow_twin_is_identical(monkeypatch):
         return out
 
     monkeypatch.setattr(estate_sale, "hand_over_unsold", counted)
-    fast = _tables("large_network", 0, 40)
+    fast = run_tables("large_network", 0, 40)
     # estates handed GPUs over in kind in several months of the fast run
     assert sum(1 for k in handed if k > 0) >= 3
     for owner, name, twin in SLOW_TWINS:
         monkeypatch.setattr(owner, name, twin)
-    slow = _tables("large_network", 0, 40)
+    slow = run_tables("large_network", 0, 40)
     for a, b in zip(fast, slow, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twins import run_tables
 
 import abm
 from abm import policy
@@ -334,8 +335,7 @@ RUNS = [
 
 
 def _tables(scenario: str, seed: int, overrides: dict) -> list[pd.DataFrame]:
-    result = abm.run(abm.load_scenario(scenario, overrides=overrides), seed=seed)
-    return [result.timeseries, result.agents, result.events]
+    return run_tables(scenario, seed, overrides=overrides)
 
 
 @pytest.mark.parametrize(("scenario", "seed", "overrides"), RUNS)

@@ -10,22 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from twins import assert_same_run, run_tables
 
 import abm
 from abm.finance import estate_sale, resolution
 
 # correlated_crash has estates, hand-overs in kind and lender estates; large_network many of each
 RUNS = [("correlated_crash", 1, None), ("correlated_crash", 5, None), ("large_network", 0, 30)]
-
-
-def _tables(scenario: str, seed: int, months: int | None) -> list[pd.DataFrame]:
-    result = abm.run(scenario, seed=seed, months=months)
-    return [result.timeseries, result.agents, result.events]
-
-
-def _assert_same_run(fast: list[pd.DataFrame], slow: list[pd.DataFrame]) -> None:
-    for a, b in zip(fast, slow, strict=True):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 def _hand_over_unsold_scanning(m, t: int) -> set[int]:
@@ -52,10 +43,10 @@ def test_hand_over_from_one_pass_over_the_lots_equals_one_scan_per_estate(
         return out
 
     monkeypatch.setattr(estate_sale, "hand_over_unsold", counting)
-    fast = _tables(scenario, seed, months)
+    fast = run_tables(scenario, seed, months)
     assert sum(handed) > 0  # estates did hand GPUs over in this run
     monkeypatch.setattr(estate_sale, "hand_over_unsold", _hand_over_unsold_scanning)
-    _assert_same_run(fast, _tables(scenario, seed, months))
+    assert_same_run(fast, run_tables(scenario, seed, months))
 
 
 @pytest.mark.parametrize(("scenario", "seed", "months"), RUNS)
@@ -71,14 +62,14 @@ def test_skipping_idle_estates_equals_distributing_every_estate(
         return acting
 
     monkeypatch.setattr(resolution, "_estates_that_act", counting)
-    fast = _tables(scenario, seed, months)
+    fast = run_tables(scenario, seed, months)
     assert sum(skipped) > 0  # some estates were skipped as idle
     monkeypatch.setattr(
         resolution,
         "_estates_that_act",
         lambda m, t, estates, rows, owners: np.ones(len(estates), dtype=bool),
     )
-    _assert_same_run(fast, _tables(scenario, seed, months))
+    assert_same_run(fast, run_tables(scenario, seed, months))
 
 
 @pytest.mark.parametrize(("borrowers", "paused"), [(16, False), (2_000, True)])

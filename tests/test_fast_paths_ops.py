@@ -9,24 +9,14 @@ compared with ``==`` / ``np.array_equal``, not within a tolerance.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twins import assert_same_run, run_tables
 
 import abm
 from abm.agents.base import ACTIVE
 from abm.finance import site_assets
 from abm.finance.site_assets import SiteAssets
-
-
-def _tables(scenario: str, seed: int, months: int | None) -> list[pd.DataFrame]:
-    result = abm.run(scenario, seed=seed, months=months)
-    return [result.timeseries, result.agents, result.events]
-
-
-def _assert_same_run(fast: list[pd.DataFrame], slow: list[pd.DataFrame]) -> None:
-    for a, b in zip(fast, slow, strict=True):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 # --------------------------------------------------------------------------- site assets
@@ -165,11 +155,11 @@ def test_buffered_site_schedules_give_the_runs_of_the_concatenated_ones(monkeypa
     import abm.model
 
     for scenario, seed, months in (("asic_2022", 0, None), ("large_network", 0, 40)):
-        fast = _tables(scenario, seed, months)
+        fast = run_tables(scenario, seed, months)
         monkeypatch.setattr(abm.model, "SiteAssets", SiteAssetsByConcatenation)
-        slow = _tables(scenario, seed, months)
+        slow = run_tables(scenario, seed, months)
         monkeypatch.setattr(abm.model, "SiteAssets", site_assets.SiteAssets)
-        _assert_same_run(fast, slow)
+        assert_same_run(fast, slow)
 
 
 # --------------------------------------------------------------------------- contracts in force
@@ -346,11 +336,11 @@ def test_contracts_signed_in_one_add_and_cures_of_curable_rows_give_the_runs_of_
 
     cures = []
     for scenario, seed, months in (("large_network", 0, 30), ("correlated_crash", 5, None)):
-        fast = _tables(scenario, seed, months)
+        fast = run_tables(scenario, seed, months)
         cures.append(int(fast[0]["equity_cures"].sum()))
         with monkeypatch.context() as patch:
             patch.setattr(investment, "_sign_contracts", _sign_contracts_one_add_per_grade)
             patch.setattr(covenants, "_borrowing_base_sweep", _borrowing_base_sweep_all_rows)
-            slow = _tables(scenario, seed, months)
-        _assert_same_run(fast, slow)
+            slow = run_tables(scenario, seed, months)
+        assert_same_run(fast, slow)
     assert cures[0] > 100  # the sweep cured breaches (so a drift in it would show)

@@ -398,7 +398,12 @@ class _ReferenceDraws(LenderDraws):
 
 
 def _world(name, seed, overrides=None):
-    m = AIComputeCreditModel(abm.load_scenario(name, overrides=overrides or {}), rng=seed)
+    return _world_of(abm.load_scenario(name, overrides=overrides or {}), seed)
+
+
+def _world_of(cfg, seed, months=None):
+    """Every column of the built books, balances and capacities, and the generator's next draws."""
+    m = AIComputeCreditModel(cfg, rng=seed, months=months)
     state = {f"lots.{c}": getattr(m.lots, c).tobytes() for c in m.lots.COLUMNS}
     state |= {f"loans.{c}": getattr(m.loans, c).tobytes() for c in m.loans.COLUMNS}
     state |= {f"contracts.{c}": getattr(m.contracts, c).tobytes() for c in m.contracts.COLUMNS}
@@ -408,6 +413,15 @@ def _world(name, seed, overrides=None):
         state[name_] = getattr(m, name_).tobytes()
     state["next draws"] = m.rng.random(4).tobytes()
     return state
+
+
+def _use_reference_builders(mp: pytest.MonkeyPatch) -> None:
+    """Build with the reference loops and _choose_lenders' own draws."""
+    for module in (world, world_miner_gpus, world_miner_asics):
+        mp.setattr(module, "LenderDraws", _ReferenceDraws)
+    mp.setattr(world, "build_neoclouds", reference_build_neoclouds)
+    mp.setattr(world, "build_miner_debt", reference_build_miner_debt)
+    mp.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
 
 
 CASES = [
@@ -426,26 +440,9 @@ def test_world_build_equals_the_row_by_row_reference(monkeypatch, name, seed, ov
     """The world built with the fast draws and loops equals, column for column and in the
     generator's next draws, the one built by the reference loops and _choose_lenders."""
     fast = _world(name, seed, overrides)
-    for module in (world, world_miner_gpus, world_miner_asics):
-        monkeypatch.setattr(module, "LenderDraws", _ReferenceDraws)
-    monkeypatch.setattr(world, "build_neoclouds", reference_build_neoclouds)
-    monkeypatch.setattr(world, "build_miner_debt", reference_build_miner_debt)
-    monkeypatch.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
+    _use_reference_builders(monkeypatch)
     reference = _world(name, seed, overrides)
     assert [k for k in reference if fast[k] != reference[k]] == []
-
-
-def _world_of(cfg, seed):
-    m = AIComputeCreditModel(cfg, rng=seed, months=1)
-    state = {f"lots.{c}": getattr(m.lots, c).tobytes() for c in m.lots.COLUMNS}
-    state |= {f"loans.{c}": getattr(m.loans, c).tobytes() for c in m.loans.COLUMNS}
-    state |= {f"contracts.{c}": getattr(m.contracts, c).tobytes() for c in m.contracts.COLUMNS}
-    for name_ in ("cash", "btc"):
-        state[name_] = getattr(m.acct, name_).tobytes()
-    for name_ in ("hashrate_eh", "mining_mw", "hosting_mw", "gpu_mw", "outside_funding_usd"):
-        state[name_] = getattr(m, name_).tobytes()
-    state["next draws"] = m.rng.random(4).tobytes()
-    return state
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -455,12 +452,8 @@ def test_world_build_equals_the_reference_across_the_whole_schema(drawn):
     or 1 GPU, empty populations): the fast build equals the reference loops bit for bit. (The
     four named cases above missed a fleet range starting at 1 GPU; this property found it.)"""
     cfg, _, seed = drawn
-    fast = _world_of(cfg, seed)
+    fast = _world_of(cfg, seed, months=1)
     with pytest.MonkeyPatch.context() as mp:
-        for module in (world, world_miner_gpus, world_miner_asics):
-            mp.setattr(module, "LenderDraws", _ReferenceDraws)
-        mp.setattr(world, "build_neoclouds", reference_build_neoclouds)
-        mp.setattr(world, "build_miner_debt", reference_build_miner_debt)
-        mp.setattr(abm.model, "build_miner_gpu_fleets", reference_build_miner_gpu_fleets)
-        reference = _world_of(cfg, seed)
+        _use_reference_builders(mp)
+        reference = _world_of(cfg, seed, months=1)
     assert [k for k in reference if fast[k] != reference[k]] == []
