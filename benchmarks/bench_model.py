@@ -20,7 +20,7 @@ Measures, in one process:
    best of all samples counts: both sides of the ratio then see similar machine load.
 
 Each figure is the best (minimum) of k repetitions. Targets: large per-agent-month / Mesa
-per-node-step <= 3.0, baseline ``abm.run`` < 1.0 s. The script prints PASS/FAIL per target but always
+per-node-step <= 1.0 (issue 16; the project's earlier target was 3.0), baseline ``abm.run`` < 1.0 s. The script prints PASS/FAIL per target but always
 exits 0 (benchmarks report, they do not gate) and writes everything to
 ``benchmarks/results/latest.json`` (atomically: temp file + ``os.replace``).
 """
@@ -53,7 +53,7 @@ from abm.model import AIComputeCreditModel  # noqa: E402
 
 MONTHS = 60
 SEED = 0
-TARGET_RATIO = 3.0  # ours per agent-month / Mesa per node-step, at most
+TARGET_RATIO = 1.0  # ours per agent-month / Mesa per node-step, at most (issue 16; 3.0 before)
 TARGET_BASELINE_S = 1.0  # baseline abm.run wall seconds, below
 
 LENDER_KINDS = ("bank", "private_credit", "hy_fund", "crypto_lender", "vendor_finance")
