@@ -100,11 +100,16 @@ def build_once(cfg: dict) -> dict:
     return out
 
 
-def bench_size(borrowers: int, reps: int, ref: MesaReference) -> dict:
+def scenario(borrowers: int) -> dict:
+    """``huge_network`` with ``borrowers`` borrowers, half of them neoclouds."""
     half = borrowers // 2
-    cfg = abm.load_scenario(
+    return abm.load_scenario(
         SCENARIO, overrides={"neoclouds.count": half, "miners.count": borrowers - half}
     )
+
+
+def bench_size(borrowers: int, reps: int, ref: MesaReference) -> dict:
+    cfg = scenario(borrowers)
     runs = []
     for _ in range(reps):
         runs.append(build_once(cfg))

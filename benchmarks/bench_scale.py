@@ -42,7 +42,7 @@ for p in (str(HERE), str(ROOT)):  # PYTHONPATH (e.g. another checkout of abm) st
     if p not in sys.path:
         sys.path.append(p)
 
-from bench_build import SCENARIO  # noqa: E402
+from bench_build import SCENARIO, scenario  # noqa: E402
 from bench_model import MESA_PARAMS, MesaReference, _environment, _step_loop, write_json  # noqa: E402
 
 import abm  # noqa: E402
@@ -51,14 +51,6 @@ from abm.model import AIComputeCreditModel  # noqa: E402
 SIZES = (1_000, 2_000, 5_000, 10_000, 20_000)
 LARGE_SIZES = (50_000, 100_000)
 MONTHS = 12
-
-
-def scenario(borrowers: int) -> dict:
-    """``huge_network`` with ``borrowers`` borrowers, half neoclouds (as ``bench_build.py``)."""
-    half = borrowers // 2
-    return abm.load_scenario(
-        SCENARIO, overrides={"neoclouds.count": half, "miners.count": borrowers - half}
-    )
 
 
 def bench_size(borrowers: int, months: int) -> dict:
