@@ -89,8 +89,10 @@ def check(m, tol_usd: float = 1e-3) -> list[str]:
     # runs from a lender to another agent
     if np.any(m.type[loans.lender] != LENDER) or np.any(loans.lender == loans.borrower):
         problems.append("a loan does not run from a lender to another agent")
-    # the books' look-up indexes (loan -> pledged lots, borrower -> loans) match their columns
-    problems += m.lots.index_problems() + loans.index_problems()
+    # the books' look-up indexes (loan -> pledged lots, borrower -> loans, provider -> contracts,
+    # tenant -> leases) match their columns
+    for book in (m.lots, loans, m.contracts, m.leases):
+        problems += book.index_problems()
     # site values: the book of an active miner = what its depreciation schedules still hold
     if len(m.miner_idx):
         active = m.miner_idx[m.status[m.miner_idx] == ACTIVE]

@@ -12,6 +12,7 @@ import copy
 from functools import lru_cache
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,14 +47,7 @@ def _clone(book: Book) -> Book:
     object.__setattr__(new, "n", book.n)
     object.__setattr__(new, "_data", {k: v.copy() for k, v in book._data.items()})
     object.__setattr__(new, "_capacity", book._capacity)
-    for index in (
-        "_lots_of_loan",
-        "_loans_of_borrower",
-        "_contracts_of_provider",
-        "_leases_of_tenant",
-    ):
-        if index in book.__dict__:
-            object.__setattr__(new, index, copy.deepcopy(book.__dict__[index]))
+    object.__setattr__(new, "_index", copy.deepcopy(book._index))
     new._refresh_views()
     return new
 
@@ -190,6 +184,25 @@ def test_the_lease_index_drops_a_tenant_replaced_by_an_outside_one():
     ls.tenant[before[:1]] = -1
     np.testing.assert_array_equal(ls.rows_of_tenant(tenant), before[1:])
     np.testing.assert_array_equal(ls.rows_of_tenant(tenant), np.flatnonzero(ls.tenant == tenant))
+
+
+@pytest.mark.parametrize("book", ["lots", "loans", "contracts", "leases"])
+def test_index_problems_name_a_row_missing_from_the_index_or_listed_under_another_key(book):
+    """The invariant on every book's look-up index (``Book.index_problems``) holds on a run and
+    fails when a row is dropped from the index or its key column points elsewhere."""
+    model = _model("correlated_crash", 1, 12)
+    fresh = _clone(getattr(model, book))
+    assert fresh.index_problems() == []
+    key = fresh.INDEX_BY
+    listed_key, rows = next((k, r) for k, r in fresh._index.items() if r)
+    dropped = _clone(fresh)
+    dropped._index[listed_key] = rows[1:]  # the first row is no longer found by its key
+    assert f"rows [{rows[0]}] missing" in dropped.index_problems()[0]
+    moved = _clone(fresh)
+    other = int(getattr(moved, key).max()) + 1
+    getattr(moved, key)[rows[0]] = other  # the column says another key than the index
+    (problem,) = moved.index_problems()
+    assert f"[{rows[0]}] listed under another key" in problem and f"rows [{rows[0]}]" in problem
 
 
 @settings(max_examples=60, deadline=None)

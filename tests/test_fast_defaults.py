@@ -46,7 +46,7 @@ RUNS = [
 def _pledged_lots_as_it_was(lots, loans):
     """``LotBook.pledged_lots`` at f60d5e3: a list of (position, lot row) pairs."""
     loans = np.asarray(loans, dtype=np.int64)
-    index = lots._lots_of_loan
+    index = lots._index
     pairs = [(k, row) for k, ln in enumerate(loans.tolist()) for row in index.get(ln, ())]
     if not pairs:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
@@ -278,7 +278,7 @@ def test_pledged_lots_from_flat_lists_equals_the_pairs(scenario, seed, months):
         m.step()
     lots, loans = m.lots, m.loans
     released = sum(
-        int(lots.loan[row] != loan) for loan, rows in lots._lots_of_loan.items() for row in rows
+        int(lots.loan[row] != loan) for loan, rows in lots._index.items() for row in rows
     )
     assert released > 0  # some indexed lots are no longer pledged (the filter is exercised)
     groups = [loans.rows_of_borrower(b) for b in np.unique(loans.borrower).tolist()]

@@ -15,6 +15,11 @@ class Book:
     """A growable table of NumPy columns. ``book.col`` is a view of the live rows of column ``col``."""
 
     COLUMNS: dict[str, tuple[type, object]] = {}
+    #: A key column whose rows are indexed when they are added (key -> rows, ascending; negative
+    #: keys are not indexed), so that finding a key's rows does not scan the book; None: no index.
+    #: A row stays listed under the key it was added with: where a key can change later (only
+    #: ever to -1: a lot released, a lease taken over), readers filter by the current column.
+    INDEX_BY: str | None = None
 
     def __init__(self, capacity: int = 64) -> None:
         object.__setattr__(self, "n", 0)
@@ -24,6 +29,7 @@ class Book:
         }
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_capacity", capacity)
+        object.__setattr__(self, "_index", {})  # INDEX_BY key -> rows added with it, ascending
         self._refresh_views()
 
     def _refresh_views(self) -> None:
@@ -79,7 +85,39 @@ class Book:
             column[start:end] = value
         self.__dict__["n"] = end
         self._refresh_views()
-        return np.arange(start, end)
+        rows = np.arange(start, end)
+        if self.INDEX_BY is not None:
+            key = columns.get(self.INDEX_BY)
+            if key is not None:
+                _index_rows(self._index, key, rows)
+        return rows
+
+    def indexed_rows(self, key: int) -> np.ndarray:
+        """Rows added with ``INDEX_BY`` = ``key`` (ascending), without a scan of the book; rows
+        whose key has changed since are still listed (filter by the column where it can)."""
+        return np.array(self._index.get(int(key), ()), dtype=np.int64)
+
+    def index_problems(self) -> list[str]:
+        """Differences between the index and the ``INDEX_BY`` column (empty when none): every row
+        with a key >= 0 listed under that key; every listed row's key that key or released (< 0)."""
+        if self.INDEX_BY is None:
+            return []
+        column = getattr(self, self.INDEX_BY)
+        listed = [(key, row) for key, rows in self._index.items() for row in rows]
+        keys, rows = np.array(listed, dtype=np.int64).reshape(-1, 2).T
+        now = column[rows]
+        stale = (now != keys) & (now >= 0)
+        keyed = np.flatnonzero(column >= 0)
+        indexed = np.zeros(self.n, dtype=bool)
+        indexed[rows[now == keys]] = True
+        missing = keyed[~indexed[keyed]]
+        if stale.any() or len(missing):
+            return [
+                f"the {self.INDEX_BY} index of the {type(self).__name__} does not match its "
+                f"column: rows {missing[:10].tolist()} missing, {rows[stale][:10].tolist()} "
+                "listed under another key"
+            ]
+        return []
 
 
 class PendingRows:

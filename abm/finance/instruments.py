@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.finance.book import Book, _index_rows
+from abm.finance.book import Book
 from abm.finance.loans import (
     ACTIVE,
     BTC_LOAN,
@@ -83,21 +83,11 @@ class LotBook(Book):
     }
 
     SCAN_ABOVE_LOANS = 32  # rows_of_loans: beyond this many loans a full scan beats the index
-
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-        object.__setattr__(self, "_lots_of_loan", {})  # loan row -> lot rows pledged at creation
-
-    def add(self, **columns) -> np.ndarray:
-        rows = super().add(**columns)
-        loan = columns.get("loan")
-        if loan is not None:
-            _index_rows(self._lots_of_loan, loan, rows)  # free lots (-1) are not indexed
-        return rows
+    INDEX_BY = "loan"  # loan row -> lot rows pledged at creation (free lots, -1, not indexed)
 
     def rows_of_loan(self, loan: int) -> np.ndarray:
         """Rows of the lots pledged to ``loan`` now (ascending), as ``flatnonzero(loan == l)``."""
-        candidates = self._lots_of_loan.get(int(loan))
+        candidates = self._index.get(int(loan))
         if not candidates:
             return np.empty(0, dtype=np.int64)
         rows = np.array(candidates, dtype=np.int64)
@@ -121,7 +111,7 @@ class LotBook(Book):
     def pledged_lots(self, loans) -> tuple[np.ndarray, np.ndarray]:
         """(position in ``loans``, lot row) of every lot pledged now to one of ``loans``."""
         loans = np.asarray(loans, dtype=np.int64)
-        index = self._lots_of_loan
+        index = self._index
         # two flat lists, not a list of pairs: converting pairs to an array costs a microsecond each
         pos: list[int] = []
         rows: list[int] = []
@@ -138,17 +128,6 @@ class LotBook(Book):
             return pos, rows
         return pos[keep], rows[keep]
 
-    def index_problems(self) -> list[str]:
-        """Pledged lots missing from the loan index (empty when the index is complete)."""
-        indexed = {(ln, row) for ln, rows in self._lots_of_loan.items() for row in rows}
-        pledged = np.flatnonzero(self.loan >= 0)
-        missing = [
-            row
-            for row, ln in zip(pledged.tolist(), self.loan[pledged].tolist(), strict=True)
-            if (ln, row) not in indexed
-        ]
-        return [f"pledged lots missing from the loan index: {missing[:10]}"] if missing else []
-
 
 class ContractBook(Book):
     """Customer contracts of neoclouds: take-or-pay rent locked for the tenor. A contract's customer
@@ -164,29 +143,16 @@ class ContractBook(Book):
         "prepaid_usd": (np.float64, 0.0),  # unreleased prepayment: the provider's deferred revenue
         "prepay_release_share": (np.float64, 0.0),
         "investment_grade": (np.bool_, False),
-        "anchor": (
-            np.int64,
-            -1,
-        ),  # the named anchor customer holding the contract (-1: many small ones)
+        # the named anchor customer holding the contract (-1: many small ones)
+        "anchor": (np.int64, -1),
         "active": (np.bool_, True),
     }
-
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-        # provider -> its contract rows, ascending (a contract's provider never changes)
-        object.__setattr__(self, "_contracts_of_provider", {})
-
-    def add(self, **columns) -> np.ndarray:
-        rows = super().add(**columns)
-        provider = columns.get("provider")
-        if provider is not None:
-            _index_rows(self._contracts_of_provider, provider, rows)
-        return rows
+    INDEX_BY = "provider"  # provider -> its contract rows (a contract's provider never changes)
 
     def rows_of_provider(self, provider: int) -> np.ndarray:
         """Rows of the contracts ``provider`` provides (ascending), as ``flatnonzero(provider ==
         p)``, without a scan of the book."""
-        return np.array(self._contracts_of_provider.get(int(provider), ()), dtype=np.int64)
+        return self.indexed_rows(provider)
 
 
 class LeaseBook(Book):
@@ -201,22 +167,12 @@ class LeaseBook(Book):
         "active": (np.bool_, True),
     }
 
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-        # tenant at signing -> lease rows, ascending (a tenant is only ever replaced by -1)
-        object.__setattr__(self, "_leases_of_tenant", {})
-
-    def add(self, **columns) -> np.ndarray:
-        rows = super().add(**columns)
-        tenant = columns.get("tenant")
-        if tenant is not None:
-            _index_rows(self._leases_of_tenant, tenant, rows)
-        return rows
+    INDEX_BY = "tenant"  # tenant at signing -> lease rows (a tenant is only ever replaced by -1)
 
     def rows_of_tenant(self, tenant: int) -> np.ndarray:
         """Rows of the leases whose tenant is ``tenant`` now (ascending), as ``flatnonzero(tenant
         == t)``, without a scan of the book."""
-        rows = np.array(self._leases_of_tenant.get(int(tenant), ()), dtype=np.int64)
+        rows = self.indexed_rows(tenant)
         return rows[self.tenant[rows] == tenant]
 
 

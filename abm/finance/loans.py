@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from abm.finance.book import Book, _index_rows
+from abm.finance.book import Book
 
 # Loan kinds
 GPU_TERM, NOTE, CONVERT, BTC_LOAN, PROJECT, INTERBANK = range(6)
@@ -78,20 +78,11 @@ class LoanBook(Book):
         "written_down_usd": (np.float64, 0.0),
     }
 
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-        object.__setattr__(self, "_loans_of_borrower", {})  # borrower -> its loan rows, ascending
-
-    def add(self, **columns) -> np.ndarray:
-        rows = super().add(**columns)
-        borrower = columns.get("borrower")
-        if borrower is not None:
-            _index_rows(self._loans_of_borrower, borrower, rows)
-        return rows
+    INDEX_BY = "borrower"  # borrower -> its loan rows (a loan's borrower never changes)
 
     def rows_of_borrower(self, borrower: int) -> np.ndarray:
         """Rows of the loans of ``borrower`` (ascending), as ``flatnonzero(borrower == b)``."""
-        return np.array(self._loans_of_borrower.get(int(borrower), ()), dtype=np.int64)
+        return self.indexed_rows(borrower)
 
     # ------------------------------------------------------------------ lifecycle verbs
     # A loan is originated (``add``), serviced (``in_service``, ``rates``), repaid early or on
@@ -354,12 +345,3 @@ class LoanBook(Book):
                 row = np.array([loan])
                 settled.append(self.repay_in_full(row, acct.cash, lots, acct.btc)[0])
         return price, proceeds, settled
-
-    def index_problems(self) -> list[str]:
-        """Differences between the borrower index and the borrower column (empty when none)."""
-        pairs = [(b, row) for b, rows in self._loans_of_borrower.items() for row in rows]
-        borrower, rows = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
-        complete = np.array_equal(np.sort(rows), np.arange(self.n))  # every loan exactly once
-        if not complete or np.any(self.borrower[rows] != borrower):
-            return ["the borrower index of the loan book does not match its borrower column"]
-        return []
